@@ -1,0 +1,192 @@
+// Batch normalisation (NCHW, per channel) and layer normalisation (last dim).
+//
+// With autograd recording, the outputs are composed from differentiable ops (mean, sub, square, sqrt, div,
+// mul, add with broadcasting), so first and second derivatives are exact with no hand-written backward.
+// Without recording (inference, or no input requiring grad) a fused OpenMP kernel computes the same values
+// in two passes; the tests check both paths against naive loops and against each other.
+#include <cmath>
+#include <vector>
+
+#include "core/autograd/node.h"
+#include "core/error.h"
+#include "ops/ops.h"
+
+namespace mpq::ops {
+
+namespace {
+
+// Per-channel mean and biased variance of x [N, C, H, W] (two-pass, double accumulation).
+void channel_stats(const Tensor& xc, std::vector<double>& mean_out, std::vector<double>& var_out) {
+  const int64_t N = xc.size(0), C = xc.size(1), HW = xc.size(2) * xc.size(3);
+  const float* px = xc.data<float>();
+  mean_out.assign(size_t(C), 0.0);
+  var_out.assign(size_t(C), 0.0);
+  const double cnt = double(N * HW);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = px + (n * C + c) * HW;
+      float part = 0.0f;
+      for (int64_t i = 0; i < HW; ++i) part += p[i];
+      s += part;
+    }
+    const double m = s / cnt;
+    double v = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = px + (n * C + c) * HW;
+      const float mf = float(m);
+      float part = 0.0f;
+      for (int64_t i = 0; i < HW; ++i) part += (p[i] - mf) * (p[i] - mf);
+      v += part;
+    }
+    mean_out[size_t(c)] = m;
+    var_out[size_t(c)] = v / cnt;
+  }
+}
+
+// y[n,c,:] = x[n,c,:] * scale[c] + shift[c]; x [N, C, H, W] contiguous
+Tensor channel_affine(const Tensor& xc, const std::vector<float>& scale, const std::vector<float>& shift) {
+  const int64_t N = xc.size(0), C = xc.size(1), HW = xc.size(2) * xc.size(3);
+  Tensor y = Tensor::empty(xc.shape());  // [N, C, H, W]
+  const float* px = xc.data<float>();
+  float* py = y.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t pl = 0; pl < N * C; ++pl) {
+    const float a = scale[size_t(pl % C)], b = shift[size_t(pl % C)];
+    const float* xp = px + pl * HW;
+    float* yp = py + pl * HW;
+    for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * a + b;
+  }
+  return y;
+}
+
+std::vector<float> values_or(const Tensor& t, int64_t n, float fill) {
+  if (!t.defined()) return std::vector<float>(size_t(n), fill);
+  return t.contiguous().to_vector();
+}
+
+void check_channel_vec(const char* what, const Tensor& t, const Tensor& x) {
+  if (!t.defined()) return;
+  check(t.dim() == 1 && t.size(0) == x.size(1), "batch_norm: {} {} does not match input {} ({} channels)", what,
+        shape_str(t.shape()), shape_str(x.shape()), x.size(1));
+}
+
+// running = (1 - m) * running + m * batch, in place (running is a constant buffer [C]).
+void update_running(Tensor& running, const std::vector<double>& batch, float momentum) {
+  if (!running.defined()) return;
+  Tensor r = running.contiguous();  // [C]
+  float* pr = r.data<float>();
+  for (size_t c = 0; c < batch.size(); ++c) pr[c] = float((1.0 - momentum) * pr[c] + momentum * batch[c]);
+  if (!r.same(running)) running.copy_from(r);
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum, float eps) {
+  check(x.dim() == 4, "batch_norm: input must be 4-D [N, C, H, W], got {}", shape_str(x.shape()));
+  check(x.dtype() == DType::f32, "batch_norm: expects f32 input {}", shape_str(x.shape()));
+  check_channel_vec("gamma", gamma, x);
+  check_channel_vec("beta", beta, x);
+  check_channel_vec("running_mean", running_mean, x);
+  check_channel_vec("running_var", running_var, x);
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const Shape bshape{1, C, 1, 1};
+  const bool record = autograd::needs_grad({x, gamma, beta});
+
+  if (!training) {
+    check(running_mean.defined() && running_var.defined(), "batch_norm: eval mode on input {} needs running stats",
+          shape_str(x.shape()));
+    const std::vector<float> rm = running_mean.contiguous().to_vector(), rv = running_var.contiguous().to_vector();
+    std::vector<float> inv(static_cast<size_t>(C));  // [C] 1 / sqrt(var + eps)
+    for (int64_t c = 0; c < C; ++c) inv[size_t(c)] = 1.0f / std::sqrt(rv[size_t(c)] + eps);
+    if (!record) {
+      const std::vector<float> g = values_or(gamma, C, 1.0f), b = values_or(beta, C, 0.0f);
+      std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+      for (size_t c = 0; c < size_t(C); ++c) {
+        scale[c] = g[c] * inv[c];
+        shift[c] = b[c] - rm[c] * scale[c];
+      }
+      return channel_affine(x.contiguous(), scale, shift);
+    }
+    // y = x * scale + shift, scale = gamma * inv, shift = beta - mean * scale (differentiable in x, gamma, beta)
+    Tensor scale = Tensor::from_vector({C}, inv);  // [C]
+    if (gamma.defined()) scale = mul(gamma, scale);
+    Tensor shift = neg(mul(Tensor::from_vector({C}, rm), scale));  // [C]
+    if (beta.defined()) shift = add(beta, shift);
+    return add(mul(x, reshape(scale, bshape)), reshape(shift, bshape));
+  }
+
+  const int64_t cnt = N * HW;
+  check(cnt > 0, "batch_norm: training mode on empty input {}", shape_str(x.shape()));
+  const Tensor xc = x.contiguous();  // [N, C, H, W]
+  std::vector<double> bm, bv;        // [C] batch mean, biased variance
+  {
+    autograd::NoGradGuard ng;
+    channel_stats(xc, bm, bv);
+    std::vector<double> unbiased(bv);
+    for (auto& v : unbiased) v = cnt > 1 ? v * double(cnt) / double(cnt - 1) : v;
+    update_running(running_mean, bm, momentum);
+    update_running(running_var, unbiased, momentum);
+  }
+  if (!record) {
+    const std::vector<float> g = values_or(gamma, C, 1.0f), b = values_or(beta, C, 0.0f);
+    std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+    for (size_t c = 0; c < size_t(C); ++c) {
+      scale[c] = float(g[c] / std::sqrt(bv[c] + double(eps)));
+      shift[c] = float(b[c] - bm[c] * scale[c]);
+    }
+    return channel_affine(xc, scale, shift);
+  }
+  // Composed, exactly differentiable to any order.
+  const Tensor mu = mean(x, {0, 2, 3}, true);              // [1, C, 1, 1]
+  const Tensor xm = sub(x, mu);                            // [N, C, H, W]
+  const Tensor var = mean(square(xm), {0, 2, 3}, true);    // [1, C, 1, 1]
+  Tensor scale = div(Tensor::full(bshape, 1.0f), sqrt(add_scalar(var, eps)));  // [1, C, 1, 1]
+  if (gamma.defined()) scale = mul(scale, reshape(gamma, bshape));
+  Tensor y = mul(xm, scale);  // [N, C, H, W]
+  if (beta.defined()) y = add(y, reshape(beta, bshape));
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  check(x.dim() >= 1, "layer_norm: input must have at least one dimension, got {}", shape_str(x.shape()));
+  check(x.dtype() == DType::f32, "layer_norm: expects f32 input {}", shape_str(x.shape()));
+  const int64_t D = x.size(-1);
+  for (const Tensor* t : {&gamma, &beta})
+    if (t->defined())
+      check(t->dim() == 1 && t->size(0) == D, "layer_norm: {} {} does not match input {} (last dim {})",
+            t == &gamma ? "gamma" : "beta", shape_str(t->shape()), shape_str(x.shape()), D);
+  if (!autograd::needs_grad({x, gamma, beta})) {
+    const Tensor xc = x.contiguous();  // [R, D]
+    const std::vector<float> g = values_or(gamma, D, 1.0f), b = values_or(beta, D, 0.0f);
+    Tensor y = Tensor::empty(x.shape());  // [R, D]
+    const float* px = xc.data<float>();
+    float* py = y.data<float>();
+    const int64_t rows = D > 0 ? x.numel() / D : 0;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = px + r * D;
+      float* yr = py + r * D;
+      double s = 0;
+      for (int64_t i = 0; i < D; ++i) s += xr[i];
+      const float m = float(s / double(D));
+      double v = 0;
+      for (int64_t i = 0; i < D; ++i) v += double(xr[i] - m) * double(xr[i] - m);
+      const float inv = float(1.0 / std::sqrt(v / double(D) + double(eps)));
+      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m) * inv * g[size_t(i)] + b[size_t(i)];
+    }
+    return y;
+  }
+  const int64_t last = x.dim() - 1;
+  const Tensor mu = mean(x, {last}, true);             // [..., 1]
+  const Tensor xm = sub(x, mu);                        // [..., D]
+  const Tensor var = mean(square(xm), {last}, true);   // [..., 1]
+  Tensor y = div(xm, sqrt(add_scalar(var, eps)));      // [..., D]
+  if (gamma.defined()) y = mul(y, gamma);
+  if (beta.defined()) y = add(y, beta);
+  return y;
+}
+
+}  // namespace mpq::ops
