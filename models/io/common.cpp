@@ -1,0 +1,84 @@
+#include "models/io/common.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "core/error.h"
+
+namespace mpq::io {
+
+void TensorMap::insert(std::string name, Tensor t) {
+  check(!index_.contains(name), "duplicate tensor name '{}'", name);
+  index_.emplace(name, entries_.size());
+  entries_.emplace_back(std::move(name), std::move(t));
+}
+
+const Tensor* TensorMap::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &entries_[it->second].second;
+}
+
+int64_t TensorMap::total_elements() const {
+  int64_t n = 0;
+  for (const auto& e : entries_) n += e.second.numel();
+  return n;
+}
+
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
+                      std::string_view file) {
+  const Tensor* t = map.find(name);
+  if (!t) fail("weights '{}': tensor '{}' is missing ({} tensors in file)", file, name, map.size());
+  check(t->shape() == expected_shape, "weights '{}': tensor '{}' has shape {} but {} expected", file, name,
+        shape_str(t->shape()), shape_str(expected_shape));
+  return *t;
+}
+
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
+                      DType expected_dtype, std::string_view file) {
+  const Tensor& t = require(map, name, expected_shape, file);
+  check(t.dtype() == expected_dtype, "weights '{}': tensor '{}' has dtype {} but {} expected", file, name,
+        dtype_name(t.dtype()), dtype_name(expected_dtype));
+  return t;
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) fail("cannot open file '{}' for reading", path);
+  std::vector<uint8_t> out;
+  uint8_t chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f.get())) > 0) out.insert(out.end(), chunk, chunk + n);
+  check(!std::ferror(f.get()), "error reading file '{}'", path);
+  return out;
+}
+
+void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!f) fail("cannot open file '{}' for writing", path);
+  check(std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size(), "error writing file '{}'", path);
+  check(std::fflush(f.get()) == 0, "error writing file '{}'", path);
+}
+
+bool checked_numel(std::span<const int64_t> dims, uint64_t limit, uint64_t& out) {
+  uint64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return false;
+    if (d == 0) n = 0;
+    else if (n != 0 && uint64_t(d) > limit / n) return false;
+    else n *= uint64_t(d);
+  }
+  // Zero-sized tensors are fine even when another dim is huge, as long as no dim alone exceeds the limit.
+  for (int64_t d : dims)
+    if (uint64_t(d) > limit) return false;
+  out = n;
+  return n <= limit;
+}
+
+std::string base_name(std::string_view path) {
+  auto p = path.find_last_of('/');
+  return std::string(p == std::string_view::npos ? path : path.substr(p + 1));
+}
+
+}  // namespace mpq::io

@@ -1,0 +1,36 @@
+// safetensors (https://github.com/huggingface/safetensors) reader and writer.
+//
+// File layout: u64 little-endian N, then N bytes of UTF-8 JSON (an object), then the data buffer.
+// Each JSON key except "__metadata__" is a tensor: {"dtype": "F32", "shape": [..], "data_offsets": [b, e]},
+// with b/e byte offsets relative to the start of the data buffer (not of the file). "__metadata__" is a
+// string -> string object. Data is little-endian, row-major, tensors must not overlap.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/io/common.h"
+
+namespace mpq::io {
+
+struct SafetensorsFile {
+  TensorMap tensors;  // in data-offset order (the order they are laid out in the file)
+  std::map<std::string, std::string> metadata;
+};
+
+// Supported dtypes: F32, F16, BF16, I8, U8, I32 (kept as is); F64 -> f32 and I64 -> i32 (values out of
+// range of the target throw). Everything is validated; errors are mpq::Error naming the file and field.
+SafetensorsFile read_safetensors(const std::string& path);
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file);
+
+// Writes tensors in map order, contiguous, header padded with spaces to a multiple of 8 bytes.
+// q4 tensors are rejected (no safetensors dtype).
+std::vector<uint8_t> serialize_safetensors(const TensorMap& tensors,
+                                           const std::map<std::string, std::string>& metadata = {});
+void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace mpq::io
