@@ -1,0 +1,189 @@
+// Packed-panel GEMM driver (GotoBLAS / BLIS loop structure), shared by the per-ISA translation units.
+//
+// Everything here is in an anonymous namespace on purpose: each *__avx2.cpp / *__avx512.cpp includes it
+// and gets its own copy compiled with its own ISA flags, so the linker can never merge an AVX-512
+// instantiation into the AVX2 path (ODR-safe multi-ISA build).
+//
+// Loop nest per thread (C block [m0,m1) x [n0,n1)):
+//   for jc in N step NC            B block  Bp [ceil(nc/NR)][kc][NR]  (L2/L3)
+//     for pc in K step KC          pack op(B)[pc:pc+kc, jc:jc+nc] once
+//       for group of tiles (<= MC_TILES micro-tiles of up to MR rows)
+//         pack op(A) rows            Ap [tiles][kc][MR]            (L2)
+//         for jr panel of NR cols   B micro-panel [kc][NR] stays in L1 while ...
+//           for ir tile              ... the A micro-panels stream from L2
+//             microkernel<mr>(kc, Ap, Bp, C tile)  (accumulates in registers, one C load/store per kc)
+// M is split into ceil(M/MR) tiles of near-equal height (e.g. M=128, MR=14: 2 x 12 + 8 x 13 rows) so
+// there is no mostly-empty tail tile; each height has its own fully unrolled microkernel instance.
+// N tails are handled by zero-padded B panels and masked C loads/stores inside the microkernel.
+//
+// Kernel policy K must provide:
+//   static constexpr int MR, NR;      tile
+//   static constexpr int64_t KC, NC;  cache blocking (see the ISA file for why)
+//   static constexpr int MC_TILES;    micro-tiles per packed A block
+//   template <int R> static void tile(int64_t kc, const float* Ap, const float* Bp, float* C,
+//                                     int64_t ldc, int ncols, bool accumulate);
+//     Ap: [kc][MR] (rows >= R unused), Bp: [kc][NR] 64-byte aligned, C: R x ncols (ncols <= NR).
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "ops/kernels_f32_impls.h"
+
+namespace mpq::kernels {
+namespace {
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+// Per-thread grow-only 64-byte-aligned scratch buffer (packing panels).
+struct Scratch {
+  std::unique_ptr<float[], AlignedFree> p;
+  size_t n = 0;
+  float* get(size_t count) {
+    if (count > n) {
+      const size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
+      p.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      check(p != nullptr, "gemm: out of memory allocating {} bytes of packing buffer", bytes);
+      n = count;
+    }
+    return p.get();
+  }
+};
+
+template <class K>
+struct GemmDriver {
+  static constexpr int MR = K::MR, NR = K::NR;
+  using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, bool);
+
+  // tile_fns[r] = microkernel for a tile of r rows (r = 1..MR).
+  template <size_t... I>
+  static constexpr std::array<TileFn, MR + 1> make_table(std::index_sequence<I...>) {
+    return {nullptr, &K::template tile<int(I) + 1>...};
+  }
+  static constexpr std::array<TileFn, MR + 1> tile_fns = make_table(std::make_index_sequence<MR>{});
+
+  // Pack op(A)[r0:r0+rows, p0:p0+kc] into Ap [kc][MR] (only the first `rows` lanes of each k written).
+  static void pack_a(const GemmArgs& g, int64_t r0, int rows, int64_t p0, int64_t kc, float* Ap) {
+    if (g.trans_a) {  // A stored [K, lda]: row k holds op(A)(., k) contiguously
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = g.A + (p0 + k) * g.lda + r0;
+        float* dst = Ap + k * MR;
+        for (int i = 0; i < rows; ++i) dst[i] = src[i];
+      }
+    } else {  // A stored [M, lda]: transpose rows into the k-major panel
+      for (int i = 0; i < rows; ++i) {
+        const float* src = g.A + (r0 + i) * g.lda + p0;
+        for (int64_t k = 0; k < kc; ++k) Ap[k * MR + i] = src[k];
+      }
+    }
+  }
+
+  // Pack op(B)[p0:p0+kc, j0:j0+cols] into Bp [kc][NR], zero-padding columns >= cols.
+  static void pack_b(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int cols, float* Bp) {
+    if (!g.trans_b) {  // B stored [K, ldb]: contiguous rows of NR columns
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = g.B + (p0 + k) * g.ldb + j0;
+        float* dst = Bp + k * NR;
+        int j = 0;
+        for (; j < cols; ++j) dst[j] = src[j];
+        for (; j < NR; ++j) dst[j] = 0.0f;
+      }
+    } else {  // B stored [N, ldb]: column j of op(B) is row j of B; 8-k chunks keep the writes local
+      if (cols < NR) std::memset(Bp, 0, size_t(kc) * NR * sizeof(float));
+      for (int64_t k0 = 0; k0 < kc; k0 += 8) {
+        const int64_t kn = std::min<int64_t>(8, kc - k0);
+        for (int j = 0; j < cols; ++j) {
+          const float* src = g.B + (j0 + j) * g.ldb + p0 + k0;
+          for (int64_t k = 0; k < kn; ++k) Bp[(k0 + k) * NR + j] = src[k];
+        }
+      }
+    }
+  }
+
+  // One thread's block of C: rows [m0,m1), cols [n0,n1).
+  static void run_block(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    if (m1 <= m0 || n1 <= n0) return;
+    // Near-equal tile heights: ntiles tiles, the first `extra` of height base+1.
+    const int64_t rows = m1 - m0;
+    const int64_t ntiles = (rows + MR - 1) / MR;
+    const int64_t base = rows / ntiles, extra = rows % ntiles;
+    auto tile_start = [&](int64_t t) { return m0 + t * base + std::min(t, extra); };
+
+    thread_local Scratch sa, sb;
+    const int64_t kc_max = std::min<int64_t>(K::KC, g.K);
+    const int64_t nc_max = std::min<int64_t>(K::NC, ((n1 - n0 + NR - 1) / NR) * NR);
+    float* Bp = sb.get(size_t(kc_max) * size_t(nc_max));                    // [nc/NR][kc][NR]
+    float* Ap = sa.get(size_t(kc_max) * MR * size_t(K::MC_TILES));          // [tiles][kc][MR]
+
+    for (int64_t jc = n0; jc < n1; jc += K::NC) {
+      const int64_t nc = std::min<int64_t>(K::NC, n1 - jc);
+      const int64_t npanels = (nc + NR - 1) / NR;
+      for (int64_t pc = 0; pc < g.K; pc += K::KC) {
+        const int64_t kc = std::min<int64_t>(K::KC, g.K - pc);
+        const bool accumulate = pc > 0 || g.beta != 0.0f;
+        for (int64_t p = 0; p < npanels; ++p)
+          pack_b(g, pc, kc, jc + p * NR, int(std::min<int64_t>(NR, nc - p * NR)), Bp + p * kc * NR);
+        for (int64_t t0 = 0; t0 < ntiles; t0 += K::MC_TILES) {
+          const int64_t tn = std::min<int64_t>(K::MC_TILES, ntiles - t0);
+          for (int64_t t = 0; t < tn; ++t) {
+            const int64_t r = tile_start(t0 + t);
+            pack_a(g, r, int(tile_start(t0 + t + 1) - r), pc, kc, Ap + t * kc * MR);
+          }
+          for (int64_t p = 0; p < npanels; ++p) {
+            const int cols = int(std::min<int64_t>(NR, nc - p * NR));
+            const float* bp = Bp + p * kc * NR;
+            for (int64_t t = 0; t < tn; ++t) {
+              const int64_t r = tile_start(t0 + t);
+              const int h = int(tile_start(t0 + t + 1) - r);
+              tile_fns[h](kc, Ap + t * kc * MR, bp, g.C + r * g.ldc + jc + p * NR, g.ldc, cols, accumulate);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  static void run(const GemmArgs& g) {
+    check_gemm_args(g);
+    if (g.M == 0 || g.N == 0) return;
+    if (g.K == 0) {  // C = beta * C
+      if (g.beta == 0.0f)
+        for (int64_t i = 0; i < g.M; ++i) std::fill(g.C + i * g.ldc, g.C + i * g.ldc + g.N, 0.0f);
+      return;
+    }
+    // Threads: below ~2 MFLOP the fork/join and duplicated packing cost more than they save.
+    const double flops = 2.0 * double(g.M) * double(g.N) * double(g.K);
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (flops < 2e6) nt = 1;
+    // Split N across threads in NR-aligned chunks when there are enough panels (each thread then packs
+    // a disjoint part of B), otherwise split M. tn x tm <= nt.
+    const int64_t npanels = (g.N + NR - 1) / NR;
+    const int64_t ntiles = (g.M + MR - 1) / MR;
+    int tn = int(std::min<int64_t>(nt, npanels));
+    int tm = std::max(1, int(std::min<int64_t>(nt / tn, ntiles)));
+    if (npanels < nt && ntiles >= nt) tn = 1, tm = nt;
+    const int used = tn * tm;
+    auto work = [&](int id) {
+      const int im = id / tn, in = id % tn;
+      const int64_t pn0 = npanels * in / tn, pn1 = npanels * (in + 1) / tn;
+      const int64_t m0 = g.M * im / tm, m1 = g.M * (im + 1) / tm;
+      run_block(g, m0, m1, pn0 * NR, std::min<int64_t>(g.N, pn1 * NR));
+    };
+    if (used == 1) {
+      work(0);
+      return;
+    }
+#pragma omp parallel num_threads(used)
+    work(omp_get_thread_num());
+  }
+};
+
+}  // namespace
+}  // namespace mpq::kernels
