@@ -53,19 +53,19 @@ std::vector<int64_t> contiguous_strides(const Shape& shape, DType dtype) {
   return st;
 }
 
-static int64_t storage_bytes_for(const Shape& shape, DType dtype) {
+size_t storage_nbytes(const Shape& shape, DType dtype) {
   if (dtype == DType::q4) {
     int64_t rows = shape.empty() ? 1 : numel_of(shape) / std::max<int64_t>(shape.back(), 1);
     int64_t row = shape.empty() ? 1 : int64_t(dtype_bytes(dtype, size_t(shape.back())));
-    return rows * row;
+    return size_t(rows * row);
   }
-  return int64_t(dtype_bytes(dtype, size_t(numel_of(shape))));
+  return dtype_bytes(dtype, size_t(numel_of(shape)));
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   for (auto d : shape) check(d >= 0, "negative dimension in shape {}", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(storage_bytes_for(shape, dtype)));
+  impl->storage = std::make_shared<Storage>(storage_nbytes(shape, dtype));
   impl->shape = shape;
   impl->strides = contiguous_strides(shape, dtype);
   impl->dtype = dtype;
@@ -181,7 +181,7 @@ float Tensor::at(std::initializer_list<int64_t> idx) const {
 }
 
 std::vector<float> Tensor::to_vector() const {
-  std::vector<float> v(size_t(numel()));
+  std::vector<float> v(static_cast<size_t>(numel()));
   if (dtype() == DType::f32 && is_contiguous()) {
     std::memcpy(v.data(), raw(), v.size() * 4);
     return v;
@@ -291,7 +291,7 @@ Tensor Tensor::permute_view(const std::vector<int64_t>& perm) const {
 }
 
 Tensor Tensor::transpose_view(int64_t a, int64_t b) const {
-  std::vector<int64_t> perm(size_t(dim()));
+  std::vector<int64_t> perm(static_cast<size_t>(dim()));
   std::iota(perm.begin(), perm.end(), 0);
   if (a < 0) a += dim();
   if (b < 0) b += dim();

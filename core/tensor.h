@@ -22,6 +22,7 @@ namespace mpq {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
+size_t storage_nbytes(const Shape& shape, DType dtype);
 int64_t numel_of(const Shape& s);
 
 // Aligned, zero-initialised byte buffer shared by tensors and views.
@@ -60,7 +61,8 @@ class Tensor {
   DType dtype() const;
   int64_t offset() const;  // bytes into storage
   bool is_contiguous() const;
-  size_t nbytes() const { return dtype_bytes(dtype(), size_t(numel())); }
+  // Bytes of a contiguous tensor of this shape and dtype (q4 rows are padded to whole bytes).
+  size_t nbytes() const { return storage_nbytes(shape(), dtype()); }
 
   // Raw pointers (to the first element of this view).
   uint8_t* raw() const;

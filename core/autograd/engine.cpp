@@ -96,6 +96,10 @@ RunResult run(const std::vector<Tensor>& outputs, const std::vector<Tensor>& see
     }
   }
   if (!retain_graph) {
+    // clearing a node's edges can drop the last owner of its children: hold them all first
+    std::vector<std::shared_ptr<Node>> hold;
+    hold.reserve(order.size());
+    for (Node* n : order) hold.push_back(n->shared_from_this());
     for (Node* n : order) {
       n->release();
       n->edges.clear();
