@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set-up + Release build, the doctest suite through ctest, the same
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer, and a short libFuzzer run of every parser.
+# Quick local loop instead: ctest --test-dir build -j2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+scripts/setup.sh
+echo "== Release suite" >&2
+ctest --test-dir build -j"$jobs" --output-on-failure
+
+echo "== ASan + UBSan suite" >&2
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPQ_SANITIZE=ON -DMPQ_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs" --target mpq_tests mpq
+# oneDNN's JIT and libgomp's thread pool keep allocations for the process lifetime: leak checking is
+# off, every other ASan/UBSan check is on and fatal.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  MPQ_SANITIZED=1 ctest --test-dir build-asan -j"$jobs" --output-on-failure
+
+echo "== libFuzzer smoke run" >&2
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPQ_FUZZ=ON \
+  -DMPQ_SANITIZE=ON -DMPQ_BENCH=OFF >/dev/null
+fuzzers=()
+for f in fuzz/fuzz_*.cpp; do fuzzers+=("$(basename "$f" .cpp)"); done
+cmake --build build-fuzz -j"$jobs" --target "${fuzzers[@]}"
+for f in "${fuzzers[@]}"; do
+  corpus="fuzz/corpus/${f#fuzz_}"
+  work=$(mktemp -d)
+  [[ -d "$corpus" ]] && cp -r "$corpus"/. "$work"/
+  ASAN_OPTIONS=detect_leaks=0 "build-fuzz/$f" -max_total_time="${MPQ_FUZZ_SECONDS:-30}" -rss_limit_mb=4096 \
+    "$work" 2>"$work.log" || { tail -40 "$work.log"; echo "fuzzer $f found a crash" >&2; exit 1; }
+  echo "fuzz $f: $(grep -c . "$work.log") log lines, no crash" >&2
+  rm -rf "$work" "$work.log"
+done
+echo "all test stages passed" >&2
