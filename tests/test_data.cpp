@@ -192,6 +192,7 @@ TEST_CASE("image: corrupt, truncated, empty and missing files give errors naming
   write_bytes(truncated, good.substr(0, good.size() / 2));
   std::string msg = error_of([&] { decode_jpeg_file(truncated); });
   CHECK(contains(msg, "truncated.jpg"));
+  MESSAGE(msg);
   const std::string garbage = tmp.file("garbage.jpg");
   write_bytes(garbage, std::string(4096, '\x5a'));
   msg = error_of([&] { decode_jpeg_file(garbage); });
@@ -227,6 +228,7 @@ TEST_CASE("imagenet: load_batch decodes in parallel and matches the single-image
   mpq::set_num_threads(2);
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < 32; ++i) idx.push_back(i * 40);
+  ds.load_batch(idx, Preset::TFLiteMobileNet);  // warm-up: thread pool, page cache
   const auto t0 = std::chrono::steady_clock::now();
   const ImageBatch b = ds.load_batch(idx, Preset::TFLiteMobileNet);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -347,6 +349,8 @@ TEST_CASE("tokenizer: basic tokenization, accents, punctuation, CJK") {
   // Cleaning: NUL, BEL and U+200B (Cf) vanish; tab, newline and NBSP (Zs) separate words.
   CHECK(ids(t, std::string("the\0\x07 wor", 9) + "ld\xe2\x80\x8b") == V{5, 16});
   CHECK(ids(t, "the\tworld\n") == V{5, 16});
+  // Private use U+E000 (Co) and unassigned U+0378 (Cn) are category C* and dropped like controls.
+  CHECK(ids(t, "the \xee\x80\x80wor\xcd\xb8ld") == V{5, 16});
   CHECK(ids(t, "the\xc2\xa0world") == V{5, 16});
   // Invalid UTF-8 is replaced by U+FFFD and dropped.
   CHECK(ids(t, "the\xff world") == V{5, 16});

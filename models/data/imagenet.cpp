@@ -1,7 +1,5 @@
 #include "models/data/imagenet.h"
 
-#include <omp.h>
-
 #include <charconv>
 #include <filesystem>
 #include <fstream>

@@ -2,8 +2,10 @@
 // do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None (follows lower-casing):
 //
 //   BasicTokenizer
-//     1. clean: drop U+0000, U+FFFD and control characters (Unicode Cc/Cf except \t \n \r); every
-//        whitespace character (space, \t, \n, \r, Unicode Zs) becomes ' '.
+//     1. clean: drop U+0000, U+FFFD and "control" characters, which HF's transformers defines as any
+//        Unicode category C* (Cc, Cf, Cs, Co private use, Cn unassigned) except \t \n \r (Google's
+//        original BERT code only drops Cc/Cf); every whitespace character (space, \t, \n, \r, Unicode
+//        Zs) becomes ' '.
 //     2. put spaces around CJK ideographs (the same code point blocks as HF's _is_chinese_char).
 //     3. split on whitespace; per word: lower-case, strip accents (NFD, then drop Mn marks), split
 //        every punctuation character off as its own token (ASCII 33-47, 58-64, 91-96, 123-126 and
@@ -14,13 +16,15 @@
 //
 // Unicode data is approximated by built-in tables (generated from Python's unicodedata, Unicode 14):
 //   - lower-casing: ASCII, Latin-1 Supplement, Latin Extended-A, basic Greek and Cyrillic capitals
-//     (U+0130 'İ' lower-cases to "i" + U+0307 in Python; the mark is then stripped, so it maps to "i");
+//     (U+0130 'İ' lower-cases to "i" + U+0307 in Python; the mark is then stripped, so it maps to "i";
+//     Python's word-final 'Σ' -> 'ς' rule is not reproduced, 'Σ' always becomes 'σ');
 //   - accent stripping: code points U+00C0..U+024F and U+1E00..U+1EFF whose canonical decomposition is
 //     one ASCII letter + combining marks map to that letter ('é' -> 'e'); letters without a canonical
 //     decomposition (ø, æ, ß, đ, ł, ı) are kept, as in HF; combining marks (U+0300..U+036F,
 //     U+1AB0..U+1AFF, U+1DC0..U+1DFF, U+20D0..U+20FF, U+FE20..U+FE2F) are dropped. Other scripts'
 //     precomposed accented letters (e.g. Greek tonos) are left unchanged.
-//   - punctuation: the full Unicode 14 P* table; whitespace Zs and Cf: full tables.
+//   - punctuation P*, whitespace Zs and the C* categories: full Unicode 14 tables (Cn, i.e. which code
+//     points are unassigned, depends on the Unicode version of the Python that runs HF).
 // Invalid UTF-8 bytes decode to U+FFFD and are therefore dropped by step 1.
 // Not reproduced: HF's special-token splitting of the raw text ("[MASK]" typed in the input is
 // tokenized like ordinary text here).
