@@ -90,7 +90,7 @@ void conv2d_fwd_f32__onednn(const Conv2dShape& s, const float* x, const float* w
                     onednn::LayoutBridge::output(d.y, pd.dst_desc()), d.b};
   });
   auto& eng = onednn::engine();
-  memory xm = e->x.bring_in(x), wm = e->w.bring_in(w), ym = e->y.out_target(y);
+  memory xm = e->x.bring_in(x, 0), wm = e->w.bring_in(w, 1), ym = e->y.out_target(y, 2);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
   if (has_bias) args.emplace(DNNL_ARG_BIAS, memory(e->b, eng, const_cast<float*>(bias)));
   e->prim.execute(onednn::stream(), args);
@@ -109,7 +109,7 @@ void conv2d_bwd_data_f32__onednn(const Conv2dShape& s, const float* gy, const fl
                         onednn::LayoutBridge::input(d.w, pd.weights_desc()),
                         onednn::LayoutBridge::output(d.x, pd.diff_src_desc())};
   });
-  memory gym = e->gy.bring_in(gy), wm = e->w.bring_in(w), gxm = e->gx.out_target(gx);
+  memory gym = e->gy.bring_in(gy, 0), wm = e->w.bring_in(w, 1), gxm = e->gx.out_target(gx, 2);
   e->prim.execute(onednn::stream(), {{DNNL_ARG_DIFF_DST, gym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, gxm}});
   e->gx.finish(gxm, gx);
   onednn::stream().wait();
@@ -130,7 +130,7 @@ void conv2d_bwd_weight_f32__onednn(const Conv2dShape& s, const float* x, const f
                           onednn::LayoutBridge::output(d.w, pd.diff_weights_desc()), d.b};
   });
   auto& eng = onednn::engine();
-  memory xm = e->x.bring_in(x), gym = e->gy.bring_in(gy), gwm = e->gw.out_target(gw);
+  memory xm = e->x.bring_in(x, 0), gym = e->gy.bring_in(gy, 1), gwm = e->gw.out_target(gw, 2);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, gym}, {DNNL_ARG_DIFF_WEIGHTS, gwm}};
   if (has_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->gb, eng, gbias));
   e->prim.execute(onednn::stream(), args);

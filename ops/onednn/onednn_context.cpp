@@ -1,5 +1,10 @@
 #include "ops/onednn/onednn_context.h"
 
+#include <cstdlib>
+#include <memory>
+
+#include "core/error.h"
+
 namespace mpq::onednn {
 
 dnnl::engine& engine() {
@@ -52,17 +57,41 @@ LayoutBridge LayoutBridge::output(const dnnl::memory::desc& user, const dnnl::me
   return b;
 }
 
-dnnl::memory LayoutBridge::bring_in(const float* user_ptr) const {
+namespace {
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+// Per-thread grow-only 64-byte-aligned scratch, one buffer per slot.
+void* scratch(int slot, size_t bytes) {
+  struct Buf {
+    std::unique_ptr<void, FreeDeleter> p;
+    size_t n = 0;
+  };
+  thread_local Buf bufs[LayoutBridge::kSlots];
+  check(slot >= 0 && slot < LayoutBridge::kSlots, "onednn scratch: bad slot {}", slot);
+  Buf& b = bufs[slot];
+  if (bytes > b.n) {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.p.reset(std::aligned_alloc(64, rounded));
+    check(b.p != nullptr, "onednn scratch: out of memory ({} bytes)", rounded);
+    b.n = rounded;
+  }
+  return b.p.get();
+}
+}  // namespace
+
+dnnl::memory LayoutBridge::bring_in(const float* user_ptr, int slot) const {
   // oneDNN takes non-const handles; inputs are only read.
   dnnl::memory u(user, engine(), const_cast<float*>(user_ptr));
   if (!needed) return u;
-  dnnl::memory p(prim, engine());  // library-allocated temporary in the primitive's layout
+  dnnl::memory p(prim, engine(), scratch(slot, prim.get_size()));  // copy in the primitive's layout
   to_prim.execute(stream(), u, p);
   return p;
 }
 
-dnnl::memory LayoutBridge::out_target(float* user_ptr) const {
-  return needed ? dnnl::memory(prim, engine()) : dnnl::memory(user, engine(), user_ptr);
+dnnl::memory LayoutBridge::out_target(float* user_ptr, int slot) const {
+  return needed ? dnnl::memory(prim, engine(), scratch(slot, prim.get_size()))
+                : dnnl::memory(user, engine(), user_ptr);
 }
 
 void LayoutBridge::finish(const dnnl::memory& target, float* user_ptr) const {

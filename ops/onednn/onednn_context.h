@@ -59,10 +59,13 @@ struct LayoutBridge {
   dnnl::reorder to_prim, to_user;  // user -> prim (inputs), prim -> user (outputs); only one is created
   static LayoutBridge input(const dnnl::memory::desc& user, const dnnl::memory::desc& prim);
   static LayoutBridge output(const dnnl::memory::desc& user, const dnnl::memory::desc& prim);
+  // Temporaries live in per-thread grow-only scratch buffers (slot 0..kSlots-1, one per operand of a
+  // call): allocating them per call through oneDNN meant fresh mmap + page faults every time.
+  static constexpr int kSlots = 3;
   // Input: returns memory in the primitive's layout (the user buffer itself, or a reordered copy).
-  dnnl::memory bring_in(const float* user_ptr) const;
+  dnnl::memory bring_in(const float* user_ptr, int slot) const;
   // Output: memory the primitive writes into; call finish() afterwards to copy into the user buffer.
-  dnnl::memory out_target(float* user_ptr) const;
+  dnnl::memory out_target(float* user_ptr, int slot) const;
   void finish(const dnnl::memory& target, float* user_ptr) const;
 };
 

@@ -16,7 +16,7 @@ namespace {
 
 struct Avx512Kernel {
   static constexpr int MR = 14, NR = 32;
-  static constexpr int64_t KC = 256, NC = 1536;
+  static constexpr int64_t KC = 384, NC = 256;
   static constexpr int MC_TILES = 12;
 
   // C[R x ncols] (+)= Ap[kc][MR](rows < R) * Bp[kc][32]. Fully unrolled over R so the accumulator
