@@ -1,10 +1,12 @@
 // Batch normalisation (NCHW, per channel) and layer normalisation (last dim).
 //
-// With autograd recording, the outputs are composed from differentiable ops (mean, sub, square, sqrt, div,
-// mul, add with broadcasting), so first and second derivatives are exact with no hand-written backward.
-// Without recording (inference, or no input requiring grad) a fused OpenMP kernel computes the same values
-// in two passes; the tests check both paths against naive loops and against each other.
+// Training-mode batch norm is one node with fused OpenMP forward/backward kernels; under create_graph its
+// backward is built from differentiable ops instead (see BatchNormTrainNode), so HVPs stay exact.
+// Eval-mode batch norm and layer norm are composed from differentiable ops (mean, sub, square, sqrt, div,
+// mul, add with broadcasting) when recording, and use fused kernels when not recording (inference).
+// The tests check every path against naive loops, finite differences and each other.
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/autograd/node.h"
@@ -81,6 +83,98 @@ void update_running(Tensor& running, const std::vector<double>& batch, float mom
   if (!r.same(running)) running.copy_from(r);
 }
 
+
+// Training-mode batch norm as one node. Forward: fused per-channel stats + affine. Backward:
+//   xhat = (x - mean) * inv,  gxhat = g * gamma,
+//   gx = inv * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)),  dgamma = sum(g * xhat),  dbeta = sum(g)
+// (means/sums over N, H, W). For a first-order backward (grad mode off) this runs as a fused two-pass
+// kernel; under create_graph the same formula is built from differentiable ops with mean and inv recomputed
+// from x, so derivatives of the gradient (Hessian-vector products) are exact.
+struct BatchNormTrainNode : autograd::Node {
+  Tensor x, gamma;          // inputs with history: x [N, C, H, W], gamma [C] or undefined
+  Tensor xc;                // detached contiguous x [N, C, H, W]
+  std::vector<float> mean, inv;  // [C] batch mean, 1 / sqrt(var + eps)
+  float eps = 0;
+  bool has_beta = false;
+  const char* name() const override { return "batch_norm"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    if (autograd::grad_mode_enabled()) return composed(g);
+    return fused(g);
+  }
+  void release() override { x = gamma = xc = Tensor(); }
+
+  std::vector<Tensor> composed(const Tensor& g) const {
+    const int64_t C = x.size(1);
+    const Shape bshape{1, C, 1, 1};
+    const std::vector<int64_t> red{0, 2, 3};
+    const Tensor mu = ops::mean(x, red, true);                                                   // [1, C, 1, 1]
+    const Tensor xm = sub(x, mu);                                                                // [N, C, H, W]
+    const Tensor rstd = div(Tensor::full(bshape, 1.0f), sqrt(add_scalar(ops::mean(square(xm), red, true), eps)));
+    const Tensor xhat = mul(xm, rstd);                                                           // [N, C, H, W]
+    Tensor gx, ggamma, gbeta;
+    if (needs_input_grad(0)) {
+      const Tensor gxhat = gamma.defined() ? mul(g, reshape(gamma, bshape)) : g;  // [N, C, H, W]
+      const Tensor t = sub(sub(gxhat, ops::mean(gxhat, red, true)), mul(xhat, ops::mean(mul(gxhat, xhat), red, true)));
+      gx = mul(t, rstd);
+    }
+    if (gamma.defined() && needs_input_grad(1)) ggamma = sum(mul(g, xhat), red, false);  // [C]
+    if (has_beta && needs_input_grad(2)) gbeta = sum(g, red, false);                     // [C]
+    return {gx, ggamma, gbeta};
+  }
+
+  std::vector<Tensor> fused(const Tensor& g_in) const {
+    const Tensor g = g_in.contiguous();  // [N, C, H, W]
+    const int64_t N = xc.size(0), C = xc.size(1), HW = xc.size(2) * xc.size(3);
+    const float M = float(N * HW);
+    const float* px = xc.data<float>();
+    const float* pg = g.data<float>();
+    std::vector<float> gam = values_or(gamma, C, 1.0f);
+    std::vector<double> sg(static_cast<size_t>(C)), sgx(static_cast<size_t>(C));  // [C] sum(g), sum(g * xhat)
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      const float m = mean[size_t(c)], iv = inv[size_t(c)];
+      double a = 0, b = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xp = px + (n * C + c) * HW;
+        const float* gp = pg + (n * C + c) * HW;
+        float fa = 0, fb = 0;
+        for (int64_t i = 0; i < HW; ++i) {
+          fa += gp[i];
+          fb += gp[i] * (xp[i] - m) * iv;
+        }
+        a += fa;
+        b += fb;
+      }
+      sg[size_t(c)] = a;
+      sgx[size_t(c)] = b;
+    }
+    Tensor gx, ggamma, gbeta;
+    if (needs_input_grad(0)) {
+      gx = Tensor::empty(xc.shape());  // [N, C, H, W]
+      float* po = gx.data<float>();
+#pragma omp parallel for schedule(static)
+      for (int64_t pl = 0; pl < N * C; ++pl) {
+        const size_t c = size_t(pl % C);
+        const float m = mean[c], iv = inv[c], k = gam[c] * iv;
+        const float mg = float(sg[c] / M), mgx = float(sgx[c] / M);
+        const float* xp = px + pl * HW;
+        const float* gp = pg + pl * HW;
+        float* op = po + pl * HW;
+        for (int64_t i = 0; i < HW; ++i) op[i] = k * (gp[i] - mg - (xp[i] - m) * iv * mgx);
+      }
+    }
+    if (gamma.defined() && needs_input_grad(1)) {
+      ggamma = Tensor::empty({C});  // [C]
+      for (int64_t c = 0; c < C; ++c) ggamma.data<float>()[c] = float(sgx[size_t(c)]);
+    }
+    if (has_beta && needs_input_grad(2)) {
+      gbeta = Tensor::empty({C});  // [C]
+      for (int64_t c = 0; c < C; ++c) gbeta.data<float>()[c] = float(sg[size_t(c)]);
+    }
+    return {gx, ggamma, gbeta};
+  }
+};
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
@@ -130,24 +224,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     update_running(running_mean, bm, momentum);
     update_running(running_var, unbiased, momentum);
   }
-  if (!record) {
-    const std::vector<float> g = values_or(gamma, C, 1.0f), b = values_or(beta, C, 0.0f);
-    std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
-    for (size_t c = 0; c < size_t(C); ++c) {
-      scale[c] = float(g[c] / std::sqrt(bv[c] + double(eps)));
-      shift[c] = float(b[c] - bm[c] * scale[c]);
-    }
-    return channel_affine(xc, scale, shift);
+  const std::vector<float> g = values_or(gamma, C, 1.0f), b = values_or(beta, C, 0.0f);
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C)), mean_f(static_cast<size_t>(C)),
+      inv_f(static_cast<size_t>(C));  // [C]
+  for (size_t c = 0; c < size_t(C); ++c) {
+    inv_f[c] = float(1.0 / std::sqrt(bv[c] + double(eps)));
+    mean_f[c] = float(bm[c]);
+    scale[c] = float(g[c] / std::sqrt(bv[c] + double(eps)));
+    shift[c] = float(b[c] - bm[c] * scale[c]);
   }
-  // Composed, exactly differentiable to any order.
-  const Tensor mu = mean(x, {0, 2, 3}, true);              // [1, C, 1, 1]
-  const Tensor xm = sub(x, mu);                            // [N, C, H, W]
-  const Tensor var = mean(square(xm), {0, 2, 3}, true);    // [1, C, 1, 1]
-  Tensor scale = div(Tensor::full(bshape, 1.0f), sqrt(add_scalar(var, eps)));  // [1, C, 1, 1]
-  if (gamma.defined()) scale = mul(scale, reshape(gamma, bshape));
-  Tensor y = mul(xm, scale);  // [N, C, H, W]
-  if (beta.defined()) y = add(y, reshape(beta, bshape));
-  return y;
+  Tensor y = channel_affine(xc, scale, shift);  // [N, C, H, W]
+  if (!record) return y;
+  auto node = std::make_shared<BatchNormTrainNode>();
+  node->x = x;
+  node->gamma = gamma;
+  node->xc = xc.detach();
+  node->mean = std::move(mean_f);
+  node->inv = std::move(inv_f);
+  node->eps = eps;
+  node->has_beta = beta.defined();
+  return autograd::record(y, node, {x, gamma, beta});
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {

@@ -420,6 +420,16 @@ TEST_CASE("batch_norm training forward, running stats and gradcheck") {
   const Tensor x2 = leaf(randn({2, 2, 3, 3}, 703));
   const Tensor u = leaf(randn({2, 2, 3, 3}, 704));
   const Tensor g2 = randn({2}, 705), b2 = randn({2}, 706);
+  {
+    // the create_graph backward (composed ops) and the fused first-order backward agree
+    auto bn = [&](const Tensor& t) {
+      Tensor r1, r2;
+      return ops::batch_norm(t, g2, b2, r1, r2, true, 0.1f, 1e-5f);
+    };
+    const Tensor composed = grad_of(bn, x2, u, true);
+    const Tensor fused = autograd::grad({ops::sum(ops::mul(bn(x2), u))}, {x2})[0];
+    check_close(composed, fused, 1e-5, "batch_norm backward, create_graph vs fused");
+  }
   gradcheck(
       [&](const std::vector<Tensor>& in) {
         return grad_of(
@@ -430,6 +440,20 @@ TEST_CASE("batch_norm training forward, running stats and gradcheck") {
             in[0], in[1], true);
       },
       {x2, u});
+}
+
+TEST_CASE("batch_norm training double backward: hvp matches finite differences of gradients") {
+  const Conv2dParams p = Conv2dParams::symmetric(1, 1);
+  auto loss = [&](const std::vector<Tensor>& q) {
+    Tensor r1, r2;
+    Tensor h = ops::batch_norm(ops::conv2d(q[0], q[1], Tensor(), p), q[2], q[3], r1, r2, true, 0.1f, 1e-5f);
+    Tensor z = ops::mul(h, randn(h.shape(), 77));  // fixed random probe so the loss is not symmetric
+    return ops::sum(ops::mul(ops::square(z), ops::add_scalar(ops::mul_scalar(h, 0.2f), 1.0f)));
+  };
+  hvp_vs_fd(loss,
+            {leaf(randn({3, 2, 4, 5}, 61)), leaf(randn({3, 2, 3, 3}, 62, 0.4f)), leaf(randn({3}, 63)),
+             leaf(randn({3}, 64))},
+            65);
 }
 
 TEST_CASE("batch_norm eval forward and gradcheck") {
