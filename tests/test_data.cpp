@@ -355,6 +355,11 @@ TEST_CASE("tokenizer: basic tokenization, accents, punctuation, CJK") {
   // Invalid UTF-8 is replaced by U+FFFD and dropped.
   CHECK(ids(t, "the\xff world") == V{5, 16});
   CHECK(t.tokenize("   ").empty());
+  // Beyond Latin: NFD + drop Mn also strips Greek tonos ('Ά' U+0386 -> 'α') and kana voicing marks
+  // ('ガ' U+30AC -> 'カ' U+30AB); Hangul '한' U+D55C = 0xAC00 + 18*588 + 0*28 + 4 decomposes to jamo
+  // U+1112 U+1161 U+11AB.
+  CHECK(t.basic_tokenize("\xce\x86 \xe3\x82\xac \xed\x95\x9c") ==
+        std::vector<std::string>{"\xce\xb1", "\xe3\x82\xab", "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab"});
 }
 
 TEST_CASE("tokenizer: wordpiece continuation pieces and [UNK] rules") {
