@@ -1,10 +1,16 @@
 // fp32 GEMM dispatcher: argument checks and the ordered implementation list (see ops/kernel_registry.h).
 //
-// Order (measured on the 2-core Zen 4 box, bench/bench_fp32.cpp):
-//   1. gemm_f32_14x32__avx512  packed-panel GEMM (ops/x86/)
-//   2. gemm_f32__onednn         oneDNN matmul; tagged avx2 so MPQ_ISA=ref still means "reference only"
-//   3. gemm_f32_6x16__avx2      packed-panel GEMM for AVX2-only machines (and MPQ_ISA=avx2)
+// Order (measured one thread on the 2-core Zen 4 box; GFLOP/s per core, ours vs oneDNN):
+//   1. gemm_f32_14x32__avx512  packed-panel GEMM (ops/x86/) where it measured faster:
+//        small problems (<= 2^19 MACs; oneDNN's per-call memory-object setup shows): 64^3 77-85 vs 64-74
+//        plain-layout (nn) shapes with 32 <= M <= 256, N <= 4096: 128x3072x768 85-91 vs 75-78
+//   2. gemm_f32_6x16__avx2     same predicate, for AVX2-only machines and MPQ_ISA=avx2
+//   3. gemm_f32__onednn        oneDNN matmul, everywhere else: it was 10-40% faster for M < 32
+//        (4x768x768: 29 vs 100), large M (2048x128x2048: 86 vs 109) and transposed B (512^3 tb: 87 vs 109).
+//        Tagged avx2 so MPQ_ISA=ref still means "reference only".
 //   4. gemm_f32_ref             the oracle, always last
+// supports() here is a speed preference; every entry is correct for all valid arguments (tests run each
+// one directly on every shape).
 #include <array>
 
 #include "ops/kernels_f32_impls.h"
@@ -25,13 +31,15 @@ void check_gemm_args(const GemmArgs& g) {
 }
 
 namespace {
-// oneDNN wins only where our driver has nothing to amortise packing over (set from measurements below).
-bool onednn_gemm_supports(const GemmArgs& g) { return g.M <= 4; }
+bool packed_gemm_preferred(const GemmArgs& g) {
+  const double macs = double(g.M) * double(g.N) * double(g.K);
+  return macs <= double(1 << 19) || (!g.trans_a && !g.trans_b && g.M >= 32 && g.M <= 256 && g.N <= 4096);
+}
 
 constexpr std::array<GemmList::Impl, 4> kGemmImpls{{
-    {"gemm_f32_14x32__avx512", Isa::avx512, nullptr, &gemm_f32_14x32__avx512},
-    {"gemm_f32__onednn", Isa::avx2, &onednn_gemm_supports, &gemm_f32__onednn},
-    {"gemm_f32_6x16__avx2", Isa::avx2, nullptr, &gemm_f32_6x16__avx2},
+    {"gemm_f32_14x32__avx512", Isa::avx512, &packed_gemm_preferred, &gemm_f32_14x32__avx512},
+    {"gemm_f32_6x16__avx2", Isa::avx2, &packed_gemm_preferred, &gemm_f32_6x16__avx2},
+    {"gemm_f32__onednn", Isa::avx2, nullptr, &gemm_f32__onednn},
     {"gemm_f32_ref", Isa::ref, nullptr, &gemm_f32_ref},
 }};
 }  // namespace

@@ -3,7 +3,9 @@
 // A list is a fixed array of KernelImpl entries, fastest first, the plain reference last. select()
 // returns the first entry whose ISA is enabled (detected by cpuid and allowed by the MPQ_ISA cap, see
 // core/cpu_features.h) and whose supports() predicate accepts the arguments. The reference entry must
-// have Isa::ref and no predicate, so selection never fails.
+// have Isa::ref and no predicate, so selection never fails. supports() may encode a capability limit or a
+// measured speed preference; either way every entry must compute correct results for any valid
+// arguments, so tests can call each entry's fn directly on every shape.
 //
 //   Args : what the predicate looks at (e.g. GemmArgs, Conv2dShape)
 //   Fn   : the function-pointer type of the implementation

@@ -119,11 +119,8 @@ TEST_CASE("gemm_f32: every registered implementation matches the reference") {
   for (const auto& impl : gemm_f32_list().impls()) {
     if (!isa_detected(impl.isa) || impl.isa == Isa::ref) continue;
     unsigned seed = 1;
-    for (const GemmCase& gc : cases) {
-      GemmArgs probe{gc.M, gc.N, gc.K, nullptr, 1, gc.ta, nullptr, 1, gc.tb, nullptr, 1, gc.beta};
-      if (impl.supports && !impl.supports(probe)) continue;
-      check_gemm(gc, impl.fn, impl.name, seed++);
-    }
+    // supports() is only a speed preference for GEMM: every entry must be right on every shape.
+    for (const GemmCase& gc : cases) check_gemm(gc, impl.fn, impl.name, seed++);
   }
 }
 
@@ -131,13 +128,13 @@ TEST_CASE("gemm_f32: dispatcher under each MPQ_ISA cap") {
   const Isa caps[] = {Isa::ref, Isa::avx2, Isa::avx512};
   for (Isa cap : caps) {
     ScopedIsaCap scoped(cap);
-    const GemmCase gc{65, 97, 45, false, true, 2, 1.0f};
+    const GemmCase gc{64, 97, 45, false, false, 2, 1.0f};  // small: the packed GEMM is preferred
     GemmBuffers buf(gc, 7);
     const GemmArgs g = buf.args(buf.a.data(), buf.b.data(), nullptr);
     const std::string name = gemm_f32_impl_name(g);
     INFO(fmt::format("cap={} selected={}", isa_name(cap), name));
     if (cap == Isa::ref) CHECK(name == "gemm_f32_ref");
-    if (cap == Isa::avx2 && isa_detected(Isa::avx2)) CHECK(name.find("avx512") == std::string::npos);
+    if (cap == Isa::avx2 && isa_detected(Isa::avx2)) CHECK(name == "gemm_f32_6x16__avx2");
     if (cap == Isa::avx512 && isa_detected(Isa::avx512)) CHECK(name == "gemm_f32_14x32__avx512");
     check_gemm(gc, &gemm_f32, name.c_str(), 11);
   }

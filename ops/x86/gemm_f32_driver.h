@@ -8,7 +8,7 @@
 //   for jc in N step NC            B block  Bp [ceil(nc/NR)][kc][NR]  (L2/L3)
 //     for pc in K step KC          pack op(B)[pc:pc+kc, jc:jc+nc] once
 //       for group of tiles (<= MC_TILES micro-tiles of up to MR rows)
-//         pack op(A) rows            Ap [tiles][kc][MR]            (L2)
+//         pack op(A) rows            Ap [tiles][kc][AS]            (L2)
 //         for jr panel of NR cols   B micro-panel [kc][NR] stays in L1 while ...
 //           for ir tile              ... the A micro-panels stream from L2
 //             microkernel<mr>(kc, Ap, Bp, C tile)  (accumulates in registers, one C load/store per kc)
@@ -20,9 +20,13 @@
 //   static constexpr int MR, NR;      tile
 //   static constexpr int64_t KC, NC;  cache blocking (see the ISA file for why)
 //   static constexpr int MC_TILES;    micro-tiles per packed A block
+//   static constexpr int TB;          register-transpose block used by packing (TB divides NR)
+//   static constexpr int AS;          A panel stride per k (>= MR; = TB so A packs by transposes)
+//   static void transpose_block(const float* src, int64_t ld, float* dst, int64_t dst_ld);
+//     dst[k * dst_ld + j] = src[j * ld + k] for j, k < TB
 //   template <int R> static void tile(int64_t kc, const float* Ap, const float* Bp, float* C,
 //                                     int64_t ldc, int ncols, bool accumulate);
-//     Ap: [kc][MR] (rows >= R unused), Bp: [kc][NR] 64-byte aligned, C: R x ncols (ncols <= NR).
+//     Ap: [kc][AS] (rows >= R unused), Bp: [kc][NR] 64-byte aligned, C: R x ncols (ncols <= NR).
 #pragma once
 #include <immintrin.h>
 #include <omp.h>
@@ -88,7 +92,8 @@ inline PrefetchRegion b_region(const GemmArgs& g, int64_t p0, int64_t kc, int64_
 
 template <class K>
 struct GemmDriver {
-  static constexpr int MR = K::MR, NR = K::NR;
+  static constexpr int MR = K::MR, NR = K::NR, AS = K::AS, TB = K::TB;
+  static_assert(AS >= MR && AS == TB && NR % TB == 0);
   using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, bool);
 
   // tile_fns[r] = microkernel for a tile of r rows (r = 1..MR).
@@ -98,19 +103,24 @@ struct GemmDriver {
   }
   static constexpr std::array<TileFn, MR + 1> tile_fns = make_table(std::make_index_sequence<MR>{});
 
-  // Pack op(A)[r0:r0+rows, p0:p0+kc] into Ap [kc][MR] (only the first `rows` lanes of each k written).
+  // Pack op(A)[r0:r0+rows, p0:p0+kc] into Ap [kc][AS] (only the first `rows` lanes of each k written).
   static void pack_a(const GemmArgs& g, int64_t r0, int rows, int64_t p0, int64_t kc, float* Ap) {
     if (g.trans_a) {  // A stored [K, lda]: row k holds op(A)(., k) contiguously
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = g.A + (p0 + k) * g.lda + r0;
-        float* dst = Ap + k * MR;
+        float* dst = Ap + k * AS;
         for (int i = 0; i < rows; ++i) dst[i] = src[i];
       }
-    } else {  // A stored [M, lda]: transpose rows into the k-major panel
-      for (int i = 0; i < rows; ++i) {
-        const float* src = g.A + (r0 + i) * g.lda + p0;
-        for (int64_t k = 0; k < kc; ++k) Ap[k * MR + i] = src[k];
-      }
+      return;
+    }
+    // A stored [M, lda]: transpose rows into the k-major panel. TB x TB register transposes read TB
+    // rows (a few past `rows`, landing in unused lanes) when the matrix has them; scalar otherwise.
+    int64_t k0 = 0;
+    if (r0 + TB <= g.M)
+      for (; k0 + TB <= kc; k0 += TB) K::transpose_block(g.A + r0 * g.lda + p0 + k0, g.lda, Ap + k0 * AS, AS);
+    for (int i = 0; i < rows; ++i) {
+      const float* src = g.A + (r0 + i) * g.lda + p0;
+      for (int64_t k = k0; k < kc; ++k) Ap[k * AS + i] = src[k];
     }
   }
 
@@ -129,11 +139,20 @@ struct GemmDriver {
       }
     } else {  // B stored [N, ldb]: column j of op(B) is row j of B (contiguous in k), scattered by NR
       if (tail) std::memset(Bp + full * kc * NR, 0, sizeof(float) * size_t(kc) * NR);
-      for (int64_t j = 0; j < nc; ++j) {
-        const float* src = g.B + (j0 + j) * g.ldb + p0;
-        float* dst = Bp + (j / NR) * kc * NR + (j % NR);
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR] = src[k];
-      }
+      // TB x TB register transposes (K::transpose_block) over the full blocks; scalar for the edges.
+      const int64_t kfull = kc / TB * TB, jfull = nc / TB * TB;
+      for (int64_t k0 = 0; k0 < kfull; k0 += TB)
+        for (int64_t j = 0; j < jfull; j += TB)
+          K::transpose_block(g.B + (j0 + j) * g.ldb + p0 + k0, g.ldb, Bp + (j / NR) * kc * NR + k0 * NR + (j % NR), NR);
+      auto scalar = [&](int64_t ja, int64_t jb, int64_t ka, int64_t kb) {
+        for (int64_t j = ja; j < jb; ++j) {
+          const float* src = g.B + (j0 + j) * g.ldb + p0;
+          float* dst = Bp + (j / NR) * kc * NR + (j % NR);
+          for (int64_t k = ka; k < kb; ++k) dst[k * NR] = src[k];
+        }
+      };
+      scalar(0, jfull, kfull, kc);  // k edge
+      scalar(jfull, nc, 0, kc);     // j edge
     }
   }
 
@@ -149,7 +168,7 @@ struct GemmDriver {
     thread_local Scratch sa, sb;
     const int64_t kc_max = std::min<int64_t>(K::KC, g.K);
     float* Bp = sb.get(size_t(kc_max) * size_t(K::NC));               // [NC/NR][kc][NR]
-    float* Ap = sa.get(size_t(kc_max) * MR * size_t(K::MC_TILES));    // [tiles][kc][MR]
+    float* Ap = sa.get(size_t(kc_max) * AS * size_t(K::MC_TILES));    // [tiles][kc][AS]
 
     for (int64_t pc = 0; pc < g.K; pc += K::KC) {
       const int64_t kc = std::min<int64_t>(K::KC, g.K - pc);
@@ -158,7 +177,7 @@ struct GemmDriver {
         const int64_t tn = std::min<int64_t>(K::MC_TILES, ntiles - t0);
         for (int64_t t = 0; t < tn; ++t) {
           const int64_t r = tile_start(t0 + t);
-          pack_a(g, r, int(tile_start(t0 + t + 1) - r), pc, kc, Ap + t * kc * MR);
+          pack_a(g, r, int(tile_start(t0 + t + 1) - r), pc, kc, Ap + t * kc * AS);
         }
         for (int64_t jc = n0; jc < n1; jc += K::NC) {
           const int64_t nc = std::min<int64_t>(K::NC, n1 - jc);
@@ -178,7 +197,7 @@ struct GemmDriver {
               const int64_t r = tile_start(t0 + t);
               const int h = int(tile_start(t0 + t + 1) - r);
               pf.step(pf_per_tile);
-              tile_fns[h](kc, Ap + t * kc * MR, bp, g.C + r * g.ldc + jc + p * NR, g.ldc, cols, accumulate);
+              tile_fns[h](kc, Ap + t * kc * AS, bp, g.C + r * g.ldc + jc + p * NR, g.ldc, cols, accumulate);
             }
           }
         }
