@@ -2,9 +2,10 @@
 //
 // Training-mode batch norm is one node with fused OpenMP forward/backward kernels; under create_graph its
 // backward is built from differentiable ops instead (see BatchNormTrainNode), so HVPs stay exact.
-// Eval-mode batch norm and layer norm are composed from differentiable ops (mean, sub, square, sqrt, div,
-// mul, add with broadcasting) when recording, and use fused kernels when not recording (inference).
+// Layer norm follows the same scheme (LayerNormNode). Eval-mode batch norm is an affine map with constant
+// statistics, composed from differentiable ops when recording and a fused kernel otherwise.
 // The tests check every path against naive loops, finite differences and each other.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -175,6 +176,92 @@ struct BatchNormTrainNode : autograd::Node {
   }
 };
 
+// Layer norm over the last dim as one node; same scheme as BatchNormTrainNode with statistics per row:
+//   gx = inv * (gxhat - mean_D(gxhat) - xhat * mean_D(gxhat * xhat)),  dgamma = sum_rows(g * xhat),
+//   dbeta = sum_rows(g).
+struct LayerNormNode : autograd::Node {
+  Tensor x, gamma;               // inputs with history: x [..., D], gamma [D] or undefined
+  Tensor xc;                     // detached contiguous x [R, D]
+  std::vector<float> mean, inv;  // [R]
+  float eps = 0;
+  bool has_beta = false;
+  const char* name() const override { return "layer_norm"; }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    if (autograd::grad_mode_enabled()) return composed(g);
+    return fused(g);
+  }
+  void release() override { x = gamma = xc = Tensor(); }
+
+  std::vector<Tensor> composed(const Tensor& g) const {
+    const int64_t last = x.dim() - 1, D = x.size(-1);
+    const Tensor xm = sub(x, ops::mean(x, {last}, true));                              // [..., D]
+    const Tensor sd = sqrt(add_scalar(ops::mean(square(xm), {last}, true), eps));      // [..., 1]
+    const Tensor xhat = div(xm, sd);                                                   // [..., D]
+    Tensor gx, ggamma, gbeta;
+    if (needs_input_grad(0)) {
+      const Tensor gxhat = gamma.defined() ? mul(g, gamma) : g;  // [..., D]
+      const Tensor t = sub(sub(gxhat, ops::mean(gxhat, {last}, true)),
+                           mul(xhat, ops::mean(mul(gxhat, xhat), {last}, true)));
+      gx = div(t, sd);
+    }
+    if (gamma.defined() && needs_input_grad(1)) ggamma = sum_to(mul(g, xhat), {D});  // [D]
+    if (has_beta && needs_input_grad(2)) gbeta = sum_to(g, {D});                     // [D]
+    return {gx, ggamma, gbeta};
+  }
+
+  std::vector<Tensor> fused(const Tensor& g_in) const {
+    const Tensor g = g_in.contiguous();  // [R, D]
+    const int64_t D = xc.size(-1), R = int64_t(mean.size());
+    const float* px = xc.data<float>();
+    const float* pg = g.data<float>();
+    const std::vector<float> gam = values_or(gamma, D, 1.0f);  // [D]
+    Tensor gx, ggamma, gbeta;
+    if (needs_input_grad(0)) {
+      gx = Tensor::empty(xc.shape());  // [R, D]
+      float* po = gx.data<float>();
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < R; ++r) {
+        const float* xr = px + r * D;
+        const float* gr = pg + r * D;
+        float* orow = po + r * D;
+        const float m = mean[size_t(r)], iv = inv[size_t(r)];
+        double a = 0, b = 0;  // sum(gxhat), sum(gxhat * xhat)
+        for (int64_t i = 0; i < D; ++i) {
+          const float gh = gr[i] * gam[size_t(i)];
+          a += gh;
+          b += gh * (xr[i] - m) * iv;
+        }
+        const float ma = float(a / double(D)), mb = float(b / double(D));
+        for (int64_t i = 0; i < D; ++i) orow[i] = iv * (gr[i] * gam[size_t(i)] - ma - (xr[i] - m) * iv * mb);
+      }
+    }
+    const bool want_gamma = gamma.defined() && needs_input_grad(1), want_beta = has_beta && needs_input_grad(2);
+    if (want_gamma || want_beta) {
+      ggamma = Tensor::zeros({D});  // [D]
+      gbeta = Tensor::zeros({D});   // [D]
+      float* pgg = ggamma.data<float>();
+      float* pgb = gbeta.data<float>();
+      constexpr int64_t kCols = 64;
+#pragma omp parallel for schedule(static)
+      for (int64_t c0 = 0; c0 < D; c0 += kCols) {
+        const int64_t c1 = std::min(D, c0 + kCols);
+        for (int64_t r = 0; r < R; ++r) {
+          const float m = mean[size_t(r)], iv = inv[size_t(r)];
+          const float* xr = px + r * D;
+          const float* gr = pg + r * D;
+          for (int64_t i = c0; i < c1; ++i) {
+            pgg[i] += gr[i] * (xr[i] - m) * iv;
+            pgb[i] += gr[i];
+          }
+        }
+      }
+      if (!want_gamma) ggamma = Tensor();
+      if (!want_beta) gbeta = Tensor();
+    }
+    return {gx, ggamma, gbeta};
+  }
+};
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
@@ -254,35 +341,37 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
     if (t->defined())
       check(t->dim() == 1 && t->size(0) == D, "layer_norm: {} {} does not match input {} (last dim {})",
             t == &gamma ? "gamma" : "beta", shape_str(t->shape()), shape_str(x.shape()), D);
-  if (!autograd::needs_grad({x, gamma, beta})) {
-    const Tensor xc = x.contiguous();  // [R, D]
-    const std::vector<float> g = values_or(gamma, D, 1.0f), b = values_or(beta, D, 0.0f);
-    Tensor y = Tensor::empty(x.shape());  // [R, D]
-    const float* px = xc.data<float>();
-    float* py = y.data<float>();
-    const int64_t rows = D > 0 ? x.numel() / D : 0;
+  const Tensor xc = x.contiguous();  // [R, D]
+  const std::vector<float> g = values_or(gamma, D, 1.0f), b = values_or(beta, D, 0.0f);  // [D]
+  const int64_t rows = D > 0 ? x.numel() / D : 0;
+  std::vector<float> mean_r(static_cast<size_t>(rows)), inv_r(static_cast<size_t>(rows));  // [R]
+  Tensor y = Tensor::empty(x.shape());  // [R, D]
+  const float* px = xc.data<float>();
+  float* py = y.data<float>();
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = px + r * D;
-      float* yr = py + r * D;
-      double s = 0;
-      for (int64_t i = 0; i < D; ++i) s += xr[i];
-      const float m = float(s / double(D));
-      double v = 0;
-      for (int64_t i = 0; i < D; ++i) v += double(xr[i] - m) * double(xr[i] - m);
-      const float inv = float(1.0 / std::sqrt(v / double(D) + double(eps)));
-      for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m) * inv * g[size_t(i)] + b[size_t(i)];
-    }
-    return y;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = px + r * D;
+    float* yr = py + r * D;
+    double s = 0;
+    for (int64_t i = 0; i < D; ++i) s += xr[i];
+    const float m = float(s / double(D));
+    double v = 0;
+    for (int64_t i = 0; i < D; ++i) v += double(xr[i] - m) * double(xr[i] - m);
+    const float inv = float(1.0 / std::sqrt(v / double(D) + double(eps)));
+    for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - m) * inv * g[size_t(i)] + b[size_t(i)];
+    mean_r[size_t(r)] = m;
+    inv_r[size_t(r)] = inv;
   }
-  const int64_t last = x.dim() - 1;
-  const Tensor mu = mean(x, {last}, true);             // [..., 1]
-  const Tensor xm = sub(x, mu);                        // [..., D]
-  const Tensor var = mean(square(xm), {last}, true);   // [..., 1]
-  Tensor y = div(xm, sqrt(add_scalar(var, eps)));      // [..., D]
-  if (gamma.defined()) y = mul(y, gamma);
-  if (beta.defined()) y = add(y, beta);
-  return y;
+  if (!autograd::needs_grad({x, gamma, beta})) return y;
+  auto node = std::make_shared<LayerNormNode>();
+  node->x = x;
+  node->gamma = gamma;
+  node->xc = xc.detach();
+  node->mean = std::move(mean_r);
+  node->inv = std::move(inv_r);
+  node->eps = eps;
+  node->has_beta = beta.defined();
+  return autograd::record(y, node, {x, gamma, beta});
 }
 
 }  // namespace mpq::ops

@@ -515,6 +515,16 @@ TEST_CASE("layer_norm forward and gradcheck, first and second order") {
   }
   gradcheck([](const std::vector<Tensor>& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); }, {x, g, b});
   const Tensor u = leaf(randn(x.shape(), 1003));
+  {
+    // the create_graph backward (composed ops) and the fused first-order backward agree, for x and gamma
+    const Tensor xl = leaf(x.detach().clone()), gl = leaf(g.detach().clone());
+    auto ln = [&] { return ops::sum(ops::mul(ops::layer_norm(xl, gl, Tensor(), 1e-5f), u.detach())); };
+    const std::vector<Tensor> fused = autograd::grad({ln()}, {xl, gl});
+    autograd::EnableGradGuard on(true);
+    const std::vector<Tensor> composed = autograd::grad({ln()}, {xl, gl}, {}, /*create_graph=*/true);
+    check_close(composed[0], fused[0], 1e-5, "layer_norm dx, create_graph vs fused");
+    check_close(composed[1], fused[1], 1e-5, "layer_norm dgamma, create_graph vs fused");
+  }
   gradcheck(
       [&](const std::vector<Tensor>& in) {
         return grad_of([&](const Tensor& t) { return ops::layer_norm(t, g.detach(), Tensor(), 1e-5f); }, in[0], in[1],
