@@ -18,6 +18,9 @@ namespace mpq::ops {
 
 namespace {
 
+// Below this many elements an OpenMP region costs more than it saves.
+constexpr int64_t kParallelMin = 32768;
+
 // Per-channel mean and biased variance of x [N, C, H, W] (two-pass, double accumulation).
 void channel_stats(const Tensor& xc, std::vector<double>& mean_out, std::vector<double>& var_out) {
   const int64_t N = xc.size(0), C = xc.size(1), HW = xc.size(2) * xc.size(3);
@@ -25,7 +28,7 @@ void channel_stats(const Tensor& xc, std::vector<double>& mean_out, std::vector<
   mean_out.assign(size_t(C), 0.0);
   var_out.assign(size_t(C), 0.0);
   const double cnt = double(N * HW);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMin)
   for (int64_t c = 0; c < C; ++c) {
     double s = 0;
     for (int64_t n = 0; n < N; ++n) {
@@ -54,7 +57,7 @@ Tensor channel_affine(const Tensor& xc, const std::vector<float>& scale, const s
   Tensor y = Tensor::empty(xc.shape());  // [N, C, H, W]
   const float* px = xc.data<float>();
   float* py = y.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMin)
   for (int64_t pl = 0; pl < N * C; ++pl) {
     const float a = scale[size_t(pl % C)], b = shift[size_t(pl % C)];
     const float* xp = px + pl * HW;
@@ -84,6 +87,69 @@ void update_running(Tensor& running, const std::vector<double>& batch, float mom
   if (!r.same(running)) running.copy_from(r);
 }
 
+
+// Per-channel affine map y[n,c,:] = x[n,c,:] * scale[c] + shift[c] as a differentiable op (eval-mode batch
+// norm). Backward: dx = affine(g, scale, 0) (itself this op, so differentiable in g and scale),
+// dscale = sum_{N,H,W}(g * x), dshift = sum_{N,H,W} g: fused when grad mode is off, composed otherwise.
+Tensor channel_affine_op(const Tensor& x, const Tensor& scale, const Tensor& shift);
+
+struct ChannelAffineNode : autograd::Node {
+  Tensor x, scale;  // x [N, C, H, W], scale [C] (with history)
+  bool has_shift = false;
+  const char* name() const override { return "batch_norm_eval"; }
+  void release() override { x = scale = Tensor(); }
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor gx, gscale, gshift;
+    if (needs_input_grad(0)) gx = channel_affine_op(g, scale, Tensor());
+    const bool want_scale = needs_input_grad(1), want_shift = has_shift && needs_input_grad(2);
+    if (!want_scale && !want_shift) return {gx, gscale, gshift};
+    if (autograd::grad_mode_enabled()) {
+      if (want_scale) gscale = sum(mul(g, x), {0, 2, 3}, false);  // [C]
+      if (want_shift) gshift = sum(g, {0, 2, 3}, false);          // [C]
+      return {gx, gscale, gshift};
+    }
+    const Tensor gc = g.contiguous(), xc = x.contiguous();  // [N, C, H, W]
+    const int64_t N = xc.size(0), C = xc.size(1), HW = xc.size(2) * xc.size(3);
+    const float* px = xc.data<float>();
+    const float* pg = gc.data<float>();
+    gscale = Tensor::empty({C});  // [C]
+    gshift = Tensor::empty({C});  // [C]
+    float* ps = gscale.data<float>();
+    float* pb = gshift.data<float>();
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMin)
+    for (int64_t c = 0; c < C; ++c) {
+      double a = 0, b = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xp = px + (n * C + c) * HW;
+        const float* gp = pg + (n * C + c) * HW;
+        float fa = 0, fb = 0;
+        for (int64_t i = 0; i < HW; ++i) {
+          fa += gp[i] * xp[i];
+          fb += gp[i];
+        }
+        a += fa;
+        b += fb;
+      }
+      ps[c] = float(a);
+      pb[c] = float(b);
+    }
+    if (!want_scale) gscale = Tensor();
+    if (!want_shift) gshift = Tensor();
+    return {gx, gscale, gshift};
+  }
+};
+
+Tensor channel_affine_op(const Tensor& x, const Tensor& scale, const Tensor& shift) {
+  const int64_t C = x.size(1);
+  const std::vector<float> a = scale.contiguous().to_vector(), b = values_or(shift, C, 0.0f);  // [C]
+  Tensor y = channel_affine(x.contiguous(), a, b);  // [N, C, H, W]
+  if (!autograd::needs_grad({x, scale, shift})) return y;
+  auto node = std::make_shared<ChannelAffineNode>();
+  node->x = x;
+  node->scale = scale;
+  node->has_shift = shift.defined();
+  return autograd::record(y, node, {x, scale, shift});
+}
 
 // Training-mode batch norm as one node. Forward: fused per-channel stats + affine. Backward:
 //   xhat = (x - mean) * inv,  gxhat = g * gamma,
@@ -131,7 +197,7 @@ struct BatchNormTrainNode : autograd::Node {
     const float* pg = g.data<float>();
     std::vector<float> gam = values_or(gamma, C, 1.0f);
     std::vector<double> sg(static_cast<size_t>(C)), sgx(static_cast<size_t>(C));  // [C] sum(g), sum(g * xhat)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMin)
     for (int64_t c = 0; c < C; ++c) {
       const float m = mean[size_t(c)], iv = inv[size_t(c)];
       double a = 0, b = 0;
@@ -153,7 +219,7 @@ struct BatchNormTrainNode : autograd::Node {
     if (needs_input_grad(0)) {
       gx = Tensor::empty(xc.shape());  // [N, C, H, W]
       float* po = gx.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW > kParallelMin)
       for (int64_t pl = 0; pl < N * C; ++pl) {
         const size_t c = size_t(pl % C);
         const float m = mean[c], iv = inv[c], k = gam[c] * iv;
@@ -219,7 +285,7 @@ struct LayerNormNode : autograd::Node {
     if (needs_input_grad(0)) {
       gx = Tensor::empty(xc.shape());  // [R, D]
       float* po = gx.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D > kParallelMin)
       for (int64_t r = 0; r < R; ++r) {
         const float* xr = px + r * D;
         const float* gr = pg + r * D;
@@ -242,7 +308,7 @@ struct LayerNormNode : autograd::Node {
       float* pgg = ggamma.data<float>();
       float* pgb = gbeta.data<float>();
       constexpr int64_t kCols = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D > kParallelMin)
       for (int64_t c0 = 0; c0 < D; c0 += kCols) {
         const int64_t c1 = std::min(D, c0 + kCols);
         for (int64_t r = 0; r < R; ++r) {
@@ -296,7 +362,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     if (gamma.defined()) scale = mul(gamma, scale);
     Tensor shift = neg(mul(Tensor::from_vector({C}, rm), scale));  // [C]
     if (beta.defined()) shift = add(beta, shift);
-    return add(mul(x, reshape(scale, bshape)), reshape(shift, bshape));
+    return channel_affine_op(x, scale, shift);
   }
 
   const int64_t cnt = N * HW;
@@ -348,7 +414,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   Tensor y = Tensor::empty(x.shape());  // [R, D]
   const float* px = xc.data<float>();
   float* py = y.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * D > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = px + r * D;
     float* yr = py + r * D;

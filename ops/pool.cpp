@@ -17,6 +17,9 @@ namespace mpq::ops {
 
 namespace {
 
+// Below this many elements an OpenMP region costs more than it saves.
+constexpr int64_t kParallelMin = 32768;
+
 struct PoolGeom {
   int64_t N, C, H, W, OH, OW;
 };
@@ -68,7 +71,7 @@ Tensor plane_gather(const Tensor& x, const Indices& idx, const Shape& out_shape)
   const float* px = xc.data<float>();
   float* py = y.data<float>();
   const int32_t* pi = idx->data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * (in_plane + out_plane) > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const float* xp = px + pl * in_plane;
     for (int64_t o = 0; o < out_plane; ++o) {
@@ -92,7 +95,7 @@ Tensor plane_scatter(const Tensor& g, const Indices& idx, const Shape& in_shape)
   const float* pg = gc.data<float>();
   float* px = gx.data<float>();
   const int32_t* pi = idx->data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * (in_plane + out_plane) > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     float* xp = px + pl * in_plane;
     for (int64_t o = 0; o < out_plane; ++o) {
@@ -140,7 +143,7 @@ Tensor avg_pool_adjoint(const Tensor& g, const Shape& in_shape, const Pool2dPara
   const int64_t OH = g.size(2), OW = g.size(3);
   const float* pg = gc.data<float>();
   float* px = gx.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * H * W > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     float* xp = px + pl * H * W;
     const float* gp = pg + pl * OH * OW;
@@ -172,7 +175,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const float* px = xc.data<float>();
   int32_t* pi = idx->data();
   const int64_t planes = G.N * G.C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * G.H * G.W > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const float* xp = px + pl * G.H * G.W;
     int32_t* ip = pi + pl * G.OH * G.OW;
@@ -206,7 +209,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   const float* px = xc.data<float>();
   float* py = y.data<float>();
   const int64_t planes = G.N * G.C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * G.H * G.W > kParallelMin)
   for (int64_t pl = 0; pl < planes; ++pl) {
     const float* xp = px + pl * G.H * G.W;
     float* yp = py + pl * G.OH * G.OW;

@@ -482,6 +482,19 @@ TEST_CASE("batch_norm eval forward and gradcheck") {
   }
 }
 
+TEST_CASE("batch_norm eval double backward: hvp matches finite differences of gradients") {
+  const Conv2dParams p = Conv2dParams::symmetric(2, 1);
+  Tensor rm = randn({3}, 71), rv = testing::uniform({3}, 72, 0.5f, 2.0f);
+  auto loss = [&](const std::vector<Tensor>& q) {
+    Tensor h = ops::batch_norm(ops::conv2d(q[0], q[1], Tensor(), p), q[2], q[3], rm, rv, false, 0.1f, 1e-5f);
+    return ops::sum(ops::mul(ops::square(h), ops::add_scalar(ops::mul_scalar(h, 0.2f), 1.0f)));
+  };
+  hvp_vs_fd(loss,
+            {leaf(randn({2, 2, 5, 4}, 73)), leaf(randn({3, 2, 3, 3}, 74, 0.4f)), leaf(randn({3}, 75)),
+             leaf(randn({3}, 76))},
+            77);
+}
+
 TEST_CASE("fold_bn: conv + eval batch_norm equals the folded conv") {
   const Conv2dParams p = Conv2dParams::symmetric(2, 1, 1, 2);
   const Tensor x = randn({2, 4, 9, 7}, 900);
