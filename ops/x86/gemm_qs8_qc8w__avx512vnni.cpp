@@ -1,0 +1,70 @@
+// W8A8 GEMM with AVX-512 VNNI: 14x32 register tile, K grouped by 4 (one vpdpbusd dword).
+//
+// Per k-step (4 values of K): 2 aligned loads of the packed weights (int8 [32 cols][4 k] = 128 B),
+// 14 dword broadcasts of packed activations (u8 [4 k] per row), 28 vpdpbusd (u8 x s8 -> int32, exact:
+// no saturation in vpdpbusd). 28 int32 accumulators + 2 weight vectors = 30 zmm registers.
+// Zero point: acc - z * colsum[n] (colsum from pack time), then the documented f32 epilogue
+// (ops/kernels_lowp.h): f = float(acc - zc) * sw[n]; y = fma(f, sa, bias) ...
+// s8 activations use the same kernel: pack_a flips the sign bit (a + 128) and z = za + 128.
+#include <immintrin.h>
+
+#include "ops/x86/gemm_lowp_driver.h"
+
+namespace mpq::kernels {
+namespace {
+
+struct Q8Kernel {
+  using Args = Q8GemmArgs;
+  using AElem = int32_t;
+  static constexpr int MR = 14;
+  static int64_t ksteps(const Args& g) { return g.w->Kp / 4; }
+  static int64_t N(const Args& g) { return g.w->N; }
+  static double ops(const Args& g) { return 2.0 * double(g.M) * double(g.w->N) * double(g.w->K); }
+  static void pack_a(const Args& g, int64_t r0, int rows, int32_t* Ap) {
+    pack_a_u8x4<MR>(g, r0, rows, ksteps(g), g.w->K, Ap);
+  }
+
+  // C rows [r0, r0+R), columns [32*panel, 32*panel + ncols). Ap: [ksteps][MR] dwords of 4 u8.
+  template <int R>
+  static void tile(const Args& g, const int32_t* __restrict Ap, int64_t r0, int64_t panel, int ncols) {
+    const PackedQ8W& w = *g.w;
+    const int64_t ks = w.Kp / 4;
+    const int8_t* __restrict bp = reinterpret_cast<const int8_t*>(w.w.data()) + panel * ks * 128;  // [ks][32][4]
+    __m512i c0[R], c1[R];  // row i: columns 0-15 and 16-31 of the panel
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_si512();
+    for (int64_t s = 0; s < ks; ++s) {
+      const __m512i b0 = _mm512_load_si512(bp + s * 128);
+      const __m512i b1 = _mm512_load_si512(bp + s * 128 + 64);
+      const int32_t* a = Ap + s * MR;
+#pragma GCC unroll 14
+      for (int i = 0; i < R; ++i) {
+        const __m512i ai = _mm512_set1_epi32(a[i]);
+        c0[i] = _mm512_dpbusd_epi32(c0[i], ai, b0);
+        c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
+      }
+    }
+    const int64_t n0 = panel * 32;
+    const __m512i z = _mm512_set1_epi32(g.a_signed ? g.za + 128 : g.za);
+    const __m512i zc0 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0));       // [16]
+    const __m512i zc1 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16));  // [16]
+    const __m512 s0 = _mm512_loadu_ps(w.scale.data() + n0), s1 = _mm512_loadu_ps(w.scale.data() + n0 + 16);
+    const Epi e(g.ep, g.sa);
+    const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c0[i], zc0)), s0), r0 + i, n0, m0, g.C, g.ldc);
+      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c1[i], zc1)), s1), r0 + i, n0 + 16, m1, g.C,
+                g.ldc);
+    }
+  }
+};
+
+}  // namespace
+
+void gemm_qu8_qc8w_14x32c4__avx512vnni(const Q8GemmArgs& g) {
+  check_q8_args(g);
+  LowpDriver<Q8Kernel>::run(g);
+}
+
+}  // namespace mpq::kernels
