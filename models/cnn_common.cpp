@@ -1,0 +1,190 @@
+#include "models/cnn_common.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/autograd/node.h"
+#include "core/error.h"
+#include "ops/fold_bn.h"
+
+namespace mpq::models {
+
+ConvUnit::ConvUnit(ConvSpec s) : spec(std::move(s)) {
+  check(spec.in % spec.groups == 0 && spec.out % spec.groups == 0, "conv '{}': channels {}->{} not divisible by groups {}",
+        spec.conv, spec.in, spec.out, spec.groups);
+  weight = Tensor::zeros({spec.out, spec.in / spec.groups, spec.kernel, spec.kernel});  // [O, I/g, K, K]
+  if (spec.bias) bias = Tensor::zeros({spec.out});                                      // [O]
+  if (has_bn()) {
+    gamma = Tensor::full({spec.out}, 1.f);         // [O]
+    beta = Tensor::zeros({spec.out});              // [O]
+    running_mean = Tensor::zeros({spec.out});      // [O]
+    running_var = Tensor::full({spec.out}, 1.f);   // [O]
+  }
+}
+
+namespace {
+// TF SAME: out = ceil(in / s), total = max((out - 1) * s + k - in, 0), before = total / 2.
+std::pair<int64_t, int64_t> same_pad(int64_t in, int64_t k, int64_t s) {
+  const int64_t out = (in + s - 1) / s;
+  const int64_t total = std::max<int64_t>((out - 1) * s + k - in, 0);
+  return {total / 2, total - total / 2};
+}
+}  // namespace
+
+ops::Conv2dParams ConvUnit::params(int64_t h, int64_t w) const {
+  if (spec.pad == PadMode::symmetric) return ops::Conv2dParams::symmetric(spec.stride, spec.kernel / 2, 1, spec.groups);
+  const auto [top, bottom] = same_pad(h, spec.kernel, spec.stride);
+  const auto [left, right] = same_pad(w, spec.kernel, spec.stride);
+  ops::Conv2dParams p;
+  p.stride_h = p.stride_w = spec.stride;
+  p.pad_top = top, p.pad_bottom = bottom, p.pad_left = left, p.pad_right = right;
+  p.groups = spec.groups;
+  return p;
+}
+
+int64_t ConvUnit::out_size(int64_t in_size) const {
+  const ops::Conv2dParams p = params(in_size, in_size);
+  return (in_size + p.pad_top + p.pad_bottom - spec.kernel) / spec.stride + 1;
+}
+
+int64_t ConvUnit::macs(int64_t in_h, int64_t in_w) const {
+  const int64_t oh = out_size(in_h), ow = out_size(in_w);
+  return spec.out * (spec.in / spec.groups) * spec.kernel * spec.kernel * oh * ow;
+}
+
+Tensor ConvUnit::forward(const Tensor& x, bool training, bool fold) const {
+  const ops::Conv2dParams p = params(x.size(2), x.size(3));
+  if (!has_bn()) return ops::conv2d(x, weight, bias, p);
+  if (fold && !training) {
+    const ops::FoldedConv f = ops::fold_bn(weight, bias, gamma, beta, running_mean, running_var, spec.eps);
+    return ops::conv2d(x, f.weight, f.bias, p);
+  }
+  const Tensor y = ops::conv2d(x, weight, bias, p);  // [N, O, OH, OW]
+  // batch_norm takes the running stats by non-const reference (it updates them in training mode).
+  auto& self = const_cast<ConvUnit&>(*this);
+  return ops::batch_norm(y, gamma, beta, self.running_mean, self.running_var, training, 0.1f, spec.eps);
+}
+
+void ConvUnit::collect(NamedTensors& out, bool params_only) {
+  out.emplace_back(spec.conv + ".weight", &weight);
+  if (spec.bias) out.emplace_back(spec.conv + ".bias", &bias);
+  if (!has_bn()) return;
+  out.emplace_back(spec.bn + ".weight", &gamma);
+  out.emplace_back(spec.bn + ".bias", &beta);
+  if (params_only) return;
+  out.emplace_back(spec.bn + ".running_mean", &running_mean);
+  out.emplace_back(spec.bn + ".running_var", &running_var);
+}
+
+namespace {
+Tensor take(const io::TensorMap& map, const std::string& name, const Shape& shape, const std::string& file) {
+  return io::require(map, name, shape, file).to(DType::f32);  // fresh contiguous f32 copy
+}
+}  // namespace
+
+void ConvUnit::load(const io::TensorMap& map, const std::string& file) {
+  NamedTensors ts;
+  collect(ts, false);
+  for (auto& [name, t] : ts) *t = take(map, name, t->shape(), file);
+}
+
+LinearUnit::LinearUnit(std::string n, int64_t i, int64_t o) : name(std::move(n)), in(i), out(o) {
+  weight = Tensor::zeros({out, in});  // [out, in]
+  bias = Tensor::zeros({out});        // [out]
+}
+
+void LinearUnit::collect(NamedTensors& o, bool) {
+  o.emplace_back(name + ".weight", &weight);
+  o.emplace_back(name + ".bias", &bias);
+}
+
+void LinearUnit::load(const io::TensorMap& map, const std::string& file) {
+  weight = take(map, name + ".weight", weight.shape(), file);
+  bias = take(map, name + ".bias", bias.shape(), file);
+}
+
+void QuantGraph::add(std::string name, LayerKind kind, std::string weight, int64_t macs,
+                     std::vector<std::string> producers) {
+  QuantLayer l;
+  l.name = std::move(name);
+  l.kind = kind;
+  l.weight = std::move(weight);
+  l.macs = macs;
+  l.producers = std::move(producers);
+  layers_.push_back(std::move(l));
+}
+
+std::vector<QuantLayer> QuantGraph::finish() const {
+  std::vector<QuantLayer> out = layers_;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < out.size(); ++i) index[out[i].name] = i;
+  auto at = [&](const std::string& n) -> QuantLayer& {
+    auto it = index.find(n);
+    check(it != index.end(), "quant graph: unknown layer '{}'", n);
+    return out[it->second];
+  };
+  for (const QuantLayer& l : layers_)
+    for (const std::string& p : l.producers) at(p).consumers.push_back(l.name);
+  std::vector<std::set<std::string>> partners(out.size());
+  for (const auto& add : adds_)
+    for (const std::string& a : add)
+      for (const std::string& b : add)
+        if (a != b) partners[index.at(at(a).name)].insert(b);
+  for (size_t i = 0; i < out.size(); ++i) {
+    // keep execution order for determinism
+    for (const QuantLayer& l : out)
+      if (partners[i].count(l.name)) out[i].residual_partners.push_back(l.name);
+  }
+  return out;
+}
+
+bool CnnModel::fold_now(bool training) const { return fold_bn_ && !training && !autograd::grad_mode_enabled(); }
+
+std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.find("layout");
+  return it == metadata.end() ? std::string() : it->second;
+}
+
+namespace {
+double name_phase(const std::string& name) {
+  uint64_t h = 0;
+  for (size_t j = 0; j < name.size(); ++j) h += (j + 1) * uint64_t(uint8_t(name[j]));
+  return 0.1 * double(h % 997);
+}
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+}  // namespace
+
+void formula_init(const std::string& name, Tensor& t) {
+  check(t.dtype() == DType::f32 && t.is_contiguous(), "formula_init: '{}' must be contiguous f32", name);
+  double a = 0, b = 0.1;
+  if (ends_with(name, "running_mean")) {
+    a = 0, b = 0.1;
+  } else if (ends_with(name, "running_var")) {
+    a = 0.75, b = 0.25;
+  } else if (ends_with(name, ".weight") && t.dim() == 1) {
+    a = 1, b = 0.2;
+  } else if (ends_with(name, ".bias")) {
+    a = 0, b = 0.1;
+  } else {
+    const double fan_in = double(t.numel()) / double(t.size(0));
+    a = 0, b = std::sqrt(3.0 / fan_in);
+  }
+  const double phase = name_phase(name);
+  float* p = t.data<float>();  // [numel]
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(a + b * std::sin(double(i) * 0.37 + phase));
+}
+
+void formula_init(Model& m) {
+  for (auto& [name, t] : m.named_tensors()) formula_init(name, *t);
+}
+
+Tensor formula_input(int64_t n, int64_t h, int64_t w) {
+  Tensor x = Tensor::zeros({n, 3, h, w});  // [n, 3, h, w]
+  float* p = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) p[i] = float(std::sin(double(i) * 0.11 + 0.5) * 1.5);
+  return x;
+}
+
+}  // namespace mpq::models

@@ -1,0 +1,115 @@
+// Shared building blocks of the CNNs (ResNet50, MobileNetV2): a conv (+ optional batch norm) unit, a
+// linear unit, the quantizable-layer graph builder, the CnnModel base (BN folding option, weight layout,
+// preprocessing preset) and a deterministic formula initialisation used by the PyTorch goldens.
+//
+// Parameter names are torchvision's: a unit with conv module "layer1.0.conv1" and BN module "layer1.0.bn1"
+// owns "layer1.0.conv1.weight" (+ ".bias" when the layout has conv biases) and "layer1.0.bn1.{weight,bias,
+// running_mean,running_var}".
+#pragma once
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/data/image.h"
+#include "models/io/common.h"
+#include "models/model.h"
+#include "ops/ops.h"
+
+namespace mpq::models {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor*>>;
+
+// How a conv pads: PyTorch-style symmetric k/2 padding, or TensorFlow SAME (computed from the input
+// size; asymmetric, extra pixel at the bottom/right, when the total padding is odd).
+enum class PadMode { symmetric, tf_same };
+
+// Static description of one conv unit.
+struct ConvSpec {
+  std::string conv;     // module name, e.g. "layer1.0.conv1"
+  std::string bn;       // BN module name, "" when the layout has no BN (folded TFLite)
+  int64_t in = 0, out = 0, kernel = 1, stride = 1, groups = 1;
+  bool bias = false;    // conv has a bias
+  PadMode pad = PadMode::symmetric;
+  float eps = 1e-5f;    // BN epsilon
+};
+
+struct ConvUnit {
+  ConvSpec spec;
+  Tensor weight;        // [out, in/groups, kernel, kernel]
+  Tensor bias;          // [out], undefined when !spec.bias
+  Tensor gamma, beta;   // [out] each, undefined without BN
+  Tensor running_mean;  // [out]
+  Tensor running_var;   // [out]
+
+  explicit ConvUnit(ConvSpec s);  // zero weights, identity BN stats
+  bool has_bn() const { return !spec.bn.empty(); }
+  ops::Conv2dParams params(int64_t h, int64_t w) const;  // padding for an h x w input
+  int64_t out_size(int64_t in_size) const;
+  int64_t macs(int64_t in_h, int64_t in_w) const;  // per sample
+  // conv (+ BN). fold: use the BN-folded conv (eval, no autograd recording); training: batch statistics.
+  Tensor forward(const Tensor& x, bool training, bool fold) const;
+  void collect(NamedTensors& out, bool params_only);
+  // Reads this unit's tensors (torchvision names) from `map`, checking shapes; errors name file and tensor.
+  void load(const io::TensorMap& map, const std::string& file);
+};
+
+struct LinearUnit {
+  std::string name;  // module name, e.g. "fc"
+  int64_t in = 0, out = 0;
+  Tensor weight;     // [out, in]
+  Tensor bias;       // [out]
+  LinearUnit(std::string n, int64_t i, int64_t o);
+  Tensor forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+  void collect(NamedTensors& out, bool params_only);
+  void load(const io::TensorMap& map, const std::string& file);
+};
+
+// Builds the quantizable-layer list: layers are added in execution order with their producers; residual
+// adds are stated as the set of layers whose outputs meet there. finish() fills consumers (the inverse of
+// producers) and residual_partners (every other member of every add the layer takes part in).
+class QuantGraph {
+ public:
+  void add(std::string name, LayerKind kind, std::string weight, int64_t macs, std::vector<std::string> producers);
+  void residual(const std::vector<std::string>& members) { adds_.push_back(members); }
+  std::vector<QuantLayer> finish() const;
+
+ private:
+  std::vector<QuantLayer> layers_;
+  std::vector<std::vector<std::string>> adds_;
+};
+
+// Base of the CNNs. BN folding (default on) is applied per forward call, only in eval mode and only while
+// grad mode is off, so training-mode BN and gradients through eval-mode BN stay exact.
+class CnnModel : public Model {
+ public:
+  void set_fold_bn(bool on) { fold_bn_ = on; }
+  bool fold_bn_enabled() const { return fold_bn_; }
+  // "torchvision", "keras" (ResNet50 from TF.js) or "tflite" (MobileNetV2, BN folded, 1001 classes).
+  virtual std::string layout() const = 0;
+  virtual data::Preset preset() const = 0;
+  // Metadata written with the weights by `mpq convert` ({"layout": ...}).
+  virtual std::map<std::string, std::string> metadata() const { return {{"layout", layout()}, {"model", name()}}; }
+
+ protected:
+  bool fold_now(bool training) const;
+  bool fold_bn_ = true;
+};
+
+// The weight layout stored in a safetensors file's metadata, or "" when absent.
+std::string safetensors_layout(const std::map<std::string, std::string>& metadata);
+
+// Deterministic "random" initialisation shared with tests/gen_golden_cnn.py (no weight file is committed).
+// For tensor `name` with n elements, t[i] = a + b * sin(i * 0.37 + phase(name)), phase = 0.1 * h,
+// h = (sum_j (j + 1) * byte_j) mod 997, computed in double and rounded to f32, with (a, b):
+//   running_mean (0, 0.1); running_var (0.75, 0.25); 1-D ".weight" (BN gamma) (1, 0.2); ".bias" (0, 0.1);
+//   >= 2-D weights (0, sqrt(3 / fan_in)), fan_in = numel / shape[0].
+void formula_init(const std::string& name, Tensor& t);
+void formula_init(Model& m);
+// Formula input image batch: x[i] = sin(i * 0.11 + 0.5) * 1.5, shape [n, 3, h, w].
+Tensor formula_input(int64_t n, int64_t h, int64_t w);
+
+}  // namespace mpq::models
