@@ -5,13 +5,14 @@
 // instantiation into the AVX2 path (ODR-safe multi-ISA build).
 //
 // Loop nest per thread (C block [m0,m1) x [n0,n1)):
-//   for jc in N step NC            B block  Bp [ceil(nc/NR)][kc][NR]  (L2/L3)
-//     for pc in K step KC          pack op(B)[pc:pc+kc, jc:jc+nc] once
-//       for group of tiles (<= MC_TILES micro-tiles of up to MR rows)
-//         pack op(A) rows            Ap [tiles][kc][AS]            (L2)
-//         for jr panel of NR cols   B micro-panel [kc][NR] stays in L1 while ...
-//           for ir tile              ... the A micro-panels stream from L2
-//             microkernel<mr>(kc, Ap, Bp, C tile)  (accumulates in registers, one C load/store per kc)
+//   for pc in K step KC                      one K block; C accumulates across blocks
+//     for group of <= MC_TILES micro-tiles   pack op(A) rows  Ap [tiles][kc][AS]            (L2)
+//       for jc in [n0,n1) step NC            pack op(B) chunk Bp [NC/NR][kc][NR]            (L2)
+//                                            + software-prefetch the next chunk's source to L2
+//         for panel of NR columns            B micro-panel [kc][NR] reused by every tile ...
+//           for tile of the group            ... while the A micro-panels stream from L2
+//             microkernel<h>(kc, Ap, Bp, C tile)  (accumulates in registers, one C load/store per kc)
+// For M <= MC_TILES * MR (the transformer shapes) A is packed once per K block and B exactly once.
 // M is split into ceil(M/MR) tiles of near-equal height (e.g. M=128, MR=14: 2 x 12 + 8 x 13 rows) so
 // there is no mostly-empty tail tile; each height has its own fully unrolled microkernel instance.
 // N tails are handled by zero-padded B panels and masked C loads/stores inside the microkernel.
