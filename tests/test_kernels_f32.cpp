@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -271,4 +272,32 @@ TEST_CASE("conv2d_f32: argument checks") {
   CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 5, 5, 2, 3, 3, 0, 1, 1, 1, 1, 1, 1, 1, 1), &v, &v, nullptr, &v), mpq::Error);
   CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 2, 2, 2, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1), &v, &v, nullptr, &v), mpq::Error);
   CHECK_THROWS_AS(conv2d_bwd_data_f32(conv(1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), nullptr, &v, &v), mpq::Error);
+}
+
+TEST_CASE("gemm_f32 / conv2d_f32: concurrent callers (per-thread scratch, shared primitive cache)") {
+  const Conv2dShape s = conv(2, 16, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+  auto x = rand_vec(size_t(2 * 16 * 81), 3), w = rand_vec(size_t(16 * 16 * 9), 4);  // [2,16,9,9], [16,16,3,3]
+  std::vector<float> y_ref(size_t(2 * 16 * 81));                                    // [2,16,9,9]
+  conv2d_fwd_f32_ref(s, x.data(), w.data(), nullptr, y_ref.data());
+  const GemmCase gc{100, 70, 90, false, false, 0, 0.0f};
+  GemmBuffers buf(gc, 5);
+  std::vector<float> c_ref(buf.c0.size());  // [M, ldc]
+  gemm_f32_ref(buf.args(buf.a.data(), buf.b.data(), c_ref.data()));
+  std::vector<std::string> errs(2);
+  auto worker = [&](int id) {
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<float> y(y_ref.size()), c(c_ref.size());
+      conv2d_fwd_f32(s, x.data(), w.data(), nullptr, y.data());
+      gemm_f32(buf.args(buf.a.data(), buf.b.data(), c.data()));
+      for (size_t i = 0; i < y.size() && errs[id].empty(); ++i)
+        if (std::fabs(y[i] - y_ref[i]) > 1e-4f) errs[id] = fmt::format("conv thread {} index {}", id, i);
+      for (size_t i = 0; i < c.size() && errs[id].empty(); ++i)
+        if (std::fabs(c[i] - c_ref[i]) > 1e-4f) errs[id] = fmt::format("gemm thread {} index {}", id, i);
+    }
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  t0.join();
+  t1.join();
+  CHECK_MESSAGE(errs[0].empty(), errs[0]);
+  CHECK_MESSAGE(errs[1].empty(), errs[1]);
 }
