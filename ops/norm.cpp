@@ -339,7 +339,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   check_channel_vec("running_mean", running_mean, x);
   check_channel_vec("running_var", running_var, x);
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  const Shape bshape{1, C, 1, 1};
   const bool record = autograd::needs_grad({x, gamma, beta});
 
   if (!training) {
