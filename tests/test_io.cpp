@@ -422,3 +422,15 @@ TEST_CASE("io tflite corrupt files throw, never crash") {
   bad[0] = 0xff, bad[1] = 0xff, bad[2] = 0xff, bad[3] = 0x7f;  // root offset past the end
   check_error([&] { parse_tflite(bad, "root.tflite"); }, {"root.tflite", "root table offset"});
 }
+
+TEST_CASE("io safetensors and tfjs reject absurdly nested JSON and duplicate tfjs weight names") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  check_error([&] { parse_safetensors(make_st(deep, 0), "deep.safetensors"); }, {"deep.safetensors", "nests"});
+  check_error([&] { parse_tfjs(deep, "deep/model.json", [](const std::string&) { return std::vector<uint8_t>(); }); },
+              {"deep/model.json", "nests"});
+  check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "q", "shape": [], "dtype": "float32"})")).string()); },
+              {"model.json", "duplicate weight name 'q'"});
+  // Zero-sized tensors with huge other dims must not overflow stride arithmetic.
+  check_error([] { parse_safetensors(make_st(R"({"z":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})", 0), "z.safetensors"); },
+              {"z.safetensors", "'z'"});
+}

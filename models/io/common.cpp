@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -62,18 +63,40 @@ void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes) {
 }
 
 bool checked_numel(std::span<const int64_t> dims, uint64_t limit, uint64_t& out) {
-  uint64_t n = 1;
+  // The product of the non-zero dims must stay within the limit too, so that byte strides of an empty
+  // tensor like [0, 2^40, 2^40] cannot overflow.
+  uint64_t nonzero = 1;
+  bool has_zero = false;
   for (int64_t d : dims) {
     if (d < 0) return false;
-    if (d == 0) n = 0;
-    else if (n != 0 && uint64_t(d) > limit / n) return false;
-    else n *= uint64_t(d);
+    if (d == 0) {
+      has_zero = true;
+      continue;
+    }
+    if (uint64_t(d) > limit / nonzero) return false;
+    nonzero *= uint64_t(d);
   }
-  // Zero-sized tensors are fine even when another dim is huge, as long as no dim alone exceeds the limit.
-  for (int64_t d : dims)
-    if (uint64_t(d) > limit) return false;
-  out = n;
-  return n <= limit;
+  out = has_zero ? 0 : nonzero;
+  return true;
+}
+
+size_t json_nesting_depth(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
 }
 
 std::string base_name(std::string_view path) {

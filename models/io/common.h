@@ -46,6 +46,11 @@ void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes);
 // Product of dims; false when a dim is negative or the product exceeds `limit`.
 bool checked_numel(std::span<const int64_t> dims, uint64_t limit, uint64_t& out);
 
+// Maximum bracket nesting of JSON text (strings skipped). nlohmann::json copies, compares and dumps
+// recursively, so headers nested deeper than a sane limit are rejected before parsing.
+size_t json_nesting_depth(std::string_view text);
+inline constexpr size_t kMaxJsonDepth = 128;
+
 // Final path component, for messages about in-memory buffers named by path.
 std::string base_name(std::string_view path);
 

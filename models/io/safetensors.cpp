@@ -124,6 +124,9 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
   check(hlen <= bytes.size() - 8, "safetensors file '{}': header length {} runs past the end of the file ({} bytes)",
         file, hlen, bytes.size());
   const auto* hbegin = reinterpret_cast<const char*>(bytes.data() + 8);
+  const size_t depth = json_nesting_depth(std::string_view(hbegin, hlen));
+  check(depth <= kMaxJsonDepth, "safetensors file '{}': header JSON nests {} levels deep (limit {})", file, depth,
+        kMaxJsonDepth);
   json header;
   try {
     header = json::parse(hbegin, hbegin + hlen);

@@ -104,6 +104,8 @@ const TfjsLayer* TfjsModel::layer(std::string_view name) const {
 }
 
 TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard) {
+  const size_t depth = json_nesting_depth(model_json);
+  check(depth <= kMaxJsonDepth, "tfjs model '{}': model.json nests {} levels deep (limit {})", file, depth, kMaxJsonDepth);
   json root;
   try {
     root = json::parse(model_json);
@@ -146,6 +148,7 @@ TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const T
       check(wj.is_object(), "tfjs model '{}': field '{}' is not an object", file, where);
       const std::string name = str_field(wj, "name");
       check(!name.empty(), "tfjs model '{}': field '{}.name' is missing", file, where);
+      check(!m.weights.contains(name), "tfjs model '{}': field '{}.name': duplicate weight name '{}'", file, where, name);
       const std::string dtype = str_field(wj, "dtype");
       check(dtype == "float32" || dtype == "int32",
             "tfjs model '{}': weight '{}': field 'dtype' is '{}'; only float32/int32 are supported", file, name, dtype);
