@@ -1,10 +1,10 @@
 // Low-precision GEMM: weight packing, argument checks, the scalar epilogue and the dispatch lists.
 //
-// Order (measured on the 2-core Zen 4 box with bench/bench_lowp.cpp, see the commit message):
-//   int8:  gemm_qu8_qc8w_14x32c4__avx512vnni, then gemm_qu8_qc8w__onednn (no residual), then ref
-//   int4:  gemm_qu8_qc4w_12x32c4__avx512vnni, then ref (oneDNN 2.6 has no int4)
-//   f16:   gemm_f16_14x32__avx512, then ref (oneDNN 2.6 has no f16 compute)
-//   bf16:  gemm_bf16_14x32c2__avx512bf16, then gemm_bf16__onednn (bf16 A, f32 out), then ref
+// Order (measured on the 2-core Zen 4 box with bench/bench_lowp.cpp; see the dispatch lists below):
+//   int8:  gemm_qu8_qc8w__onednn (K <= 64 only), gemm_qu8_qc8w_14x32c4__avx512vnni, ref
+//   int4:  gemm_qu8_qc4w_12x32c4__avx512vnni, ref (oneDNN 2.6 has no int4)
+//   f16:   gemm_f16_14x32__avx512, ref (oneDNN 2.6 has no f16 compute)
+//   bf16:  gemm_bf16__onednn (bf16 A, f32 out, M >= 196 only), gemm_bf16_14x32c2__avx512bf16, ref
 // oneDNN entries are tagged with the ISA they need so MPQ_ISA=ref still means "reference only".
 #include <algorithm>
 #include <array>
@@ -190,15 +190,21 @@ void lowp_epilogue_scalar(const LowpEpilogue& ep, float sa, float f, int64_t m, 
 }
 
 // ---- dispatch lists ----
+// Per-shape choice between our kernels and oneDNN, from bench/bench_lowp.cpp on this machine: oneDNN's
+// int8 matmul wins on the small-K 1x1 convs (K <= 64: MobileNetV2 expansions, ResNet50 layer1) where
+// the per-tile epilogue dominates our kernel; ours wins or ties from K = 128 up (BERT, ResNet50
+// layers 2-4). oneDNN's bf16 matmul wins on the conv-shaped GEMMs (M >= 196) and ties on BERT (M=128).
+// The oneDNN entries come first but only accept those shapes; the general oneDNN call stays reachable
+// through the list for tests and benchmarks.
 namespace {
-bool onednn_q8_supports(const Q8GemmArgs& g) { return g.ep.residual == nullptr; }
-bool onednn_bf16_supports(const BF16GemmArgs& g) {
-  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32;
+bool onednn_q8_preferred(const Q8GemmArgs& g) { return g.ep.residual == nullptr && g.w->K <= 64; }
+bool onednn_bf16_preferred(const BF16GemmArgs& g) {
+  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 196;
 }
 
 constexpr std::array<Q8GemmList::Impl, 3> kQ8Impls{{
+    {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},
     {"gemm_qu8_qc8w_14x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc8w_14x32c4__avx512vnni},
-    {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_supports, &gemm_qu8_qc8w__onednn},
     {"gemm_qu8_qc8w_ref", Isa::ref, nullptr, &gemm_qu8_qc8w_ref},
 }};
 constexpr std::array<Q4GemmList::Impl, 2> kQ4Impls{{
@@ -210,8 +216,8 @@ constexpr std::array<F16GemmList::Impl, 2> kF16Impls{{
     {"gemm_f16_ref", Isa::ref, nullptr, &gemm_f16_ref},
 }};
 constexpr std::array<BF16GemmList::Impl, 3> kBF16Impls{{
+    {"gemm_bf16__onednn", Isa::avx512_bf16, &onednn_bf16_preferred, &gemm_bf16__onednn},
     {"gemm_bf16_14x32c2__avx512bf16", Isa::avx512_bf16, nullptr, &gemm_bf16_14x32c2__avx512bf16},
-    {"gemm_bf16__onednn", Isa::avx512_bf16, &onednn_bf16_supports, &gemm_bf16__onednn},
     {"gemm_bf16_ref", Isa::ref, nullptr, &gemm_bf16_ref},
 }};
 }  // namespace

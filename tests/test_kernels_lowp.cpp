@@ -111,6 +111,11 @@ std::string compare_out(LowpOut out, const std::vector<uint8_t>& got, const std:
 
 size_t out_bytes(LowpOut o) { return o == LowpOut::f32 ? 4 : o == LowpOut::f16 ? 2 : 1; }
 
+bool onednn_can(const Q8GemmArgs&) { return true; }
+bool onednn_can(const Q4GemmArgs&) { return false; }
+bool onednn_can(const F16GemmArgs&) { return false; }
+bool onednn_can(const BF16GemmArgs& g) { return !g.a_f32 && g.ep.out == LowpOut::f32; }
+
 // Runs every implementation of `list` whose ISA this CPU has against its reference (last entry).
 template <class List, class Args>
 void check_all_impls(const List& list, Args g, int64_t N, const std::string& params, double f32_abs_rel_onednn,
@@ -122,7 +127,10 @@ void check_all_impls(const List& list, Args g, int64_t N, const std::string& par
   g.C = ref.data();
   list.impls().back().fn(g);
   for (const auto& impl : list.impls()) {
-    if (!isa_detected(impl.isa) || !impl.usable(g) || impl.isa == Isa::ref) continue;
+    // oneDNN entries are only *selected* on their preferred shapes (supports()), but run here on every
+    // shape they can compute (no residual; bf16: bf16 A and f32 out), so they are tested more widely.
+    const bool dnn_ok = is_onednn(impl.name) && g.ep.residual == nullptr && onednn_can(g);
+    if (!isa_detected(impl.isa) || impl.isa == Isa::ref || !(impl.usable(g) || dnn_ok)) continue;
     std::vector<uint8_t> got(ref.size(), 0xAB);
     g.C = got.data();
     impl.fn(g);
@@ -302,7 +310,11 @@ TEST_CASE("lowp: dispatch honours the ISA cap and names the implementation") {
   }
   if (isa_detected(Isa::avx512_vnni)) {
     ScopedIsaCap cap(Isa::avx512);
-    CHECK(std::string(gemm_qu8_qc8w_list().select(g).name) == "gemm_qu8_qc8w_14x32c4__avx512vnni");
+    CHECK(std::string(gemm_qu8_qc8w_list().select(g).name) == "gemm_qu8_qc8w__onednn");  // K = 64: small K
+    g.C = c.data();
+    gemm_qu8_qc8w(g);
+    for (size_t i = 0; i < c.size(); ++i) CHECK(std::fabs(c[i] - c_ref[i]) <= 1e-5f * (1.0f + std::fabs(c_ref[i])));
+    gemm_qu8_qc8w_14x32c4__avx512vnni(g);
     g.C = c.data();
     gemm_qu8_qc8w(g);
     CHECK(c == c_ref);

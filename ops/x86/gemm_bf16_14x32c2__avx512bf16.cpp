@@ -5,6 +5,8 @@
 // packing. Output f32 (or u8 via the shared epilogue).
 #include <immintrin.h>
 
+#include <vector>
+
 #include "core/dtype.h"
 #include "ops/x86/gemm_lowp_driver.h"
 
@@ -17,17 +19,35 @@ struct BF16Kernel {
   static constexpr int MR = 14;
   static int64_t ksteps(const Args& g) { return g.w->Kp / 2; }
   static int64_t N(const Args& g) { return g.w->N; }
+  static int64_t panel_bytes(const Args& g) { return g.w->Kp * 64; }
   static double ops(const Args& g) { return 2.0 * double(g.M) * double(g.w->N) * double(g.w->K); }
-  // Ap [Kp/2][MR]: bf16 pair (k even in the low half), 0 beyond K.
+  // Ap [Kp/2][MR]: bf16 pair (k even in the low half), 0 beyond K. f32 rows are first rounded to a bf16
+  // row (RNE in integer arithmetic, bit-identical to f32_to_bf16 incl. denormals and NaN).
   static void pack_a(const Args& g, int64_t r0, int rows, uint32_t* Ap) {
-    const int64_t K = g.w->K, ks = ksteps(g);
+    const int64_t K = g.w->K, full = K / 2;
+    thread_local std::vector<uint16_t> row;  // bf16 [K]
+    if (g.a_f32) row.resize(size_t(K));
     for (int i = 0; i < rows; ++i) {
-      auto at = [&](int64_t k) -> uint32_t {
-        if (k >= K) return 0;
-        return g.a_f32 ? f32_to_bf16(static_cast<const float*>(g.A)[(r0 + i) * g.lda + k])
-                       : static_cast<const uint16_t*>(g.A)[(r0 + i) * g.lda + k];
-      };
-      for (int64_t s = 0; s < ks; ++s) Ap[s * MR + i] = at(2 * s) | (at(2 * s + 1) << 16);
+      const uint16_t* src;
+      if (g.a_f32) {
+        const float* f = static_cast<const float*>(g.A) + (r0 + i) * g.lda;
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) {
+          const __m512i u = _mm512_loadu_si512(f + k);
+          const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+          __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+          const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                        _mm512_set1_epi32(0x7f800000));
+          r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row.data() + k), _mm512_cvtepi32_epi16(r));
+        }
+        for (; k < K; ++k) row[size_t(k)] = f32_to_bf16(f[k]);
+        src = row.data();
+      } else {
+        src = static_cast<const uint16_t*>(g.A) + (r0 + i) * g.lda;
+      }
+      for (int64_t s = 0; s < full; ++s) std::memcpy(&Ap[s * MR + i], src + 2 * s, 4);
+      if (K % 2) Ap[full * MR + i] = src[K - 1];
     }
   }
 
@@ -51,12 +71,19 @@ struct BF16Kernel {
       }
     }
     const int64_t n0 = panel * 32;
-    const Epi e(g.ep, 1.0f);
-    const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
+    // Accumulators leave the registers through a plain unrolled store (keeps the k loop spill-free).
+    alignas(64) float acc[R][32];  // [R][32] f32
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) {
-      e.store16(c0[i], r0 + i, n0, m0, g.C, g.ldc);
-      e.store16(c1[i], r0 + i, n0 + 16, m1, g.C, g.ldc);
+      _mm512_store_ps(acc[i], c0[i]);
+      _mm512_store_ps(acc[i] + 16, c1[i]);
+    }
+    const Epi e(g.ep, 1.0f);
+    const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
+    const __m512 bias0 = e.bias16(n0, m0), bias1 = e.bias16(n0 + 16, m1);
+    for (int i = 0; i < R; ++i) {
+      e.store16(_mm512_load_ps(acc[i]), bias0, r0 + i, n0, m0, g.C, g.ldc);
+      e.store16(_mm512_load_ps(acc[i] + 16), bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
     }
   }
 };

@@ -15,6 +15,7 @@ struct F16Kernel {
   static constexpr int MR = 14;
   static int64_t ksteps(const Args& g) { return g.w->K; }
   static int64_t N(const Args& g) { return g.w->N; }
+  static int64_t panel_bytes(const Args& g) { return g.w->K * 64; }
   static double ops(const Args& g) { return 2.0 * double(g.M) * double(g.w->N) * double(g.w->K); }
   // Ap [K][MR] f32.
   static void pack_a(const Args& g, int64_t r0, int rows, float* Ap) {
@@ -56,12 +57,19 @@ struct F16Kernel {
       }
     }
     const int64_t n0 = panel * 32;
-    const Epi e(g.ep, 1.0f);
-    const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
+    // Accumulators leave the registers through a plain unrolled store (keeps the k loop spill-free).
+    alignas(64) float acc[R][32];  // [R][32] f32
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) {
-      e.store16(c0[i], r0 + i, n0, m0, g.C, g.ldc);
-      e.store16(c1[i], r0 + i, n0 + 16, m1, g.C, g.ldc);
+      _mm512_store_ps(acc[i], c0[i]);
+      _mm512_store_ps(acc[i] + 16, c1[i]);
+    }
+    const Epi e(g.ep, 1.0f);
+    const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
+    const __m512 bias0 = e.bias16(n0, m0), bias1 = e.bias16(n0 + 16, m1);
+    for (int i = 0; i < R; ++i) {
+      e.store16(_mm512_load_ps(acc[i]), bias0, r0 + i, n0, m0, g.C, g.ldc);
+      e.store16(_mm512_load_ps(acc[i] + 16), bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
     }
   }
 };

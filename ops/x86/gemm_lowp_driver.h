@@ -16,6 +16,7 @@
 // Kern policy:
 //   using Args; using AElem (4 bytes); static constexpr int MR;
 //   static int64_t ksteps(const Args&); static int64_t N(const Args&); static double ops(const Args&);
+//   static int64_t panel_bytes(const Args&);                           // packed bytes of one weight panel
 //   static void pack_a(const Args&, int64_t r0, int rows, AElem* Ap);   // Ap [ksteps][MR]
 //   template <int R> static void tile(const Args&, const AElem* Ap, int64_t r0, int64_t panel, int ncols);
 #pragma once
@@ -71,10 +72,13 @@ struct Epi {
         res_scale(_mm512_set1_ps(e.res_scale)),
         res_zp(_mm512_set1_epi32(e.res_zp)) {}
 
-  // f: pre-sa values of C[m, n .. n+15] (lanes outside `mask` are ignored).
-  void store16(__m512 f, int64_t m, int64_t n, __mmask16 mask, void* C, int64_t ldc) const {
+  // bias[n .. n+15] (0 where masked off or without bias); loaded once per tile, not per row.
+  __m512 bias16(int64_t n, __mmask16 mask) const {
+    return ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n) : _mm512_setzero_ps();
+  }
+  // f: pre-sa values of C[m, n .. n+15] (lanes outside `mask` are ignored); b = bias16(n, mask).
+  void store16(__m512 f, __m512 b, int64_t m, int64_t n, __mmask16 mask, void* C, int64_t ldc) const {
     if (!mask) return;
-    const __m512 b = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n) : _mm512_setzero_ps();
     __m512 y = _mm512_fmadd_ps(f, sa, b);
     if (ep.residual) {
       if (ep.residual_u8) {
@@ -132,18 +136,26 @@ struct LowpDriver {
     const int64_t chunk = std::max<int64_t>(1, int64_t(kChunkBytes / (sizeof(AElem) * size_t(tile_elems))));
     thread_local LowpScratch scratch;
     auto* Ap = static_cast<AElem*>(scratch.get(sizeof(AElem) * size_t(tile_elems * std::min(chunk, ntiles))));
+    // Small weights (all panels of this thread fit in L2 next to the A chunk, e.g. the 1x1 convs with
+    // K = 24..64): tile-major order, so each C row block is written once, contiguously, while its A tile
+    // stays in L1. Otherwise panel-major: a panel (up to K*32 bytes) stays in L1/L2 across the tiles.
+    const bool tile_major = Kern::panel_bytes(g) * (p1 - p0) <= 256 * 1024;
     for (int64_t t0 = 0; t0 < ntiles; t0 += chunk) {
       const int64_t tn = std::min(chunk, ntiles - t0);
       for (int64_t t = 0; t < tn; ++t) {
         const int64_t r = tile_start(t0 + t);
         Kern::pack_a(g, r, int(tile_start(t0 + t + 1) - r), Ap + t * tile_elems);
       }
-      for (int64_t p = p0; p < p1; ++p) {
-        const int cols = int(std::min<int64_t>(32, N - p * 32));
-        for (int64_t t = 0; t < tn; ++t) {
-          const int64_t r = tile_start(t0 + t);
-          tile_fns[size_t(tile_start(t0 + t + 1) - r)](g, Ap + t * tile_elems, r, p, cols);
-        }
+      auto run_tile = [&](int64_t t, int64_t p) {
+        const int64_t r = tile_start(t0 + t);
+        tile_fns[size_t(tile_start(t0 + t + 1) - r)](g, Ap + t * tile_elems, r, p, int(std::min<int64_t>(32, N - p * 32)));
+      };
+      if (tile_major) {
+        for (int64_t t = 0; t < tn; ++t)
+          for (int64_t p = p0; p < p1; ++p) run_tile(t, p);
+      } else {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t t = 0; t < tn; ++t) run_tile(t, p);
       }
     }
   }
@@ -155,7 +167,9 @@ struct LowpDriver {
     const int64_t npanels = (Kern::N(g) + 31) / 32, ntiles = (g.M + MR - 1) / MR;
     int tn = int(std::min<int64_t>(nt, npanels));
     int tm = std::max(1, int(std::min<int64_t>(nt / tn, ntiles)));
-    if (npanels < nt && ntiles >= nt) tn = 1, tm = nt;
+    // Split M instead when there are many row tiles and few panels (panel counts like 5 split unevenly;
+    // every thread then reads all of W, which is small in exactly these shapes).
+    if ((npanels < nt || (ntiles >= 8 * nt && npanels < 8 * nt)) && ntiles >= nt) tn = 1, tm = nt;
     const int used = tn * tm;
     auto work = [&](int id) {
       const int im = id / tn, in = id % tn;

@@ -19,6 +19,7 @@ struct Q8Kernel {
   static constexpr int MR = 14;
   static int64_t ksteps(const Args& g) { return g.w->Kp / 4; }
   static int64_t N(const Args& g) { return g.w->N; }
+  static int64_t panel_bytes(const Args& g) { return g.w->Kp * 32; }
   static double ops(const Args& g) { return 2.0 * double(g.M) * double(g.w->N) * double(g.w->K); }
   static void pack_a(const Args& g, int64_t r0, int rows, int32_t* Ap) {
     pack_a_u8x4<MR>(g, r0, rows, ksteps(g), g.w->K, Ap);
@@ -30,9 +31,15 @@ struct Q8Kernel {
     const PackedQ8W& w = *g.w;
     const int64_t ks = w.Kp / 4;
     const int8_t* __restrict bp = reinterpret_cast<const int8_t*>(w.w.data()) + panel * ks * 128;  // [ks][32][4]
+    // Accumulators start at -z*colsum[n] (exact int32), so they end at acc - zc with no extra op.
+    const int64_t n0 = panel * 32;
+    const __m512i z = _mm512_set1_epi32(g.a_signed ? g.za + 128 : g.za);
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i nzc0 = _mm512_sub_epi32(zero, _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0)));
+    const __m512i nzc1 = _mm512_sub_epi32(zero, _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16)));
     __m512i c0[R], c1[R];  // row i: columns 0-15 and 16-31 of the panel
 #pragma GCC unroll 14
-    for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_si512();
+    for (int i = 0; i < R; ++i) c0[i] = nzc0, c1[i] = nzc1;
     for (int64_t s = 0; s < ks; ++s) {
       const __m512i b0 = _mm512_load_si512(bp + s * 128);
       const __m512i b1 = _mm512_load_si512(bp + s * 128 + 64);
@@ -44,18 +51,22 @@ struct Q8Kernel {
         c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
       }
     }
-    const int64_t n0 = panel * 32;
-    const __m512i z = _mm512_set1_epi32(g.a_signed ? g.za + 128 : g.za);
-    const __m512i zc0 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0));       // [16]
-    const __m512i zc1 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16));  // [16]
+    // Accumulators leave the registers through a plain unrolled store, so the (not unrolled) epilogue
+    // loop below cannot force GCC to keep the arrays in memory during the k loop.
+    alignas(64) int32_t acc[R][32];  // [R][32] int32
+#pragma GCC unroll 14
+    for (int i = 0; i < R; ++i) {
+      _mm512_store_si512(acc[i], c0[i]);
+      _mm512_store_si512(acc[i] + 16, c1[i]);
+    }
     const __m512 s0 = _mm512_loadu_ps(w.scale.data() + n0), s1 = _mm512_loadu_ps(w.scale.data() + n0 + 16);
     const Epi e(g.ep, g.sa);
     const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
-#pragma GCC unroll 14
+    const __m512 bias0 = e.bias16(n0, m0), bias1 = e.bias16(n0 + 16, m1);
     for (int i = 0; i < R; ++i) {
-      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c0[i], zc0)), s0), r0 + i, n0, m0, g.C, g.ldc);
-      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c1[i], zc1)), s1), r0 + i, n0 + 16, m1, g.C,
-                g.ldc);
+      const __m512i a0 = _mm512_load_si512(acc[i]), a1 = _mm512_load_si512(acc[i] + 16);
+      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0), bias0, r0 + i, n0, m0, g.C, g.ldc);
+      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(a1), s1), bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
     }
   }
 };
