@@ -1,7 +1,8 @@
 // Low-precision GEMM: weight packing, argument checks, the scalar epilogue and the dispatch lists.
 //
 // Order (measured on the 2-core Zen 4 box with bench/bench_lowp.cpp; see the dispatch lists below):
-//   int8:  gemm_qu8_qc8w__onednn (K <= 64 only), gemm_qu8_qc8w_14x32c4__avx512vnni, ref
+//   int8:  gemm_qu8_qc8w__onednn (K <= 64 only), gemm_qu8_qc8w_14x32c4__avx512vnni,
+//          gemm_qu8_qc8w_1x32c4__avx2 (AVX2-only machines / MPQ_ISA=avx2), ref
 //   int4:  gemm_qu8_qc4w_12x32c4__avx512vnni, ref (oneDNN 2.6 has no int4)
 //   f16:   gemm_f16_14x32__avx512, ref (oneDNN 2.6 has no f16 compute)
 //   bf16:  gemm_bf16__onednn (bf16 A, f32 out, M >= 196 only), gemm_bf16_14x32c2__avx512bf16, ref
@@ -202,9 +203,10 @@ bool onednn_bf16_preferred(const BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 196;
 }
 
-constexpr std::array<Q8GemmList::Impl, 3> kQ8Impls{{
+constexpr std::array<Q8GemmList::Impl, 4> kQ8Impls{{
     {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},
     {"gemm_qu8_qc8w_14x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc8w_14x32c4__avx512vnni},
+    {"gemm_qu8_qc8w_1x32c4__avx2", Isa::avx2, nullptr, &gemm_qu8_qc8w_1x32c4__avx2},
     {"gemm_qu8_qc8w_ref", Isa::ref, nullptr, &gemm_qu8_qc8w_ref},
 }};
 constexpr std::array<Q4GemmList::Impl, 2> kQ4Impls{{

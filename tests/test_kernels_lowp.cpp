@@ -305,8 +305,12 @@ TEST_CASE("lowp: dispatch honours the ISA cap and names the implementation") {
     gemm_qu8_qc8w(g);
   }
   {
-    ScopedIsaCap cap(Isa::avx2);  // no AVX2 int8 kernel: the reference
-    CHECK(std::string(gemm_qu8_qc8w_list().select(g).name) == "gemm_qu8_qc8w_ref");
+    ScopedIsaCap cap(Isa::avx2);  // the AVX2 fallback, bit-exact
+    CHECK(std::string(gemm_qu8_qc8w_list().select(g).name) == "gemm_qu8_qc8w_1x32c4__avx2");
+    CHECK(std::string(gemm_qu8_qc4w_list().impls().back().name) == "gemm_qu8_qc4w_ref");
+    g.C = c.data();
+    gemm_qu8_qc8w(g);
+    CHECK(c == c_ref);
   }
   if (isa_detected(Isa::avx512_vnni)) {
     ScopedIsaCap cap(Isa::avx512);
