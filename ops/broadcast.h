@@ -4,6 +4,7 @@
 // inner row at a time: the output element offset, each operand's byte offset, the row length and each
 // operand's element step along the row (0 when broadcast). Rows run in parallel when there are many.
 #pragma once
+#include <array>
 #include <vector>
 
 #include "core/error.h"
@@ -13,7 +14,10 @@ namespace mpq::ops {
 
 class BroadcastIter {
  public:
+  static constexpr size_t kMaxOperands = 4;  // binary ops need 2; a fixed array keeps the row loop allocation-free
+
   BroadcastIter(const Shape& out_shape, std::vector<const Tensor*> operands) : shape_(out_shape) {
+    check(operands.size() <= kMaxOperands, "broadcast: {} operands (at most {})", operands.size(), kMaxOperands);
     const size_t nd = out_shape.size();
     for (const Tensor* t : operands) {
       std::vector<int64_t> st(nd, 0);  // byte strides aligned to out_shape
@@ -44,11 +48,11 @@ class BroadcastIter {
     }
     const int64_t inner = shape_.back();
     const int64_t rows = numel_of(shape_) / inner;
-    std::vector<int64_t> step(k);
+    std::array<int64_t, kMaxOperands> step{};
     for (size_t j = 0; j < k; ++j) step[j] = strides_[j][nd - 1] / 4;  // f32 element steps
 #pragma omp parallel for if (rows > 64 && rows * inner > (1 << 15)) schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      std::vector<int64_t> off(k, 0);
+      std::array<int64_t, kMaxOperands> off{};
       int64_t rem = r;
       for (int64_t d = int64_t(nd) - 2; d >= 0; --d) {
         const int64_t n = shape_[size_t(d)];
