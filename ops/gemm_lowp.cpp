@@ -159,8 +159,8 @@ void check_bf16_args(const BF16GemmArgs& g) {
   check(g.ep.out != LowpOut::f16, "gemm_bf16: output is f32 or u8, not f16");
 }
 
-void lowp_epilogue_scalar(const LowpEpilogue& ep, float sa, float f, int64_t m, int64_t n, void* C, int64_t ldc) {
-  float y = std::fma(f, sa, ep.bias ? ep.bias[n] : 0.0f);
+void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t m, int64_t n, void* C, int64_t ldc) {
+  float y = std::fma(f, scale, ep.bias ? ep.bias[n] : 0.0f);
   if (ep.residual) {
     if (ep.residual_u8) {
       const int32_t r = int32_t(static_cast<const uint8_t*>(ep.residual)[m * ep.ld_res + n]) - ep.res_zp;

@@ -11,14 +11,15 @@
 // the kernels turn into u8 by xor 0x80 while packing A: a_s8 + 128 == a_s8 ^ 0x80 as a byte):
 //   acc_g = sum_{k in group g} a[m,k] * w[n,k]            exact int32 (vpdpbusd u8 x s8, no saturation)
 //   zc_g  = z * colsum_g[n]                                colsum_g precomputed at pack time
-//   f     = float(acc_0 - zc_0) * s_0[n]                   (IEEE mul, round to nearest even)
-//   f     = fma(float(acc_g - zc_g), s_g[n], f)  g >= 1    (W4A8 per-group only; one rounding each)
-//   then the shared epilogue below with pre-scale f and activation scale sa.
-// W8A8 and per-channel W4A8 have one group (g = 0) spanning all of K.
+//   W8A8 and per-channel W4A8 (one group spanning K):
+//     f = float(acc - zc), scale = sa * s[n]               (one IEEE f32 multiply, RNE)
+//   per-group W4A8 (group 32/64/128, even when K == group):
+//     f = float(acc_0 - zc_0) * s_0[n];  f = fma(float(acc_g - zc_g), s_g[n], f) for g >= 1;  scale = sa
+//   then the shared epilogue below with pre-scale f and that scale.
 //
 // Shared epilogue (f32 ops in exactly this order; the reference does the same ops, so f32 outputs of
 // the integer paths are bit-exact across implementations and u8 outputs are bit-exact):
-//   y = fma(f, sa, bias[n] or +0)                          (float GEMMs: f = accumulator, sa = 1)
+//   y = fma(f, scale, bias[n] or +0)                       (float GEMMs: f = accumulator, scale = 1)
 //   y = y + res[m,n]                                        f32 residual, or
 //   y = fma(float(res_u8[m,n] - res_zp), res_scale, y)      u8 residual
 //   y = min(max(y, clamp_lo), clamp_hi)                     activation in real (dequantized) values:
@@ -206,7 +207,7 @@ void check_q4_args(const Q4GemmArgs& g);
 void check_f16_args(const F16GemmArgs& g);
 void check_bf16_args(const BF16GemmArgs& g);
 
-// Scalar shared epilogue (the reference's exact op sequence); f is the pre-sa value.
-void lowp_epilogue_scalar(const LowpEpilogue& ep, float sa, float f, int64_t m, int64_t n, void* C, int64_t ldc);
+// Scalar shared epilogue (the reference's exact op sequence); f is the pre-scale value.
+void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t m, int64_t n, void* C, int64_t ldc);
 
 }  // namespace mpq::kernels

@@ -17,8 +17,10 @@ inline int32_t act(const uint8_t* A, int64_t i, bool a_signed) {
   return a_signed ? int32_t(int8_t(A[i])) + 128 : int32_t(A[i]);
 }
 
+// per_channel: y = fma(float(acc - zc), sa * s[n], bias); else (groups) f = float(acc_0 - zc_0) * s_0,
+// f = fma(float(acc_g - zc_g), s_g, f), y = fma(f, sa, bias).
 template <class PW>
-void q_ref(const QGemmArgs<PW>& g, int64_t ngroups, int64_t gsize) {
+void q_ref(const QGemmArgs<PW>& g, int64_t ngroups, int64_t gsize, bool per_channel) {
   const PW& w = *g.w;
   const int32_t z = g.a_signed ? g.za + 128 : g.za;
   for (int64_t m = 0; m < g.M; ++m)
@@ -30,9 +32,12 @@ void q_ref(const QGemmArgs<PW>& g, int64_t ngroups, int64_t gsize) {
         for (int64_t k = k0; k < k1; ++k) acc += act(g.A, m * g.lda + k, g.a_signed) * int32_t(w.at(n, k));
         const int32_t zc = z * w.colsum[size_t(gi * w.Np + n)];
         const float s = w.scale[size_t(gi * w.Np + n)];
-        f = gi == 0 ? float(acc - zc) * s : std::fma(float(acc - zc), s, f);
+        if (per_channel)
+          f = float(acc - zc);
+        else
+          f = gi == 0 ? float(acc - zc) * s : std::fma(float(acc - zc), s, f);
       }
-      lowp_epilogue_scalar(g.ep, g.sa, f, m, n, g.C, g.ldc);
+      lowp_epilogue_scalar(g.ep, per_channel ? g.sa * w.scale[size_t(n)] : g.sa, f, m, n, g.C, g.ldc);
     }
 }
 
@@ -40,12 +45,12 @@ void q_ref(const QGemmArgs<PW>& g, int64_t ngroups, int64_t gsize) {
 
 void gemm_qu8_qc8w_ref(const Q8GemmArgs& g) {
   check_q8_args(g);
-  q_ref(g, 1, g.w->K);
+  q_ref(g, 1, g.w->K, true);
 }
 
 void gemm_qu8_qc4w_ref(const Q4GemmArgs& g) {
   check_q4_args(g);
-  q_ref(g, g.w->ngroups, g.w->group == 0 ? g.w->K : g.w->group);
+  q_ref(g, g.w->ngroups, g.w->group == 0 ? g.w->K : g.w->group, g.w->group == 0);
 }
 
 void gemm_f16_ref(const F16GemmArgs& g) {

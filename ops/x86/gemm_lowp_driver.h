@@ -27,6 +27,7 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -62,6 +63,7 @@ struct Epi {
   const LowpEpilogue& ep;
   __m512 sa, lo, hi, inv_os, zp_f, res_scale;
   __m512i res_zp;
+  bool clamp;  // false when both bounds are infinite (max/min would be identities)
   Epi(const LowpEpilogue& e, float s)
       : ep(e),
         sa(_mm512_set1_ps(s)),
@@ -70,16 +72,23 @@ struct Epi {
         inv_os(_mm512_set1_ps(1.0f / e.out_scale)),
         zp_f(_mm512_set1_ps(float(e.out_zp))),
         res_scale(_mm512_set1_ps(e.res_scale)),
-        res_zp(_mm512_set1_epi32(e.res_zp)) {}
+        res_zp(_mm512_set1_epi32(e.res_zp)),
+        clamp(!(e.clamp_lo == -std::numeric_limits<float>::infinity() &&
+                e.clamp_hi == std::numeric_limits<float>::infinity())) {}
 
   // bias[n .. n+15] (0 where masked off or without bias); loaded once per tile, not per row.
   __m512 bias16(int64_t n, __mmask16 mask) const {
     return ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + n) : _mm512_setzero_ps();
   }
-  // f: pre-sa values of C[m, n .. n+15] (lanes outside `mask` are ignored); b = bias16(n, mask).
+  // f: pre-scale values of C[m, n .. n+15] (lanes outside `mask` are ignored); b = bias16(n, mask);
+  // y = fma(f, sa, b).
   void store16(__m512 f, __m512 b, int64_t m, int64_t n, __mmask16 mask, void* C, int64_t ldc) const {
+    store16s(f, sa, b, m, n, mask, C, ldc);
+  }
+  // Same with a per-column scale vector sc (= sa * s[n] for the per-channel integer paths).
+  void store16s(__m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask, void* C, int64_t ldc) const {
     if (!mask) return;
-    __m512 y = _mm512_fmadd_ps(f, sa, b);
+    __m512 y = _mm512_fmadd_ps(f, sc, b);
     if (ep.residual) {
       if (ep.residual_u8) {
         const __m128i r8 = _mm_maskz_loadu_epi8(mask, static_cast<const uint8_t*>(ep.residual) + m * ep.ld_res + n);
@@ -89,8 +98,10 @@ struct Epi {
         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, static_cast<const float*>(ep.residual) + m * ep.ld_res + n));
       }
     }
-    y = _mm512_max_ps(y, lo);  // y > lo ? y : lo
-    y = _mm512_min_ps(y, hi);  // y < hi ? y : hi
+    if (clamp) {
+      y = _mm512_max_ps(y, lo);  // y > lo ? y : lo
+      y = _mm512_min_ps(y, hi);  // y < hi ? y : hi
+    }
     switch (ep.out) {
       case LowpOut::f32:
         _mm512_mask_storeu_ps(static_cast<float*>(C) + m * ldc + n, mask, y);

@@ -7,11 +7,11 @@
 //
 // Scales:
 //   per channel (group == 0): one int32 accumulation over K, tile 12x32 (24 int32 accumulators +
-//     2 weight vectors + LUT + nibble mask = 28 zmm);
+//     2 weight vectors + LUT + nibble mask = 28 zmm); y = fma(float(acc - zc), sa * s[n], bias) ...;
 //   per group (32/64/128 along K): int32 accumulation over the group, then
 //     f = fma(float(acc_g - z * colsum_g), s_g, f) into f32 accumulators (g = 0: a plain multiply),
 //     tile 7x32 (14 int32 + 14 f32 accumulators + 4 = 32 zmm).
-// Both end in the shared epilogue y = fma(f, sa, bias) ... (ops/kernels_lowp.h).
+//     then y = fma(f, sa, bias) ... (ops/kernels_lowp.h).
 #include <immintrin.h>
 
 #include "ops/x86/gemm_lowp_driver.h"
@@ -73,11 +73,9 @@ struct Q4Kernel {
       }
       const __m512i zc0 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0));
       const __m512i zc1 = _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16));
-      const __m512 s0 = _mm512_loadu_ps(w.scale.data() + n0), s1 = _mm512_loadu_ps(w.scale.data() + n0 + 16);
-      for (int i = 0; i < R; ++i) {
-        _mm512_store_ps(acc[i], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(iacc[i]), zc0)), s0));
-        _mm512_store_ps(acc[i] + 16,
-                        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(iacc[i] + 16), zc1)), s1));
+      for (int i = 0; i < R; ++i) {  // f = float(acc - zc); the scale sa * s[n] is applied in the epilogue
+        _mm512_store_ps(acc[i], _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(iacc[i]), zc0)));
+        _mm512_store_ps(acc[i] + 16, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(iacc[i] + 16), zc1)));
       }
     } else {
       __m512 f0[R], f1[R];  // f32 accumulators, row i: columns 0-15, 16-31
@@ -114,9 +112,12 @@ struct Q4Kernel {
     const Epi e(g.ep, g.sa);
     const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
     const __m512 bias0 = e.bias16(n0, m0), bias1 = e.bias16(n0 + 16, m1);
+    // Per channel: y = fma(f, sa * s[n], bias); per group: y = fma(f, sa, bias).
+    const __m512 sc0 = Grouped ? e.sa : _mm512_mul_ps(e.sa, _mm512_loadu_ps(w.scale.data() + n0));
+    const __m512 sc1 = Grouped ? e.sa : _mm512_mul_ps(e.sa, _mm512_loadu_ps(w.scale.data() + n0 + 16));
     for (int i = 0; i < R; ++i) {
-      e.store16(_mm512_load_ps(acc[i]), bias0, r0 + i, n0, m0, g.C, g.ldc);
-      e.store16(_mm512_load_ps(acc[i] + 16), bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
+      e.store16s(_mm512_load_ps(acc[i]), sc0, bias0, r0 + i, n0, m0, g.C, g.ldc);
+      e.store16s(_mm512_load_ps(acc[i] + 16), sc1, bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
     }
   }
 };

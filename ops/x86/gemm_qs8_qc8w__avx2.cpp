@@ -56,8 +56,8 @@ void gemm_qu8_qc8w_1x32c4__avx2(const Q8GemmArgs& g) {
       row_panel(g, m, p, acc);
       for (int64_t j = 0; j < 32 && p * 32 + j < w.N; ++j) {
         const int64_t n = p * 32 + j;
-        const float f = float(acc[j] - z * w.colsum[size_t(n)]) * w.scale[size_t(n)];
-        lowp_epilogue_scalar(g.ep, g.sa, f, m, n, g.C, g.ldc);
+        const float f = float(acc[j] - z * w.colsum[size_t(n)]);
+        lowp_epilogue_scalar(g.ep, g.sa * w.scale[size_t(n)], f, m, n, g.C, g.ldc);
       }
     }
   }

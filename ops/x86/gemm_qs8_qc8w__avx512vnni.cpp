@@ -4,7 +4,7 @@
 // 14 dword broadcasts of packed activations (u8 [4 k] per row), 28 vpdpbusd (u8 x s8 -> int32, exact:
 // no saturation in vpdpbusd). 28 int32 accumulators + 2 weight vectors = 30 zmm registers.
 // Zero point: acc - z * colsum[n] (colsum from pack time), then the documented f32 epilogue
-// (ops/kernels_lowp.h): f = float(acc - zc) * sw[n]; y = fma(f, sa, bias) ...
+// (ops/kernels_lowp.h): y = fma(float(acc - zc), sa * sw[n], bias) ...
 // s8 activations use the same kernel: pack_a flips the sign bit (a + 128) and z = za + 128.
 #include <immintrin.h>
 
@@ -59,14 +59,16 @@ struct Q8Kernel {
       _mm512_store_si512(acc[i], c0[i]);
       _mm512_store_si512(acc[i] + 16, c1[i]);
     }
-    const __m512 s0 = _mm512_loadu_ps(w.scale.data() + n0), s1 = _mm512_loadu_ps(w.scale.data() + n0 + 16);
     const Epi e(g.ep, g.sa);
+    // Per-column scale sa * sw[n] (one f32 multiply, as the reference).
+    const __m512 sc0 = _mm512_mul_ps(e.sa, _mm512_loadu_ps(w.scale.data() + n0));
+    const __m512 sc1 = _mm512_mul_ps(e.sa, _mm512_loadu_ps(w.scale.data() + n0 + 16));
     const __mmask16 m0 = lane_mask(ncols), m1 = lane_mask(ncols - 16);
     const __m512 bias0 = e.bias16(n0, m0), bias1 = e.bias16(n0 + 16, m1);
     for (int i = 0; i < R; ++i) {
       const __m512i a0 = _mm512_load_si512(acc[i]), a1 = _mm512_load_si512(acc[i] + 16);
-      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0), bias0, r0 + i, n0, m0, g.C, g.ldc);
-      e.store16(_mm512_mul_ps(_mm512_cvtepi32_ps(a1), s1), bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
+      e.store16s(_mm512_cvtepi32_ps(a0), sc0, bias0, r0 + i, n0, m0, g.C, g.ldc);
+      e.store16s(_mm512_cvtepi32_ps(a1), sc1, bias1, r0 + i, n0 + 16, m1, g.C, g.ldc);
     }
   }
 };
