@@ -84,6 +84,8 @@ BertConfig BertConfig::load(const std::string& path) {
 }
 
 nlohmann::json BertConfig::to_json() const {
+  // floats written by their shortest decimal form (0.1, not 0.10000000149011612)
+  auto dec = [](float v) { return std::stod(fmt::format("{}", v)); };
   nlohmann::json j;
   j["architectures"] = {"BertForSequenceClassification"};
   j["model_type"] = "bert";
@@ -93,12 +95,12 @@ nlohmann::json BertConfig::to_json() const {
   j["num_attention_heads"] = heads;
   j["intermediate_size"] = ffn;
   j["hidden_act"] = "gelu";
-  j["hidden_dropout_prob"] = hidden_dropout;
-  j["attention_probs_dropout_prob"] = attn_dropout;
+  j["hidden_dropout_prob"] = dec(hidden_dropout);
+  j["attention_probs_dropout_prob"] = dec(attn_dropout);
   j["max_position_embeddings"] = max_pos;
   j["type_vocab_size"] = type_vocab;
   j["initializer_range"] = 0.02;
-  j["layer_norm_eps"] = ln_eps;
+  j["layer_norm_eps"] = dec(ln_eps);
   j["pad_token_id"] = 0;
   j["num_labels"] = num_labels;
   nlohmann::json id2label, label2id;

@@ -21,8 +21,9 @@ namespace {
 const std::string kGolden = std::string(MPQ_SOURCE_DIR) + "/tests/golden/bert_tiny";
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 const std::string kTrained = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2";
-// Measured accuracy of the committed checkpoint on dev[:200] minus a margin (see the test below).
-constexpr double kMinDev200 = 0.0;
+// The committed checkpoint (mpq train --layers 2 --hidden 128 --heads 2 --ffn 512 --epochs 2 --lr 1e-3
+// --vocab-size 4000) measured 77.50% on dev[:200] (78.10% on all 872); 2.5 points of margin.
+constexpr double kMinDev200 = 0.75;
 
 models::Batch golden_batch(std::vector<int32_t>* labels = nullptr) {
   const Tensor ids = io::read_npy(kGolden + "/ids.npy").contiguous();  // [B, L] i32
