@@ -40,6 +40,8 @@ const Shape kShapes[] = {
     {"rn50_l1_c3", 3136, 256, 64},     {"rn50_l2_c1", 784, 128, 512},   {"rn50_l3_c1", 196, 256, 1024},
     {"rn50_l4_c1", 49, 512, 2048},     {"mnv2_b3_exp", 3136, 144, 24},  {"mnv2_b7_exp", 784, 192, 32},
     {"mnv2_b14_proj", 196, 64, 384},   {"mnv2_last", 49, 1280, 320},
+    // Weight-bandwidth-bound cases (one or a few tokens), where int4's halved weight bytes can pay off.
+    {"bert_ffn_up_m1", 1, 3072, 768},  {"bert_ffn_up_m8", 8, 3072, 768},
 };
 
 template <class T>

@@ -78,7 +78,9 @@ struct Q4Kernel {
         _mm512_store_ps(acc[i] + 16, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(iacc[i] + 16), zc1)));
       }
     } else {
-      __m512 f0[R], f1[R];  // f32 accumulators, row i: columns 0-15, 16-31
+      __m512 f0[R], f1[R];  // f32 accumulators, row i: columns 0-15, 16-31 (set by group 0)
+#pragma GCC unroll 14
+      for (int i = 0; i < R; ++i) f0[i] = f1[i] = _mm512_setzero_ps();
       for (int64_t gi = 0; gi < w.ngroups; ++gi) {
         __m512i c0[R], c1[R];
 #pragma GCC unroll 14
