@@ -339,3 +339,25 @@ TEST_CASE("lowp: argument checks name the bad field") {
   g.lda = 8, g.za = 300;
   CHECK_THROWS_WITH_AS(gemm_qu8_qc8w(g), doctest::Contains("zero point 300"), mpq::Error);
 }
+
+TEST_CASE("lowp: oneDNN int8 binds bias values per call (cached primitive, changed bias)") {
+  if (!isa_detected(Isa::avx512_vnni)) return;
+  std::mt19937 rng(16);
+  auto Wb = rand_bytes(32 * 40, rng);
+  std::vector<float> sw(32, 0.01f), bias(32, 1.0f);  // [N]
+  const PackedQ8W pw = pack_q8w(reinterpret_cast<const int8_t*>(Wb.data()), 32, 40, sw.data());
+  auto A = rand_bytes(5 * 40, rng);
+  std::vector<float> c(5 * 32), c_ref(5 * 32);
+  Q8GemmArgs g;
+  g.M = 5, g.A = A.data(), g.lda = 40, g.w = &pw, g.ldc = 32, g.za = 9, g.sa = 0.1f;
+  g.ep.bias = bias.data();
+  for (float b : {1.0f, -2.0f}) {
+    std::fill(bias.begin(), bias.end(), b);  // same pointer, new values
+    g.C = c.data();
+    gemm_qu8_qc8w__onednn(g);
+    g.C = c_ref.data();
+    gemm_qu8_qc8w_ref(g);
+    for (size_t i = 0; i < c.size(); ++i)
+      CHECK_MESSAGE(std::fabs(c[i] - c_ref[i]) <= 1e-5f * (1.0f + std::fabs(c_ref[i])), "bias=", b, " i=", i);
+  }
+}

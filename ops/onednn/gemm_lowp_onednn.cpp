@@ -25,10 +25,8 @@ using dt = memory::data_type;
 struct LowpMatmulEntry {
   dnnl::matmul prim;
   memory::desc a, c;
-  memory wts;                 // weights in the primitive's layout (owned)
-  memory bias;                // f32 [1, N] (owned) or empty
-  std::vector<float> bias_v;  // backing store of `bias`
-  int32_t src_zp = 0;
+  memory wts;  // weights in the primitive's layout (owned)
+  memory::desc bias;
 };
 
 void add_clip(dnnl::primitive_attr& attr, float lo, float hi) {
@@ -59,18 +57,13 @@ LowpMatmulEntry make_q8(const Q8GemmArgs& g) {
   const dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
   e.prim = dnnl::matmul(pd);
   // Weights: our packed layout -> plain [K, N] -> the primitive's layout.
-  std::vector<int8_t> plain(size_t(K * N));  // [K, N]
+  std::vector<int8_t> plain(size_t(K * N));  // s8 [K, N]
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) plain[size_t(k * N + n)] = w.at(n, k);
   memory src_w({{K, N}, dt::s8, tag::ab}, onednn::engine(), plain.data());
   e.wts = memory(pd.weights_desc(), onednn::engine());
   dnnl::reorder(src_w, e.wts).execute(onednn::stream(), src_w, e.wts);
-  if (g.ep.bias) {
-    e.bias_v.resize(size_t(N));
-    for (int64_t n = 0; n < N; ++n) e.bias_v[size_t(n)] = g.ep.bias[n] / (g.sa * w.scale[size_t(n)]);
-    e.bias = memory(b_md, onednn::engine(), e.bias_v.data());
-  }
-  e.src_zp = g.a_signed ? g.za : g.za;
+  e.bias = b_md;
   onednn::stream().wait();
   return e;
 }
@@ -94,14 +87,15 @@ LowpMatmulEntry make_bf16(const BF16GemmArgs& g) {
   memory src_w({{K, N}, dt::bf16, tag::ab}, onednn::engine(), plain.data());
   e.wts = memory(pd.weights_desc(), onednn::engine());
   dnnl::reorder(src_w, e.wts).execute(onednn::stream(), src_w, e.wts);
+  e.bias = b_md;
   onednn::stream().wait();
   return e;
 }
 
-// Bias is a per-call pointer: the key includes its address (the usual case is one bias per layer).
+// The key holds whether there is a bias, never its address or values: bias data is bound per call.
 std::string epi_key(const LowpEpilogue& ep) {
-  return fmt::format("{}:{}:{}:{}:{}:{}", static_cast<const void*>(ep.bias), ep.clamp_lo, ep.clamp_hi, int(ep.out),
-                     ep.out_scale, ep.out_zp);
+  return fmt::format("{}:{}:{}:{}:{}:{}", ep.bias != nullptr, ep.clamp_lo, ep.clamp_hi, int(ep.out), ep.out_scale,
+                     ep.out_zp);
 }
 
 }  // namespace
@@ -122,7 +116,14 @@ void gemm_qu8_qc8w__onednn(const Q8GemmArgs& g) {
     zp_mem = memory({{1}, dt::s32, tag::x}, eng, &zp);
     args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp_mem);
   }
-  if (g.ep.bias) args.emplace(DNNL_ARG_BIAS, e->bias);
+  thread_local std::vector<float> bias_q;  // [N] bias in the accumulator domain: bias[n] / (sa * sw[n])
+  memory bias;
+  if (g.ep.bias) {
+    bias_q.resize(size_t(g.w->N));
+    for (int64_t n = 0; n < g.w->N; ++n) bias_q[size_t(n)] = g.ep.bias[n] / (g.sa * g.w->scale[size_t(n)]);
+    bias = memory(e->bias, eng, bias_q.data());
+    args.emplace(DNNL_ARG_BIAS, bias);
+  }
   e->prim.execute(onednn::stream(), args);
   onednn::stream().wait();
 }
@@ -139,7 +140,7 @@ void gemm_bf16__onednn(const BF16GemmArgs& g) {
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, e->wts}, {DNNL_ARG_DST, c}};
   memory bias;
   if (g.ep.bias) {
-    bias = memory({{1, g.w->N}, dt::f32, tag::ab}, eng, const_cast<float*>(g.ep.bias));
+    bias = memory(e->bias, eng, const_cast<float*>(g.ep.bias));
     args.emplace(DNNL_ARG_BIAS, bias);
   }
   e->prim.execute(onednn::stream(), args);
