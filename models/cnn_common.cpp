@@ -52,7 +52,7 @@ int64_t ConvUnit::macs(int64_t in_h, int64_t in_w) const {
   return spec.out * (spec.in / spec.groups) * spec.kernel * spec.kernel * oh * ow;
 }
 
-Tensor ConvUnit::forward(const Tensor& x, bool training, bool fold) const {
+Tensor ConvUnit::forward(const Tensor& x, bool training, bool fold) {
   const ops::Conv2dParams p = params(x.size(2), x.size(3));
   if (!has_bn()) return ops::conv2d(x, weight, bias, p);
   if (fold && !training) {
@@ -60,9 +60,8 @@ Tensor ConvUnit::forward(const Tensor& x, bool training, bool fold) const {
     return ops::conv2d(x, f.weight, f.bias, p);
   }
   const Tensor y = ops::conv2d(x, weight, bias, p);  // [N, O, OH, OW]
-  // batch_norm takes the running stats by non-const reference (it updates them in training mode).
-  auto& self = const_cast<ConvUnit&>(*this);
-  return ops::batch_norm(y, gamma, beta, self.running_mean, self.running_var, training, 0.1f, spec.eps);
+  // training mode updates running_mean / running_var in place (momentum 0.1, as PyTorch)
+  return ops::batch_norm(y, gamma, beta, running_mean, running_var, training, 0.1f, spec.eps);
 }
 
 void ConvUnit::collect(NamedTensors& out, bool params_only) {

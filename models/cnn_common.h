@@ -51,7 +51,7 @@ struct ConvUnit {
   int64_t out_size(int64_t in_size) const;
   int64_t macs(int64_t in_h, int64_t in_w) const;  // per sample
   // conv (+ BN). fold: use the BN-folded conv (eval, no autograd recording); training: batch statistics.
-  Tensor forward(const Tensor& x, bool training, bool fold) const;
+  Tensor forward(const Tensor& x, bool training, bool fold);
   void collect(NamedTensors& out, bool params_only);
   // Reads this unit's tensors (torchvision names) from `map`, checking shapes; errors name file and tensor.
   void load(const io::TensorMap& map, const std::string& file);

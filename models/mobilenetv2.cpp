@@ -72,7 +72,7 @@ class MobileNetV2 final : public CnnModel {
           x0.defined() ? shape_str(x0.shape()) : "undefined");
     const bool fold = fold_now(training);
     Tensor x = ops::relu6(stem_.forward(x0, training, fold));  // [N, 32, H/2, W/2]
-    for (const InvertedResidual& b : blocks_) {
+    for (InvertedResidual& b : blocks_) {
       Tensor h = b.expand ? ops::relu6(b.expand->forward(x, training, fold)) : x;  // [N, hidden, h, w]
       h = ops::relu6(b.dw.forward(h, training, fold));                            // [N, hidden, h', w']
       h = b.project.forward(h, training, fold);                                   // [N, out, h', w']

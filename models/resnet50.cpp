@@ -66,7 +66,7 @@ class ResNet50 final : public CnnModel {
     Tensor x = ops::relu(stem_.forward(x0, training, fold));  // [N, 64, H/2, W/2]
     ops::Pool2dParams pool{3, 3, 2, 2, 1, 1, 1, 1, false};
     x = ops::max_pool2d(x, pool);  // [N, 64, H/4, W/4]
-    for (const Bottleneck& b : blocks_) {
+    for (Bottleneck& b : blocks_) {
       Tensor o = ops::relu(b.conv1.forward(x, training, fold));  // [N, w, h, w]
       o = ops::relu(b.conv2.forward(o, training, fold));         // [N, w, h', w']
       o = b.conv3.forward(o, training, fold);                    // [N, 4w, h', w']
