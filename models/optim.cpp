@@ -52,7 +52,9 @@ float clip_grad_norm(const std::vector<Tensor*>& params, float max_norm) {
   double ss = 0.0;
   for (Tensor* p : params) {
     if (!p->grad().defined()) continue;
-    for (float x : p->grad().to_vector()) ss += double(x) * double(x);
+    const Tensor g = p->grad().contiguous();  // same shape as p
+    const float* d = g.data<float>();
+    for (int64_t j = 0; j < g.numel(); ++j) ss += double(d[j]) * double(d[j]);
   }
   const float norm = float(std::sqrt(ss));
   if (norm > max_norm) {

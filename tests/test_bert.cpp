@@ -12,6 +12,7 @@
 #include "models/bert_train.h"
 #include "models/io/npy.h"
 #include "models/io/safetensors.h"
+#include "models/optim.h"
 #include "ops/ops.h"
 
 using namespace mpq;
@@ -208,4 +209,26 @@ TEST_CASE("bert: the committed SST-2 checkpoint on the first 200 dev sentences")
   const auto r = models::evaluate(*m, models::encode_sst2(tok, ex, int(m->config().seq_len)));
   MESSAGE("dev[:200] accuracy " << r.accuracy);
   CHECK(r.accuracy >= kMinDev200);
+}
+
+TEST_CASE("optim: AdamW step with decoupled decay, clipping and the warm-up/decay schedule") {
+  Tensor w = Tensor::from_vector({2}, {1.0f, -2.0f});  // [2], decays
+  Tensor b = Tensor::from_vector({2}, {0.5f, 0.5f});   // [2], no decay
+  w.mutable_grad() = Tensor::from_vector({2}, {0.1f, -0.3f});
+  b.mutable_grad() = Tensor::from_vector({2}, {0.2f, 0.0f});
+  optim::AdamW opt({&w, &b}, {true, false}, {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f});
+  opt.step(0.1f);
+  // first step: m_hat = g, v_hat = g^2, so the update is lr * sign(g) (for g != 0); decay first: w *= 1 - lr*wd
+  CHECK(w.flat(0) == doctest::Approx(1.0 * (1 - 0.001) - 0.1).epsilon(1e-6));
+  CHECK(w.flat(1) == doctest::Approx(-2.0 * (1 - 0.001) + 0.1).epsilon(1e-6));
+  CHECK(b.flat(0) == doctest::Approx(0.4).epsilon(1e-6));
+  CHECK(b.flat(1) == doctest::Approx(0.5).epsilon(1e-6));
+  CHECK(optim::clip_grad_norm({&w, &b}, 0.1f) == doctest::Approx(std::sqrt(0.01 + 0.09 + 0.04)));
+  CHECK(w.grad().flat(1) == doctest::Approx(-0.3 * 0.1 / std::sqrt(0.14)).epsilon(1e-4));
+  CHECK(optim::linear_warmup_decay(5, 10, 110) == doctest::Approx(0.5));
+  CHECK(optim::linear_warmup_decay(60, 10, 110) == doctest::Approx(0.5));
+  CHECK(optim::linear_warmup_decay(110, 10, 110) == 0.0f);
+  CHECK(!optim::decays("bert.encoder.layer.0.output.LayerNorm.weight"));
+  CHECK(!optim::decays("classifier.bias"));
+  CHECK(optim::decays("bert.embeddings.word_embeddings.weight"));
 }
