@@ -42,6 +42,8 @@ const Shape kShapes[] = {
     {"mnv2_b14_proj", 196, 64, 384},   {"mnv2_last", 49, 1280, 320},
     // Weight-bandwidth-bound cases (one or a few tokens), where int4's halved weight bytes can pay off.
     {"bert_ffn_up_m1", 1, 3072, 768},  {"bert_ffn_up_m8", 8, 3072, 768},
+    // A GEMV whose int8 weights (64 MiB) exceed the 32 MiB L3: DRAM-bound, int4 halves the traffic.
+    {"gemv_dram", 1, 16384, 4096},
 };
 
 template <class T>

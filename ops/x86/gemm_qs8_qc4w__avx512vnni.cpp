@@ -26,6 +26,7 @@ inline void q4_steps(const uint8_t* __restrict bp, const int32_t* __restrict Ap,
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
   const __m512i nib = _mm512_set1_epi8(0x0f);
   for (int64_t s = s0; s < s1; ++s) {
+    _mm_prefetch(reinterpret_cast<const char*>(bp + (s + 16) * 64), _MM_HINT_T0);  // 1 KiB ahead
     const __m512i x = _mm512_load_si512(bp + s * 64);
     const __m512i b0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib));                         // cols 0-15
     const __m512i b1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib));  // cols 16-31
