@@ -72,6 +72,7 @@ HutchinsonResult hutchinson_traces(const Tensor& loss, const std::vector<Tensor>
       r.trace[i] = mean;
     }
     r.draws = d;
+    if (opt.progress) opt.progress(d, max_move);
     if (d >= opt.min_draws && max_move < opt.rel_tol) {
       r.converged = true;
       break;

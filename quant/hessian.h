@@ -5,6 +5,7 @@
 // product per draw estimates the trace of every parameter block (every layer) at once.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -16,6 +17,7 @@ struct HutchinsonOptions {
   int min_draws = 8;      // never trust fewer draws: early means can sit still by chance
   int max_draws = 200;    // cap
   uint64_t seed = 0;
+  std::function<void(int draw, double largest_move)> progress;  // called after every draw (optional)
 };
 
 struct HutchinsonResult {

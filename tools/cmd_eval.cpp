@@ -9,45 +9,16 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "core/autograd/node.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "models/cnn_common.h"
 #include "models/data/imagenet.h"
 #include "models/zoo.h"
+#include "quant/evaluate.h"
 #include "tools/commands.h"
 
 namespace mpq::cli {
 namespace {
-
-struct EvalTotals {
-  int64_t samples = 0, top1 = 0, top5 = 0;
-  double loss_sum = 0;  // sum of per-sample cross-entropy (natural log)
-};
-
-// logits [N, C] (contiguous f32), labels [N]
-void score(const Tensor& logits, const std::vector<int>& labels, EvalTotals& t) {
-  const int64_t n = logits.size(0), c = logits.size(1);
-  const float* p = logits.data<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = p + i * c;  // [C]
-    const int label = labels[size_t(i)];
-    check(label >= 0 && label < c, "eval: label {} out of range for {} model outputs", label, c);
-    const float target = row[label];
-    int64_t greater = 0;
-    double mx = row[0];
-    for (int64_t j = 0; j < c; ++j) {
-      greater += row[j] > target;
-      mx = std::max(mx, double(row[j]));
-    }
-    double se = 0;
-    for (int64_t j = 0; j < c; ++j) se += std::exp(double(row[j]) - mx);
-    t.loss_sum += mx + std::log(se) - double(target);
-    t.top1 += greater == 0;
-    t.top5 += greater < 5;
-    ++t.samples;
-  }
-}
 
 void check_precision(const Args& args) {
   const std::string prec = args.get("precision", "fp32");
@@ -71,25 +42,19 @@ int run_eval(const Args& args) {
   check(bs > 0, "--batch must be positive, got {}", bs);
   const bool json = args.flag("json");
 
-  autograd::NoGradGuard no_grad;
-  EvalTotals t;
+  std::vector<int64_t> indices(static_cast<size_t>(total));
+  for (int64_t i = 0; i < total; ++i) indices[size_t(i)] = i;
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t b = 0; b < total; b += bs) {
-    const int64_t count = std::min(bs, total - b);
-    data::ImageBatch ib = folder.load_range(b, count, cnn->preset());
-    models::Batch batch;
-    batch.images = ib.images;  // [count, 3, 224, 224]
-    const Tensor logits = model->forward(batch, false).contiguous();  // [count, classes]
-    score(logits, ib.labels, t);
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double ips = double(t.samples) / std::max(el, 1e-9);
-    fmt::print(stderr, "\r[eval {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, t.samples,
-               total, ips, 100.0 * double(t.top1) / double(t.samples), double(total - t.samples) / ips);
-  }
+  const quant::EvalTotals t =
+      quant::evaluate_images(*cnn, folder, indices, bs, [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double ips = double(done) / std::max(el, 1e-9);
+        fmt::print(stderr, "\r[eval {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, done,
+                   all, ips, 100.0 * r.top1_frac(), double(all - done) / ips);
+      });
   fmt::print(stderr, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double n = double(std::max<int64_t>(t.samples, 1));
-  const double top1 = double(t.top1) / n, top5 = double(t.top5) / n, loss = t.loss_sum / n;
+  const double top1 = t.top1_frac(), top5 = t.top5_frac(), loss = t.mean_loss();
   if (json) {
     nlohmann::json j = {{"model", model_name},   {"weights", weights},         {"layout", cnn->layout()},
                         {"samples", t.samples},  {"top1", top1},               {"top5", top5},

@@ -1,0 +1,31 @@
+// Task-metric evaluation of an image classifier over a list of samples: top-1, top-5, mean cross-entropy.
+// Shared by `mpq eval`, the demo and the search's probes.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/cnn_common.h"
+#include "models/data/imagenet.h"
+
+namespace mpq::quant {
+
+struct EvalTotals {
+  int64_t samples = 0, top1 = 0, top5 = 0;
+  double loss_sum = 0;  // sum of per-sample cross-entropy (natural log)
+  double top1_frac() const { return samples ? double(top1) / double(samples) : 0.0; }
+  double top5_frac() const { return samples ? double(top5) / double(samples) : 0.0; }
+  double mean_loss() const { return samples ? loss_sum / double(samples) : 0.0; }
+};
+
+// Adds one batch: logits [N, C] f32, labels [N] (in the model's label space).
+void score_logits(const Tensor& logits, const std::vector<int>& labels, EvalTotals& t);
+
+// Runs the model (eval mode, no grad) over `indices` of the folder in batches; `progress(done, total)` is
+// called after every batch.
+EvalTotals evaluate_images(models::CnnModel& model, const data::ImageNetFolder& folder,
+                           const std::vector<int64_t>& indices, int64_t batch,
+                           const std::function<void(int64_t, int64_t, const EvalTotals&)>& progress = {});
+
+}  // namespace mpq::quant
