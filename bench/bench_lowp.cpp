@@ -1,7 +1,12 @@
 // Low-precision GEMM benchmarks on the model shapes: our kernels next to oneDNN, in the same run,
 // alternating per shape.
 //
-//   build-lowp/bench_lowp --benchmark_min_time=0.2
+//   build-lowp/bench_lowp --benchmark_min_time=0.2                          (2 threads)
+//   MPQ_BENCH_THREADS=1 build-lowp/bench_lowp --benchmark_min_time=0.2      (1 core; %peak per core)
+//
+// On a shared, loaded machine the 2-thread wall times quantise to the scheduler slice (~4-8 ms per call
+// while another process holds the second core); the 1-thread CPU-time column is then the usable one
+// (GOP/s = 2*M*N*K / cpu_time, see the commit messages for the measured table).
 //
 // Every benchmark runs with 2 threads, f32 output + bias epilogue (the common case between layers).
 // Counters: GOP/s (2*M*N*K per call), %peak of the unit that does the work (machine's given peaks,
