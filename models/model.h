@@ -36,9 +36,22 @@ struct Batch {
   int64_t size() const { return images.defined() ? images.size(0) : (seq_len ? int64_t(ids.size()) / seq_len : 0); }
 };
 
+// Per-layer interception used by quantization (fake-quant simulation, calibration observers, the
+// dependency probes). A model calls it for every quantizable layer, on the layer's weight (after BN
+// folding when the forward folds) and on each activation operand the layer consumes; with no hook set the
+// forward is plain fp32. `operand` is 0 for the input of a conv / linear, 0 and 1 for the two operands of
+// an attention matmul.
+struct LayerHook {
+  virtual ~LayerHook() = default;
+  virtual Tensor on_weight(const std::string& layer, const Tensor& w) { return w; }
+  virtual Tensor on_input(const std::string& layer, int operand, const Tensor& x) { return x; }
+};
+
 class Model {
  public:
   virtual ~Model() = default;
+  void set_layer_hook(std::shared_ptr<LayerHook> hook) { hook_ = std::move(hook); }
+  const std::shared_ptr<LayerHook>& layer_hook() const { return hook_; }
   virtual std::string name() const = 0;  // "resnet50", "mobilenetv2", "bert"
   // Logits [N, classes]. training selects batch statistics / dropout; gradients flow when params require grad.
   virtual Tensor forward(const Batch& batch, bool training = false) = 0;
@@ -48,6 +61,9 @@ class Model {
   virtual std::vector<std::pair<std::string, Tensor*>> parameters() = 0;
   virtual std::vector<QuantLayer> quant_layers() const = 0;
   virtual int64_t num_classes() const = 0;
+
+ protected:
+  std::shared_ptr<LayerHook> hook_;
 };
 
 }  // namespace mpq::models
