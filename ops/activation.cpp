@@ -4,6 +4,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "ops/broadcast.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {
@@ -15,19 +16,6 @@ namespace {
 
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1 / sqrt(2 pi), the normal density at 0
-
-template <class F>
-Tensor map(const Tensor& a, F f) {
-  check(a.dtype() == DType::f32, "activation on a {} tensor (f32 expected)", dtype_name(a.dtype()));
-  const Tensor c = a.contiguous();
-  Tensor out = Tensor::zeros(a.shape());  // [a.shape]
-  const float* pa = c.data<float>();
-  float* po = out.data<float>();
-  const int64_t n = a.numel();
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i]);
-  return out;
-}
 
 struct MaskBackward : Node {
   Tensor mask;  // 1 where the input passes the gradient, else 0; constant
@@ -44,16 +32,15 @@ struct GeluGradBackward : Node {
   const char* name() const override { return "GeluGradBackward"; }
   std::vector<Tensor> backward(const Tensor& g) override {
     // third-order terms are not needed for Hessian-vector products: this node records no history
-    Tensor d2 = map(x.detach(), [](float v) { return std::exp(-0.5f * v * v) * kInvSqrt2Pi * (2.0f - v * v); });
+    Tensor d2 = map_unary(x.detach(), [](float v) { return std::exp(-0.5f * v * v) * kInvSqrt2Pi * (2.0f - v * v); });
     return {mul(g, d2)};
   }
   void release() override { x = Tensor(); }
 };
 
 Tensor gelu_grad(const Tensor& x) {
-  Tensor out = map(x, [](float v) {
-    return 0.5f * (1.0f + std::erf(v * kInvSqrt2)) + v * std::exp(-0.5f * v * v) * kInvSqrt2Pi;
-  });
+  Tensor out = map_unary(
+      x, [](float v) { return 0.5f * (1.0f + std::erf(v * kInvSqrt2)) + v * std::exp(-0.5f * v * v) * kInvSqrt2Pi; });
   if (!autograd::needs_grad({x})) return out;
   auto n = std::make_shared<GeluGradBackward>();
   n->x = x;
@@ -79,22 +66,22 @@ struct TanhBackward : Node {
 Tensor masked(const Tensor& x, Tensor out, float lo, float hi) {
   if (!autograd::needs_grad({x})) return out;
   auto n = std::make_shared<MaskBackward>();
-  n->mask = map(x.detach(), [lo, hi](float v) { return (v > lo && v < hi) ? 1.0f : 0.0f; });
+  n->mask = map_unary(x.detach(), [lo, hi](float v) { return (v > lo && v < hi) ? 1.0f : 0.0f; });
   return record(out, n, {x});
 }
 
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  return masked(x, map(x, [](float v) { return v > 0.0f ? v : 0.0f; }), 0.0f, INFINITY);
+  return masked(x, map_unary(x, [](float v) { return v > 0.0f ? v : 0.0f; }), 0.0f, INFINITY);
 }
 
 Tensor relu6(const Tensor& x) {
-  return masked(x, map(x, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); }), 0.0f, 6.0f);
+  return masked(x, map_unary(x, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); }), 0.0f, 6.0f);
 }
 
 Tensor gelu(const Tensor& x) {
-  Tensor out = map(x, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)); });
+  Tensor out = map_unary(x, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)); });
   if (!autograd::needs_grad({x})) return out;
   auto n = std::make_shared<GeluBackward>();
   n->x = x;
@@ -102,7 +89,7 @@ Tensor gelu(const Tensor& x) {
 }
 
 Tensor tanh(const Tensor& x) {
-  Tensor out = map(x, [](float v) { return std::tanh(v); });
+  Tensor out = map_unary(x, [](float v) { return std::tanh(v); });
   if (!autograd::needs_grad({x})) return out;
   auto n = std::make_shared<TanhBackward>();
   n->y = out.detach();

@@ -1,4 +1,4 @@
-// Broadcast iteration for element-wise kernels (internal to ops/).
+// Element-wise iteration helpers (internal to ops/): broadcasting rows and the unary map.
 // Operands are aligned to the output shape from the right (numpy rules); a broadcast dimension gets
 // stride 0. The iteration walks all output rows (every dim but the last) and hands the kernel one
 // inner row at a time: the output element offset, each operand's byte offset, the row length and each
@@ -68,5 +68,20 @@ class BroadcastIter {
   Shape shape_;
   std::vector<std::vector<int64_t>> strides_;
 };
+
+// Element-wise map of an f32 tensor (any strides) into a fresh contiguous tensor: the forward of every
+// unary op (exp, log, activations, ...).
+template <class F>
+Tensor map_unary(const Tensor& a, F f) {
+  check(a.dtype() == DType::f32, "element-wise op on a {} tensor (f32 expected)", dtype_name(a.dtype()));
+  const Tensor c = a.contiguous();
+  Tensor out = Tensor::zeros(a.shape());  // [a.shape]
+  const float* pa = c.data<float>();
+  float* po = out.data<float>();
+  const int64_t n = a.numel();
+#pragma omp parallel for if (n > (1 << 16)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i]);
+  return out;
+}
 
 }  // namespace mpq::ops

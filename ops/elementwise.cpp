@@ -56,19 +56,6 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, const char* name) {
   return out;
 }
 
-template <class F>
-Tensor unary_forward(const Tensor& a, F f) {
-  check(a.dtype() == DType::f32, "element-wise op on a {} tensor (f32 expected)", dtype_name(a.dtype()));
-  const Tensor c = a.contiguous();
-  Tensor out = Tensor::zeros(a.shape());  // [a.shape]
-  const float* pa = c.data<float>();
-  float* po = out.data<float>();
-  const int64_t n = a.numel();
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i]);
-  return out;
-}
-
 struct AddBackward : Node {
   Shape sa, sb;
   const char* name() const override { return "AddBackward"; }
@@ -181,7 +168,7 @@ struct MulConstBackward : Node {
 Tensor neg(const Tensor& a) { return mul_scalar(a, -1.0f); }
 
 Tensor add_scalar(const Tensor& a, float s) {
-  Tensor out = unary_forward(a, [s](float v) { return v + s; });
+  Tensor out = map_unary(a, [s](float v) { return v + s; });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<ScaleBackward>();
   n->s = 1.0f;
@@ -189,7 +176,7 @@ Tensor add_scalar(const Tensor& a, float s) {
 }
 
 Tensor mul_scalar(const Tensor& a, float s) {
-  Tensor out = unary_forward(a, [s](float v) { return v * s; });
+  Tensor out = map_unary(a, [s](float v) { return v * s; });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<ScaleBackward>();
   n->s = s;
@@ -197,7 +184,7 @@ Tensor mul_scalar(const Tensor& a, float s) {
 }
 
 Tensor exp(const Tensor& a) {
-  Tensor out = unary_forward(a, [](float v) { return std::exp(v); });
+  Tensor out = map_unary(a, [](float v) { return std::exp(v); });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<ExpBackward>();
   n->y = out.detach();
@@ -205,7 +192,7 @@ Tensor exp(const Tensor& a) {
 }
 
 Tensor log(const Tensor& a) {
-  Tensor out = unary_forward(a, [](float v) { return std::log(v); });
+  Tensor out = map_unary(a, [](float v) { return std::log(v); });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<LogBackward>();
   n->a = a;
@@ -213,7 +200,7 @@ Tensor log(const Tensor& a) {
 }
 
 Tensor sqrt(const Tensor& a) {
-  Tensor out = unary_forward(a, [](float v) { return std::sqrt(v); });
+  Tensor out = map_unary(a, [](float v) { return std::sqrt(v); });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<SqrtBackward>();
   n->y = out.detach();
@@ -221,7 +208,7 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor square(const Tensor& a) {
-  Tensor out = unary_forward(a, [](float v) { return v * v; });
+  Tensor out = map_unary(a, [](float v) { return v * v; });
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<SquareBackward>();
   n->a = a;
