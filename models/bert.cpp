@@ -216,19 +216,30 @@ io::TensorMap Bert::state() const {
   return m;
 }
 
-Tensor Bert::attention(const Tensor& x, const BertLayerParams& p, const Tensor& mask_add, bool training) {
+Tensor Bert::qlinear(const std::string& layer, const Tensor& x, const BertLinear& l) {
+  if (!hook_) return ops::linear(x, l.w, l.b);
+  return ops::linear(hook_->on_input(layer, 0, x), hook_->on_weight(layer, l.w), l.b);
+}
+
+Tensor Bert::qmatmul(const std::string& layer, const Tensor& a, const Tensor& b) {
+  if (!hook_) return ops::matmul(a, b);
+  return ops::matmul(hook_->on_input(layer, 0, a), hook_->on_input(layer, 1, b));
+}
+
+Tensor Bert::attention(const Tensor& x, const BertLayerParams& p, const std::string& pre, const Tensor& mask_add,
+                       bool training) {
   const int64_t N = x.size(0), L = x.size(1), D = cfg_.hidden, H = cfg_.heads, dh = cfg_.head_dim();
   // Heads are views: [N, L, D] -> [N, L, H, dh] -> [N, H, L, dh] (strided; matmul reads them in place).
   auto heads = [&](const Tensor& t) { return ops::transpose(ops::reshape(t, {N, L, H, dh}), 1, 2); };
-  Tensor q = heads(ops::linear(x, p.q.w, p.q.b));  // [N, H, L, dh] view
-  Tensor k = heads(ops::linear(x, p.k.w, p.k.b));  // [N, H, L, dh] view
-  Tensor v = heads(ops::linear(x, p.v.w, p.v.b));  // [N, H, L, dh] view
-  Tensor scores = ops::matmul(q, ops::transpose(k, -1, -2));  // [N, H, L, L]
+  Tensor q = heads(qlinear(pre + "attention.self.query", x, p.q));  // [N, H, L, dh] view
+  Tensor k = heads(qlinear(pre + "attention.self.key", x, p.k));    // [N, H, L, dh] view
+  Tensor v = heads(qlinear(pre + "attention.self.value", x, p.v));  // [N, H, L, dh] view
+  Tensor scores = qmatmul(pre + "attention.self.qk", q, ops::transpose(k, -1, -2));  // [N, H, L, L]
   scores = ops::add(ops::mul_scalar(scores, 1.0f / std::sqrt(float(dh))), mask_add);  // [N, H, L, L]
   Tensor probs = ops::dropout(ops::softmax(scores, -1), cfg_.attn_dropout, training, next_seed());  // [N, H, L, L]
-  Tensor ctx = ops::matmul(probs, v);                                    // [N, H, L, dh]
+  Tensor ctx = qmatmul(pre + "attention.self.pv", probs, v);             // [N, H, L, dh]
   ctx = ops::reshape(ops::transpose(ctx, 1, 2), {N, L, D});              // [N, L, D] (one copy: head merge)
-  Tensor out = ops::linear(ctx, p.attn_out.w, p.attn_out.b);             // [N, L, D]
+  Tensor out = qlinear(pre + "attention.output.dense", ctx, p.attn_out);  // [N, L, D]
   out = ops::dropout(out, cfg_.hidden_dropout, training, next_seed());
   return ops::layer_norm(ops::add(out, x), p.attn_ln.g, p.attn_ln.b, cfg_.ln_eps);  // [N, L, D]
 }
@@ -257,10 +268,12 @@ Tensor Bert::encode(const Batch& batch, bool training) {
     pm[i] = real ? 0.0f : -10000.0f;
   }
 
-  for (const auto& p : layers_) {
-    Tensor h = attention(x, p, mask_add, training);                          // [N, L, D]
-    Tensor f = ops::gelu(ops::linear(h, p.ffn_in.w, p.ffn_in.b));            // [N, L, F]
-    f = ops::dropout(ops::linear(f, p.ffn_out.w, p.ffn_out.b), cfg_.hidden_dropout, training, next_seed());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& p = layers_[i];
+    const std::string pre = "bert.encoder.layer." + std::to_string(i) + ".";
+    Tensor h = attention(x, p, pre, mask_add, training);                     // [N, L, D]
+    Tensor f = ops::gelu(qlinear(pre + "intermediate.dense", h, p.ffn_in));   // [N, L, F]
+    f = ops::dropout(qlinear(pre + "output.dense", f, p.ffn_out), cfg_.hidden_dropout, training, next_seed());
     x = ops::layer_norm(ops::add(f, h), p.out_ln.g, p.out_ln.b, cfg_.ln_eps);  // [N, L, D]
   }
   return x;
@@ -270,9 +283,9 @@ Tensor Bert::forward(const Batch& batch, bool training) {
   Tensor x = encode(batch, training);  // [N, L, D]
   const int64_t N = x.size(0), D = x.size(2);
   Tensor cls = ops::reshape(ops::slice(x, 1, 0, 1), {N, D});                      // [N, D]
-  Tensor pooled = ops::tanh(ops::linear(cls, pooler_.w, pooler_.b));              // [N, D]
+  Tensor pooled = ops::tanh(qlinear("bert.pooler.dense", cls, pooler_));         // [N, D]
   pooled = ops::dropout(pooled, cfg_.hidden_dropout, training, next_seed());
-  return ops::linear(pooled, classifier_.w, classifier_.b);                       // [N, C]
+  return qlinear("classifier", pooled, classifier_);                              // [N, C]
 }
 
 // ---------------- quantizable layers ----------------

@@ -90,7 +90,11 @@ class Bert : public Model {
   int64_t num_classes() const override { return cfg_.num_labels; }
 
  private:
-  Tensor attention(const Tensor& x, const BertLayerParams& p, const Tensor& mask_add, bool training);
+  Tensor attention(const Tensor& x, const BertLayerParams& p, const std::string& prefix, const Tensor& mask_add,
+                   bool training);
+  // linear / matmul through the quantization hook (models/model.h LayerHook) when one is set
+  Tensor qlinear(const std::string& layer, const Tensor& x, const BertLinear& l);
+  Tensor qmatmul(const std::string& layer, const Tensor& a, const Tensor& b);
   uint64_t next_seed() { return dropout_seed_++ * 0x9E3779B97F4A7C15ull + 1; }
 
   BertConfig cfg_;

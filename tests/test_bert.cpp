@@ -232,3 +232,35 @@ TEST_CASE("optim: AdamW step with decoupled decay, clipping and the warm-up/deca
   CHECK(!optim::decays("classifier.bias"));
   CHECK(optim::decays("bert.embeddings.word_embeddings.weight"));
 }
+
+TEST_CASE("bert: the layer hook sees every quantizable layer's weight and operands") {
+  struct Recorder : models::LayerHook {
+    std::map<std::string, int> weights, inputs;
+    Tensor on_weight(const std::string& l, const Tensor& w) override {
+      ++weights[l];
+      return l == "classifier" ? Tensor::zeros(w.shape()) : w;
+    }
+    Tensor on_input(const std::string& l, int operand, const Tensor& x) override {
+      ++inputs[l + "#" + std::to_string(operand)];
+      return x;
+    }
+  };
+  auto m = models::load_bert_model(kGolden + "/model.safetensors");
+  auto rec = std::make_shared<Recorder>();
+  m->set_layer_hook(rec);
+  autograd::NoGradGuard ng;
+  const Tensor logits = m->forward(golden_batch());  // [B, C]: classifier weight zeroed -> logits = bias
+  const Tensor bias = m->state().find("classifier.bias")->clone();
+  for (int64_t r = 0; r < logits.size(0); ++r)
+    for (int64_t c = 0; c < logits.size(1); ++c) CHECK(logits.at({r, c}) == bias.flat(c));
+  for (const auto& l : m->quant_layers()) {
+    CAPTURE(l.name);
+    if (l.kind == models::LayerKind::attention_matmul) {
+      CHECK(rec->inputs[l.name + "#0"] == 1);
+      CHECK(rec->inputs[l.name + "#1"] == 1);
+    } else {
+      CHECK(rec->weights[l.name] == 1);
+      CHECK(rec->inputs[l.name + "#0"] == 1);
+    }
+  }
+}
