@@ -80,8 +80,8 @@ Tensor Tensor::full(const Shape& shape, float value) {
 }
 
 Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values) {
-  check(int64_t(values.size()) == numel_of(shape), "from_vector: {} values for shape {}", values.size(),
-        shape_str(shape));
+  if (!(int64_t(values.size()) == numel_of(shape)))
+    fail("from_vector: {} values for shape {}", values.size(), shape_str(shape));
   Tensor t = zeros(shape, DType::f32);
   std::memcpy(t.data<float>(), values.data(), values.size() * sizeof(float));
   return t;
@@ -100,7 +100,7 @@ int64_t Tensor::numel() const { return numel_of(shape()); }
 int64_t Tensor::size(int64_t d) const {
   const int64_t n = dim();
   if (d < 0) d += n;
-  check(d >= 0 && d < n, "size({}) out of range for shape {}", d, shape_str(shape()));
+  if (!(d >= 0 && d < n)) fail("size({}) out of range for shape {}", d, shape_str(shape()));
   return shape()[size_t(d)];
 }
 uint8_t* Tensor::raw() const { return must(impl_.get()).storage->data + impl_->offset; }
@@ -134,7 +134,7 @@ static uint32_t load_raw(const uint8_t* p, DType dt) {
 }
 
 float Tensor::flat(int64_t i) const {
-  check(i >= 0 && i < numel(), "flat index {} out of range for shape {}", i, shape_str(shape()));
+  if (!(i >= 0 && i < numel())) fail("flat index {} out of range for shape {}", i, shape_str(shape()));
   const auto& t = must(impl_.get());
   if (t.dtype == DType::q4) {
     check(is_contiguous(), "q4 element access needs a contiguous tensor");
@@ -148,7 +148,7 @@ float Tensor::flat(int64_t i) const {
 }
 
 void Tensor::set_flat(int64_t i, float v) {
-  check(i >= 0 && i < numel(), "flat index {} out of range for shape {}", i, shape_str(shape()));
+  if (!(i >= 0 && i < numel())) fail("flat index {} out of range for shape {}", i, shape_str(shape()));
   const auto& t = must(impl_.get());
   const uint32_t r = traits(t.dtype).from_float(v);
   if (t.dtype == DType::q4) {
@@ -164,16 +164,16 @@ void Tensor::set_flat(int64_t i, float v) {
 }
 
 float Tensor::item() const {
-  check(numel() == 1, "item() on a tensor of shape {}", shape_str(shape()));
+  if (!(numel() == 1)) fail("item() on a tensor of shape {}", shape_str(shape()));
   return flat(0);
 }
 
 float Tensor::at(std::initializer_list<int64_t> idx) const {
-  check(int64_t(idx.size()) == dim(), "at(): {} indices for shape {}", idx.size(), shape_str(shape()));
+  if (!(int64_t(idx.size()) == dim())) fail("at(): {} indices for shape {}", idx.size(), shape_str(shape()));
   int64_t f = 0, d = 0;
   for (int64_t i : idx) {
-    check(i >= 0 && i < shape()[size_t(d)], "at(): index {} out of range in dim {} of shape {}", i, d,
-          shape_str(shape()));
+    if (!(i >= 0 && i < shape()[size_t(d)]))
+      fail("at(): index {} out of range in dim {} of shape {}", i, d, shape_str(shape()));
     f = f * shape()[size_t(d)] + i;
     ++d;
   }
@@ -202,7 +202,7 @@ static Tensor make_view(const Tensor& base, Shape shape, std::vector<int64_t> st
 }
 
 Tensor Tensor::view_as_strided(const Shape& shape, const std::vector<int64_t>& st, int64_t off) const {
-  check(shape.size() == st.size(), "view_as_strided: shape {} has {} strides", shape_str(shape), st.size());
+  if (!(shape.size() == st.size())) fail("view_as_strided: shape {} has {} strides", shape_str(shape), st.size());
   check(dtype() != DType::q4, "strided views of q4 tensors are not supported");
   // bounds check: the furthest byte touched must lie inside the storage
   int64_t lo = off, hi = off;
@@ -211,9 +211,8 @@ Tensor Tensor::view_as_strided(const Shape& shape, const std::vector<int64_t>& s
     const int64_t ext = (shape[i] - 1) * st[i];
     (ext < 0 ? lo : hi) += ext;
   }
-  check(lo >= 0 && hi + traits(dtype()).block_bytes <= int64_t(storage()->bytes),
-        "view_as_strided: view {} at offset {} exceeds storage of {} bytes", shape_str(shape), off,
-        storage()->bytes);
+  if (!(lo >= 0 && hi + traits(dtype()).block_bytes <= int64_t(storage()->bytes)))
+    fail("view_as_strided: view {} at offset {} exceeds storage of {} bytes", shape_str(shape), off, storage()->bytes);
   return make_view(*this, shape, st, off);
 }
 
@@ -221,39 +220,37 @@ static Shape infer_shape(Shape shape, int64_t n, const Shape& from) {
   int64_t known = 1, neg = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      check(neg < 0, "reshape: more than one -1 in {}", shape_str(shape));
+      if (!(neg < 0)) fail("reshape: more than one -1 in {}", shape_str(shape));
       neg = int64_t(i);
     } else {
       known *= shape[i];
     }
   }
   if (neg >= 0) {
-    check(known > 0 && n % known == 0, "reshape: cannot reshape {} into {}", shape_str(from), shape_str(shape));
+    if (!(known > 0 && n % known == 0)) fail("reshape: cannot reshape {} into {}", shape_str(from), shape_str(shape));
     shape[size_t(neg)] = n / known;
   }
-  check(numel_of(shape) == n, "reshape: cannot reshape {} ({} elements) into {}", shape_str(from), n,
-        shape_str(shape));
+  if (!(numel_of(shape) == n))
+    fail("reshape: cannot reshape {} ({} elements) into {}", shape_str(from), n, shape_str(shape));
   return shape;
 }
 
 Tensor Tensor::reshape_view(const Shape& s) const {
-  check(is_contiguous(), "reshape_view of a non-contiguous tensor {}", shape_str(shape()));
+  if (!(is_contiguous())) fail("reshape_view of a non-contiguous tensor {}", shape_str(shape()));
   Shape ns = infer_shape(s, numel(), shape());
   return make_view(*this, ns, contiguous_strides(ns, dtype()), offset());
 }
 
-Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
-  return slice(d, start, start + length, 1);
-}
+Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const { return slice(d, start, start + length, 1); }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
   const int64_t n = dim();
   if (d < 0) d += n;
-  check(d >= 0 && d < n, "slice: dim {} out of range for shape {}", d, shape_str(shape()));
+  if (!(d >= 0 && d < n)) fail("slice: dim {} out of range for shape {}", d, shape_str(shape()));
   check(step >= 1, "slice: step must be >= 1, got {}", step);
   const int64_t len = shape()[size_t(d)];
-  check(start >= 0 && start <= end && end <= len, "slice: [{}, {}) out of range for dim {} of shape {}", start, end,
-        d, shape_str(shape()));
+  if (!(start >= 0 && start <= end && end <= len))
+    fail("slice: [{}, {}) out of range for dim {} of shape {}", start, end, d, shape_str(shape()));
   check(dtype() != DType::q4 || d != n - 1 || (start == 0 && end == len && step == 1),
         "q4 tensors can only be sliced along whole rows");
   Shape ns = shape();
@@ -275,14 +272,14 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 }
 
 Tensor Tensor::permute_view(const std::vector<int64_t>& perm) const {
-  check(int64_t(perm.size()) == dim(), "permute: {} axes for shape {}", perm.size(), shape_str(shape()));
+  if (!(int64_t(perm.size()) == dim())) fail("permute: {} axes for shape {}", perm.size(), shape_str(shape()));
   check(dtype() != DType::q4, "permute of a q4 tensor is not supported");
   std::vector<bool> seen(perm.size(), false);
   Shape ns(perm.size());
   std::vector<int64_t> st(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) {
     int64_t p = perm[i] < 0 ? perm[i] + dim() : perm[i];
-    check(p >= 0 && p < dim() && !seen[size_t(p)], "permute: bad axis list for shape {}", shape_str(shape()));
+    if (!(p >= 0 && p < dim() && !seen[size_t(p)])) fail("permute: bad axis list for shape {}", shape_str(shape()));
     seen[size_t(p)] = true;
     ns[i] = shape()[size_t(p)];
     st[i] = strides()[size_t(p)];
@@ -295,15 +292,15 @@ Tensor Tensor::transpose_view(int64_t a, int64_t b) const {
   std::iota(perm.begin(), perm.end(), 0);
   if (a < 0) a += dim();
   if (b < 0) b += dim();
-  check(a >= 0 && a < dim() && b >= 0 && b < dim(), "transpose({}, {}) out of range for shape {}", a, b,
-        shape_str(shape()));
+  if (!(a >= 0 && a < dim() && b >= 0 && b < dim()))
+    fail("transpose({}, {}) out of range for shape {}", a, b, shape_str(shape()));
   std::swap(perm[size_t(a)], perm[size_t(b)]);
   return permute_view(perm);
 }
 
 // ---- copies ----
 void Tensor::copy_from(const Tensor& src) {
-  check(src.shape() == shape(), "copy_from: shape {} into {}", shape_str(src.shape()), shape_str(shape()));
+  if (!(src.shape() == shape())) fail("copy_from: shape {} into {}", shape_str(src.shape()), shape_str(shape()));
   const int64_t n = numel();
   if (src.dtype() == dtype() && dtype() != DType::q4 && is_contiguous() && src.is_contiguous()) {
     std::memmove(raw(), src.raw(), nbytes());
@@ -326,8 +323,7 @@ void Tensor::copy_from(const Tensor& src) {
         so += idx[size_t(k)] * src.strides()[size_t(k)];
         doff += idx[size_t(k)] * strides()[size_t(k)];
       }
-      for (int64_t j = 0; j < inner; ++j)
-        std::memcpy(d + doff + j * ds, s + so + j * ss, 4);
+      for (int64_t j = 0; j < inner; ++j) std::memcpy(d + doff + j * ds, s + so + j * ss, 4);
       for (int64_t k = nd - 2; k >= 0; --k) {
         if (++idx[size_t(k)] < shape()[size_t(k)]) break;
         idx[size_t(k)] = 0;

@@ -16,13 +16,8 @@ namespace {
 struct StageCfg {
   int64_t t, c, n, s;
 };
-constexpr std::array<StageCfg, 7> kStages = {{{1, 16, 1, 1},
-                                              {6, 24, 2, 2},
-                                              {6, 32, 3, 2},
-                                              {6, 64, 4, 2},
-                                              {6, 96, 3, 1},
-                                              {6, 160, 3, 2},
-                                              {6, 320, 1, 1}}};
+constexpr std::array<StageCfg, 7> kStages = {
+    {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}}};
 constexpr int64_t kDefaultSize = 224;
 constexpr int64_t kLastChannels = 1280;
 
@@ -53,7 +48,8 @@ class MobileNetV2 final : public CnnModel {
         }
         ConvUnit dw(spec(fmt::format("{}{}.0", p, j), fmt::format("{}{}.1", p, j), hidden, hidden, 3, stride, hidden));
         ConvUnit project(spec(fmt::format("{}{}", p, j + 1), fmt::format("{}{}", p, j + 2), hidden, st.c, 1, 1, 1));
-        blocks_.push_back(InvertedResidual{std::move(expand), std::move(dw), std::move(project), stride == 1 && in == st.c});
+        blocks_.push_back(
+            InvertedResidual{std::move(expand), std::move(dw), std::move(project), stride == 1 && in == st.c});
         in = st.c;
       }
     }
@@ -68,17 +64,17 @@ class MobileNetV2 final : public CnnModel {
 
   Tensor forward(const Batch& batch, bool training) override {
     const Tensor& x0 = batch.images;  // [N, 3, H, W]
-    check(x0.defined() && x0.dim() == 4 && x0.size(1) == 3, "mobilenetv2: input must be [N, 3, H, W], got {}",
-          x0.defined() ? shape_str(x0.shape()) : "undefined");
+    if (!(x0.defined() && x0.dim() == 4 && x0.size(1) == 3))
+      fail("mobilenetv2: input must be [N, 3, H, W], got {}", x0.defined() ? shape_str(x0.shape()) : "undefined");
     const bool fold = fold_now(training);
     Tensor x = ops::relu6(stem_.forward(x0, training, fold));  // [N, 32, H/2, W/2]
     for (InvertedResidual& b : blocks_) {
       Tensor h = b.expand ? ops::relu6(b.expand->forward(x, training, fold)) : x;  // [N, hidden, h, w]
-      h = ops::relu6(b.dw.forward(h, training, fold));                            // [N, hidden, h', w']
-      h = b.project.forward(h, training, fold);                                   // [N, out, h', w']
+      h = ops::relu6(b.dw.forward(h, training, fold));                             // [N, hidden, h', w']
+      h = b.project.forward(h, training, fold);                                    // [N, out, h', w']
       x = b.residual ? ops::add(h, x) : h;
     }
-    x = ops::relu6(last_.forward(x, training, fold));  // [N, 1280, h, w]
+    x = ops::relu6(last_.forward(x, training, fold));     // [N, 1280, h, w]
     return classifier_.forward(ops::global_avg_pool(x));  // [N, 1280] -> [N, classes]; dropout is eval-identity
   }
 
@@ -139,8 +135,8 @@ class MobileNetV2 final : public CnnModel {
   ConvSpec spec(const std::string& conv, const std::string& bn, int64_t in, int64_t out, int64_t k, int64_t stride,
                 int64_t groups) const {
     const bool tfl = layout_ == MobileNetLayout::tflite;
-    return ConvSpec{conv, tfl ? "" : bn, in, out, k, stride, groups, tfl,
-                    tfl ? PadMode::tf_same : PadMode::symmetric, 1e-5f};
+    return ConvSpec{conv, tfl ? "" : bn, in, out, k, stride, groups, tfl, tfl ? PadMode::tf_same : PadMode::symmetric,
+                    1e-5f};
   }
   NamedTensors collect(bool params_only) {
     NamedTensors out;
@@ -161,8 +157,9 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
     if (op.opcode == io::tflite_op::CONV_2D || op.opcode == io::tflite_op::DEPTHWISE_CONV_2D) convs.push_back(&op);
   auto model = std::make_unique<MobileNetV2>(MobileNetLayout::tflite);
   std::vector<ConvUnit*> units = model->units();
-  check(convs.size() == units.size() + 1, "tflite '{}': {} CONV_2D/DEPTHWISE_CONV_2D operators, {} expected for MobileNetV2 1.0",
-        path, convs.size(), units.size() + 1);
+  check(convs.size() == units.size() + 1,
+        "tflite '{}': {} CONV_2D/DEPTHWISE_CONV_2D operators, {} expected for MobileNetV2 1.0", path, convs.size(),
+        units.size() + 1);
   auto tensor_name = [&](int32_t t) { return sg.tensors.at(size_t(t)).name; };
   auto weights = [&](const io::TfliteOperator& op, size_t i) {
     check(op.inputs.size() == 3 && op.inputs[2] >= 0, "tflite '{}': conv operator #{} has no bias input", path, i);
@@ -187,25 +184,28 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
     auto [w, b] = weights(op, i);
     const int64_t K = u.spec.kernel;
     if (dw) {
-      check(w.shape() == Shape{1, K, K, u.spec.out}, "tflite '{}': tensor '{}' has shape {}, expected [1, {}, {}, {}]",
-            path, wname, shape_str(w.shape()), K, K, u.spec.out);
+      if (!(w.shape() == Shape{1, K, K, u.spec.out}))
+        fail("tflite '{}': tensor '{}' has shape {}, expected [1, {}, {}, {}]", path, wname, shape_str(w.shape()), K, K,
+             u.spec.out);
       u.weight = w.permute_view({3, 0, 1, 2}).contiguous().clone();  // [1, K, K, C] -> [C, 1, K, K]
     } else {
-      check(w.shape() == Shape{u.spec.out, K, K, u.spec.in}, "tflite '{}': tensor '{}' has shape {}, expected [{}, {}, {}, {}]",
-            path, wname, shape_str(w.shape()), u.spec.out, K, K, u.spec.in);
+      if (!(w.shape() == Shape{u.spec.out, K, K, u.spec.in}))
+        fail("tflite '{}': tensor '{}' has shape {}, expected [{}, {}, {}, {}]", path, wname, shape_str(w.shape()),
+             u.spec.out, K, K, u.spec.in);
       u.weight = w.permute_view({0, 3, 1, 2}).contiguous().clone();  // [O, K, K, I] -> [O, I, K, K]
     }
-    check(b.shape() == Shape{u.spec.out}, "tflite '{}': bias '{}' has shape {}, expected [{}]", path,
-          tensor_name(op.inputs[2]), shape_str(b.shape()), u.spec.out);
+    if (!(b.shape() == Shape{u.spec.out}))
+      fail("tflite '{}': bias '{}' has shape {}, expected [{}]", path, tensor_name(op.inputs[2]), shape_str(b.shape()),
+           u.spec.out);
     u.bias = b.contiguous().clone();
   }
   // Classifier: 1x1 CONV_2D [1001, 1, 1, 1280] after the average pool.
   const io::TfliteOperator& cls = *convs.back();
   auto [w, b] = weights(cls, convs.size() - 1);
   LinearUnit& fc = model->classifier_;
-  check(cls.opcode == io::tflite_op::CONV_2D && w.shape() == Shape{fc.out, 1, 1, fc.in},
-        "tflite '{}': classifier '{}' has shape {}, expected a CONV_2D [{}, 1, 1, {}]", path,
-        tensor_name(cls.inputs[1]), shape_str(w.shape()), fc.out, fc.in);
+  if (!(cls.opcode == io::tflite_op::CONV_2D && w.shape() == Shape{fc.out, 1, 1, fc.in}))
+    fail("tflite '{}': classifier '{}' has shape {}, expected a CONV_2D [{}, 1, 1, {}]", path,
+         tensor_name(cls.inputs[1]), shape_str(w.shape()), fc.out, fc.in);
   check(cls.options.activation == io::TfliteActivation::none, "tflite '{}': classifier has a fused activation", path);
   fc.weight = w.reshape_view({fc.out, fc.in}).clone();  // [1001, 1280]
   fc.bias = b.contiguous().clone();                     // [1001]
@@ -217,7 +217,8 @@ std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
   std::string layout = safetensors_layout(f.metadata);
   if (layout.empty()) layout = f.tensors.contains("features.0.0.bias") ? "tflite" : "torchvision";
   check(layout == "tflite" || layout == "torchvision",
-        "weights '{}': __metadata__ field 'layout' is '{}' (mobilenetv2 expects 'tflite' or 'torchvision')", path, layout);
+        "weights '{}': __metadata__ field 'layout' is '{}' (mobilenetv2 expects 'tflite' or 'torchvision')", path,
+        layout);
   auto model = make_mobilenetv2(layout == "tflite" ? MobileNetLayout::tflite : MobileNetLayout::torchvision);
   auto& net = static_cast<MobileNetV2&>(*model);
   for (ConvUnit* u : net.units()) u->load(f.tensors, path);

@@ -11,8 +11,8 @@ AdamW::AdamW(std::vector<Tensor*> params, std::vector<bool> decay, AdamWOptions 
     : params_(std::move(params)), decay_(std::move(decay)), opts_(opts) {
   check(params_.size() == decay_.size(), "AdamW: {} params but {} decay flags", params_.size(), decay_.size());
   for (Tensor* p : params_) {
-    check(p->dtype() == DType::f32 && p->is_contiguous(), "AdamW: parameters must be contiguous f32, got {} {}",
-          dtype_name(p->dtype()), shape_str(p->shape()));
+    if (!(p->dtype() == DType::f32 && p->is_contiguous()))
+      fail("AdamW: parameters must be contiguous f32, got {} {}", dtype_name(p->dtype()), shape_str(p->shape()));
     m_.push_back(Tensor::zeros(p->shape()));  // same shape as p
     v_.push_back(Tensor::zeros(p->shape()));  // same shape as p
   }
@@ -26,12 +26,12 @@ void AdamW::step(float lr) {
     Tensor& p = *params_[i];
     if (!p.grad().defined()) continue;
     const Tensor g = p.grad().contiguous();
-    check(g.shape() == p.shape(), "AdamW: grad {} does not match parameter {}", shape_str(g.shape()),
-          shape_str(p.shape()));
-    float* w = p.data<float>();          // [numel]
-    const float* gd = g.data<float>();   // [numel]
-    float* m = m_[i].data<float>();      // [numel]
-    float* v = v_[i].data<float>();      // [numel]
+    if (!(g.shape() == p.shape()))
+      fail("AdamW: grad {} does not match parameter {}", shape_str(g.shape()), shape_str(p.shape()));
+    float* w = p.data<float>();         // [numel]
+    const float* gd = g.data<float>();  // [numel]
+    float* m = m_[i].data<float>();     // [numel]
+    float* v = v_[i].data<float>();     // [numel]
     const float wd = decay_[i] ? lr * opts_.weight_decay : 0.0f;
     const int64_t n = p.numel();
 #pragma omp parallel for schedule(static) if (n > 65536)

@@ -60,8 +60,8 @@ class ResNet50 final : public CnnModel {
 
   Tensor forward(const Batch& batch, bool training) override {
     const Tensor& x0 = batch.images;  // [N, 3, H, W]
-    check(x0.defined() && x0.dim() == 4 && x0.size(1) == 3, "resnet50: input must be [N, 3, H, W], got {}",
-          x0.defined() ? shape_str(x0.shape()) : "undefined");
+    if (!(x0.defined() && x0.dim() == 4 && x0.size(1) == 3))
+      fail("resnet50: input must be [N, 3, H, W], got {}", x0.defined() ? shape_str(x0.shape()) : "undefined");
     const bool fold = fold_now(training);
     Tensor x = ops::relu(stem_.forward(x0, training, fold));  // [N, 64, H/2, W/2]
     ops::Pool2dParams pool{3, 3, 2, 2, 1, 1, 1, 1, false};
@@ -84,7 +84,7 @@ class ResNet50 final : public CnnModel {
     int64_t h = kDefaultSize;
     g.add(stem_.spec.conv, LayerKind::conv, stem_.spec.conv + ".weight", stem_.macs(h, h), {});
     h = stem_.out_size(h);
-    h = (h + 2 - 3) / 2 + 1;  // max pool 3x3/2 pad 1
+    h = (h + 2 - 3) / 2 + 1;                           // max pool 3x3/2 pad 1
     std::vector<std::string> cur = {stem_.spec.conv};  // producers of the current activation
     for (const Bottleneck& b : blocks_) {
       auto add = [&](const ConvUnit& u, std::vector<std::string> prod, int64_t in_h) {
@@ -154,17 +154,19 @@ void check_conv_config(const io::TfjsLayer& l, int64_t kernel, int64_t stride, c
     auto it = c.find(key);
     return it != c.end() && it->is_array() && it->size() == 2 && (*it)[0] == v && (*it)[1] == v;
   };
-  check(pair_is("kernel_size", kernel), "tfjs model '{}': layer '{}' field 'kernel_size' is not [{}, {}]", file,
-        l.name, kernel, kernel);
-  check(pair_is("strides", stride), "tfjs model '{}': layer '{}' field 'strides' is not [{}, {}] (Keras ResNet50 v1 expected)",
-        file, l.name, stride, stride);
+  check(pair_is("kernel_size", kernel), "tfjs model '{}': layer '{}' field 'kernel_size' is not [{}, {}]", file, l.name,
+        kernel, kernel);
+  check(pair_is("strides", stride),
+        "tfjs model '{}': layer '{}' field 'strides' is not [{}, {}] (Keras ResNet50 v1 expected)", file, l.name,
+        stride, stride);
   check(c.value("padding", std::string()) == padding, "tfjs model '{}': layer '{}' field 'padding' is not '{}'", file,
         l.name, padding);
 }
 
 float keras_eps(const io::TfjsLayer& l, const std::string& file) {
   auto it = l.config.find("epsilon");
-  check(it != l.config.end() && it->is_number(), "tfjs model '{}': layer '{}' field 'epsilon' is missing", file, l.name);
+  check(it != l.config.end() && it->is_number(), "tfjs model '{}': layer '{}' field 'epsilon' is missing", file,
+        l.name);
   return it->get<float>();
 }
 
@@ -213,7 +215,7 @@ std::unique_ptr<CnnModel> load_keras_tfjs(const std::string& path) {
   }
   keras_layer(m, "fc1000", "Dense", path);
   const Tensor& k = io::require(m.weights, "fc1000/kernel", {2048, kClasses}, path);  // [in, out]
-  model->fc_.weight = k.transpose_view(0, 1).contiguous().clone();                  // [out, in]
+  model->fc_.weight = k.transpose_view(0, 1).contiguous().clone();                    // [out, in]
   model->fc_.bias = io::require(m.weights, "fc1000/bias", {kClasses}, path).clone();
   return model;
 }

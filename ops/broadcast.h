@@ -22,13 +22,13 @@ class BroadcastIter {
     for (const Tensor* t : operands) {
       std::vector<int64_t> st(nd, 0);  // byte strides aligned to out_shape
       const size_t td = t->shape().size();
-      check(td <= nd, "broadcast: operand {} has more dims than output {}", shape_str(t->shape()),
-            shape_str(out_shape));
+      if (!(td <= nd))
+        fail("broadcast: operand {} has more dims than output {}", shape_str(t->shape()), shape_str(out_shape));
       for (size_t i = 0; i < td; ++i) {
         const int64_t d = t->shape()[i];
         const size_t o = nd - td + i;
-        check(d == out_shape[o] || d == 1, "broadcast: operand {} does not broadcast to {}", shape_str(t->shape()),
-              shape_str(out_shape));
+        if (!(d == out_shape[o] || d == 1))
+          fail("broadcast: operand {} does not broadcast to {}", shape_str(t->shape()), shape_str(out_shape));
         st[o] = (d == 1 && out_shape[o] != 1) ? 0 : t->strides()[i];
       }
       strides_.push_back(std::move(st));

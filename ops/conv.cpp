@@ -30,31 +30,33 @@ std::string params_str(const Conv2dParams& p) {
 
 // Validates x_shape [N, C, H, W] against w_shape [O, C/groups, KH, KW] and builds the kernel descriptor.
 kernels::Conv2dShape conv_shape(const char* op, const Shape& x_shape, const Shape& w_shape, const Conv2dParams& p) {
-  check(x_shape.size() == 4, "{}: input must be 4-D [N, C, H, W], got {}", op, shape_str(x_shape));
-  check(w_shape.size() == 4, "{}: weight must be 4-D [O, C/groups, KH, KW], got {} (input {})", op,
-        shape_str(w_shape), shape_str(x_shape));
+  if (!(x_shape.size() == 4)) fail("{}: input must be 4-D [N, C, H, W], got {}", op, shape_str(x_shape));
+  if (!(w_shape.size() == 4))
+    fail("{}: weight must be 4-D [O, C/groups, KH, KW], got {} (input {})", op, shape_str(w_shape), shape_str(x_shape));
   check(p.groups >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.dil_h >= 1 && p.dil_w >= 1 && p.pad_top >= 0 &&
             p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
         "{}: invalid parameters: {}", op, params_str(p));
-  check(x_shape[1] == w_shape[1] * p.groups,
-        "{}: input {} has {} channels but weight {} with groups={} expects {}", op, shape_str(x_shape), x_shape[1],
-        shape_str(w_shape), p.groups, w_shape[1] * p.groups);
-  check(w_shape[0] % p.groups == 0, "{}: weight {} has {} output channels, not divisible by groups={} (input {})", op,
-        shape_str(w_shape), w_shape[0], p.groups, shape_str(x_shape));
-  kernels::Conv2dShape s{x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2], w_shape[3],
-                         p.stride_h,  p.stride_w,  p.pad_top,  p.pad_left,  p.pad_bottom, p.pad_right, p.dil_h,
-                         p.dil_w,     p.groups};
-  check(s.H + p.pad_top + p.pad_bottom >= p.dil_h * (s.KH - 1) + 1 &&
-            s.W + p.pad_left + p.pad_right >= p.dil_w * (s.KW - 1) + 1,
-        "{}: kernel {} (dilated) does not fit padded input {} with {}", op, shape_str(w_shape), shape_str(x_shape),
-        params_str(p));
+  if (!(x_shape[1] == w_shape[1] * p.groups))
+    fail("{}: input {} has {} channels but weight {} with groups={} expects {}", op, shape_str(x_shape), x_shape[1],
+         shape_str(w_shape), p.groups, w_shape[1] * p.groups);
+  if (!(w_shape[0] % p.groups == 0))
+    fail("{}: weight {} has {} output channels, not divisible by groups={} (input {})", op, shape_str(w_shape),
+         w_shape[0], p.groups, shape_str(x_shape));
+  kernels::Conv2dShape s{x_shape[0],  x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2],
+                         w_shape[3],  p.stride_h, p.stride_w, p.pad_top,  p.pad_left, p.pad_bottom,
+                         p.pad_right, p.dil_h,    p.dil_w,    p.groups};
+  if (!(s.H + p.pad_top + p.pad_bottom >= p.dil_h * (s.KH - 1) + 1 &&
+        s.W + p.pad_left + p.pad_right >= p.dil_w * (s.KW - 1) + 1))
+    fail("{}: kernel {} (dilated) does not fit padded input {} with {}", op, shape_str(w_shape), shape_str(x_shape),
+         params_str(p));
   return s;
 }
 
 Shape out_shape_of(const kernels::Conv2dShape& s) { return {s.N, s.O, s.OH(), s.OW()}; }
 
 Tensor as_f32_contig(const Tensor& t) {
-  check(t.dtype() == DType::f32, "conv2d: expects f32 tensors, got shape {} of another dtype", shape_str(t.shape()));
+  if (!(t.dtype() == DType::f32))
+    fail("conv2d: expects f32 tensors, got shape {} of another dtype", shape_str(t.shape()));
   return t.contiguous();
 }
 
@@ -105,10 +107,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   check(x.defined() && w.defined(), "conv2d: input and weight must be defined");
   const kernels::Conv2dShape s = conv_shape("conv2d", x.shape(), w.shape(), p);
   if (b.defined())
-    check(b.dim() == 1 && b.size(0) == s.O, "conv2d: bias {} does not match weight {} ({} output channels)",
-          shape_str(b.shape()), shape_str(w.shape()), s.O);
-  const Tensor xc = as_f32_contig(x);                          // [N, C, H, W]
-  const Tensor wc = as_f32_contig(w);                          // [O, C/g, KH, KW]
+    if (!(b.dim() == 1 && b.size(0) == s.O))
+      fail("conv2d: bias {} does not match weight {} ({} output channels)", shape_str(b.shape()), shape_str(w.shape()),
+           s.O);
+  const Tensor xc = as_f32_contig(x);                           // [N, C, H, W]
+  const Tensor wc = as_f32_contig(w);                           // [O, C/g, KH, KW]
   const Tensor bc = b.defined() ? as_f32_contig(b) : Tensor();  // [O]
   Tensor y = Tensor::empty(out_shape_of(s));                    // [N, O, OH, OW]
   kernels::conv2d_fwd_f32(s, xc.data<float>(), wc.data<float>(), bc.defined() ? bc.data<float>() : nullptr,
@@ -125,9 +128,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
 Tensor conv2d_grad_input(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p) {
   check(gy.defined() && w.defined(), "conv2d_grad_input: gy and weight must be defined");
   const kernels::Conv2dShape s = conv_shape("conv2d_grad_input", x_shape, w.shape(), p);
-  check(gy.shape() == out_shape_of(s),
-        "conv2d_grad_input: output gradient {} does not match input {} and weight {} (expected {})",
-        shape_str(gy.shape()), shape_str(x_shape), shape_str(w.shape()), shape_str(out_shape_of(s)));
+  if (!(gy.shape() == out_shape_of(s)))
+    fail("conv2d_grad_input: output gradient {} does not match input {} and weight {} (expected {})",
+         shape_str(gy.shape()), shape_str(x_shape), shape_str(w.shape()), shape_str(out_shape_of(s)));
   const Tensor gyc = as_f32_contig(gy);  // [N, O, OH, OW]
   const Tensor wc = as_f32_contig(w);    // [O, C/g, KH, KW]
   Tensor gx = Tensor::empty(x_shape);    // [N, C, H, W]
@@ -143,9 +146,9 @@ Tensor conv2d_grad_input(const Tensor& gy, const Tensor& w, const Shape& x_shape
 Tensor conv2d_grad_weight(const Tensor& x, const Tensor& gy, const Shape& w_shape, const Conv2dParams& p) {
   check(x.defined() && gy.defined(), "conv2d_grad_weight: input and gy must be defined");
   const kernels::Conv2dShape s = conv_shape("conv2d_grad_weight", x.shape(), w_shape, p);
-  check(gy.shape() == out_shape_of(s),
-        "conv2d_grad_weight: output gradient {} does not match input {} and weight {} (expected {})",
-        shape_str(gy.shape()), shape_str(x.shape()), shape_str(w_shape), shape_str(out_shape_of(s)));
+  if (!(gy.shape() == out_shape_of(s)))
+    fail("conv2d_grad_weight: output gradient {} does not match input {} and weight {} (expected {})",
+         shape_str(gy.shape()), shape_str(x.shape()), shape_str(w_shape), shape_str(out_shape_of(s)));
   const Tensor xc = as_f32_contig(x);    // [N, C, H, W]
   const Tensor gyc = as_f32_contig(gy);  // [N, O, OH, OW]
   Tensor gw = Tensor::empty(w_shape);    // [O, C/g, KH, KW]

@@ -216,8 +216,8 @@ Tensor square(const Tensor& a) {
 }
 
 Tensor mul_const(const Tensor& a, const Tensor& mask) {
-  check(a.shape() == mask.shape(), "mul_const: tensor {} and mask {} differ", shape_str(a.shape()),
-        shape_str(mask.shape()));
+  if (!(a.shape() == mask.shape()))
+    fail("mul_const: tensor {} and mask {} differ", shape_str(a.shape()), shape_str(mask.shape()));
   Tensor out;
   {
     autograd::NoGradGuard ng;

@@ -58,7 +58,7 @@ Tensor gather_rows_of(const Tensor& weight, const Ids& ids, const Shape& ids_sha
 // g [ids..., D] -> gw [V, D], gw[ids[i]] += g[i] (serial over ids: repeated ids accumulate deterministically)
 Tensor scatter_rows(const Tensor& g, const Ids& ids, int64_t V) {
   const int64_t D = g.size(-1);
-  const Tensor gc = g.contiguous();  // [ids..., D]
+  const Tensor gc = g.contiguous();   // [ids..., D]
   Tensor gw = Tensor::zeros({V, D});  // [V, D]
   const float* pg = gc.data<float>();
   float* pw = gw.data<float>();
@@ -86,20 +86,22 @@ inline uint64_t splitmix64(uint64_t x) {
 }  // namespace
 
 Tensor embedding(const Tensor& weight, const std::vector<int32_t>& ids, const Shape& ids_shape) {
-  check(weight.defined() && weight.dim() == 2, "embedding: weight must be 2-D [V, D], got {}",
-        weight.defined() ? shape_str(weight.shape()) : std::string("undefined"));
-  check(weight.dtype() == DType::f32, "embedding: expects f32 weight {}", shape_str(weight.shape()));
-  check(int64_t(ids.size()) == numel_of(ids_shape), "embedding: {} ids for ids shape {} ({} elements)", ids.size(),
-        shape_str(ids_shape), numel_of(ids_shape));
+  if (!(weight.defined() && weight.dim() == 2))
+    fail("embedding: weight must be 2-D [V, D], got {}",
+         weight.defined() ? shape_str(weight.shape()) : std::string("undefined"));
+  if (!(weight.dtype() == DType::f32)) fail("embedding: expects f32 weight {}", shape_str(weight.shape()));
+  if (!(int64_t(ids.size()) == numel_of(ids_shape)))
+    fail("embedding: {} ids for ids shape {} ({} elements)", ids.size(), shape_str(ids_shape), numel_of(ids_shape));
   const int64_t V = weight.size(0);
   for (size_t i = 0; i < ids.size(); ++i)
-    check(ids[i] >= 0 && ids[i] < V, "embedding: id {} at position {} out of range for vocabulary size V={} (weight {})",
-          ids[i], i, V, shape_str(weight.shape()));
+    if (!(ids[i] >= 0 && ids[i] < V))
+      fail("embedding: id {} at position {} out of range for vocabulary size V={} (weight {})", ids[i], i, V,
+           shape_str(weight.shape()));
   return gather_rows_of(weight, std::make_shared<const std::vector<int32_t>>(ids), ids_shape);
 }
 
 Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed) {
-  check(p >= 0.0f && p <= 1.0f, "dropout: probability {} outside [0, 1] (input {})", p, shape_str(x.shape()));
+  if (!(p >= 0.0f && p <= 1.0f)) fail("dropout: probability {} outside [0, 1] (input {})", p, shape_str(x.shape()));
   if (!training || p == 0.0f) return x;
   Tensor mask = Tensor::empty(x.shape());  // same shape as x: 0 or 1/(1-p)
   float* pm = mask.data<float>();

@@ -10,16 +10,18 @@ namespace mpq::ops {
 
 FoldedConv fold_bn(const Tensor& w, const Tensor& b, const Tensor& gamma, const Tensor& beta,
                    const Tensor& running_mean, const Tensor& running_var, float eps) {
-  check(w.defined() && w.dim() == 4, "fold_bn: conv weight must be 4-D [O, C/groups, KH, KW], got {}",
-        w.defined() ? shape_str(w.shape()) : std::string("undefined"));
+  if (!(w.defined() && w.dim() == 4))
+    fail("fold_bn: conv weight must be 4-D [O, C/groups, KH, KW], got {}",
+         w.defined() ? shape_str(w.shape()) : std::string("undefined"));
   const int64_t O = w.size(0);
   const auto check_vec = [&](const char* what, const Tensor& t, bool required) {
     if (!t.defined()) {
-      check(!required, "fold_bn: {} is required (weight {})", what, shape_str(w.shape()));
+      if (!(!required)) fail("fold_bn: {} is required (weight {})", what, shape_str(w.shape()));
       return;
     }
-    check(t.dim() == 1 && t.size(0) == O, "fold_bn: {} {} does not match weight {} ({} output channels)", what,
-          shape_str(t.shape()), shape_str(w.shape()), O);
+    if (!(t.dim() == 1 && t.size(0) == O))
+      fail("fold_bn: {} {} does not match weight {} ({} output channels)", what, shape_str(t.shape()),
+           shape_str(w.shape()), O);
   };
   check_vec("bias", b, false);
   check_vec("gamma", gamma, false);

@@ -56,10 +56,10 @@ struct MatmulBackward : Node {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check(a.dtype() == DType::f32 && b.dtype() == DType::f32, "matmul: f32 operands expected, got {} and {}",
         dtype_name(a.dtype()), dtype_name(b.dtype()));
-  check(a.dim() >= 2 && b.dim() >= 2, "matmul: operands must be at least 2-D, got {} and {}", shape_str(a.shape()),
-        shape_str(b.shape()));
+  if (!(a.dim() >= 2 && b.dim() >= 2))
+    fail("matmul: operands must be at least 2-D, got {} and {}", shape_str(a.shape()), shape_str(b.shape()));
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
-  check(b.size(-2) == K, "matmul: inner dimensions differ: {} x {}", shape_str(a.shape()), shape_str(b.shape()));
+  if (!(b.size(-2) == K)) fail("matmul: inner dimensions differ: {} x {}", shape_str(a.shape()), shape_str(b.shape()));
   Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
   const Shape batch = broadcast_shape(batch_a, batch_b);
   Shape out_shape = batch;
@@ -99,11 +99,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  check(w.dim() == 2, "linear: weight must be [out, in], got {}", shape_str(w.shape()));
-  check(x.size(-1) == w.size(1), "linear: input {} does not match weight {} (in = {})", shape_str(x.shape()),
-        shape_str(w.shape()), w.size(1));
-  check(!b.defined() || b.shape() == Shape{w.size(0)}, "linear: bias {} does not match weight {}",
-        b.defined() ? shape_str(b.shape()) : "", shape_str(w.shape()));
+  if (!(w.dim() == 2)) fail("linear: weight must be [out, in], got {}", shape_str(w.shape()));
+  if (!(x.size(-1) == w.size(1)))
+    fail("linear: input {} does not match weight {} (in = {})", shape_str(x.shape()), shape_str(w.shape()), w.size(1));
+  if (!(!b.defined() || b.shape() == Shape{w.size(0)}))
+    fail("linear: bias {} does not match weight {}", b.defined() ? shape_str(b.shape()) : "", shape_str(w.shape()));
   Tensor x2 = x.dim() == 1 ? reshape(x, {1, x.size(0)}) : x;
   Tensor y = matmul(x2, transpose(w, 0, 1));  // [..., out]
   if (b.defined()) y = add(y, b);

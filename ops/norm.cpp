@@ -74,8 +74,9 @@ std::vector<float> values_or(const Tensor& t, int64_t n, float fill) {
 
 void check_channel_vec(const char* what, const Tensor& t, const Tensor& x) {
   if (!t.defined()) return;
-  check(t.dim() == 1 && t.size(0) == x.size(1), "batch_norm: {} {} does not match input {} ({} channels)", what,
-        shape_str(t.shape()), shape_str(x.shape()), x.size(1));
+  if (!(t.dim() == 1 && t.size(0) == x.size(1)))
+    fail("batch_norm: {} {} does not match input {} ({} channels)", what, shape_str(t.shape()), shape_str(x.shape()),
+         x.size(1));
 }
 
 // running = (1 - m) * running + m * batch, in place (running is a constant buffer [C]).
@@ -86,7 +87,6 @@ void update_running(Tensor& running, const std::vector<double>& batch, float mom
   for (size_t c = 0; c < batch.size(); ++c) pr[c] = float((1.0 - momentum) * pr[c] + momentum * batch[c]);
   if (!r.same(running)) running.copy_from(r);
 }
-
 
 // Per-channel affine map y[n,c,:] = x[n,c,:] * scale[c] + shift[c] as a differentiable op (eval-mode batch
 // norm). Backward: dx = affine(g, scale, 0) (itself this op, so differentiable in g and scale),
@@ -142,7 +142,7 @@ struct ChannelAffineNode : autograd::Node {
 Tensor channel_affine_op(const Tensor& x, const Tensor& scale, const Tensor& shift) {
   const int64_t C = x.size(1);
   const std::vector<float> a = scale.contiguous().to_vector(), b = values_or(shift, C, 0.0f);  // [C]
-  Tensor y = channel_affine(x.contiguous(), a, b);  // [N, C, H, W]
+  Tensor y = channel_affine(x.contiguous(), a, b);                                             // [N, C, H, W]
   if (!autograd::needs_grad({x, scale, shift})) return y;
   auto node = std::make_shared<ChannelAffineNode>();
   node->x = x;
@@ -158,8 +158,8 @@ Tensor channel_affine_op(const Tensor& x, const Tensor& scale, const Tensor& shi
 // kernel; under create_graph the same formula is built from differentiable ops with mean and inv recomputed
 // from x, so derivatives of the gradient (Hessian-vector products) are exact.
 struct BatchNormTrainNode : autograd::Node {
-  Tensor x, gamma;          // inputs with history: x [N, C, H, W], gamma [C] or undefined
-  Tensor xc;                // detached contiguous x [N, C, H, W]
+  Tensor x, gamma;               // inputs with history: x [N, C, H, W], gamma [C] or undefined
+  Tensor xc;                     // detached contiguous x [N, C, H, W]
   std::vector<float> mean, inv;  // [C] batch mean, 1 / sqrt(var + eps)
   float eps = 0;
   bool has_beta = false;
@@ -174,10 +174,10 @@ struct BatchNormTrainNode : autograd::Node {
     const int64_t C = x.size(1);
     const Shape bshape{1, C, 1, 1};
     const std::vector<int64_t> red{0, 2, 3};
-    const Tensor mu = ops::mean(x, red, true);                                                   // [1, C, 1, 1]
-    const Tensor xm = sub(x, mu);                                                                // [N, C, H, W]
+    const Tensor mu = ops::mean(x, red, true);  // [1, C, 1, 1]
+    const Tensor xm = sub(x, mu);               // [N, C, H, W]
     const Tensor rstd = div(Tensor::full(bshape, 1.0f), sqrt(add_scalar(ops::mean(square(xm), red, true), eps)));
-    const Tensor xhat = mul(xm, rstd);                                                           // [N, C, H, W]
+    const Tensor xhat = mul(xm, rstd);  // [N, C, H, W]
     Tensor gx, ggamma, gbeta;
     if (needs_input_grad(0)) {
       const Tensor gxhat = gamma.defined() ? mul(g, reshape(gamma, bshape)) : g;  // [N, C, H, W]
@@ -260,14 +260,14 @@ struct LayerNormNode : autograd::Node {
 
   std::vector<Tensor> composed(const Tensor& g) const {
     const int64_t last = x.dim() - 1, D = x.size(-1);
-    const Tensor xm = sub(x, ops::mean(x, {last}, true));                              // [..., D]
-    const Tensor sd = sqrt(add_scalar(ops::mean(square(xm), {last}, true), eps));      // [..., 1]
-    const Tensor xhat = div(xm, sd);                                                   // [..., D]
+    const Tensor xm = sub(x, ops::mean(x, {last}, true));                          // [..., D]
+    const Tensor sd = sqrt(add_scalar(ops::mean(square(xm), {last}, true), eps));  // [..., 1]
+    const Tensor xhat = div(xm, sd);                                               // [..., D]
     Tensor gx, ggamma, gbeta;
     if (needs_input_grad(0)) {
       const Tensor gxhat = gamma.defined() ? mul(g, gamma) : g;  // [..., D]
-      const Tensor t = sub(sub(gxhat, ops::mean(gxhat, {last}, true)),
-                           mul(xhat, ops::mean(mul(gxhat, xhat), {last}, true)));
+      const Tensor t =
+          sub(sub(gxhat, ops::mean(gxhat, {last}, true)), mul(xhat, ops::mean(mul(gxhat, xhat), {last}, true)));
       gx = div(t, sd);
     }
     if (gamma.defined() && needs_input_grad(1)) ggamma = sum_to(mul(g, xhat), {D});  // [D]
@@ -330,10 +330,10 @@ struct LayerNormNode : autograd::Node {
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps) {
-  check(x.dim() == 4, "batch_norm: input must be 4-D [N, C, H, W], got {}", shape_str(x.shape()));
-  check(x.dtype() == DType::f32, "batch_norm: expects f32 input {}", shape_str(x.shape()));
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  bool training, float momentum, float eps) {
+  if (!(x.dim() == 4)) fail("batch_norm: input must be 4-D [N, C, H, W], got {}", shape_str(x.shape()));
+  if (!(x.dtype() == DType::f32)) fail("batch_norm: expects f32 input {}", shape_str(x.shape()));
   check_channel_vec("gamma", gamma, x);
   check_channel_vec("beta", beta, x);
   check_channel_vec("running_mean", running_mean, x);
@@ -342,8 +342,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   const bool record = autograd::needs_grad({x, gamma, beta});
 
   if (!training) {
-    check(running_mean.defined() && running_var.defined(), "batch_norm: eval mode on input {} needs running stats",
-          shape_str(x.shape()));
+    if (!(running_mean.defined() && running_var.defined()))
+      fail("batch_norm: eval mode on input {} needs running stats", shape_str(x.shape()));
     const std::vector<float> rm = running_mean.contiguous().to_vector(), rv = running_var.contiguous().to_vector();
     std::vector<float> inv(static_cast<size_t>(C));  // [C] 1 / sqrt(var + eps)
     for (int64_t c = 0; c < C; ++c) inv[size_t(c)] = 1.0f / std::sqrt(rv[size_t(c)] + eps);
@@ -365,7 +365,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   }
 
   const int64_t cnt = N * HW;
-  check(cnt > 0, "batch_norm: training mode on empty input {}", shape_str(x.shape()));
+  if (!(cnt > 0)) fail("batch_norm: training mode on empty input {}", shape_str(x.shape()));
   const Tensor xc = x.contiguous();  // [N, C, H, W]
   std::vector<double> bm, bv;        // [C] batch mean, biased variance
   {
@@ -399,18 +399,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-  check(x.dim() >= 1, "layer_norm: input must have at least one dimension, got {}", shape_str(x.shape()));
-  check(x.dtype() == DType::f32, "layer_norm: expects f32 input {}", shape_str(x.shape()));
+  if (!(x.dim() >= 1)) fail("layer_norm: input must have at least one dimension, got {}", shape_str(x.shape()));
+  if (!(x.dtype() == DType::f32)) fail("layer_norm: expects f32 input {}", shape_str(x.shape()));
   const int64_t D = x.size(-1);
   for (const Tensor* t : {&gamma, &beta})
     if (t->defined())
-      check(t->dim() == 1 && t->size(0) == D, "layer_norm: {} {} does not match input {} (last dim {})",
-            t == &gamma ? "gamma" : "beta", shape_str(t->shape()), shape_str(x.shape()), D);
-  const Tensor xc = x.contiguous();  // [R, D]
+      if (!(t->dim() == 1 && t->size(0) == D))
+        fail("layer_norm: {} {} does not match input {} (last dim {})", t == &gamma ? "gamma" : "beta",
+             shape_str(t->shape()), shape_str(x.shape()), D);
+  const Tensor xc = x.contiguous();                                                      // [R, D]
   const std::vector<float> g = values_or(gamma, D, 1.0f), b = values_or(beta, D, 0.0f);  // [D]
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   std::vector<float> mean_r(static_cast<size_t>(rows)), inv_r(static_cast<size_t>(rows));  // [R]
-  Tensor y = Tensor::empty(x.shape());  // [R, D]
+  Tensor y = Tensor::empty(x.shape());                                                     // [R, D]
   const float* px = xc.data<float>();
   float* py = y.data<float>();
 #pragma omp parallel for schedule(static) if (rows * D > kParallelMin)

@@ -25,16 +25,18 @@ struct PoolGeom {
 };
 
 PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dParams& p) {
-  check(x.dim() == 4, "{}: input must be 4-D [N, C, H, W], got {}", op, shape_str(x.shape()));
-  check(x.dtype() == DType::f32, "{}: expects f32 input, got shape {} of another dtype", op, shape_str(x.shape()));
-  check(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.pad_top >= 0 &&
-            p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
+  if (!(x.dim() == 4)) fail("{}: input must be 4-D [N, C, H, W], got {}", op, shape_str(x.shape()));
+  if (!(x.dtype() == DType::f32))
+    fail("{}: expects f32 input, got shape {} of another dtype", op, shape_str(x.shape()));
+  check(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.pad_top >= 0 && p.pad_left >= 0 &&
+            p.pad_bottom >= 0 && p.pad_right >= 0,
         "{}: invalid parameters kernel ({}, {}) stride ({}, {}) pad (t {}, l {}, b {}, r {})", op, p.kernel_h,
         p.kernel_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.pad_bottom, p.pad_right);
   PoolGeom g{x.size(0), x.size(1), x.size(2), x.size(3), 0, 0};
   const int64_t hp = g.H + p.pad_top + p.pad_bottom, wp = g.W + p.pad_left + p.pad_right;
-  check(hp >= p.kernel_h && wp >= p.kernel_w, "{}: kernel ({}, {}) larger than padded input {} (padded {}x{})", op,
-        p.kernel_h, p.kernel_w, shape_str(x.shape()), hp, wp);
+  if (!(hp >= p.kernel_h && wp >= p.kernel_w))
+    fail("{}: kernel ({}, {}) larger than padded input {} (padded {}x{})", op, p.kernel_h, p.kernel_w,
+         shape_str(x.shape()), hp, wp);
   g.OH = (hp - p.kernel_h) / p.stride_h + 1;
   g.OW = (wp - p.kernel_w) / p.stride_w + 1;
   return g;
@@ -64,7 +66,7 @@ struct PlaneScatterNode : autograd::Node {
 
 // x [N, C, H, W] -> y [N, C, OH, OW], y[n,c,o] = x[n,c,idx[o]]
 Tensor plane_gather(const Tensor& x, const Indices& idx, const Shape& out_shape) {
-  const Tensor xc = x.contiguous();  // [N, C, H, W]
+  const Tensor xc = x.contiguous();     // [N, C, H, W]
   Tensor y = Tensor::empty(out_shape);  // [N, C, OH, OW]
   const int64_t planes = out_shape[0] * out_shape[1];
   const int64_t in_plane = x.size(2) * x.size(3), out_plane = out_shape[2] * out_shape[3];
@@ -88,7 +90,7 @@ Tensor plane_gather(const Tensor& x, const Indices& idx, const Shape& out_shape)
 
 // g [N, C, OH, OW] -> gx [N, C, H, W], gx[n,c,idx[o]] += g[n,c,o]
 Tensor plane_scatter(const Tensor& g, const Indices& idx, const Shape& in_shape) {
-  const Tensor gc = g.contiguous();  // [N, C, OH, OW]
+  const Tensor gc = g.contiguous();     // [N, C, OH, OW]
   Tensor gx = Tensor::zeros(in_shape);  // [N, C, H, W]
   const int64_t planes = in_shape[0] * in_shape[1];
   const int64_t in_plane = in_shape[2] * in_shape[3], out_plane = g.size(2) * g.size(3);
@@ -137,7 +139,7 @@ struct AvgPoolAdjointNode : autograd::Node {
 
 // g [N, C, OH, OW] -> gx [N, C, H, W]: gx[i] = sum over windows o containing i of g[o] / div(o)
 Tensor avg_pool_adjoint(const Tensor& g, const Shape& in_shape, const Pool2dParams& p) {
-  const Tensor gc = g.contiguous();  // [N, C, OH, OW]
+  const Tensor gc = g.contiguous();     // [N, C, OH, OW]
   Tensor gx = Tensor::zeros(in_shape);  // [N, C, H, W]
   const int64_t planes = in_shape[0] * in_shape[1], H = in_shape[2], W = in_shape[3];
   const int64_t OH = g.size(2), OW = g.size(3);
@@ -169,8 +171,9 @@ Tensor avg_pool_adjoint(const Tensor& g, const Shape& in_shape, const Pool2dPara
 
 Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const PoolGeom G = pool_geom("max_pool2d", x, p);
-  check(G.H * G.W <= std::numeric_limits<int32_t>::max(), "max_pool2d: plane of {} too large", shape_str(x.shape()));
-  const Tensor xc = x.contiguous();  // [N, C, H, W]
+  if (!(G.H * G.W <= std::numeric_limits<int32_t>::max()))
+    fail("max_pool2d: plane of {} too large", shape_str(x.shape()));
+  const Tensor xc = x.contiguous();                                                    // [N, C, H, W]
   auto idx = std::make_shared<std::vector<int32_t>>(size_t(G.N * G.C * G.OH * G.OW));  // [N, C, OH, OW]
   const float* px = xc.data<float>();
   int32_t* pi = idx->data();
@@ -204,7 +207,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   const PoolGeom G = pool_geom("avg_pool2d", x, p);
-  const Tensor xc = x.contiguous();               // [N, C, H, W]
+  const Tensor xc = x.contiguous();                  // [N, C, H, W]
   Tensor y = Tensor::empty({G.N, G.C, G.OH, G.OW});  // [N, C, OH, OW]
   const float* px = xc.data<float>();
   float* py = y.data<float>();
@@ -234,7 +237,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
 }
 
 Tensor global_avg_pool(const Tensor& x) {
-  check(x.dim() == 4, "global_avg_pool: input must be 4-D [N, C, H, W], got {}", shape_str(x.shape()));
+  if (!(x.dim() == 4)) fail("global_avg_pool: input must be 4-D [N, C, H, W], got {}", shape_str(x.shape()));
   return mean(x, {2, 3}, false);  // [N, C]
 }
 

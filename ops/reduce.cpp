@@ -18,7 +18,7 @@ Shape broadcast_shape(const Shape& a, const Shape& b) {
   for (size_t i = 0; i < n; ++i) {
     const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    check(da == db || da == 1 || db == 1, "shapes {} and {} do not broadcast", shape_str(a), shape_str(b));
+    if (!(da == db || da == 1 || db == 1)) fail("shapes {} and {} do not broadcast", shape_str(a), shape_str(b));
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -30,7 +30,7 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t nd
   std::vector<int64_t> r;
   for (int64_t d : dims) {
     const int64_t dd = d < 0 ? d + nd : d;
-    check(dd >= 0 && dd < nd, "reduction dim {} out of range for shape {}", d, shape_str(shape));
+    if (!(dd >= 0 && dd < nd)) fail("reduction dim {} out of range for shape {}", d, shape_str(shape));
     r.push_back(dd);
   }
   std::sort(r.begin(), r.end());
@@ -115,8 +115,8 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 Tensor mean(const Tensor& a) { return mul_scalar(sum(a), 1.0f / float(std::max<int64_t>(a.numel(), 1))); }
 
 Tensor expand(const Tensor& a, const Shape& shape) {
-  check(broadcast_shape(a.shape(), shape) == shape, "expand: {} cannot be broadcast to {}", shape_str(a.shape()),
-        shape_str(shape));
+  if (!(broadcast_shape(a.shape(), shape) == shape))
+    fail("expand: {} cannot be broadcast to {}", shape_str(a.shape()), shape_str(shape));
   Tensor out = Tensor::zeros(shape);  // [shape]
   float* po = out.data<float>();
   BroadcastIter(shape, {&a}).run([&](int64_t out_off, const int64_t* off, int64_t n, const int64_t* step) {
@@ -132,8 +132,8 @@ Tensor expand(const Tensor& a, const Shape& shape) {
 
 Tensor sum_to(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;
-  check(broadcast_shape(shape, a.shape()) == a.shape(), "sum_to: {} is not a broadcast of {}",
-        shape_str(a.shape()), shape_str(shape));
+  if (!(broadcast_shape(shape, a.shape()) == a.shape()))
+    fail("sum_to: {} is not a broadcast of {}", shape_str(a.shape()), shape_str(shape));
   const int64_t lead = a.dim() - int64_t(shape.size());
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < a.dim(); ++d)

@@ -14,7 +14,7 @@ namespace {
 
 int64_t norm_dim(int64_t d, int64_t nd, const Shape& s) {
   const int64_t r = d < 0 ? d + nd : d;
-  check(r >= 0 && r < nd, "dim {} out of range for shape {}", d, shape_str(s));
+  if (!(r >= 0 && r < nd)) fail("dim {} out of range for shape {}", d, shape_str(s));
   return r;
 }
 
@@ -134,11 +134,11 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   out_shape[size_t(d)] = 0;
   std::vector<int64_t> sizes;
   for (const Tensor& x : xs) {
-    check(x.dim() == xs[0].dim(), "concat: shapes {} and {} differ in rank", shape_str(xs[0].shape()),
-          shape_str(x.shape()));
+    if (!(x.dim() == xs[0].dim()))
+      fail("concat: shapes {} and {} differ in rank", shape_str(xs[0].shape()), shape_str(x.shape()));
     for (int64_t k = 0; k < x.dim(); ++k)
-      check(k == d || x.shape()[size_t(k)] == xs[0].shape()[size_t(k)], "concat along {}: shapes {} and {} differ",
-            d, shape_str(xs[0].shape()), shape_str(x.shape()));
+      if (!(k == d || x.shape()[size_t(k)] == xs[0].shape()[size_t(k)]))
+        fail("concat along {}: shapes {} and {} differ", d, shape_str(xs[0].shape()), shape_str(x.shape()));
     sizes.push_back(x.size(d));
     out_shape[size_t(d)] += x.size(d);
   }

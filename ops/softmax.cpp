@@ -15,7 +15,7 @@ namespace {
 
 int64_t norm_dim(int64_t d, const Tensor& x) {
   const int64_t r = d < 0 ? d + x.dim() : d;
-  check(r >= 0 && r < x.dim(), "softmax dim {} out of range for shape {}", d, shape_str(x.shape()));
+  if (!(r >= 0 && r < x.dim())) fail("softmax dim {} out of range for shape {}", d, shape_str(x.shape()));
   return r;
 }
 
@@ -120,8 +120,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor gather_rows(const Tensor& x, const std::vector<int32_t>& idx) {
-  check(x.dim() == 2 && x.size(0) == int64_t(idx.size()), "gather_rows: {} indices for a tensor of shape {}",
-        idx.size(), shape_str(x.shape()));
+  if (!(x.dim() == 2 && x.size(0) == int64_t(idx.size())))
+    fail("gather_rows: {} indices for a tensor of shape {}", idx.size(), shape_str(x.shape()));
   const int64_t N = x.size(0), C = x.size(1);
   Tensor out = Tensor::zeros({N});  // [N]
   for (int64_t i = 0; i < N; ++i) {
@@ -137,16 +137,16 @@ Tensor gather_rows(const Tensor& x, const std::vector<int32_t>& idx) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& labels) {
-  check(logits.dim() == 2, "cross_entropy: logits must be [N, C], got {}", shape_str(logits.shape()));
-  check(logits.size(0) == int64_t(labels.size()), "cross_entropy: {} labels for logits {}", labels.size(),
-        shape_str(logits.shape()));
+  if (!(logits.dim() == 2)) fail("cross_entropy: logits must be [N, C], got {}", shape_str(logits.shape()));
+  if (!(logits.size(0) == int64_t(labels.size())))
+    fail("cross_entropy: {} labels for logits {}", labels.size(), shape_str(logits.shape()));
   return neg(mean(gather_rows(log_softmax(logits, 1), labels)));
 }
 
 Tensor soft_cross_entropy(const Tensor& logits, const Tensor& target_probs) {
-  check(logits.dim() == 2 && target_probs.shape() == logits.shape(),
-        "soft_cross_entropy: logits {} and target {} must both be [N, C]", shape_str(logits.shape()),
-        shape_str(target_probs.shape()));
+  if (!(logits.dim() == 2 && target_probs.shape() == logits.shape()))
+    fail("soft_cross_entropy: logits {} and target {} must both be [N, C]", shape_str(logits.shape()),
+         shape_str(target_probs.shape()));
   const Tensor t = target_probs.detach();
   return mul_scalar(sum(mul(log_softmax(logits, 1), t)), -1.0f / float(logits.size(0)));
 }

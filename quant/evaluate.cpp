@@ -10,8 +10,8 @@ namespace mpq::quant {
 
 void score_logits(const Tensor& logits_in, const std::vector<int>& labels, EvalTotals& t) {
   const Tensor logits = logits_in.contiguous();
-  check(logits.dim() == 2 && logits.size(0) == int64_t(labels.size()), "eval: logits {} for {} labels",
-        shape_str(logits.shape()), labels.size());
+  if (!(logits.dim() == 2 && logits.size(0) == int64_t(labels.size())))
+    fail("eval: logits {} for {} labels", shape_str(logits.shape()), labels.size());
   const int64_t n = logits.size(0), c = logits.size(1);
   const float* p = logits.data<float>();
   for (int64_t i = 0; i < n; ++i) {

@@ -30,7 +30,7 @@ Tensor rademacher(const Shape& shape, uint64_t seed) {
 
 HutchinsonResult hutchinson_traces(const Tensor& loss, const std::vector<Tensor>& params,
                                    const HutchinsonOptions& opt) {
-  check(loss.numel() == 1, "hutchinson: loss must be a scalar, got shape {}", shape_str(loss.shape()));
+  if (!(loss.numel() == 1)) fail("hutchinson: loss must be a scalar, got shape {}", shape_str(loss.shape()));
   check(opt.max_draws >= 1 && opt.min_draws >= 1, "hutchinson: draws must be positive");
   const size_t np = params.size();
   std::vector<Tensor> g = autograd::grad({loss}, params, {}, /*create_graph=*/true, /*retain_graph=*/true);

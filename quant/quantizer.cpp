@@ -9,14 +9,14 @@
 namespace mpq::quant {
 
 Tensor fake_quant_weight(const Tensor& w, const WeightQuantSpec& spec) {
-  check(w.dtype() == DType::f32 && w.dim() >= 2, "fake_quant_weight: f32 weight of rank >= 2 expected, got {} {}",
-        dtype_name(w.dtype()), shape_str(w.shape()));
+  if (!(w.dtype() == DType::f32 && w.dim() >= 2))
+    fail("fake_quant_weight: f32 weight of rank >= 2 expected, got {} {}", dtype_name(w.dtype()), shape_str(w.shape()));
   check(spec.bits >= 2 && spec.bits <= 8, "fake_quant_weight: {} bits not supported (2..8)", spec.bits);
   const Tensor c = w.contiguous();
   const int64_t O = w.size(0), K = w.numel() / O;
   const int64_t G = spec.group > 0 ? spec.group : K;
-  check(K % G == 0, "fake_quant_weight: group size {} does not divide the {} inputs of weight {}", G, K,
-        shape_str(w.shape()));
+  if (!(K % G == 0))
+    fail("fake_quant_weight: group size {} does not divide the {} inputs of weight {}", G, K, shape_str(w.shape()));
   const float qmax = float((1 << (spec.bits - 1)) - 1);
   Tensor out = Tensor::zeros(w.shape());  // [O, ...]
   const float* src = c.data<float>();
@@ -37,8 +37,8 @@ Tensor fake_quant_weight(const Tensor& w, const WeightQuantSpec& spec) {
 Tensor fake_quant_f16(const Tensor& w) { return w.to(DType::f16).to(DType::f32); }
 
 double quant_error_sq(const Tensor& w, const Tensor& q) {
-  check(w.shape() == q.shape(), "quant_error_sq: shapes {} and {} differ", shape_str(w.shape()),
-        shape_str(q.shape()));
+  if (!(w.shape() == q.shape()))
+    fail("quant_error_sq: shapes {} and {} differ", shape_str(w.shape()), shape_str(q.shape()));
   const Tensor a = w.contiguous(), b = q.contiguous();
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();

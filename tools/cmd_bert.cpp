@@ -28,8 +28,8 @@ int eval_bert(const Args& a) {
   const auto r = models::evaluate(*model, set, a.get_int("batch", 64));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (a.flag("json")) {
-    nlohmann::json j{{"model", "bert"}, {"weights", weights}, {"split", split}, {"samples", r.samples},
-                     {"top1", r.accuracy}, {"loss", r.loss}, {"seconds", secs}, {"forward_seconds", r.seconds}};
+    nlohmann::json j{{"model", "bert"},    {"weights", weights}, {"split", split},  {"samples", r.samples},
+                     {"top1", r.accuracy}, {"loss", r.loss},     {"seconds", secs}, {"forward_seconds", r.seconds}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("bert on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", split, r.samples,
@@ -43,8 +43,9 @@ int infer_bert(const Args& a) {
   const std::string weights = a.require("weights"), in = a.require("input"), out = a.require("output");
   auto model = models::load_bert_model(weights);
   const Tensor ids = io::read_npy(in);  // [B, L] i32 (i64 converted by the reader)
-  check(ids.dtype() == DType::i32 && ids.dim() == 2, "infer: '{}' must hold int32/int64 ids [batch, seq], got {} {}",
-        in, dtype_name(ids.dtype()), shape_str(ids.shape()));
+  if (!(ids.dtype() == DType::i32 && ids.dim() == 2))
+    fail("infer: '{}' must hold int32/int64 ids [batch, seq], got {} {}", in, dtype_name(ids.dtype()),
+         shape_str(ids.shape()));
   models::Batch b;
   b.seq_len = ids.size(1);
   const Tensor c = ids.contiguous();

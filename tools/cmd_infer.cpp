@@ -23,16 +23,16 @@ int run_infer(const Args& args) {
   if (auto* cnn = dynamic_cast<models::CnnModel*>(model.get())) cnn->set_fold_bn(!args.flag("no-fold-bn"));
   const std::string in_path = args.require("input");
   const Tensor x = io::read_npy(in_path);  // [N, 3, H, W]
-  check(x.dtype() == DType::f32 && x.dim() == 4 && x.size(1) == 3,
-        "input '{}': expected an f32 array [N, 3, H, W] (preprocessed NCHW), got {} {}", in_path,
-        dtype_name(x.dtype()), shape_str(x.shape()));
+  if (!(x.dtype() == DType::f32 && x.dim() == 4 && x.size(1) == 3))
+    fail("input '{}': expected an f32 array [N, 3, H, W] (preprocessed NCHW), got {} {}", in_path,
+         dtype_name(x.dtype()), shape_str(x.shape()));
   const int64_t bs = std::max(1, args.get_int("batch", 16));
   autograd::NoGradGuard no_grad;
   std::vector<Tensor> outs;
   for (int64_t b = 0; b < x.size(0); b += bs) {
     models::Batch batch;
     batch.images = x.narrow(0, b, std::min(bs, x.size(0) - b)).contiguous();  // [n, 3, H, W]
-    outs.push_back(model->forward(batch, false));                               // [n, classes]
+    outs.push_back(model->forward(batch, false));                             // [n, classes]
   }
   const Tensor logits = outs.size() == 1 ? outs[0].contiguous() : ops::concat(outs, 0);  // [N, classes]
   io::write_npy(args.require("output"), logits);

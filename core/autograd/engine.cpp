@@ -53,15 +53,15 @@ RunResult run(const std::vector<Tensor>& outputs, const std::vector<Tensor>& see
   std::vector<Node*> roots;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& out = outputs[i];
-    check(out.requires_grad(), "backward through a tensor of shape {} that does not require grad",
-          shape_str(out.shape()));
+    if (!(out.requires_grad()))
+      fail("backward through a tensor of shape {} that does not require grad", shape_str(out.shape()));
     Tensor seed = (i < seeds.size()) ? seeds[i] : Tensor();
     if (!seed.defined()) {
-      check(out.numel() == 1, "backward needs a seed for non-scalar output of shape {}", shape_str(out.shape()));
+      if (!(out.numel() == 1)) fail("backward needs a seed for non-scalar output of shape {}", shape_str(out.shape()));
       seed = Tensor::full(out.shape(), 1.0f);
     }
-    check(seed.shape() == out.shape(), "backward: seed shape {} for output shape {}", shape_str(seed.shape()),
-          shape_str(out.shape()));
+    if (!(seed.shape() == out.shape()))
+      fail("backward: seed shape {} for output shape {}", shape_str(seed.shape()), shape_str(out.shape()));
     if (out.grad_fn()) {
       Node* n = out.grad_fn().get();
       node_grads[n] = accumulate(node_grads[n], seed);
@@ -84,12 +84,14 @@ RunResult run(const std::vector<Tensor>& outputs, const std::vector<Tensor>& see
       const Edge& e = n->edges[k];
       if (!e.active() || !in_grads[k].defined()) continue;
       if (e.fn) {
-        check(in_grads[k].shape() == e.fn->out_shape, "autograd: {} gave gradient {} for an input of shape {}",
-              n->name(), shape_str(in_grads[k].shape()), shape_str(e.fn->out_shape));
+        if (!(in_grads[k].shape() == e.fn->out_shape))
+          fail("autograd: {} gave gradient {} for an input of shape {}", n->name(), shape_str(in_grads[k].shape()),
+               shape_str(e.fn->out_shape));
         node_grads[e.fn.get()] = accumulate(node_grads[e.fn.get()], in_grads[k]);
       } else {
-        check(in_grads[k].shape() == e.leaf->shape, "autograd: {} gave gradient {} for a leaf of shape {}",
-              n->name(), shape_str(in_grads[k].shape()), shape_str(e.leaf->shape));
+        if (!(in_grads[k].shape() == e.leaf->shape))
+          fail("autograd: {} gave gradient {} for a leaf of shape {}", n->name(), shape_str(in_grads[k].shape()),
+               shape_str(e.leaf->shape));
         auto& lg = res.leaf_grads[e.leaf.get()];
         lg = accumulate(lg, in_grads[k]);
       }
@@ -147,8 +149,8 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& see
   for (auto& [impl, g] : r.leaf_grads) {
     if (!impl->requires_grad) continue;
     Tensor gg = create_graph ? g : g.detach();
-    impl->grad = impl->grad.defined() ? (create_graph ? ops::add(impl->grad, gg) : ops::add(impl->grad, gg).detach())
-                                      : gg;
+    impl->grad =
+        impl->grad.defined() ? (create_graph ? ops::add(impl->grad, gg) : ops::add(impl->grad, gg).detach()) : gg;
   }
 }
 
@@ -158,7 +160,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   std::vector<Tensor> out;
   out.reserve(inputs.size());
   for (const Tensor& in : inputs) {
-    check(in.is_leaf(), "autograd::grad: inputs must be leaves (shape {})", shape_str(in.shape()));
+    if (!(in.is_leaf())) fail("autograd::grad: inputs must be leaves (shape {})", shape_str(in.shape()));
     auto it = r.leaf_grads.find(in.impl());
     if (it == r.leaf_grads.end())
       out.push_back(Tensor::zeros(in.shape()));
@@ -172,8 +174,8 @@ std::vector<Tensor> hvp(const Tensor& loss, const std::vector<Tensor>& params, c
                         std::vector<Tensor>* grads_out) {
   check(v.size() == params.size(), "hvp: {} vectors for {} params", v.size(), params.size());
   for (size_t i = 0; i < v.size(); ++i)
-    check(v[i].shape() == params[i].shape(), "hvp: vector {} has shape {}, param has {}", i, shape_str(v[i].shape()),
-          shape_str(params[i].shape()));
+    if (!(v[i].shape() == params[i].shape()))
+      fail("hvp: vector {} has shape {}, param has {}", i, shape_str(v[i].shape()), shape_str(params[i].shape()));
   std::vector<Tensor> g = grad({loss}, params, {}, /*create_graph=*/true, /*retain_graph=*/true);
   if (grads_out) {
     grads_out->clear();

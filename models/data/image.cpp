@@ -51,8 +51,7 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, std::string_view name) {
   const auto len = static_cast<unsigned long>(size);
   if (tjDecompressHeader3(h.get(), src, len, &w, &hgt, &subsamp, &colorspace) != 0)
     fail("'{}': not a JPEG or corrupt header: {}", name, tjGetErrorStr2(h.get()));
-  check(w > 0 && hgt > 0 && int64_t(w) * hgt <= (int64_t(1) << 28), "'{}': bad JPEG dimensions {}x{}", name, w,
-        hgt);
+  check(w > 0 && hgt > 0 && int64_t(w) * hgt <= (int64_t(1) << 28), "'{}': bad JPEG dimensions {}x{}", name, w, hgt);
   Image img;
   img.width = w;
   img.height = hgt;
@@ -73,8 +72,8 @@ Image decode_jpeg_file(const std::string& path) {
 }
 
 Image center_crop(const Image& img, int size) {
-  check(size > 0 && img.width >= size && img.height >= size, "center_crop: image {}x{} smaller than crop {}",
-        img.width, img.height, size);
+  check(size > 0 && img.width >= size && img.height >= size, "center_crop: image {}x{} smaller than crop {}", img.width,
+        img.height, size);
   const int x0 = (img.width - size) / 2, y0 = (img.height - size) / 2;
   Image out;
   out.width = out.height = size;
@@ -145,9 +144,12 @@ Image crop_for_model(const Image& img, int size, int resize_shorter) {
 
 std::string_view preset_name(Preset p) {
   switch (p) {
-    case Preset::KerasCaffe: return "keras_caffe";
-    case Preset::TFLiteMobileNet: return "tflite_mobilenet";
-    case Preset::Torchvision: return "torchvision";
+    case Preset::KerasCaffe:
+      return "keras_caffe";
+    case Preset::TFLiteMobileNet:
+      return "tflite_mobilenet";
+    case Preset::Torchvision:
+      return "torchvision";
   }
   return "?";
 }
@@ -163,16 +165,18 @@ int num_model_classes(Preset p) { return p == Preset::TFLiteMobileNet ? 1001 : 1
 
 float preprocess_value(Preset p, int c, uint8_t v) {
   switch (p) {
-    case Preset::KerasCaffe: return float(v) - kCaffeMeanBGR[size_t(c)];
-    case Preset::TFLiteMobileNet: return (float(v) - 128.0f) / 128.0f;  // exact in float32
-    case Preset::Torchvision: return (float(v) / 255.0f - kTorchMean[size_t(c)]) / kTorchStd[size_t(c)];
+    case Preset::KerasCaffe:
+      return float(v) - kCaffeMeanBGR[size_t(c)];
+    case Preset::TFLiteMobileNet:
+      return (float(v) - 128.0f) / 128.0f;  // exact in float32
+    case Preset::Torchvision:
+      return (float(v) / 255.0f - kTorchMean[size_t(c)]) / kTorchStd[size_t(c)];
   }
   return 0.0f;
 }
 
 void preprocess_into(const Image& img, Preset p, float* dst) {
-  check(img.width == img.height && img.width > 0, "preprocess: image must be square, got {}x{}", img.width,
-        img.height);
+  check(img.width == img.height && img.width > 0, "preprocess: image must be square, got {}x{}", img.width, img.height);
   // 256-entry table per output channel, filled with preprocess_value, so results are bit-identical to it.
   std::array<std::array<float, 256>, 3> lut{};
   for (int c = 0; c < 3; ++c)
@@ -187,13 +191,13 @@ void preprocess_into(const Image& img, Preset p, float* dst) {
 }
 
 void preprocess_into(const Image& img, Preset p, Tensor& batch, int64_t n) {
-  check(batch.defined() && batch.dtype() == DType::f32 && batch.is_contiguous() && batch.dim() == 4,
-        "preprocess_into: batch must be a contiguous f32 [N,3,H,W] tensor, got {}",
-        batch.defined() ? shape_str(batch.shape()) : std::string("undefined"));
-  check(batch.size(1) == 3 && batch.size(2) == img.height && batch.size(3) == img.width,
-        "preprocess_into: batch {} does not fit a {}x{} image", shape_str(batch.shape()), img.width, img.height);
-  check(n >= 0 && n < batch.size(0), "preprocess_into: slot {} out of range for batch {}", n,
-        shape_str(batch.shape()));
+  if (!(batch.defined() && batch.dtype() == DType::f32 && batch.is_contiguous() && batch.dim() == 4))
+    fail("preprocess_into: batch must be a contiguous f32 [N,3,H,W] tensor, got {}",
+         batch.defined() ? shape_str(batch.shape()) : std::string("undefined"));
+  if (!(batch.size(1) == 3 && batch.size(2) == img.height && batch.size(3) == img.width))
+    fail("preprocess_into: batch {} does not fit a {}x{} image", shape_str(batch.shape()), img.width, img.height);
+  if (!(n >= 0 && n < batch.size(0)))
+    fail("preprocess_into: slot {} out of range for batch {}", n, shape_str(batch.shape()));
   preprocess_into(img, p, batch.data<float>() + n * 3 * int64_t(img.width) * img.height);
 }
 
@@ -203,8 +207,6 @@ Tensor preprocess(const Image& img, Preset p) {
   return t;
 }
 
-Tensor load_image(const std::string& path, Preset p) {
-  return preprocess(crop_for_model(decode_jpeg_file(path)), p);
-}
+Tensor load_image(const std::string& path, Preset p) { return preprocess(crop_for_model(decode_jpeg_file(path)), p); }
 
 }  // namespace mpq::data

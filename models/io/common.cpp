@@ -27,17 +27,17 @@ int64_t TensorMap::total_elements() const {
   return n;
 }
 
-const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
-                      std::string_view file) {
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape, std::string_view file) {
   const Tensor* t = map.find(name);
   if (!t) fail("weights '{}': tensor '{}' is missing ({} tensors in file)", file, name, map.size());
-  check(t->shape() == expected_shape, "weights '{}': tensor '{}' has shape {} but {} expected", file, name,
-        shape_str(t->shape()), shape_str(expected_shape));
+  if (!(t->shape() == expected_shape))
+    fail("weights '{}': tensor '{}' has shape {} but {} expected", file, name, shape_str(t->shape()),
+         shape_str(expected_shape));
   return *t;
 }
 
-const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
-                      DType expected_dtype, std::string_view file) {
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape, DType expected_dtype,
+                      std::string_view file) {
   const Tensor& t = require(map, name, expected_shape, file);
   check(t.dtype() == expected_dtype, "weights '{}': tensor '{}' has dtype {} but {} expected", file, name,
         dtype_name(t.dtype()), dtype_name(expected_dtype));
@@ -86,8 +86,10 @@ size_t json_nesting_depth(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {

@@ -54,8 +54,8 @@ void parse_topology(const json& topo, std::string_view file, TfjsModel& m) {
   const json* layers = cit->is_array() ? &*cit : nullptr;
   if (cit->is_object())
     if (auto lit = cit->find("layers"); lit != cit->end()) layers = &*lit;
-  check(layers && layers->is_array(), "tfjs model '{}': field 'modelTopology...config.layers' is missing or not an array",
-        file);
+  check(layers && layers->is_array(),
+        "tfjs model '{}': field 'modelTopology...config.layers' is missing or not an array", file);
   for (const json& l : *layers) {
     check(l.is_object(), "tfjs model '{}': field 'layers[{}]' is not an object", file, m.layers.size());
     TfjsLayer layer;
@@ -63,9 +63,12 @@ void parse_topology(const json& topo, std::string_view file, TfjsModel& m) {
     if (auto c = l.find("config"); c != l.end()) layer.config = *c;
     layer.name = str_field(l, "name");
     if (layer.name.empty() && layer.config.is_object()) layer.name = str_field(layer.config, "name");
-    check(!layer.class_name.empty(), "tfjs model '{}': field 'layers[{}].class_name' is missing", file, m.layers.size());
-    if (auto in = l.find("inbound_nodes"); in != l.end()) collect_inbound(*in, layer.inbound);
-    else if (m.model_class == "Sequential" && !m.layers.empty()) layer.inbound.push_back(m.layers.back().name);
+    check(!layer.class_name.empty(), "tfjs model '{}': field 'layers[{}].class_name' is missing", file,
+          m.layers.size());
+    if (auto in = l.find("inbound_nodes"); in != l.end())
+      collect_inbound(*in, layer.inbound);
+    else if (m.model_class == "Sequential" && !m.layers.empty())
+      layer.inbound.push_back(m.layers.back().name);
     m.layers.push_back(std::move(layer));
   }
   if (cit->is_object())
@@ -105,7 +108,8 @@ const TfjsLayer* TfjsModel::layer(std::string_view name) const {
 
 TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard) {
   const size_t depth = json_nesting_depth(model_json);
-  check(depth <= kMaxJsonDepth, "tfjs model '{}': model.json nests {} levels deep (limit {})", file, depth, kMaxJsonDepth);
+  check(depth <= kMaxJsonDepth, "tfjs model '{}': model.json nests {} levels deep (limit {})", file, depth,
+        kMaxJsonDepth);
   json root;
   try {
     root = json::parse(model_json);
@@ -148,7 +152,8 @@ TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const T
       check(wj.is_object(), "tfjs model '{}': field '{}' is not an object", file, where);
       const std::string name = str_field(wj, "name");
       check(!name.empty(), "tfjs model '{}': field '{}.name' is missing", file, where);
-      check(!m.weights.contains(name), "tfjs model '{}': field '{}.name': duplicate weight name '{}'", file, where, name);
+      check(!m.weights.contains(name), "tfjs model '{}': field '{}.name': duplicate weight name '{}'", file, where,
+            name);
       const std::string dtype = str_field(wj, "dtype");
       check(dtype == "float32" || dtype == "int32",
             "tfjs model '{}': weight '{}': field 'dtype' is '{}'; only float32/int32 are supported", file, name, dtype);
@@ -159,13 +164,13 @@ TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const T
       for (const json& d : *shape_j) {
         check(d.is_number_integer() && (d.is_number_unsigned() || d.get<int64_t>() >= 0),
               "tfjs model '{}': weight '{}': field 'shape' has invalid dim {}", file, name, d.dump());
-        check(d.get<uint64_t>() < (uint64_t(1) << 40), "tfjs model '{}': weight '{}': field 'shape' dim {} is too large",
-              file, name, d.dump());
+        check(d.get<uint64_t>() < (uint64_t(1) << 40),
+              "tfjs model '{}': weight '{}': field 'shape' dim {} is too large", file, name, d.dump());
         shape.push_back(d.get<int64_t>());
       }
       uint64_t n = 0;
-      check(checked_numel(shape, uint64_t(1) << 56, n), "tfjs model '{}': weight '{}': field 'shape' {} is too large",
-            file, name, shape_str(shape));
+      if (!(checked_numel(shape, uint64_t(1) << 56, n)))
+        fail("tfjs model '{}': weight '{}': field 'shape' {} is too large", file, name, shape_str(shape));
 
       std::string qdtype;
       float scale = 1.f, min = 0.f;
@@ -186,7 +191,8 @@ TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const T
         }
       }
       const uint64_t need = n * uint64_t(shard_elem_bytes(qdtype.empty() ? dtype : qdtype));
-      check(data.size() >= offset && need <= data.size() - offset,
+      if (!(data.size() >= offset && need <= data.size() - offset))
+        fail(
             "tfjs model '{}': weight '{}' (shape {}, {}) needs bytes [{}, {}) but the shards of weightsManifest[{}] "
             "hold only {} bytes",
             file, name, shape_str(shape), qdtype.empty() ? dtype : qdtype, offset, offset + need, g, data.size());

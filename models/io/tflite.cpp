@@ -15,12 +15,12 @@ namespace {
 class Flatbuffer {
  public:
   struct Table {
-    size_t pos = 0;     // table start (its soffset)
-    size_t vt = 0;      // vtable start
+    size_t pos = 0;  // table start (its soffset)
+    size_t vt = 0;   // vtable start
     uint16_t vt_size = 0;
   };
   struct Vec {
-    size_t first = 0;   // position of element 0
+    size_t first = 0;  // position of element 0
     uint32_t count = 0;
   };
 
@@ -49,8 +49,8 @@ class Flatbuffer {
     Table t;
     t.pos = pos;
     const int64_t vt = int64_t(pos) - int64_t(read<int32_t>(pos, what));
-    check(vt >= 0 && uint64_t(vt) < buf_.size(), "tflite file '{}': {}: vtable offset {} is out of bounds", file_,
-          what, vt);
+    check(vt >= 0 && uint64_t(vt) < buf_.size(), "tflite file '{}': {}: vtable offset {} is out of bounds", file_, what,
+          vt);
     t.vt = size_t(vt);
     t.vt_size = read<uint16_t>(t.vt, what);
     check(t.vt_size >= 4 && t.vt_size % 2 == 0 && t.vt_size <= buf_.size() - t.vt,
@@ -129,29 +129,148 @@ class Flatbuffer {
 
 using Table = Flatbuffer::Table;
 
-constexpr std::array<std::string_view, 128> kOpNames = {
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "DEQUANTIZE",
-    "EMBEDDING_LOOKUP", "FLOOR", "FULLY_CONNECTED", "HASHTABLE_LOOKUP", "L2_NORMALIZATION", "L2_POOL_2D",
-    "LOCAL_RESPONSE_NORMALIZATION", "LOGISTIC", "LSH_PROJECTION", "LSTM", "MAX_POOL_2D", "MUL", "RELU",
-    "RELU_N1_TO_1", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RNN", "SOFTMAX", "SPACE_TO_DEPTH", "SVDF", "TANH",
-    "CONCAT_EMBEDDINGS", "SKIP_GRAM", "CALL", "CUSTOM", "EMBEDDING_LOOKUP_SPARSE", "PAD",
-    "UNIDIRECTIONAL_SEQUENCE_RNN", "GATHER", "BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND", "TRANSPOSE", "MEAN", "SUB",
-    "DIV", "SQUEEZE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "STRIDED_SLICE", "BIDIRECTIONAL_SEQUENCE_RNN", "EXP",
-    "TOPK_V2", "SPLIT", "LOG_SOFTMAX", "DELEGATE", "BIDIRECTIONAL_SEQUENCE_LSTM", "CAST", "PRELU", "MAXIMUM",
-    "ARG_MAX", "MINIMUM", "LESS", "NEG", "PADV2", "GREATER", "GREATER_EQUAL", "LESS_EQUAL", "SELECT", "SLICE", "SIN",
-    "TRANSPOSE_CONV", "SPARSE_TO_DENSE", "TILE", "EXPAND_DIMS", "EQUAL", "NOT_EQUAL", "LOG", "SUM", "SQRT", "RSQRT",
-    "SHAPE", "POW", "ARG_MIN", "FAKE_QUANT", "REDUCE_PROD", "REDUCE_MAX", "PACK", "LOGICAL_OR", "ONE_HOT",
-    "LOGICAL_AND", "LOGICAL_NOT", "UNPACK", "REDUCE_MIN", "FLOOR_DIV", "REDUCE_ANY", "SQUARE", "ZEROS_LIKE", "FILL",
-    "FLOOR_MOD", "RANGE", "RESIZE_NEAREST_NEIGHBOR", "LEAKY_RELU", "SQUARED_DIFFERENCE", "MIRROR_PAD", "ABS",
-    "SPLIT_V", "UNIQUE", "CEIL", "REVERSE_V2", "ADD_N", "GATHER_ND", "COS", "WHERE", "RANK", "ELU",
-    "REVERSE_SEQUENCE", "MATRIX_DIAG", "QUANTIZE", "MATRIX_SET_DIAG", "ROUND", "HARD_SWISH", "IF", "WHILE",
-    "NON_MAX_SUPPRESSION_V4", "NON_MAX_SUPPRESSION_V5", "SCATTER_ND", "SELECT_V2", "DENSIFY", "SEGMENT_SUM",
-    "BATCH_MATMUL", "PLACEHOLDER_FOR_GREATER_OP_CODES"};
+constexpr std::array<std::string_view, 128> kOpNames = {"ADD",
+                                                        "AVERAGE_POOL_2D",
+                                                        "CONCATENATION",
+                                                        "CONV_2D",
+                                                        "DEPTHWISE_CONV_2D",
+                                                        "DEPTH_TO_SPACE",
+                                                        "DEQUANTIZE",
+                                                        "EMBEDDING_LOOKUP",
+                                                        "FLOOR",
+                                                        "FULLY_CONNECTED",
+                                                        "HASHTABLE_LOOKUP",
+                                                        "L2_NORMALIZATION",
+                                                        "L2_POOL_2D",
+                                                        "LOCAL_RESPONSE_NORMALIZATION",
+                                                        "LOGISTIC",
+                                                        "LSH_PROJECTION",
+                                                        "LSTM",
+                                                        "MAX_POOL_2D",
+                                                        "MUL",
+                                                        "RELU",
+                                                        "RELU_N1_TO_1",
+                                                        "RELU6",
+                                                        "RESHAPE",
+                                                        "RESIZE_BILINEAR",
+                                                        "RNN",
+                                                        "SOFTMAX",
+                                                        "SPACE_TO_DEPTH",
+                                                        "SVDF",
+                                                        "TANH",
+                                                        "CONCAT_EMBEDDINGS",
+                                                        "SKIP_GRAM",
+                                                        "CALL",
+                                                        "CUSTOM",
+                                                        "EMBEDDING_LOOKUP_SPARSE",
+                                                        "PAD",
+                                                        "UNIDIRECTIONAL_SEQUENCE_RNN",
+                                                        "GATHER",
+                                                        "BATCH_TO_SPACE_ND",
+                                                        "SPACE_TO_BATCH_ND",
+                                                        "TRANSPOSE",
+                                                        "MEAN",
+                                                        "SUB",
+                                                        "DIV",
+                                                        "SQUEEZE",
+                                                        "UNIDIRECTIONAL_SEQUENCE_LSTM",
+                                                        "STRIDED_SLICE",
+                                                        "BIDIRECTIONAL_SEQUENCE_RNN",
+                                                        "EXP",
+                                                        "TOPK_V2",
+                                                        "SPLIT",
+                                                        "LOG_SOFTMAX",
+                                                        "DELEGATE",
+                                                        "BIDIRECTIONAL_SEQUENCE_LSTM",
+                                                        "CAST",
+                                                        "PRELU",
+                                                        "MAXIMUM",
+                                                        "ARG_MAX",
+                                                        "MINIMUM",
+                                                        "LESS",
+                                                        "NEG",
+                                                        "PADV2",
+                                                        "GREATER",
+                                                        "GREATER_EQUAL",
+                                                        "LESS_EQUAL",
+                                                        "SELECT",
+                                                        "SLICE",
+                                                        "SIN",
+                                                        "TRANSPOSE_CONV",
+                                                        "SPARSE_TO_DENSE",
+                                                        "TILE",
+                                                        "EXPAND_DIMS",
+                                                        "EQUAL",
+                                                        "NOT_EQUAL",
+                                                        "LOG",
+                                                        "SUM",
+                                                        "SQRT",
+                                                        "RSQRT",
+                                                        "SHAPE",
+                                                        "POW",
+                                                        "ARG_MIN",
+                                                        "FAKE_QUANT",
+                                                        "REDUCE_PROD",
+                                                        "REDUCE_MAX",
+                                                        "PACK",
+                                                        "LOGICAL_OR",
+                                                        "ONE_HOT",
+                                                        "LOGICAL_AND",
+                                                        "LOGICAL_NOT",
+                                                        "UNPACK",
+                                                        "REDUCE_MIN",
+                                                        "FLOOR_DIV",
+                                                        "REDUCE_ANY",
+                                                        "SQUARE",
+                                                        "ZEROS_LIKE",
+                                                        "FILL",
+                                                        "FLOOR_MOD",
+                                                        "RANGE",
+                                                        "RESIZE_NEAREST_NEIGHBOR",
+                                                        "LEAKY_RELU",
+                                                        "SQUARED_DIFFERENCE",
+                                                        "MIRROR_PAD",
+                                                        "ABS",
+                                                        "SPLIT_V",
+                                                        "UNIQUE",
+                                                        "CEIL",
+                                                        "REVERSE_V2",
+                                                        "ADD_N",
+                                                        "GATHER_ND",
+                                                        "COS",
+                                                        "WHERE",
+                                                        "RANK",
+                                                        "ELU",
+                                                        "REVERSE_SEQUENCE",
+                                                        "MATRIX_DIAG",
+                                                        "QUANTIZE",
+                                                        "MATRIX_SET_DIAG",
+                                                        "ROUND",
+                                                        "HARD_SWISH",
+                                                        "IF",
+                                                        "WHILE",
+                                                        "NON_MAX_SUPPRESSION_V4",
+                                                        "NON_MAX_SUPPRESSION_V5",
+                                                        "SCATTER_ND",
+                                                        "SELECT_V2",
+                                                        "DENSIFY",
+                                                        "SEGMENT_SUM",
+                                                        "BATCH_MATMUL",
+                                                        "PLACEHOLDER_FOR_GREATER_OP_CODES"};
 
 // BuiltinOptions union tags.
 enum : uint8_t {
-  kConv2D = 1, kDepthwiseConv2D = 2, kPool2D = 5, kFullyConnected = 8, kSoftmax = 9, kConcatenation = 10,
-  kAdd = 11, kReshape = 17, kMul = 21, kReducer = 27, kSub = 28,
+  kConv2D = 1,
+  kDepthwiseConv2D = 2,
+  kPool2D = 5,
+  kFullyConnected = 8,
+  kSoftmax = 9,
+  kConcatenation = 10,
+  kAdd = 11,
+  kReshape = 17,
+  kMul = 21,
+  kReducer = 27,
+  kSub = 28,
 };
 
 TfliteOptions parse_options(Flatbuffer& fb, const Table& op, const std::string& where) {
@@ -186,14 +305,25 @@ TfliteOptions parse_options(Flatbuffer& fb, const Table& op, const std::string& 
       o.activation = act(0);
       o.keep_dims = fb.scalar<uint8_t>(t, 2, 0, w + ".keep_num_dims") != 0;
       break;
-    case kSoftmax: o.beta = fb.scalar<float>(t, 0, 0.f, w + ".beta"); break;
-    case kConcatenation: o.axis = i32(0, 0, "axis"), o.activation = act(1); break;
+    case kSoftmax:
+      o.beta = fb.scalar<float>(t, 0, 0.f, w + ".beta");
+      break;
+    case kConcatenation:
+      o.axis = i32(0, 0, "axis"), o.activation = act(1);
+      break;
     case kAdd:
     case kMul:
-    case kSub: o.activation = act(0); break;
-    case kReshape: o.new_shape = fb.scalars<int32_t>(t, 0, w + ".new_shape"); break;
-    case kReducer: o.keep_dims = fb.scalar<uint8_t>(t, 0, 0, w + ".keep_dims") != 0; break;
-    default: break;
+    case kSub:
+      o.activation = act(0);
+      break;
+    case kReshape:
+      o.new_shape = fb.scalars<int32_t>(t, 0, w + ".new_shape");
+      break;
+    case kReducer:
+      o.keep_dims = fb.scalar<uint8_t>(t, 0, 0, w + ".keep_dims") != 0;
+      break;
+    default:
+      break;
   }
   return o;
 }
@@ -305,7 +435,8 @@ TfliteModel parse_tflite(std::span<const uint8_t> bytes, std::string_view file) 
     const uint64_t size = fb.scalar<uint64_t>(t, 2, 0, w + ".size");
     if (off > 1) {  // data stored after the flatbuffer (models > 2 GB); offset is from the file start
       check(off <= bytes.size() && size <= bytes.size() - off,
-            "tflite file '{}': {}: offset {} size {} out of range of the {}-byte file", file, w, off, size, bytes.size());
+            "tflite file '{}': {}: offset {} size {} out of range of the {}-byte file", file, w, off, size,
+            bytes.size());
       m.buffers.emplace_back(bytes.begin() + ptrdiff_t(off), bytes.begin() + ptrdiff_t(off + size));
     } else {
       m.buffers.emplace_back(bytes.begin() + ptrdiff_t(data.first), bytes.begin() + ptrdiff_t(data.first + data.count));
@@ -333,22 +464,34 @@ Tensor tflite_tensor_data(const TfliteModel& m, const TfliteSubgraph& sg, int32_
   const TfliteTensor& t = sg.tensors[size_t(tensor_index)];
   DType dt;
   switch (t.type) {
-    case TfliteType::float32: dt = DType::f32; break;
-    case TfliteType::float16: dt = DType::f16; break;
-    case TfliteType::int32: dt = DType::i32; break;
-    case TfliteType::uint8: dt = DType::u8; break;
-    case TfliteType::int8: dt = DType::i8; break;
-    default: fail("tflite file '{}': tensor '{}': type {} is not supported", m.file, t.name, tflite_type_name(t.type));
+    case TfliteType::float32:
+      dt = DType::f32;
+      break;
+    case TfliteType::float16:
+      dt = DType::f16;
+      break;
+    case TfliteType::int32:
+      dt = DType::i32;
+      break;
+    case TfliteType::uint8:
+      dt = DType::u8;
+      break;
+    case TfliteType::int8:
+      dt = DType::i8;
+      break;
+    default:
+      fail("tflite file '{}': tensor '{}': type {} is not supported", m.file, t.name, tflite_type_name(t.type));
   }
   Shape shape(t.shape.begin(), t.shape.end());
   uint64_t n = 0;
-  check(checked_numel(shape, uint64_t(1) << 40, n), "tflite file '{}': tensor '{}': invalid shape {}", m.file, t.name,
-        shape_str(shape));
+  if (!(checked_numel(shape, uint64_t(1) << 40, n)))
+    fail("tflite file '{}': tensor '{}': invalid shape {}", m.file, t.name, shape_str(shape));
   check(t.buffer < m.buffers.size() && !m.buffers[t.buffer].empty(),
         "tflite file '{}': tensor '{}' has no constant data (buffer {})", m.file, t.name, t.buffer);
   const auto& buf = m.buffers[t.buffer];
-  check(buf.size() == dtype_bytes(dt, n), "tflite file '{}': tensor '{}': buffer {} has {} bytes but shape {} of {} needs {}",
-        m.file, t.name, t.buffer, buf.size(), shape_str(shape), tflite_type_name(t.type), dtype_bytes(dt, n));
+  if (!(buf.size() == dtype_bytes(dt, n)))
+    fail("tflite file '{}': tensor '{}': buffer {} has {} bytes but shape {} of {} needs {}", m.file, t.name, t.buffer,
+         buf.size(), shape_str(shape), tflite_type_name(t.type), dtype_bytes(dt, n));
   Tensor out = Tensor::zeros(shape, dt);
   if (n) std::memcpy(out.raw(), buf.data(), buf.size());
   return out;
@@ -364,13 +507,14 @@ Tensor tflite_dequantize(const TfliteModel& m, const TfliteSubgraph& sg, int32_t
   const size_t nch = q.scale.size();
   check(nch >= 1, "tflite file '{}': tensor '{}': field 'quantization.scale' is empty", m.file, t.name);
   check(q.zero_point.empty() || q.zero_point.size() == nch,
-        "tflite file '{}': tensor '{}': field 'quantization.zero_point' has {} entries but scale has {}", m.file, t.name,
-        q.zero_point.size(), nch);
+        "tflite file '{}': tensor '{}': field 'quantization.zero_point' has {} entries but scale has {}", m.file,
+        t.name, q.zero_point.size(), nch);
   // Element i belongs to channel (i / inner) % nch, where inner = product of dims after quantized_dimension.
   int64_t inner = 1;
   if (nch > 1) {
     const int64_t qd = q.quantized_dimension;
-    check(qd >= 0 && qd < raw.dim() && raw.size(qd) == int64_t(nch),
+    if (!(qd >= 0 && qd < raw.dim() && raw.size(qd) == int64_t(nch)))
+      fail(
           "tflite file '{}': tensor '{}': field 'quantization.quantized_dimension' {} with {} scales does not match "
           "shape {}",
           m.file, t.name, qd, nch, shape_str(raw.shape()));
@@ -384,9 +528,15 @@ Tensor tflite_dequantize(const TfliteModel& m, const TfliteSubgraph& sg, int32_t
     const double zp = q.zero_point.empty() ? 0.0 : double(q.zero_point[c]);
     double v;
     switch (raw.dtype()) {
-      case DType::u8: v = raw.data<uint8_t>()[i]; break;
-      case DType::i8: v = raw.data<int8_t>()[i]; break;
-      default: v = raw.data<int32_t>()[i]; break;
+      case DType::u8:
+        v = raw.data<uint8_t>()[i];
+        break;
+      case DType::i8:
+        v = raw.data<int8_t>()[i];
+        break;
+      default:
+        v = raw.data<int32_t>()[i];
+        break;
     }
     dst[i] = float((v - zp) * double(q.scale[c]));
   }
