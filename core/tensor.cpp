@@ -21,11 +21,11 @@ int64_t numel_of(const Shape& s) {
   return n;
 }
 
-Storage::Storage(size_t n) : bytes(n) {
+Storage::Storage(size_t n, bool zero_fill) : bytes(n) {
   const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
   data = static_cast<uint8_t*>(std::aligned_alloc(kAlign, rounded ? rounded : kAlign));
   if (!data) fail("out of memory allocating {} bytes", n);
-  std::memset(data, 0, rounded ? rounded : kAlign);
+  if (zero_fill) std::memset(data, 0, rounded ? rounded : kAlign);
 }
 Storage::~Storage() { std::free(data); }
 
@@ -62,15 +62,19 @@ size_t storage_nbytes(const Shape& shape, DType dtype) {
   return dtype_bytes(dtype, size_t(numel_of(shape)));
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  for (auto d : shape) check(d >= 0, "negative dimension in shape {}", shape_str(shape));
+static Tensor new_tensor(const Shape& shape, DType dtype, bool zero_fill) {
+  for (auto d : shape)
+    if (d < 0) fail("negative dimension in shape {}", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(storage_nbytes(shape, dtype));
+  impl->storage = std::make_shared<Storage>(storage_nbytes(shape, dtype), zero_fill);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape, dtype);
   impl->dtype = dtype;
   return TensorImpl::wrap(std::move(impl));
 }
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) { return new_tensor(shape, dtype, true); }
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return new_tensor(shape, dtype, false); }
 
 Tensor Tensor::full(const Shape& shape, float value) {
   Tensor t = zeros(shape, DType::f32);

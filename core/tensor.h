@@ -25,10 +25,10 @@ std::string shape_str(const Shape& s);
 size_t storage_nbytes(const Shape& shape, DType dtype);
 int64_t numel_of(const Shape& s);
 
-// Aligned, zero-initialised byte buffer shared by tensors and views.
+// Aligned byte buffer shared by tensors and views (zero-filled unless asked not to be).
 struct Storage {
   static constexpr size_t kAlign = 64;  // one cache line; also the widest (AVX-512) vector
-  explicit Storage(size_t bytes);
+  explicit Storage(size_t bytes, bool zero_fill = true);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -47,7 +47,9 @@ class Tensor {
   Tensor() = default;
   // New zero-filled contiguous tensor.
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-  static Tensor empty(const Shape& shape, DType dtype = DType::f32) { return zeros(shape, dtype); }
+  // New contiguous tensor with UNINITIALISED contents: for outputs that a kernel overwrites entirely
+  // (saves the zero-fill pass over memory that the kernel writes anyway).
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32);
   static Tensor full(const Shape& shape, float value);
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
   static Tensor scalar(float v) { return full({}, v); }
@@ -67,7 +69,9 @@ class Tensor {
   // Raw pointers (to the first element of this view).
   uint8_t* raw() const;
   template <class T>
-  T* data() const { return reinterpret_cast<T*>(raw()); }
+  T* data() const {
+    return reinterpret_cast<T*>(raw());
+  }
   const std::shared_ptr<Storage>& storage() const;
 
   // Element access for tests and small glue code: flat row-major index over the view, converted via the
@@ -88,9 +92,9 @@ class Tensor {
   Tensor transpose_view(int64_t a, int64_t b) const;
 
   // ---- copies ----
-  Tensor contiguous() const;  // returns *this when already contiguous
-  Tensor clone() const;       // always a fresh contiguous copy (no autograd history)
-  Tensor to(DType dtype) const;  // converting copy via the traits table
+  Tensor contiguous() const;          // returns *this when already contiguous
+  Tensor clone() const;               // always a fresh contiguous copy (no autograd history)
+  Tensor to(DType dtype) const;       // converting copy via the traits table
   void copy_from(const Tensor& src);  // same shape, any strides/dtypes; in place, no autograd
 
   // ---- autograd ----

@@ -75,7 +75,7 @@ template <class F>
 Tensor map_unary(const Tensor& a, F f) {
   check(a.dtype() == DType::f32, "element-wise op on a {} tensor (f32 expected)", dtype_name(a.dtype()));
   const Tensor c = a.contiguous();
-  Tensor out = Tensor::zeros(a.shape());  // [a.shape]
+  Tensor out = Tensor::empty(a.shape());  // [a.shape]
   const float* pa = c.data<float>();
   float* po = out.data<float>();
   const int64_t n = a.numel();

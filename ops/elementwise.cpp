@@ -32,7 +32,7 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, const char* name) {
   check(a.dtype() == DType::f32 && b.dtype() == DType::f32, "{}: f32 operands expected, got {} and {}", name,
         dtype_name(a.dtype()), dtype_name(b.dtype()));
   const Shape out_shape = broadcast_shape(a.shape(), b.shape());
-  Tensor out = Tensor::zeros(out_shape);  // [out_shape]
+  Tensor out = Tensor::empty(out_shape);  // [out_shape]
   BroadcastIter it(out_shape, {&a, &b});
   float* po = out.data<float>();
   const F f;

@@ -65,7 +65,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor out = Tensor::zeros(out_shape);  // [..., M, N]
+  Tensor out = Tensor::empty(out_shape);  // [..., M, N]
 
   if (b.dim() == 2 && a.dim() > 2 && a.is_contiguous()) {
     // shared 2-D right operand: one GEMM over all rows of a, viewed as [B*M, K]

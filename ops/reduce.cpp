@@ -54,7 +54,7 @@ Tensor sum_forward(const Tensor& a, const std::vector<int64_t>& dims) {
     keep[size_t(d)] = 1;
   }
   const Tensor p = a.permute_view(perm).contiguous();
-  Tensor out = Tensor::zeros(keep);  // [keep]
+  Tensor out = Tensor::empty(keep);  // [keep]
   const int64_t outer = out.numel();
   const float* src = p.data<float>();
   float* dst = out.data<float>();
@@ -117,7 +117,7 @@ Tensor mean(const Tensor& a) { return mul_scalar(sum(a), 1.0f / float(std::max<i
 Tensor expand(const Tensor& a, const Shape& shape) {
   if (!(broadcast_shape(a.shape(), shape) == shape))
     fail("expand: {} cannot be broadcast to {}", shape_str(a.shape()), shape_str(shape));
-  Tensor out = Tensor::zeros(shape);  // [shape]
+  Tensor out = Tensor::empty(shape);  // [shape]
   float* po = out.data<float>();
   BroadcastIter(shape, {&a}).run([&](int64_t out_off, const int64_t* off, int64_t n, const int64_t* step) {
     const float* pa = reinterpret_cast<const float*>(a.raw() + off[0]);

@@ -22,7 +22,7 @@ int64_t norm_dim(int64_t d, const Tensor& x) {
 Tensor softmax_forward(const Tensor& x, int64_t dim, bool log_space) {
   check(x.dtype() == DType::f32, "softmax of a {} tensor (f32 expected)", dtype_name(x.dtype()));
   const Tensor c = x.contiguous();
-  Tensor out = Tensor::zeros(x.shape());  // [x.shape]
+  Tensor out = Tensor::empty(x.shape());  // [x.shape]
   int64_t outer = 1, inner = 1;
   const int64_t D = x.size(dim);
   for (int64_t k = 0; k < dim; ++k) outer *= x.size(k);
