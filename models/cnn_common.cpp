@@ -10,15 +10,15 @@
 namespace mpq::models {
 
 ConvUnit::ConvUnit(ConvSpec s) : spec(std::move(s)) {
-  check(spec.in % spec.groups == 0 && spec.out % spec.groups == 0, "conv '{}': channels {}->{} not divisible by groups {}",
-        spec.conv, spec.in, spec.out, spec.groups);
+  check(spec.in % spec.groups == 0 && spec.out % spec.groups == 0,
+        "conv '{}': channels {}->{} not divisible by groups {}", spec.conv, spec.in, spec.out, spec.groups);
   weight = Tensor::zeros({spec.out, spec.in / spec.groups, spec.kernel, spec.kernel});  // [O, I/g, K, K]
   if (spec.bias) bias = Tensor::zeros({spec.out});                                      // [O]
   if (has_bn()) {
-    gamma = Tensor::full({spec.out}, 1.f);         // [O]
-    beta = Tensor::zeros({spec.out});              // [O]
-    running_mean = Tensor::zeros({spec.out});      // [O]
-    running_var = Tensor::full({spec.out}, 1.f);   // [O]
+    gamma = Tensor::full({spec.out}, 1.f);        // [O]
+    beta = Tensor::zeros({spec.out});             // [O]
+    running_mean = Tensor::zeros({spec.out});     // [O]
+    running_var = Tensor::full({spec.out}, 1.f);  // [O]
   }
 }
 
@@ -52,14 +52,23 @@ int64_t ConvUnit::macs(int64_t in_h, int64_t in_w) const {
   return spec.out * (spec.in / spec.groups) * spec.kernel * spec.kernel * oh * ow;
 }
 
-Tensor ConvUnit::forward(const Tensor& x, bool training, bool fold) {
+namespace {
+thread_local LayerHook* t_hook = nullptr;
+}  // namespace
+
+void bind_layer_hook(LayerHook* hook) { t_hook = hook; }
+LayerHook* bound_layer_hook() { return t_hook; }
+
+Tensor ConvUnit::forward(const Tensor& x_in, bool training, bool fold) {
+  LayerHook* hook = t_hook;
+  const Tensor x = hook ? hook->on_input(spec.conv, 0, x_in) : x_in;  // [N, C, H, W]
   const ops::Conv2dParams p = params(x.size(2), x.size(3));
-  if (!has_bn()) return ops::conv2d(x, weight, bias, p);
+  if (!has_bn()) return ops::conv2d(x, hook ? hook->on_weight(spec.conv, weight) : weight, bias, p);
   if (fold && !training) {
     const ops::FoldedConv f = ops::fold_bn(weight, bias, gamma, beta, running_mean, running_var, spec.eps);
-    return ops::conv2d(x, f.weight, f.bias, p);
+    return ops::conv2d(x, hook ? hook->on_weight(spec.conv, f.weight) : f.weight, f.bias, p);
   }
-  const Tensor y = ops::conv2d(x, weight, bias, p);  // [N, O, OH, OW]
+  const Tensor y = ops::conv2d(x, hook ? hook->on_weight(spec.conv, weight) : weight, bias, p);  // [N, O, OH, OW]
   // training mode updates running_mean / running_var in place (momentum 0.1, as PyTorch)
   return ops::batch_norm(y, gamma, beta, running_mean, running_var, training, 0.1f, spec.eps);
 }
@@ -90,6 +99,12 @@ void ConvUnit::load(const io::TensorMap& map, const std::string& file) {
 LinearUnit::LinearUnit(std::string n, int64_t i, int64_t o) : name(std::move(n)), in(i), out(o) {
   weight = Tensor::zeros({out, in});  // [out, in]
   bias = Tensor::zeros({out});        // [out]
+}
+
+Tensor LinearUnit::forward(const Tensor& x) const {
+  LayerHook* hook = t_hook;
+  if (!hook) return ops::linear(x, weight, bias);
+  return ops::linear(hook->on_input(name, 0, x), hook->on_weight(name, weight), bias);  // [..., out]
 }
 
 void LinearUnit::collect(NamedTensors& o, bool) {
@@ -137,7 +152,10 @@ std::vector<QuantLayer> QuantGraph::finish() const {
   return out;
 }
 
-bool CnnModel::fold_now(bool training) const { return fold_bn_ && !training && !autograd::grad_mode_enabled(); }
+bool CnnModel::fold_now(bool training) const {
+  bind_layer_hook(hook_.get());
+  return fold_bn_ && !training && !autograd::grad_mode_enabled();
+}
 
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
   auto it = metadata.find("layout");

@@ -29,12 +29,12 @@ enum class PadMode { symmetric, tf_same };
 
 // Static description of one conv unit.
 struct ConvSpec {
-  std::string conv;     // module name, e.g. "layer1.0.conv1"
-  std::string bn;       // BN module name, "" when the layout has no BN (folded TFLite)
+  std::string conv;  // module name, e.g. "layer1.0.conv1"
+  std::string bn;    // BN module name, "" when the layout has no BN (folded TFLite)
   int64_t in = 0, out = 0, kernel = 1, stride = 1, groups = 1;
-  bool bias = false;    // conv has a bias
+  bool bias = false;  // conv has a bias
   PadMode pad = PadMode::symmetric;
-  float eps = 1e-5f;    // BN epsilon
+  float eps = 1e-5f;  // BN epsilon
 };
 
 struct ConvUnit {
@@ -51,6 +51,8 @@ struct ConvUnit {
   int64_t out_size(int64_t in_size) const;
   int64_t macs(int64_t in_h, int64_t in_w) const;  // per sample
   // conv (+ BN). fold: use the BN-folded conv (eval, no autograd recording); training: batch statistics.
+  // Calls the bound layer hook (see bind_layer_hook) as on_input(spec.conv, 0, x) and on_weight(spec.conv,
+  // W), W being the BN-folded weight when folding, else the raw conv weight (BN then runs unquantized).
   Tensor forward(const Tensor& x, bool training, bool fold);
   void collect(NamedTensors& out, bool params_only);
   // Reads this unit's tensors (torchvision names) from `map`, checking shapes; errors name file and tensor.
@@ -60,10 +62,11 @@ struct ConvUnit {
 struct LinearUnit {
   std::string name;  // module name, e.g. "fc"
   int64_t in = 0, out = 0;
-  Tensor weight;     // [out, in]
-  Tensor bias;       // [out]
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out]
   LinearUnit(std::string n, int64_t i, int64_t o);
-  Tensor forward(const Tensor& x) const { return ops::linear(x, weight, bias); }
+  // linear; calls the bound layer hook (see bind_layer_hook) on the weight and the input.
+  Tensor forward(const Tensor& x) const;
   void collect(NamedTensors& out, bool params_only);
   void load(const io::TensorMap& map, const std::string& file);
 };
@@ -95,9 +98,16 @@ class CnnModel : public Model {
   virtual std::map<std::string, std::string> metadata() const { return {{"layout", layout()}, {"model", name()}}; }
 
  protected:
+  // Every CNN forward calls this first: it also binds this model's layer hook (possibly none) for the
+  // conv / linear units of the forward that follows (bind_layer_hook).
   bool fold_now(bool training) const;
   bool fold_bn_ = true;
 };
+
+// The layer hook the units of the current thread call (nullptr: plain fp32). CnnModel::fold_now binds the
+// model's hook at the start of each forward, so the models pass nothing to the units. Thread-local.
+void bind_layer_hook(LayerHook* hook);
+LayerHook* bound_layer_hook();
 
 // The weight layout stored in a safetensors file's metadata, or "" when absent.
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata);

@@ -1,0 +1,157 @@
+#include "quant/cache.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "quant/fake_quant.h"
+
+namespace mpq::quant {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+json WeightsId::to_json() const {
+  return {{"path", path}, {"size", size}, {"mtime_ns", mtime_ns}, {"head_tail_fnv1a64", head_tail_hash}};
+}
+
+WeightsId weights_identity(const std::string& path) {
+  std::error_code ec;
+  check(fs::is_regular_file(path, ec), "weights '{}': not a readable file", path);
+  WeightsId id;
+  id.path = fs::absolute(path).lexically_normal().string();
+  id.size = int64_t(fs::file_size(path));
+  id.mtime_ns = int64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            fs::last_write_time(path).time_since_epoch())
+                            .count());
+  std::ifstream f(path, std::ios::binary);
+  check(bool(f), "weights '{}': cannot open for reading", path);
+  constexpr int64_t kMiB = int64_t(1) << 20;
+  std::vector<char> buf(size_t(std::min(id.size, kMiB)));  // [<= 1 MiB]
+  f.read(buf.data(), std::streamsize(buf.size()));
+  uint64_t h = fnv1a64(buf.data(), buf.size());
+  if (id.size > kMiB) {
+    const int64_t tail_at = std::max(kMiB, id.size - kMiB);
+    buf.resize(size_t(id.size - tail_at));
+    f.seekg(std::streamoff(tail_at));
+    f.read(buf.data(), std::streamsize(buf.size()));
+    h = fnv1a64(buf.data(), buf.size(), h);
+  }
+  check(bool(f), "weights '{}': read failed", path);
+  id.head_tail_hash = hex64(h);
+  return id;
+}
+
+json analysis_inputs(const std::string& model, const WeightsId& w, const std::vector<int64_t>& indices,
+                     const json& settings) {
+  return {{"model", model}, {"weights", w.to_json()}, {"indices", indices}, {"settings", settings}};
+}
+
+std::string analysis_key(const json& inputs) {
+  const std::string s = inputs.dump();  // nlohmann::json objects are key-sorted: a canonical dump
+  return hex64(fnv1a64(s.data(), s.size()));
+}
+
+std::string AnalysisCache::path_for(const std::string& kind, const std::string& key) const {
+  return (fs::path(dir_) / (kind + "-" + key + ".json")).string();
+}
+
+std::optional<json> AnalysisCache::load(const std::string& kind, const json& inputs) const {
+  const std::string p = path_for(kind, analysis_key(inputs));
+  std::ifstream f(p);
+  if (!f) return std::nullopt;
+  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("inputs") || j["inputs"] != inputs || !j.contains("payload"))
+    return std::nullopt;
+  return j["payload"];
+}
+
+void AnalysisCache::store(const std::string& kind, const json& inputs, const json& payload) const {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  check(!ec, "analysis cache: cannot create directory '{}': {}", dir_, ec.message());
+  const std::string p = path_for(kind, analysis_key(inputs));
+  const std::string tmp = p + ".tmp";
+  {
+    std::ofstream f(tmp);
+    check(bool(f), "analysis cache: cannot write '{}'", tmp);
+    f << json{{"kind", kind}, {"inputs", inputs}, {"payload", payload}}.dump(1) << "\n";
+    check(bool(f), "analysis cache: write to '{}' failed", tmp);
+  }
+  fs::rename(tmp, p, ec);  // atomic replace
+  check(!ec, "analysis cache: cannot rename '{}' to '{}': {}", tmp, p, ec.message());
+}
+
+json to_json(const HutchinsonResult& r) {
+  return {{"trace", r.trace}, {"std_error", r.std_error}, {"draws", r.draws}, {"converged", r.converged}};
+}
+
+HutchinsonResult hutchinson_from_json(const json& j) {
+  HutchinsonResult r;
+  r.trace = j.at("trace").get<std::vector<double>>();
+  r.std_error = j.at("std_error").get<std::vector<double>>();
+  r.draws = j.at("draws").get<int>();
+  r.converged = j.at("converged").get<bool>();
+  return r;
+}
+
+json to_json(const Calibration& c) {
+  json out = json::object();
+  for (const auto& [layer, ops] : c)
+    for (const auto& [op, ci] : ops)
+      out[layer][std::to_string(op)] = {{"scale", ci.params.scale},   {"zero_point", ci.params.zero_point},
+                                        {"lo", ci.params.lo},         {"hi", ci.params.hi},
+                                        {"observer", observer_name(ci.chosen)}, {"error", ci.error}};
+  return out;
+}
+
+Calibration calibration_from_json(const json& j) {
+  Calibration c;
+  for (const auto& [layer, ops] : j.items())
+    for (const auto& [op, v] : ops.items()) {
+      CalibratedInput ci;
+      ci.params.scale = v.at("scale").get<float>();
+      ci.params.zero_point = v.at("zero_point").get<int32_t>();
+      ci.params.lo = v.at("lo").get<float>();
+      ci.params.hi = v.at("hi").get<float>();
+      ci.chosen = parse_observer(v.at("observer").get<std::string>());
+      ci.error = v.at("error").get<std::map<std::string, double>>();
+      c[layer][std::stoi(op)] = ci;
+    }
+  return c;
+}
+
+json to_json(const DependencyResult& d) {
+  json pairs = json::array();
+  for (const PairEffect& p : d.pairs)
+    pairs.push_back({{"i", p.i}, {"j", p.j}, {"dl_pair", p.dl_pair}, {"interaction", p.interaction}});
+  return {{"precision", precision_name(d.precision)}, {"base", precision_name(d.base)}, {"layers", d.layers},
+          {"base_loss", d.base_loss}, {"single", d.single}, {"pairs", pairs}, {"evaluations", d.evaluations},
+          {"seconds", d.seconds}};
+}
+
+DependencyResult dependency_from_json(const json& j) {
+  DependencyResult d;
+  d.precision = parse_precision(j.at("precision").get<std::string>());
+  d.base = parse_precision(j.at("base").get<std::string>());
+  d.layers = j.at("layers").get<std::vector<std::string>>();
+  d.base_loss = j.at("base_loss").get<double>();
+  d.single = j.at("single").get<std::vector<double>>();
+  for (const auto& p : j.at("pairs"))
+    d.pairs.push_back({p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(),
+                       p.at("interaction").get<double>()});
+  d.evaluations = j.at("evaluations").get<int64_t>();
+  d.seconds = j.at("seconds").get<double>();
+  return d;
+}
+
+}  // namespace mpq::quant

@@ -1,0 +1,133 @@
+#include "quant/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+
+namespace mpq::quant {
+
+using nlohmann::json;
+
+json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers) {
+  json j = {{"format", "mpq-quant-config"}, {"version", 1}, {"model", cfg.model}};
+  if (cfg.weights) j["weights"] = cfg.weights->to_json();
+  json arr = json::array();
+  for (const auto& l : layers) {
+    auto it = cfg.layers.find(l.name);
+    check(it != cfg.layers.end(), "save config: layer '{}' has no precision", l.name);
+    const LayerQuant& q = it->second;
+    json e = {{"name", l.name}, {"precision", precision_name(q.precision)}, {"weight_group", q.weight_group}};
+    json ins = json::array();
+    for (const auto& [op, p] : q.act) ins.push_back({{"operand", op}, {"scale", p.scale}, {"zero_point", p.zero_point}});
+    e["inputs"] = ins;
+    arr.push_back(e);
+  }
+  j["layers"] = arr;
+  return j;
+}
+
+void save_config(const std::string& path, const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers) {
+  const json j = config_to_json(cfg, layers);
+  std::ofstream f(path);
+  check(bool(f), "save config: cannot write '{}'", path);
+  f << j.dump(1) << "\n";
+  check(bool(f), "save config: write to '{}' failed", path);
+}
+
+namespace {
+template <class T>
+T field(const json& j, const char* key, const std::string& where) {
+  check(j.is_object() && j.contains(key), "{}: field '{}' is missing", where, key);
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    fail("{}: field '{}' has the wrong type ({})", where, key, j.at(key).dump());
+  }
+}
+}  // namespace
+
+QuantConfig config_from_json(const json& j, const std::string& what, const std::string& model_name,
+                             const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
+  check(j.is_object(), "config '{}': top level is not a JSON object", what);
+  const std::string fmt_name = field<std::string>(j, "format", "config '" + what + "'");
+  check(fmt_name == "mpq-quant-config", "config '{}': field 'format' is '{}', expected 'mpq-quant-config'", what,
+        fmt_name);
+  const int version = field<int>(j, "version", "config '" + what + "'");
+  check(version == 1, "config '{}': field 'version' is {}, only 1 is supported", what, version);
+  QuantConfig cfg;
+  cfg.model = field<std::string>(j, "model", "config '" + what + "'");
+  check(cfg.model == model_name, "config '{}' is for model '{}', not '{}'", what, cfg.model, model_name);
+  if (j.contains("weights")) {
+    const json& w = j["weights"];
+    const std::string where = "config '" + what + "' weights";
+    WeightsId id;
+    id.path = field<std::string>(w, "path", where);
+    id.size = field<int64_t>(w, "size", where);
+    id.mtime_ns = field<int64_t>(w, "mtime_ns", where);
+    id.head_tail_hash = field<std::string>(w, "head_tail_fnv1a64", where);
+    if (expect)
+      check(id.same_content(*expect),
+            "config '{}' was calibrated on weights '{}' ({} bytes, hash {}), not on '{}' ({} bytes, hash {})", what,
+            id.path, id.size, id.head_tail_hash, expect->path, expect->size, expect->head_tail_hash);
+    cfg.weights = id;
+  }
+  std::set<std::string> known;
+  for (const auto& l : layers) known.insert(l.name);
+  check(j.contains("layers") && j["layers"].is_array(), "config '{}': field 'layers' is missing or not an array", what);
+  for (size_t k = 0; k < j["layers"].size(); ++k) {
+    const json& e = j["layers"][k];
+    const std::string where0 = fmt::format("config '{}' layers[{}]", what, k);
+    const std::string name = field<std::string>(e, "name", where0);
+    const std::string where = fmt::format("config '{}' layer '{}'", what, name);
+    check(known.count(name), "config '{}': layer '{}' is not a quantizable layer of {}", what, name, model_name);
+    check(!cfg.layers.count(name), "config '{}': layer '{}' is listed twice", what, name);
+    LayerQuant q;
+    const std::string prec = field<std::string>(e, "precision", where);
+    try {
+      q.precision = parse_precision(prec);
+    } catch (const Error& err) {
+      fail("{}: field 'precision': {}", where, err.what());
+    }
+    q.weight_group = e.contains("weight_group") ? field<int64_t>(e, "weight_group", where) : 0;
+    check(q.weight_group == 0 || q.weight_group == 32 || q.weight_group == 64 || q.weight_group == 128,
+          "{}: field 'weight_group' is {}, expected 0, 32, 64 or 128", where, q.weight_group);
+    check(q.weight_group == 0 || q.precision == Precision::int4, "{}: field 'weight_group' {} is only valid for int4",
+          where, q.weight_group);
+    if (e.contains("inputs")) {
+      check(e["inputs"].is_array(), "{}: field 'inputs' is not an array", where);
+      for (const json& in : e["inputs"]) {
+        const int op = field<int>(in, "operand", where + " inputs");
+        ActQuantParams p;
+        p.scale = field<float>(in, "scale", where + " inputs");
+        p.zero_point = field<int32_t>(in, "zero_point", where + " inputs");
+        check(op == 0 || op == 1, "{}: input operand {} (expected 0 or 1)", where, op);
+        check(std::isfinite(p.scale) && p.scale > 0, "{}: input {} field 'scale' is {}, must be positive", where, op,
+              p.scale);
+        check(p.zero_point >= 0 && p.zero_point <= 255, "{}: input {} field 'zero_point' is {}, not in [0, 255]",
+              where, op, p.zero_point);
+        p.lo = -float(p.zero_point) * p.scale;
+        p.hi = float(255 - p.zero_point) * p.scale;
+        q.act[op] = p;
+      }
+    }
+    check(q.precision == Precision::fp32 || q.precision == Precision::fp16 || !q.act.empty(),
+          "{}: precision {} needs 'inputs' with a scale and zero point", where, precision_name(q.precision));
+    cfg.layers[name] = q;
+  }
+  for (const auto& l : layers)
+    check(cfg.layers.count(l.name), "config '{}': quantizable layer '{}' of {} is missing", what, l.name, model_name);
+  return cfg;
+}
+
+QuantConfig load_config(const std::string& path, const std::string& model_name,
+                        const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
+  std::ifstream f(path);
+  check(bool(f), "config '{}': cannot open", path);
+  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
+  check(!j.is_discarded(), "config '{}': not valid JSON", path);
+  return config_from_json(j, path, model_name, layers, expect);
+}
+
+}  // namespace mpq::quant

@@ -1,0 +1,41 @@
+// The quantization configuration file the runtime loads (JSON):
+//   {"format": "mpq-quant-config", "version": 1,
+//    "model": "mobilenetv2",
+//    "weights": {"path", "size", "mtime_ns", "head_tail_fnv1a64"},        (optional: identity of the weights)
+//    "layers": [{"name": "features.1.conv.0.0", "precision": "int8", "weight_group": 0,
+//                "inputs": [{"operand": 0, "scale": 0.0235, "zero_point": 0}]}, ...]}
+// One entry per quantizable layer, in the model's layer order. int8 / int4 layers carry the uint8
+// per-tensor scale and zero point of every input operand; weight_group (int4 only) is 0 (per output
+// channel), 32, 64 or 128. Loading checks everything against the model and names the offending field.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "quant/cache.h"
+#include "quant/fake_quant.h"
+
+namespace mpq::quant {
+
+struct QuantConfig {
+  std::string model;                 // Model::name()
+  std::optional<WeightsId> weights;  // identity of the weights the scales were calibrated on
+  Assignment layers;                 // every quantizable layer
+};
+
+// Serialises in the order of `layers` (the model's quant_layers()); every layer must be in cfg.layers.
+void save_config(const std::string& path, const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers);
+
+// Parses and validates against the model: format, model name, every layer known and present exactly once,
+// precision names, scales / zero points / groups in range, and (when `expect` is given and the file states
+// its weights) the weights content identity (size + head/tail hash; the path may differ).
+QuantConfig load_config(const std::string& path, const std::string& model_name,
+                        const std::vector<models::QuantLayer>& layers, const WeightsId* expect = nullptr);
+
+// Counterparts on an in-memory JSON document (`what` names the source in messages).
+nlohmann::json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers);
+QuantConfig config_from_json(const nlohmann::json& j, const std::string& what, const std::string& model_name,
+                             const std::vector<models::QuantLayer>& layers, const WeightsId* expect = nullptr);
+
+}  // namespace mpq::quant

@@ -1,0 +1,106 @@
+#include "quant/fake_quant.h"
+
+#include <immintrin.h>
+
+#include "core/error.h"
+#include "quant/quantizer.h"
+
+namespace mpq::quant {
+
+Tensor round_to_f16(const Tensor& x) {
+  check(x.dtype() == DType::f32, "round_to_f16: f32 expected, got {}", dtype_name(x.dtype()));
+  const Tensor c = x.contiguous();
+  Tensor out = Tensor::zeros(x.shape());  // same shape as x, f32
+  const float* src = c.data<float>();
+  float* dst = out.data<float>();
+  const int64_t n = x.numel(), n8 = n / 8 * 8;
+  // F16C (baseline ISA): vcvtps2ph with imm 0 = round to nearest even; |x| > 65504 becomes +-inf as in IEEE.
+#pragma omp parallel for if (n > (1 << 16)) schedule(static)
+  for (int64_t i = 0; i < n8; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (int64_t i = n8; i < n; ++i) dst[i] = _cvtsh_ss(_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT));
+  return out;
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::fp16: return "fp16";
+    case Precision::int8: return "int8";
+    case Precision::int4: return "int4";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::fp32;
+  if (s == "fp16") return Precision::fp16;
+  if (s == "int8") return Precision::int8;
+  if (s == "int4") return Precision::int4;
+  fail("precision '{}' is unknown (expected fp32, fp16, int8 or int4)", s);
+}
+
+int precision_weight_bits(Precision p) {
+  switch (p) {
+    case Precision::fp32: return 32;
+    case Precision::fp16: return 16;
+    case Precision::int8: return 8;
+    case Precision::int4: return 4;
+  }
+  return 32;
+}
+
+Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
+  auto it = a_.find(layer);
+  if (it == a_.end()) return w;
+  const LayerQuant& q = it->second;
+  switch (q.precision) {
+    case Precision::fp32: return w;
+    case Precision::fp16: return round_to_f16(w);
+    case Precision::int8: return fake_quant_weight(w, {8, 0});
+    case Precision::int4: return fake_quant_weight(w, {4, q.weight_group});
+  }
+  return w;
+}
+
+Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tensor& x) {
+  auto it = a_.find(layer);
+  if (it == a_.end()) return x;
+  const LayerQuant& q = it->second;
+  switch (q.precision) {
+    case Precision::fp32: return x;
+    case Precision::fp16: return round_to_f16(x);
+    case Precision::int8:
+    case Precision::int4: {
+      auto a = q.act.find(operand);
+      check(a != q.act.end(), "fake quant: layer '{}' is {} but input {} has no calibrated scale / zero point", layer,
+            precision_name(q.precision), operand);
+      return fake_quant_act(x, a->second);
+    }
+  }
+  return x;
+}
+
+Assignment make_assignment(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
+                           const Calibration& calib, int64_t int4_group) {
+  check(layers.size() == precisions.size(), "make_assignment: {} layers but {} precisions", layers.size(),
+        precisions.size());
+  Assignment a;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LayerQuant q;
+    q.precision = precisions[i];
+    if (q.precision == Precision::int4) q.weight_group = int4_group;
+    if (q.precision == Precision::int8 || q.precision == Precision::int4) {
+      auto it = calib.find(layers[i]);
+      check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration",
+            layers[i], precision_name(q.precision));
+      for (const auto& [op, ci] : it->second) q.act[op] = ci.params;
+    }
+    a[layers[i]] = q;
+  }
+  return a;
+}
+
+}  // namespace mpq::quant

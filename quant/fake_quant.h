@@ -1,0 +1,70 @@
+// The fake-quant LayerHook: simulates a per-layer precision assignment in the fp32 forward.
+//
+//   fp32 : identity (weights and inputs untouched);
+//   fp16 : weights and inputs rounded to the nearest IEEE half (ties to even) and back to f32;
+//   int8 : W8A8 -- weights symmetric per output channel int8 (quant/quantizer.h: q = clamp(nearbyint(w/s),
+//          -127, 127), s = max|w| / 127), inputs asymmetric uint8 per tensor with the calibrated scale and
+//          zero point (quant/observers.h: round half to even, clamp to [0, 255]);
+//   int4 : W4A8 -- weights symmetric int4 (qmax 7) per output channel (weight_group 0) or per group of
+//          `weight_group` consecutive elements of the flattened [O, I/g * KH * KW] weight row (for a linear
+//          layer: `weight_group` input channels), inputs uint8 as for int8.
+// Layers absent from the assignment stay fp32. No straight-through gradient yet: use under NoGrad.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "quant/observers.h"
+
+namespace mpq::quant {
+
+enum class Precision { fp32, fp16, int8, int4 };
+const char* precision_name(Precision p);
+Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "int8" | "int4"; throws naming the value
+int precision_weight_bits(Precision p);           // 32, 16, 8, 4
+
+struct LayerQuant {
+  Precision precision = Precision::fp32;
+  int64_t weight_group = 0;            // int4 only: 0 = per output channel, else 32 / 64 / 128
+  std::map<int, ActQuantParams> act;   // operand -> uint8 params (needed for int8 / int4)
+};
+
+using Assignment = std::map<std::string, LayerQuant>;  // layer name -> precision + parameters
+
+class FakeQuantHook : public models::LayerHook {
+ public:
+  explicit FakeQuantHook(Assignment a) : a_(std::move(a)) {}
+  Tensor on_weight(const std::string& layer, const Tensor& w) override;
+  Tensor on_input(const std::string& layer, int operand, const Tensor& x) override;
+  const Assignment& assignment() const { return a_; }
+
+ private:
+  Assignment a_;
+};
+
+// Rounds every element to the nearest IEEE half (ties to even) and back to f32 (F16C, vectorised); the same
+// values as quantizer.h's fake_quant_f16, fast enough for activations.
+Tensor round_to_f16(const Tensor& x);
+
+// Builds an assignment: layer i gets precisions[i] with its calibrated activation params (int8 / int4 need
+// an entry in `calib` for every operand; error otherwise, naming the layer).
+Assignment make_assignment(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
+                           const Calibration& calib, int64_t int4_group = 0);
+
+// Sets a FakeQuantHook on the model for the scope of this object and restores the previous hook after.
+class ScopedHook {
+ public:
+  ScopedHook(models::Model& m, std::shared_ptr<models::LayerHook> h) : m_(m), prev_(m.layer_hook()) {
+    m_.set_layer_hook(std::move(h));
+  }
+  ~ScopedHook() { m_.set_layer_hook(prev_); }
+  ScopedHook(const ScopedHook&) = delete;
+  ScopedHook& operator=(const ScopedHook&) = delete;
+
+ private:
+  models::Model& m_;
+  std::shared_ptr<models::LayerHook> prev_;
+};
+
+}  // namespace mpq::quant

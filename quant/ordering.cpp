@@ -1,0 +1,80 @@
+#include "quant/ordering.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+#include "quant/quantizer.h"
+#include "quant/splits.h"
+
+namespace mpq::quant {
+
+double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group) {
+  check(w.numel() > 0, "hessian_omega: empty weight");
+  Tensor q;
+  switch (p) {
+    case Precision::fp32: return 0.0;
+    case Precision::fp16: q = fake_quant_f16(w); break;
+    case Precision::int8: q = fake_quant_weight(w, {8, 0}); break;
+    case Precision::int4: q = fake_quant_weight(w, {4, group}); break;
+  }
+  return trace / double(w.numel()) * quant_error_sq(w, q);
+}
+
+LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep) {
+  const size_t n = dep.layers.size();
+  check(omega.size() == n && dep.single.size() == n, "augmented_scores: {} omegas, {} layers, {} single effects",
+        omega.size(), n, dep.single.size());
+  LayerScores s;
+  s.precision = dep.precision;
+  s.layers = dep.layers;
+  s.omega = omega;
+  s.single = dep.single;
+  s.half_interaction = dep.half_interaction_sum();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) num += omega[i] * dep.single[i], den += omega[i] * omega[i];
+  s.scale = den > 0 ? num / den : 0.0;
+  for (size_t i = 0; i < n; ++i) s.augmented.push_back(s.scale * omega[i] + s.single[i] + s.half_interaction[i]);
+  return s;
+}
+
+const char* order_name(OrderKind k) {
+  switch (k) {
+    case OrderKind::augmented: return "augmented";
+    case OrderKind::hessian: return "hessian";
+    case OrderKind::single: return "single";
+    case OrderKind::random: return "random";
+  }
+  return "?";
+}
+
+OrderKind parse_order(const std::string& s) {
+  if (s == "augmented") return OrderKind::augmented;
+  if (s == "hessian") return OrderKind::hessian;
+  if (s == "single") return OrderKind::single;
+  if (s == "random") return OrderKind::random;
+  fail("ordering '{}' is unknown (expected augmented, hessian, single or random)", s);
+}
+
+std::vector<int> order_by(const std::vector<double>& score) {
+  std::vector<int> idx(score.size());  // [N]
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return score[size_t(a)] < score[size_t(b)]; });
+  return idx;
+}
+
+std::vector<int> make_ordering(const LayerScores& s, OrderKind kind, uint64_t seed) {
+  switch (kind) {
+    case OrderKind::augmented: return order_by(s.augmented);
+    case OrderKind::hessian: return order_by(s.omega);
+    case OrderKind::single: return order_by(s.single);
+    case OrderKind::random: {
+      std::vector<int> out;
+      for (int64_t i : seeded_permutation(int64_t(s.layers.size()), seed)) out.push_back(int(i));
+      return out;
+    }
+  }
+  fail("ordering kind {} unknown", int(kind));
+}
+
+}  // namespace mpq::quant

@@ -1,0 +1,45 @@
+// Per-layer sensitivity scores and the orderings the bisection walks (least sensitive first).
+//
+//   Omega_i(p)     = Tr(H_i) / n_i * ||Q_p(W_i) - W_i||^2               (HAWQ-V2; Hessian only)
+//   a              = argmin_a sum_i (a * Omega_i - dL_i)^2 = sum_i Omega_i dL_i / sum_i Omega_i^2
+//                    (least squares through the origin: one factor mapping Omega to loss units; 0 when
+//                    every Omega_i is 0)
+//   augmented_i(p) = a * Omega_i + dL_i + 1/2 sum_j I_ij                (j over the measured neighbourhood)
+// dL and I come from quant/dependency.h at the same precision p.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "quant/dependency.h"
+#include "quant/fake_quant.h"
+
+namespace mpq::quant {
+
+// w: the layer's weight as the hook quantizes it ([O, ...] f32); group: int4 weight group (0: per channel).
+double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group = 0);
+
+struct LayerScores {
+  Precision precision = Precision::int8;
+  std::vector<std::string> layers;  // [N]
+  std::vector<double> omega;        // [N] Omega_i(p)
+  std::vector<double> single;       // [N] dL_i
+  std::vector<double> half_interaction;  // [N] 1/2 sum_j I_ij
+  std::vector<double> augmented;    // [N] a * Omega_i + dL_i + 1/2 sum_j I_ij
+  double scale = 0;                 // a
+};
+
+// omega: [N] in the order of dep.layers.
+LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep);
+
+enum class OrderKind { augmented, hessian, single, random };
+const char* order_name(OrderKind k);
+OrderKind parse_order(const std::string& s);  // "augmented" | "hessian" | "single" | "random"
+
+// Layer indices, least sensitive (smallest score) first; ties keep the layer order. random: a seeded
+// permutation (quant/splits.h).
+std::vector<int> make_ordering(const LayerScores& s, OrderKind kind, uint64_t seed = 0);
+std::vector<int> order_by(const std::vector<double>& score);  // ascending, stable
+
+}  // namespace mpq::quant

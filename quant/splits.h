@@ -1,0 +1,20 @@
+// Calibration / search / test splits over sample indices [0, total): one seeded permutation (Fisher-Yates
+// on a splitmix64 stream, so the same seed gives the same splits on every platform / standard library),
+// cut into consecutive disjoint pieces.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace mpq::quant {
+
+struct Splits {
+  std::vector<int64_t> calib, search, test;  // disjoint; each sorted ascending
+};
+
+// n_test < 0: every remaining sample goes to the test split. Throws when the sizes exceed `total`.
+Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_test, uint64_t seed);
+
+// The seeded permutation itself.
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
+
+}  // namespace mpq::quant

@@ -1,0 +1,282 @@
+// Dependency measurement on a tiny model with hand-computable effects, the augmented ordering, the
+// bisection search (evaluation count, non-monotone flag), configuration files and the analysis cache.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/autograd/node.h"
+#include "core/error.h"
+#include "models/mobilenetv2.h"
+#include "ops/ops.h"
+#include "quant/cache.h"
+#include "quant/config.h"
+#include "quant/dependency.h"
+#include "quant/ordering.h"
+#include "quant/search.h"
+
+using namespace mpq;
+using namespace mpq::quant;
+
+namespace {
+// out = W_c * ((W_a x) * (W_b x)), x = [1, 1]; W_a = W_b = [1, 0.3], W_c = [1]. The "loss" is out itself.
+class ProductModel final : public models::Model {
+ public:
+  std::string name() const override { return "product"; }
+  Tensor forward(const models::Batch&, bool) override {
+    const Tensor x = Tensor::from_vector({1, 2}, {1.0f, 1.0f});  // [1, 2]
+    auto lin = [&](const std::string& n, const Tensor& in, const Tensor& w) {
+      return hook_ ? ops::linear(hook_->on_input(n, 0, in), hook_->on_weight(n, w), Tensor()) : ops::linear(in, w, Tensor());
+    };
+    const Tensor y = ops::mul(lin("a", x, wa_), lin("b", x, wb_));  // [1, 1]
+    return lin("c", y, wc_);                                      // [1, 1]
+  }
+  std::vector<std::pair<std::string, Tensor*>> named_tensors() override { return {{"a", &wa_}, {"b", &wb_}, {"c", &wc_}}; }
+  std::vector<std::pair<std::string, Tensor*>> parameters() override { return named_tensors(); }
+  std::vector<models::QuantLayer> quant_layers() const override {
+    models::QuantGraph g;
+    g.add("a", models::LayerKind::linear, "a", 2, {});
+    g.add("b", models::LayerKind::linear, "b", 2, {});
+    g.add("c", models::LayerKind::linear, "c", 1, {"a", "b"});
+    return g.finish();
+  }
+  int64_t num_classes() const override { return 1; }
+  Tensor wa_ = Tensor::from_vector({1, 2}, {1.0f, 0.3f}), wb_ = Tensor::from_vector({1, 2}, {1.0f, 0.3f});
+  Tensor wc_ = Tensor::from_vector({1, 1}, {1.0f});
+};
+
+struct OutputAsLoss : TaskEvaluator {
+  TaskResult evaluate(models::Model& m, const std::vector<int64_t>&) override {
+    autograd::NoGradGuard ng;
+    const double v = m.forward({}, false).item();
+    return {-v, v, 1};
+  }
+  int64_t size() const override { return 1; }
+  std::string metric_name() const override { return "neg_output"; }
+  Tensor outputs(models::Model& m, const std::vector<int64_t>&) override { return m.forward({}, false); }
+};
+
+Calibration hand_calibration() {
+  Calibration c;
+  c["a"][0].params = act_params_from_range(0, 1);
+  c["b"][0].params = act_params_from_range(0, 1);
+  c["c"][0].params = act_params_from_range(0, 2);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("dependency: single effects and pairwise interactions match the hand computation (int4 vs fp32)") {
+  ProductModel m;
+  OutputAsLoss ev;
+  const Calibration cal = hand_calibration();
+  DependencyOptions opt;
+  opt.precision = Precision::int4;
+  opt.base = Precision::fp32;
+  opt.all_pairs = true;
+  const auto layers = m.quant_layers();
+  const DependencyResult d = measure_dependencies(layers, model_set_loss(m, ev, {0}, cal, opt), opt);
+  // int4 per channel: W = [1, 0.3] -> scale 1/7, 0.3 * 7 = 2.1 -> 2, Q(W) = [1, 2/7]; x = 1 is exact in uint8
+  // [0, 1]; W_c = 1 is exact. So W_a x: 1.3 -> 9/7. Layer c quantizes its input y on [0, 2].
+  const ActQuantParams pc = cal.at("c").at(0).params;
+  auto qc = [&](double y) { return double(fake_quant_act_value(float(y), pc)); };
+  const double f = 1.3f, q = 1.0f + 2.0f / 7.0f;  // f32 arithmetic of the model
+  const double base = f * f;
+  CHECK(d.base_loss == doctest::Approx(base).epsilon(1e-6));
+  CHECK(d.single[0] == doctest::Approx(q * f - base).epsilon(1e-5));
+  CHECK(d.single[1] == doctest::Approx(q * f - base).epsilon(1e-5));
+  CHECK(d.single[2] == doctest::Approx(qc(base) - base).epsilon(1e-5));
+  REQUIRE(d.pairs.size() == 3);
+  CHECK(d.pairs[0].i == 0);
+  CHECK(d.pairs[0].j == 1);
+  CHECK(d.pairs[0].interaction == doctest::Approx((q - f) * (q - f)).epsilon(1e-3));  // I_ab = (Q - f)^2
+  CHECK(d.pairs[1].interaction ==
+        doctest::Approx(qc(q * f) - qc(base) - (q * f - base)).epsilon(1e-3));  // I_ac: c's rounding moves
+  CHECK(d.evaluations == 1 + 3 + 3);
+  // neighbourhoods: edges give (a, c), (b, c); window 1 gives (a, b), (b, c)
+  DependencyOptions e;
+  CHECK(dependency_pairs(layers, e) == std::vector<std::pair<int, int>>{{0, 2}, {1, 2}});
+  e.edges = false, e.window = 1;
+  CHECK(dependency_pairs(layers, e) == std::vector<std::pair<int, int>>{{0, 1}, {1, 2}});
+  // augmented: a = sum Omega dL / sum Omega^2; score = a Omega + dL + 1/2 sum_j I_ij
+  const LayerScores s = augmented_scores({1.0, 2.0, 0.0}, d);
+  CHECK(s.scale == doctest::Approx((d.single[0] + 2 * d.single[1]) / 5.0));
+  const auto half = d.half_interaction_sum();
+  CHECK(half[0] == doctest::Approx(0.5 * (d.pairs[0].interaction + d.pairs[1].interaction)));
+  CHECK(s.augmented[2] == doctest::Approx(d.single[2] + half[2]));
+  CHECK(make_ordering(s, OrderKind::hessian) == std::vector<int>{2, 0, 1});
+  CHECK(make_ordering(s, OrderKind::random, 5) == make_ordering(s, OrderKind::random, 5));
+}
+
+TEST_CASE("search: bisection finds the exact k in ceil(log2(N+1))+1 evaluations on a monotone metric") {
+  for (int n : {1, 7, 20, 53, 161}) {
+    std::vector<int> order(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) order[size_t(i)] = n - 1 - i;
+    for (int target : {0, 1, n / 3, n - 1, n}) {
+      SearchOptions opt;
+      opt.range.max_drop = target + 0.5;  // metric = -(#int8) stays inside iff #int8 <= target
+      opt.stage2 = false;
+      const ConfigMetric metric = [](const std::vector<Precision>& p) {
+        return -double(std::count(p.begin(), p.end(), Precision::int8));
+      };
+      const SearchResult r = bisection_search(n, order, order, metric, opt);
+      CHECK(r.k8 == target);
+      CHECK(r.evaluations <= int64_t(std::ceil(std::log2(n + 1.0))) + 1);
+      CHECK(r.warnings.empty());
+      CHECK(r.final_ok);
+      for (int i = 0; i < n; ++i)
+        CHECK(r.precisions[size_t(order[size_t(i)])] == (i < target ? Precision::int8 : Precision::fp16));
+    }
+  }
+  // two stages: lowering more than 10 layers costs 10 each; every int4 layer costs 1
+  const ConfigMetric m2 = [](const std::vector<Precision>& p) {
+    const double n8 = double(std::count(p.begin(), p.end(), Precision::int8));
+    const double n4 = double(std::count(p.begin(), p.end(), Precision::int4));
+    return -10.0 * std::max(0.0, n8 + n4 - 10) - n4;
+  };
+  std::vector<int> id(20);
+  for (int i = 0; i < 20; ++i) id[size_t(i)] = i;
+  SearchOptions o2;
+  o2.range.max_drop = 3.5;
+  o2.weight_numel.assign(20, 100);
+  o2.max_bytes = 1000;
+  const SearchResult r2 = bisection_search(20, id, id, m2, o2);
+  CHECK(r2.k8 == 10);
+  CHECK(r2.k4 == 3);
+  CHECK(r2.final_metric == -3.0);
+  CHECK(r2.weight_bytes == 10 * 200 + 7 * 100 + 3 * 50);
+  CHECK(!r2.memory_ok);  // 2850 bytes > 1000
+}
+
+TEST_CASE("search: a non-monotone metric is flagged; the sweep shows how far bisection is from the best k") {
+  // metric(k) = -k except a dip at k = 5; range: drop <= 8
+  const ConfigMetric metric = [](const std::vector<Precision>& p) {
+    const int k = int(std::count(p.begin(), p.end(), Precision::int8));
+    return k == 5 ? -50.0 : -double(k);
+  };
+  std::vector<int> id(20);
+  for (int i = 0; i < 20; ++i) id[size_t(i)] = i;
+  SearchOptions opt;
+  opt.range.max_drop = 8;
+  opt.stage2 = false;
+  const SearchResult r = bisection_search(20, id, id, metric, opt);
+  CHECK(r.k8 == 4);  // probes 10 (out), 5 (out: the dip), 2, 3, 4
+  REQUIRE(!r.warnings.empty());
+  CHECK(r.warnings[0].find("non-monotone") != std::string::npos);
+  const SweepResult s = sweep_k(std::vector<Precision>(20, Precision::fp16), id, Precision::int8, metric, opt.range);
+  CHECK(s.best_k == 8);
+  CHECK(s.prefix_k == 4);
+  CHECK(s.probes.size() == 21);
+  SearchOptions bad;
+  CHECK_THROWS_WITH_AS(bisection_search(2, {0, 1}, {0, 1}, metric, bad), doctest::Contains("exactly one"), Error);
+}
+
+TEST_CASE("latency table: JSON input, MAC placeholder is labelled an estimate") {
+  const auto layers = models::make_mobilenetv2(models::MobileNetLayout::tflite)->quant_layers();
+  const LatencyTable est = mac_estimate_latency_table(layers);
+  CHECK(!est.measured);
+  CHECK(est.source.find("not measured") != std::string::npos);
+  const LatencyTable back = latency_table_from_json(est.to_json(), "roundtrip");
+  std::vector<std::string> names;
+  for (const auto& l : layers) names.push_back(l.name);
+  const std::vector<Precision> p16(names.size(), Precision::fp16), p8(names.size(), Precision::int8);
+  CHECK(config_latency_ms(back, names, p8) < config_latency_ms(back, names, p16));
+  CHECK_THROWS_WITH_AS(config_latency_ms(back, {"nope"}, {Precision::int8}), doctest::Contains("'nope'"), Error);
+}
+
+TEST_CASE("config: save / load round trip and clear errors") {
+  auto model = models::make_mobilenetv2(models::MobileNetLayout::tflite);
+  const auto layers = model->quant_layers();
+  QuantConfig cfg;
+  cfg.model = "mobilenetv2";
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LayerQuant q;
+    q.precision = i % 3 == 0 ? Precision::int8 : i % 3 == 1 ? Precision::int4 : Precision::fp16;
+    if (q.precision != Precision::fp16) q.act[0] = act_params_from_range(-0.5f, 6.0f + float(i));
+    if (q.precision == Precision::int4) q.weight_group = 32;
+    cfg.layers[layers[i].name] = q;
+  }
+  const std::string dir = (std::filesystem::temp_directory_path() / "mpq_test_quant_config").string();
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/cfg.json";
+  save_config(path, cfg, layers);
+  const QuantConfig back = load_config(path, "mobilenetv2", layers);
+  for (const auto& l : layers) {
+    const LayerQuant &a = cfg.layers.at(l.name), &b = back.layers.at(l.name);
+    CHECK(a.precision == b.precision);
+    CHECK(a.weight_group == b.weight_group);
+    if (!a.act.empty()) {
+      CHECK(a.act.at(0).scale == b.act.at(0).scale);
+      CHECK(a.act.at(0).zero_point == b.act.at(0).zero_point);
+    }
+  }
+  CHECK_THROWS_WITH_AS(load_config(path, "resnet50", layers), doctest::Contains("is for model 'mobilenetv2', not 'resnet50'"),
+                       Error);
+  auto edited = [&](auto fn) {
+    nlohmann::json j = config_to_json(cfg, layers);
+    fn(j);
+    return j;
+  };
+  const std::string first = layers[0].name;
+  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["name"] = "features.99.conv"; }), "x",
+                                        "mobilenetv2", layers),
+                       doctest::Contains("layer 'features.99.conv' is not a quantizable layer of mobilenetv2"), Error);
+  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["precision"] = "int3"; }), "x",
+                                        "mobilenetv2", layers),
+                       doctest::Contains("field 'precision': precision 'int3' is unknown"), Error);
+  const std::string missing = "layer '" + first + "' of mobilenetv2 is missing";
+  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"].erase(0); }), "x", "mobilenetv2", layers),
+                       doctest::Contains(missing.c_str()), Error);
+  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["inputs"][0]["zero_point"] = 300; }), "x",
+                                        "mobilenetv2", layers),
+                       doctest::Contains("'zero_point' is 300"), Error);
+  CHECK_THROWS_WITH_AS(load_config(dir + "/absent.json", "mobilenetv2", layers), doctest::Contains("cannot open"), Error);
+  // weights identity
+  const std::string wfile = dir + "/w.bin";
+  std::ofstream(wfile) << "weights-A";
+  cfg.weights = weights_identity(wfile);
+  save_config(path, cfg, layers);
+  std::ofstream(wfile) << "weights-B-longer";
+  const WeightsId other = weights_identity(wfile);
+  CHECK_THROWS_WITH_AS(load_config(path, "mobilenetv2", layers, &other), doctest::Contains("was calibrated on weights"),
+                       Error);
+}
+
+TEST_CASE("analysis cache: round trip, changed inputs recompute, stale entries ignored") {
+  const std::string dir = (std::filesystem::temp_directory_path() / "mpq_test_quant_cache").string();
+  std::filesystem::remove_all(dir);
+  const std::string wfile = (std::filesystem::temp_directory_path() / "mpq_test_quant_cache_w.bin").string();
+  std::ofstream(wfile) << "abc";
+  const WeightsId w = weights_identity(wfile);
+  CHECK(w.size == 3);
+  const AnalysisCache cache(dir);
+  const auto in = analysis_inputs("mobilenetv2", w, {1, 2, 3}, {{"draws", 8}});
+  CHECK(!cache.load("traces", in));
+  HutchinsonResult h;
+  h.trace = {1.0 / 3, 2e-9};
+  h.std_error = {0.1, 0.2};
+  h.draws = 8;
+  cache.store("traces", in, to_json(h));
+  const auto got = cache.load("traces", in);
+  REQUIRE(got);
+  CHECK(hutchinson_from_json(*got).trace == h.trace);
+  CHECK(!cache.load("traces", analysis_inputs("mobilenetv2", w, {1, 2, 4}, {{"draws", 8}})));
+  CHECK(!cache.load("traces", analysis_inputs("mobilenetv2", w, {1, 2, 3}, {{"draws", 9}})));
+  std::ofstream(wfile) << "abd";
+  CHECK(analysis_key(analysis_inputs("mobilenetv2", weights_identity(wfile), {1, 2, 3}, {{"draws", 8}})) !=
+        analysis_key(in));
+  // calibration and dependency JSON round trips
+  Calibration c = hand_calibration();
+  c["a"][0].chosen = ObserverKind::mse;
+  const Calibration cb = calibration_from_json(to_json(c));
+  CHECK(cb.at("c").at(0).params.scale == c.at("c").at(0).params.scale);
+  CHECK(cb.at("a").at(0).chosen == ObserverKind::mse);
+  DependencyResult d;
+  d.layers = {"a", "b"};
+  d.single = {0.5, 0.25};
+  d.pairs = {{0, 1, 1.0, 0.25}};
+  const DependencyResult db = dependency_from_json(to_json(d));
+  CHECK(db.pairs[0].interaction == 0.25);
+  CHECK(db.single == d.single);
+}
