@@ -21,7 +21,8 @@ double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group) 
   return trace / double(w.numel()) * quant_error_sq(w, q);
 }
 
-LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep) {
+LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep,
+                             bool positive_interactions) {
   const size_t n = dep.layers.size();
   check(omega.size() == n && dep.single.size() == n, "augmented_scores: {} omegas, {} layers, {} single effects",
         omega.size(), n, dep.single.size());
@@ -30,10 +31,15 @@ LayerScores augmented_scores(const std::vector<double>& omega, const DependencyR
   s.layers = dep.layers;
   s.omega = omega;
   s.single = dep.single;
-  s.half_interaction = dep.half_interaction_sum();
+  s.half_interaction.assign(n, 0.0);
+  for (const PairEffect& p : dep.pairs) {
+    const double v = positive_interactions ? std::max(p.interaction, 0.0) : p.interaction;
+    s.half_interaction[size_t(p.i)] += 0.5 * v;
+    s.half_interaction[size_t(p.j)] += 0.5 * v;
+  }
   double num = 0, den = 0;
   for (size_t i = 0; i < n; ++i) num += omega[i] * dep.single[i], den += omega[i] * omega[i];
-  s.scale = den > 0 ? num / den : 0.0;
+  s.scale = den > 0 ? std::max(num / den, 0.0) : 0.0;
   for (size_t i = 0; i < n; ++i) s.augmented.push_back(s.scale * omega[i] + s.single[i] + s.half_interaction[i]);
   return s;
 }

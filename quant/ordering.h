@@ -4,8 +4,14 @@
 //   a              = argmin_a sum_i (a * Omega_i - dL_i)^2 = sum_i Omega_i dL_i / sum_i Omega_i^2
 //                    (least squares through the origin: one factor mapping Omega to loss units; 0 when
 //                    every Omega_i is 0)
+//                    clamped at 0: a negative fit (Omega anti-correlated with the measured effects) would
+//                    invert the Hessian information, so it is dropped instead
 //   augmented_i(p) = a * Omega_i + dL_i + 1/2 sum_j I_ij                (j over the measured neighbourhood)
-// dL and I come from quant/dependency.h at the same precision p.
+// dL and I come from quant/dependency.h at the same precision p. With `positive_interactions` only I_ij > 0
+// (pairs that hurt more together than apart) count. Why: on MobileNetV2 int4 the pair (depthwise, its 1x1
+// project) has a large NEGATIVE I_ij because the loss saturates once the very sensitive depthwise is
+// quantized; the signed sum then ranked the project layers least sensitive (first in the ordering), and
+// lowering the first of them cost 12 top-1 points on the search split (mpq search, seed 0).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,7 +37,8 @@ struct LayerScores {
 };
 
 // omega: [N] in the order of dep.layers.
-LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep);
+LayerScores augmented_scores(const std::vector<double>& omega, const DependencyResult& dep,
+                             bool positive_interactions = true);
 
 enum class OrderKind { augmented, hessian, single, random };
 const char* order_name(OrderKind k);

@@ -100,12 +100,20 @@ TEST_CASE("dependency: single effects and pairwise interactions match the hand c
   e.edges = false, e.window = 1;
   CHECK(dependency_pairs(layers, e) == std::vector<std::pair<int, int>>{{0, 1}, {1, 2}});
   // augmented: a = sum Omega dL / sum Omega^2; score = a Omega + dL + 1/2 sum_j I_ij
-  const LayerScores s = augmented_scores({1.0, 2.0, 0.0}, d);
-  CHECK(s.scale == doctest::Approx((d.single[0] + 2 * d.single[1]) / 5.0));
+  // dL_a, dL_b < 0 here, so the least-squares a is negative and clamped to 0
+  CHECK(d.single[0] < 0);
+  LayerScores s = augmented_scores({1.0, 2.0, 0.0}, d, false);
+  CHECK(s.scale == 0.0);
+  s = augmented_scores({-1.0, -2.0, 0.0}, d, false);
+  CHECK(s.scale == doctest::Approx((-d.single[0] - 2 * d.single[1]) / 5.0));
   const auto half = d.half_interaction_sum();
   CHECK(half[0] == doctest::Approx(0.5 * (d.pairs[0].interaction + d.pairs[1].interaction)));
   CHECK(s.augmented[2] == doctest::Approx(d.single[2] + half[2]));
-  CHECK(make_ordering(s, OrderKind::hessian) == std::vector<int>{2, 0, 1});
+  CHECK(make_ordering(s, OrderKind::hessian) == std::vector<int>{1, 0, 2});
+  // positive-only interactions: I_ab > 0 counts, a negative I would not
+  const LayerScores sp = augmented_scores({-1.0, -2.0, 0.0}, d, true);
+  double want0 = 0.5 * (std::max(d.pairs[0].interaction, 0.0) + std::max(d.pairs[1].interaction, 0.0));
+  CHECK(sp.half_interaction[0] == doctest::Approx(want0));
   CHECK(make_ordering(s, OrderKind::random, 5) == make_ordering(s, OrderKind::random, 5));
 }
 
