@@ -1,5 +1,6 @@
 #include "quant/dependency.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -82,14 +83,45 @@ SetLoss model_set_loss(models::Model& m, TaskEvaluator& ev, const std::vector<in
                        const Calibration& calib, const DependencyOptions& opt) {
   std::vector<std::string> names;
   for (const auto& l : m.quant_layers()) names.push_back(l.name);
-  return [&m, &ev, indices, &calib, opt, names](const std::vector<int>& set) {
+  auto ref = std::make_shared<std::vector<double>>();  // [N * C] fp32 output probabilities (distill)
+  int64_t classes = 0;
+  if (opt.distill) {
+    ScopedHook none(m, nullptr);
+    const Tensor z = ev.outputs(m, indices).contiguous();  // [N, C] logits
+    check(z.dim() == 2, "dependency: model outputs {} are not [N, C] logits", shape_str(z.shape()));
+    classes = z.size(1);
+    const std::vector<float> v = z.to_vector();
+    ref->resize(v.size());
+    for (int64_t r = 0; r < z.size(0); ++r) {
+      double mx = -1e300, se = 0;
+      for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(v[size_t(r * classes + c)]));
+      for (int64_t c = 0; c < classes; ++c) se += std::exp(double(v[size_t(r * classes + c)]) - mx);
+      for (int64_t c = 0; c < classes; ++c)
+        (*ref)[size_t(r * classes + c)] = std::exp(double(v[size_t(r * classes + c)]) - mx) / se;
+    }
+  }
+  return [&m, &ev, indices, &calib, opt, names, ref, classes](const std::vector<int>& set) {
     std::vector<Precision> p(names.size(), opt.base);
     for (int i : set) {
       check(i >= 0 && size_t(i) < names.size(), "dependency: layer index {} outside [0, {})", i, names.size());
       p[size_t(i)] = opt.precision;
     }
     ScopedHook scope(m, std::make_shared<FakeQuantHook>(make_assignment(names, p, calib, opt.int4_group)));
-    return ev.evaluate(m, indices).loss;
+    if (!opt.distill) return ev.evaluate(m, indices).loss;
+    const Tensor z = ev.outputs(m, indices).contiguous();  // [N, C]
+    check(z.numel() == int64_t(ref->size()), "dependency: outputs {} differ from the reference", shape_str(z.shape()));
+    const std::vector<float> v = z.to_vector();
+    const int64_t rows = z.size(0);
+    double loss = 0;  // sum_r sum_c -p_rc log softmax(z_r)_c
+    for (int64_t r = 0; r < rows; ++r) {
+      double mx = -1e300, se = 0;
+      for (int64_t c = 0; c < classes; ++c) mx = std::max(mx, double(v[size_t(r * classes + c)]));
+      for (int64_t c = 0; c < classes; ++c) se += std::exp(double(v[size_t(r * classes + c)]) - mx);
+      const double lse = mx + std::log(se);
+      for (int64_t c = 0; c < classes; ++c)
+        loss -= (*ref)[size_t(r * classes + c)] * (double(v[size_t(r * classes + c)]) - lse);
+    }
+    return loss / double(rows);
   };
 }
 

@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "quant/quantizer.h"
 
@@ -60,7 +62,10 @@ Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
     case Precision::fp32: return w;
     case Precision::fp16: return round_to_f16(w);
     case Precision::int8: return fake_quant_weight(w, {8, 0});
-    case Precision::int4: return fake_quant_weight(w, {4, q.weight_group});
+    case Precision::int4: {
+      const int64_t row = w.numel() / w.size(0);  // flattened input elements per output channel
+      return fake_quant_weight(w, {4, row % std::max<int64_t>(q.weight_group, 1) == 0 ? q.weight_group : 0});
+    }
   }
   return w;
 }

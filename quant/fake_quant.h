@@ -7,7 +7,8 @@
 //          zero point (quant/observers.h: round half to even, clamp to [0, 255]);
 //   int4 : W4A8 -- weights symmetric int4 (qmax 7) per output channel (weight_group 0) or per group of
 //          `weight_group` consecutive elements of the flattened [O, I/g * KH * KW] weight row (for a linear
-//          layer: `weight_group` input channels), inputs uint8 as for int8.
+//          layer: `weight_group` input channels); a layer whose row length is not a multiple of the group
+//          (e.g. a 3x3 depthwise row of 9) falls back to per output channel. Inputs uint8 as for int8.
 // Layers absent from the assignment stay fp32. No straight-through gradient yet: use under NoGrad.
 #pragma once
 #include <map>

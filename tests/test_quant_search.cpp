@@ -75,6 +75,7 @@ TEST_CASE("dependency: single effects and pairwise interactions match the hand c
   opt.precision = Precision::int4;
   opt.base = Precision::fp32;
   opt.all_pairs = true;
+  opt.distill = false;  // the "loss" is the output value itself
   const auto layers = m.quant_layers();
   const DependencyResult d = measure_dependencies(layers, model_set_loss(m, ev, {0}, cal, opt), opt);
   // int4 per channel: W = [1, 0.3] -> scale 1/7, 0.3 * 7 = 2.1 -> 2, Q(W) = [1, 2/7]; x = 1 is exact in uint8
@@ -287,4 +288,45 @@ TEST_CASE("analysis cache: round trip, changed inputs recompute, stale entries i
   const DependencyResult db = dependency_from_json(to_json(d));
   CHECK(db.pairs[0].interaction == 0.25);
   CHECK(db.single == d.single);
+}
+
+namespace {
+// logits [1, 2] = [W_a x, 0], x = [1, 1], W_a = [1, 0.3]
+class TwoLogitModel final : public models::Model {
+ public:
+  std::string name() const override { return "two"; }
+  Tensor forward(const models::Batch&, bool) override {
+    const Tensor x = Tensor::from_vector({1, 2}, {1.0f, 1.0f});  // [1, 2]
+    const Tensor y = hook_ ? ops::linear(hook_->on_input("a", 0, x), hook_->on_weight("a", wa_), Tensor())
+                           : ops::linear(x, wa_, Tensor());  // [1, 1]
+    return ops::concat({y, Tensor::zeros({1, 1})}, 1);      // [1, 2]
+  }
+  std::vector<std::pair<std::string, Tensor*>> named_tensors() override { return {{"a", &wa_}}; }
+  std::vector<std::pair<std::string, Tensor*>> parameters() override { return named_tensors(); }
+  std::vector<models::QuantLayer> quant_layers() const override {
+    models::QuantGraph g;
+    g.add("a", models::LayerKind::linear, "a", 2, {});
+    return g.finish();
+  }
+  int64_t num_classes() const override { return 2; }
+  Tensor wa_ = Tensor::from_vector({1, 2}, {1.0f, 0.3f});
+};
+}  // namespace
+
+TEST_CASE("dependency: distillation loss gives dL = KL(p_fp32 || q) for one quantized layer") {
+  TwoLogitModel m;
+  OutputAsLoss ev;  // only its outputs() is used with distill
+  Calibration cal;
+  cal["a"][0].params = act_params_from_range(0, 1);
+  DependencyOptions opt;
+  opt.precision = Precision::int4;
+  opt.base = Precision::fp32;
+  const DependencyResult d = measure_dependencies(m.quant_layers(), model_set_loss(m, ev, {0}, cal, opt), opt);
+  const double zf = 1.3f, zq = 1.0f + 2.0f / 7.0f;
+  const double pf = 1 / (1 + std::exp(-zf)), qf = 1 / (1 + std::exp(-zq));
+  const double kl = pf * std::log(pf / qf) + (1 - pf) * std::log((1 - pf) / (1 - qf));
+  const double entropy = -pf * std::log(pf) - (1 - pf) * std::log(1 - pf);
+  CHECK(d.base_loss == doctest::Approx(entropy).epsilon(1e-6));
+  CHECK(d.single[0] == doctest::Approx(kl).epsilon(1e-3));
+  CHECK(d.single[0] > 0);
 }

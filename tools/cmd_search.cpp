@@ -42,7 +42,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 int run_search(const Args& args) {
   args.check_known({"model", "weights", "data", "max-drop", "min-relative", "out", "report", "seed", "threads", "json",
                     "calib", "search", "test", "dep-samples", "draws", "window", "latency", "cache", "batch",
-                    "max-bytes", "compare", "signed-interactions"});
+                    "max-bytes", "compare", "signed-interactions", "int4-group"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -52,6 +52,9 @@ int run_search(const Args& args) {
   if (args.has("min-relative")) range.min_relative = args.get_double("min-relative", 0);
   range.validate();
   const uint64_t seed = uint64_t(args.get_int("seed", 0));
+  const int64_t int4_group = args.get_int("int4-group", 0);
+  check(int4_group == 0 || int4_group == 32 || int4_group == 64 || int4_group == 128,
+        "--int4-group {}: expected 0 (per channel), 32, 64 or 128", int4_group);
   const bool as_json = args.flag("json");
   auto log = [&](const std::string& s) { fmt::print(stderr, "[{:6.1f} s] {}\n", seconds_since(t0), s); };
 
@@ -122,11 +125,13 @@ int run_search(const Args& args) {
   // 4. dependencies at int8 and int4
   DependencyOptions dopt;
   dopt.window = args.get_int("window", 0);
+  dopt.int4_group = int4_group;
   std::map<Precision, DependencyResult> deps;
   for (Precision p : {Precision::int8, Precision::int4}) {
     dopt.precision = p;
     const json in = analysis_inputs(model_name, wid, calib_sub,
                                     {{"what", "dependencies"}, {"precision", precision_name(p)}, {"window", dopt.window},
+                                     {"int4_group", int4_group}, {"loss", "distill_fp32"},
                                      {"calibration", analysis_key(cal_in)}});
     if (auto c = cache.load("dependencies", in)) {
       deps[p] = dependency_from_json(*c);
@@ -145,14 +150,18 @@ int run_search(const Args& args) {
   std::map<Precision, LayerScores> scores;
   for (Precision p : {Precision::int8, Precision::int4}) {
     std::vector<double> omega;
-    for (size_t i = 0; i < layers.size(); ++i) omega.push_back(hessian_omega(hr.trace[i], *by_name[layers[i].weight], p));
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const Tensor& w = *by_name[layers[i].weight];
+      const int64_t row = w.numel() / w.size(0), g = int4_group > 0 && row % int4_group == 0 ? int4_group : 0;
+      omega.push_back(hessian_omega(hr.trace[i], w, p, g));
+    }
     scores[p] = augmented_scores(omega, deps[p], !args.flag("signed-interactions"));
   }
   std::vector<int64_t> numel;
   for (const auto& l : layers) numel.push_back(by_name[l.weight]->numel());
   auto metric_on = [&](const std::vector<int64_t>& idx) -> ConfigMetric {
     return [&, idx](const std::vector<Precision>& p) {
-      ScopedHook h(*model, std::make_shared<FakeQuantHook>(make_assignment(names, p, cal)));
+      ScopedHook h(*model, std::make_shared<FakeQuantHook>(make_assignment(names, p, cal, int4_group)));
       return ev.evaluate(*model, idx).metric;
     };
   };
@@ -182,7 +191,7 @@ int run_search(const Args& args) {
   QuantConfig qc;
   qc.model = model_name;
   qc.weights = wid;
-  qc.layers = make_assignment(names, chosen.precisions, cal);
+  qc.layers = make_assignment(names, chosen.precisions, cal, int4_group);
   save_config(out, qc, layers);
   auto test_metric = metric_on(sp.test);
   const std::vector<Precision> all16(size_t(n), Precision::fp16), all8(size_t(n), Precision::int8);
@@ -238,7 +247,7 @@ const Registrar reg({"search", "mixed-precision PTQ search (Hessian + inter-laye
                      "mpq search --model M --weights PATH --data DIR (--max-drop PCT_POINTS | --min-relative R) "
                      "--out config.json --report DIR [--seed S] [--threads N] [--json] [--calib 16] [--search 128] "
                      "[--test 256] [--dep-samples 8] [--draws 16] [--window 0] [--latency table.json] [--cache DIR] "
-                     "[--max-bytes B] [--compare] [--signed-interactions]",
+                     "[--max-bytes B] [--compare] [--signed-interactions] [--int4-group 0|32|64|128]",
                      run_search});
 
 }  // namespace
