@@ -198,10 +198,7 @@ TEST_CASE("bert: a few training steps on 64 SST-2 sentences lower the loss") {
 }
 
 TEST_CASE("bert: the committed SST-2 checkpoint on the first 200 dev sentences") {
-  if (!fs::exists(kTrained + "/model.safetensors")) {
-    MESSAGE("no committed checkpoint under " << kTrained << "; skipped");
-    return;
-  }
+  REQUIRE_MESSAGE(fs::exists(kTrained + "/model.safetensors"), "the committed checkpoint is missing under " << kTrained);
   auto m = models::load_bert_model(kTrained + "/model.safetensors");
   const auto tok = data::BertTokenizer::from_file(kTrained + "/vocab.txt");
   auto ex = data::read_sst2(kSst2 + "/dev.tsv");
