@@ -53,14 +53,14 @@ int64_t ConvUnit::macs(int64_t in_h, int64_t in_w) const {
 }
 
 namespace {
-thread_local LayerHook* t_hook = nullptr;
+thread_local std::shared_ptr<LayerHook> t_hook;
 }  // namespace
 
-void bind_layer_hook(LayerHook* hook) { t_hook = hook; }
-LayerHook* bound_layer_hook() { return t_hook; }
+void bind_layer_hook(std::shared_ptr<LayerHook> hook) { t_hook = std::move(hook); }
+LayerHook* bound_layer_hook() { return t_hook.get(); }
 
 Tensor ConvUnit::forward(const Tensor& x_in, bool training, bool fold) {
-  LayerHook* hook = t_hook;
+  LayerHook* hook = t_hook.get();
   const Tensor x = hook ? hook->on_input(spec.conv, 0, x_in) : x_in;  // [N, C, H, W]
   const ops::Conv2dParams p = params(x.size(2), x.size(3));
   if (!has_bn()) return ops::conv2d(x, hook ? hook->on_weight(spec.conv, weight) : weight, bias, p);
@@ -102,7 +102,7 @@ LinearUnit::LinearUnit(std::string n, int64_t i, int64_t o) : name(std::move(n))
 }
 
 Tensor LinearUnit::forward(const Tensor& x) const {
-  LayerHook* hook = t_hook;
+  LayerHook* hook = t_hook.get();
   if (!hook) return ops::linear(x, weight, bias);
   return ops::linear(hook->on_input(name, 0, x), hook->on_weight(name, weight), bias);  // [..., out]
 }
@@ -153,7 +153,7 @@ std::vector<QuantLayer> QuantGraph::finish() const {
 }
 
 bool CnnModel::fold_now(bool training) const {
-  bind_layer_hook(hook_.get());
+  bind_layer_hook(hook_);
   return fold_bn_ && !training && !autograd::grad_mode_enabled();
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -105,8 +106,10 @@ class CnnModel : public Model {
 };
 
 // The layer hook the units of the current thread call (nullptr: plain fp32). CnnModel::fold_now binds the
-// model's hook at the start of each forward, so the models pass nothing to the units. Thread-local.
-void bind_layer_hook(LayerHook* hook);
+// model's hook at the start of each forward, so the models pass nothing to the units. Thread-local and
+// shared (never dangling); a unit called directly, outside a model forward, sees the hook of the last CNN
+// forward on its thread: bind_layer_hook(nullptr) first when that matters.
+void bind_layer_hook(std::shared_ptr<LayerHook> hook);
 LayerHook* bound_layer_hook();
 
 // The weight layout stored in a safetensors file's metadata, or "" when absent.
