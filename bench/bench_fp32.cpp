@@ -48,8 +48,8 @@ void set_counters(benchmark::State& st, double flops_per_iter, int threads) {
 constexpr int64_t kM = 128, kK = 768, kN = 3072;
 
 struct GemmData {
-  std::vector<float> a = random_vec(size_t(kM * kK), 1);  // [M, K]
-  std::vector<float> b = random_vec(size_t(kK * kN), 2);  // [K, N]
+  std::vector<float> a = random_vec(size_t(kM * kK), 1);       // [M, K]
+  std::vector<float> b = random_vec(size_t(kK * kN), 2);       // [K, N]
   std::vector<float> c = std::vector<float>(size_t(kM * kN));  // [M, N]
   GemmArgs args() { return {kM, kN, kK, a.data(), kK, false, b.data(), kN, false, c.data(), kN, 0.0f}; }
 };
@@ -108,9 +108,9 @@ double conv_flops() { return 2.0 * kConv.N * kConv.O * kConv.OH() * kConv.OW() *
 void BM_conv3x3_f32_ours(benchmark::State& st) {
   const int threads = int(st.range(0));
   mpq::set_num_threads(threads);
-  auto x = random_vec(size_t(kConv.N * kConv.C * kConv.H * kConv.W), 3);  // [N, C, H, W]
-  auto w = random_vec(size_t(kConv.O * kConv.C * 9), 4);                  // [O, C, 3, 3]
-  auto b = random_vec(size_t(kConv.O), 5);                                // [O]
+  auto x = random_vec(size_t(kConv.N * kConv.C * kConv.H * kConv.W), 3);      // [N, C, H, W]
+  auto w = random_vec(size_t(kConv.O * kConv.C * 9), 4);                      // [O, C, 3, 3]
+  auto b = random_vec(size_t(kConv.O), 5);                                    // [O]
   std::vector<float> y(size_t(kConv.N * kConv.O * kConv.OH() * kConv.OW()));  // [N, O, OH, OW]
   st.SetLabel(conv2d_fwd_f32_list().select(kConv).name);
   conv2d_fwd_f32(kConv, x.data(), w.data(), b.data(), y.data());
@@ -138,8 +138,8 @@ void BM_conv3x3_f32_onednn_direct(benchmark::State& st) {
   const memory::dims xd{1, 64, 56, 56}, wd{64, 64, 3, 3}, bd{64}, yd{1, 64, 56, 56};
   memory::desc x_md(xd, f32, blocked ? tag::any : tag::nchw), w_md(wd, f32, blocked ? tag::any : tag::oihw);
   memory::desc y_md(yd, f32, blocked ? tag::any : tag::nchw), b_md(bd, f32, tag::x);
-  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                       x_md, w_md, b_md, y_md, {1, 1}, {0, 0}, {1, 1}, {1, 1});
+  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x_md,
+                                       w_md, b_md, y_md, {1, 1}, {0, 0}, {1, 1}, {1, 1});
   dnnl::convolution_forward::primitive_desc pd(desc, eng);
   dnnl::convolution_forward conv(pd);
   auto xv = random_vec(64 * 56 * 56, 3), wv = random_vec(64 * 64 * 9, 4), bv = random_vec(64, 5);
@@ -155,7 +155,10 @@ void BM_conv3x3_f32_onednn_direct(benchmark::State& st) {
   }
   set_counters(st, conv_flops(), threads);
 }
-BENCHMARK(BM_conv3x3_f32_onednn_direct)->ArgsProduct({{1, 0}, {kThreads}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv3x3_f32_onednn_direct)
+    ->ArgsProduct({{1, 0}, {kThreads}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_conv3x3_f32_onednn_direct)->ArgsProduct({{1, 0}, {1}})->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -41,12 +41,20 @@ struct Shape {
 };
 // ResNet50 1x1 convs at batch 1 as GEMM (M = H*W), MobileNetV2 1x1 convs, BERT-base linears at seq 128.
 const Shape kShapes[] = {
-    {"bert_qkv", 128, 768, 768},       {"bert_ffn_up", 128, 3072, 768}, {"bert_ffn_down", 128, 768, 3072},
-    {"rn50_l1_c3", 3136, 256, 64},     {"rn50_l2_c1", 784, 128, 512},   {"rn50_l3_c1", 196, 256, 1024},
-    {"rn50_l4_c1", 49, 512, 2048},     {"mnv2_b3_exp", 3136, 144, 24},  {"mnv2_b7_exp", 784, 192, 32},
-    {"mnv2_b14_proj", 196, 64, 384},   {"mnv2_last", 49, 1280, 320},
+    {"bert_qkv", 128, 768, 768},
+    {"bert_ffn_up", 128, 3072, 768},
+    {"bert_ffn_down", 128, 768, 3072},
+    {"rn50_l1_c3", 3136, 256, 64},
+    {"rn50_l2_c1", 784, 128, 512},
+    {"rn50_l3_c1", 196, 256, 1024},
+    {"rn50_l4_c1", 49, 512, 2048},
+    {"mnv2_b3_exp", 3136, 144, 24},
+    {"mnv2_b7_exp", 784, 192, 32},
+    {"mnv2_b14_proj", 196, 64, 384},
+    {"mnv2_last", 49, 1280, 320},
     // Weight-bandwidth-bound cases (one or a few tokens), where int4's halved weight bytes can pay off.
-    {"bert_ffn_up_m1", 1, 3072, 768},  {"bert_ffn_up_m8", 8, 3072, 768},
+    {"bert_ffn_up_m1", 1, 3072, 768},
+    {"bert_ffn_up_m8", 8, 3072, 768},
     // A GEMV whose int8 weights (64 MiB) exceed the 32 MiB L3: DRAM-bound, int4 halves the traffic.
     {"gemv_dram", 1, 16384, 4096},
 };
@@ -94,14 +102,14 @@ void time_it(benchmark::State& st, const Args& g, Fn fn, const char* name) {
 // kind: "q8" | "q8s" (s8 activations) | "q4" (per channel) | "q4g128" | "f16" | "bf16"; impl: list entry name.
 void bm(benchmark::State& st, Shape s, std::string kind, std::string impl) {
   mpq::set_num_threads(threads());
-  std::vector<float> C(size_t(s.M * s.N));           // [M, N] f32
-  const auto bias = rand_f(size_t(s.N), 3);          // [N]
+  std::vector<float> C(size_t(s.M * s.N));   // [M, N] f32
+  const auto bias = rand_f(size_t(s.N), 3);  // [N]
   LowpEpilogue ep;
   ep.bias = bias.data();
   if (kind == "q8" || kind == "q8s") {
-    const auto A = rand_vec<uint8_t>(size_t(s.M * s.K), 1, 0, 255);   // [M, K]
-    const auto W = rand_vec<int8_t>(size_t(s.N * s.K), 2, -127, 127); // [N, K]
-    const std::vector<float> sw(size_t(s.N), 0.01f);                  // [N]
+    const auto A = rand_vec<uint8_t>(size_t(s.M * s.K), 1, 0, 255);    // [M, K]
+    const auto W = rand_vec<int8_t>(size_t(s.N * s.K), 2, -127, 127);  // [N, K]
+    const std::vector<float> sw(size_t(s.N), 0.01f);                   // [N]
     const PackedQ8W pw = pack_q8w(W.data(), s.N, s.K, sw.data());
     Q8GemmArgs g;
     g.M = s.M, g.A = A.data(), g.lda = s.K, g.a_signed = kind == "q8s", g.sa = 0.02f, g.za = g.a_signed ? 3 : 128;
@@ -113,8 +121,8 @@ void bm(benchmark::State& st, Shape s, std::string kind, std::string impl) {
   } else if (kind == "q4" || kind == "q4g128") {
     const int64_t group = kind == "q4" ? 0 : 128;
     if (group && s.K % group) return st.SkipWithError("K not a multiple of 128");
-    const auto A = rand_vec<uint8_t>(size_t(s.M * s.K), 1, 0, 255);          // [M, K]
-    const auto W = rand_vec<uint8_t>(size_t(s.N * ((s.K + 1) / 2)), 2, 0, 255); // q4 [N, K/2]
+    const auto A = rand_vec<uint8_t>(size_t(s.M * s.K), 1, 0, 255);              // [M, K]
+    const auto W = rand_vec<uint8_t>(size_t(s.N * ((s.K + 1) / 2)), 2, 0, 255);  // q4 [N, K/2]
     const std::vector<float> sw(size_t(s.N * (group ? s.K / group : 1)), 0.01f);
     const PackedQ4W pw = pack_q4w(W.data(), s.N, s.K, group, sw.data());
     Q4GemmArgs g;
@@ -127,7 +135,7 @@ void bm(benchmark::State& st, Shape s, std::string kind, std::string impl) {
     const auto Af = rand_f(size_t(s.M * s.K), 1);  // [M, K] -> f16
     std::vector<uint16_t> A(Af.size());
     for (size_t j = 0; j < A.size(); ++j) A[j] = mpq::f32_to_f16(Af[j]);
-    const auto W = rand_f(size_t(s.N * s.K), 2);   // [N, K]
+    const auto W = rand_f(size_t(s.N * s.K), 2);  // [N, K]
     const PackedF16W pw = pack_f16w_from_f32(W.data(), s.N, s.K);
     F16GemmArgs g;
     g.M = s.M, g.A = A.data(), g.lda = s.K, g.w = &pw, g.C = C.data(), g.ldc = s.N, g.ep = ep;
@@ -139,7 +147,7 @@ void bm(benchmark::State& st, Shape s, std::string kind, std::string impl) {
     const auto Af = rand_f(size_t(s.M * s.K), 1);  // [M, K] -> bf16
     std::vector<uint16_t> A(Af.size());
     for (size_t j = 0; j < A.size(); ++j) A[j] = mpq::f32_to_bf16(Af[j]);
-    const auto W = rand_f(size_t(s.N * s.K), 2);   // [N, K]
+    const auto W = rand_f(size_t(s.N * s.K), 2);  // [N, K]
     const PackedBF16W pw = pack_bf16w_from_f32(W.data(), s.N, s.K);
     BF16GemmArgs g;
     g.M = s.M, g.A = A.data(), g.lda = s.K, g.w = &pw, g.C = C.data(), g.ldc = s.N, g.ep = ep;
@@ -154,14 +162,10 @@ void bm(benchmark::State& st, Shape s, std::string kind, std::string impl) {
 
 int main(int argc, char** argv) {
   const std::pair<const char*, const char*> runs[] = {
-      {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"},
-      {"q8", "gemm_qu8_qc8w__onednn"},
-      {"q8s", "gemm_qu8_qc8w_14x32c4__avx512vnni"},
-      {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
-      {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
-      {"f16", "gemm_f16_14x32__avx512"},
-      {"bf16", "gemm_bf16_14x32c2__avx512bf16"},
-      {"bf16", "gemm_bf16__onednn"},
+      {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"},     {"q8", "gemm_qu8_qc8w__onednn"},
+      {"q8s", "gemm_qu8_qc8w_14x32c4__avx512vnni"},    {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
+      {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"}, {"f16", "gemm_f16_14x32__avx512"},
+      {"bf16", "gemm_bf16_14x32c2__avx512bf16"},       {"bf16", "gemm_bf16__onednn"},
   };
   for (const Shape& s : kShapes)
     for (const auto& [kind, impl] : runs) {

@@ -35,7 +35,8 @@ void BM_ResNet50_forward_backward(benchmark::State& state) {
     auto g = autograd::grad({l}, s.params);
     benchmark::DoNotOptimize(g.data());
   }
-  state.counters["images/s"] = benchmark::Counter(double(state.range(0)), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["images/s"] =
+      benchmark::Counter(double(state.range(0)), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_ResNet50_hvp(benchmark::State& state) {

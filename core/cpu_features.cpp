@@ -34,8 +34,8 @@ CpuFeatures detect() {
   const bool osxsave = bit(l1.c, 27);
   if (!osxsave) return f;
   const unsigned long long xcr0 = xgetbv0();
-  const bool ymm_os = (xcr0 & 0x6) == 0x6;     // XMM + YMM state enabled by the OS
-  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_os = (xcr0 & 0x6) == 0x6;    // XMM + YMM state enabled by the OS
+  const bool zmm_os = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   const Regs l7 = cpuid(7, 0);
   const Regs l7s1 = cpuid(7, 1);
   if (ymm_os) {
@@ -57,12 +57,15 @@ CpuFeatures detect() {
 
 int level(Isa isa) {
   switch (isa) {
-    case Isa::ref: return 0;
+    case Isa::ref:
+      return 0;
     case Isa::avx2:
-    case Isa::avx_vnni: return 1;
+    case Isa::avx_vnni:
+      return 1;
     case Isa::avx512:
     case Isa::avx512_vnni:
-    case Isa::avx512_bf16: return 2;
+    case Isa::avx512_bf16:
+      return 2;
   }
   return 3;
 }
@@ -85,12 +88,18 @@ const CpuFeatures& cpu_features() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::ref: return "ref";
-    case Isa::avx2: return "avx2";
-    case Isa::avx_vnni: return "avx_vnni";
-    case Isa::avx512: return "avx512";
-    case Isa::avx512_vnni: return "avx512_vnni";
-    case Isa::avx512_bf16: return "avx512_bf16";
+    case Isa::ref:
+      return "ref";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx_vnni:
+      return "avx_vnni";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx512_vnni:
+      return "avx512_vnni";
+    case Isa::avx512_bf16:
+      return "avx512_bf16";
   }
   return "?";
 }
@@ -100,12 +109,18 @@ bool isa_detected(Isa isa) {
   const bool avx2 = f.avx2 && f.fma && f.f16c;
   const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
   switch (isa) {
-    case Isa::ref: return true;
-    case Isa::avx2: return avx2;
-    case Isa::avx_vnni: return avx2 && f.avx_vnni;
-    case Isa::avx512: return avx512;
-    case Isa::avx512_vnni: return avx512 && f.avx512_vnni;
-    case Isa::avx512_bf16: return avx512 && f.avx512_vnni && f.avx512_bf16;
+    case Isa::ref:
+      return true;
+    case Isa::avx2:
+      return avx2;
+    case Isa::avx_vnni:
+      return avx2 && f.avx_vnni;
+    case Isa::avx512:
+      return avx512;
+    case Isa::avx512_vnni:
+      return avx512 && f.avx512_vnni;
+    case Isa::avx512_bf16:
+      return avx512 && f.avx512_vnni && f.avx512_bf16;
   }
   return false;
 }

@@ -54,9 +54,9 @@ inline uint16_t f32_to_f16(float f) {
     return sign | 0x7e00u | uint16_t((abs >> 13) & 0x3ffu);  // quiet NaN keeps payload top bits
   }
   if (abs >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
-  if (abs < 0x38800000u) {                          // below 2^-14: subnormal half or zero
-    if (abs < 0x33000000u) return sign;             // < 2^-25 rounds to 0 (2^-25 itself ties to even 0)
-    const uint32_t e = abs >> 23;                   // 102..112
+  if (abs < 0x38800000u) {                        // below 2^-14: subnormal half or zero
+    if (abs < 0x33000000u) return sign;           // < 2^-25 rounds to 0 (2^-25 itself ties to even 0)
+    const uint32_t e = abs >> 23;                 // 102..112
     const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
     const uint32_t shift = 126u - e;  // value = m * 2^(e-150); half subnormal unit is 2^-24
     uint32_t q = m >> shift;
@@ -91,9 +91,9 @@ inline int32_t saturate_round(float v) {
 // ---- the traits table ----
 struct DTypeTraits {
   std::string_view name;
-  int bits;           // bits per element
-  int block_size;     // elements per block (1 for scalar types)
-  int block_bytes;    // bytes per block
+  int bits;         // bits per element
+  int block_size;   // elements per block (1 for scalar types)
+  int block_bytes;  // bytes per block
   bool is_float;
   // Scalar conversions of one element stored in the low bits of `raw` (q4: one nibble, sign-extended).
   float (*to_float)(uint32_t raw);

@@ -231,14 +231,14 @@ Tensor Bert::attention(const Tensor& x, const BertLayerParams& p, const std::str
   const int64_t N = x.size(0), L = x.size(1), D = cfg_.hidden, H = cfg_.heads, dh = cfg_.head_dim();
   // Heads are views: [N, L, D] -> [N, L, H, dh] -> [N, H, L, dh] (strided; matmul reads them in place).
   auto heads = [&](const Tensor& t) { return ops::transpose(ops::reshape(t, {N, L, H, dh}), 1, 2); };
-  Tensor q = heads(qlinear(pre + "attention.self.query", x, p.q));  // [N, H, L, dh] view
-  Tensor k = heads(qlinear(pre + "attention.self.key", x, p.k));    // [N, H, L, dh] view
-  Tensor v = heads(qlinear(pre + "attention.self.value", x, p.v));  // [N, H, L, dh] view
-  Tensor scores = qmatmul(pre + "attention.self.qk", q, ops::transpose(k, -1, -2));  // [N, H, L, L]
+  Tensor q = heads(qlinear(pre + "attention.self.query", x, p.q));                    // [N, H, L, dh] view
+  Tensor k = heads(qlinear(pre + "attention.self.key", x, p.k));                      // [N, H, L, dh] view
+  Tensor v = heads(qlinear(pre + "attention.self.value", x, p.v));                    // [N, H, L, dh] view
+  Tensor scores = qmatmul(pre + "attention.self.qk", q, ops::transpose(k, -1, -2));   // [N, H, L, L]
   scores = ops::add(ops::mul_scalar(scores, 1.0f / std::sqrt(float(dh))), mask_add);  // [N, H, L, L]
   Tensor probs = ops::dropout(ops::softmax(scores, -1), cfg_.attn_dropout, training, next_seed());  // [N, H, L, L]
-  Tensor ctx = qmatmul(pre + "attention.self.pv", probs, v);             // [N, H, L, dh]
-  ctx = ops::reshape(ops::transpose(ctx, 1, 2), {N, L, D});              // [N, L, D] (one copy: head merge)
+  Tensor ctx = qmatmul(pre + "attention.self.pv", probs, v);                                        // [N, H, L, dh]
+  ctx = ops::reshape(ops::transpose(ctx, 1, 2), {N, L, D});               // [N, L, D] (one copy: head merge)
   Tensor out = qlinear(pre + "attention.output.dense", ctx, p.attn_out);  // [N, L, D]
   out = ops::dropout(out, cfg_.hidden_dropout, training, next_seed());
   return ops::layer_norm(ops::add(out, x), p.attn_ln.g, p.attn_ln.b, cfg_.ln_eps);  // [N, L, D]
@@ -255,11 +255,10 @@ Tensor Bert::encode(const Batch& batch, bool training) {
 
   std::vector<int32_t> pos(static_cast<size_t>(L));  // [L]
   for (int64_t i = 0; i < L; ++i) pos[size_t(i)] = int32_t(i);
-  Tensor x = ops::embedding(word_emb_, batch.ids, {N, L});  // [N, L, D]
+  Tensor x = ops::embedding(word_emb_, batch.ids, {N, L});                                        // [N, L, D]
   Tensor pt = ops::add(ops::embedding(pos_emb_, pos, {L}), ops::embedding(type_emb_, {0}, {1}));  // [L, D]
-  x = ops::add(x, pt);                                                                           // [N, L, D]
-  x = ops::dropout(ops::layer_norm(x, emb_ln_.g, emb_ln_.b, cfg_.ln_eps), cfg_.hidden_dropout, training,
-                   next_seed());
+  x = ops::add(x, pt);                                                                            // [N, L, D]
+  x = ops::dropout(ops::layer_norm(x, emb_ln_.g, emb_ln_.b, cfg_.ln_eps), cfg_.hidden_dropout, training, next_seed());
 
   Tensor mask_add = Tensor::zeros({N, 1, 1, L});  // [N, 1, 1, L]: 0 for tokens, -10000 for padding (HF)
   float* pm = mask_add.data<float>();
@@ -272,7 +271,7 @@ Tensor Bert::encode(const Batch& batch, bool training) {
     const auto& p = layers_[i];
     const std::string pre = "bert.encoder.layer." + std::to_string(i) + ".";
     Tensor h = attention(x, p, pre, mask_add, training);                     // [N, L, D]
-    Tensor f = ops::gelu(qlinear(pre + "intermediate.dense", h, p.ffn_in));   // [N, L, F]
+    Tensor f = ops::gelu(qlinear(pre + "intermediate.dense", h, p.ffn_in));  // [N, L, F]
     f = ops::dropout(qlinear(pre + "output.dense", f, p.ffn_out), cfg_.hidden_dropout, training, next_seed());
     x = ops::layer_norm(ops::add(f, h), p.out_ln.g, p.out_ln.b, cfg_.ln_eps);  // [N, L, D]
   }
@@ -282,10 +281,10 @@ Tensor Bert::encode(const Batch& batch, bool training) {
 Tensor Bert::forward(const Batch& batch, bool training) {
   Tensor x = encode(batch, training);  // [N, L, D]
   const int64_t N = x.size(0), D = x.size(2);
-  Tensor cls = ops::reshape(ops::slice(x, 1, 0, 1), {N, D});                      // [N, D]
-  Tensor pooled = ops::tanh(qlinear("bert.pooler.dense", cls, pooler_));         // [N, D]
+  Tensor cls = ops::reshape(ops::slice(x, 1, 0, 1), {N, D});              // [N, D]
+  Tensor pooled = ops::tanh(qlinear("bert.pooler.dense", cls, pooler_));  // [N, D]
   pooled = ops::dropout(pooled, cfg_.hidden_dropout, training, next_seed());
-  return qlinear("classifier", pooled, classifier_);                              // [N, C]
+  return qlinear("classifier", pooled, classifier_);  // [N, C]
 }
 
 // ---------------- quantizable layers ----------------
@@ -340,8 +339,8 @@ std::string bert_dir_of(const std::string& weights_path) {
 
 std::unique_ptr<Bert> load_bert_model(const std::string& weights_path) {
   const std::string cfg_path = bert_dir_of(weights_path) + "/config.json";
-  check(std::filesystem::exists(cfg_path), "BERT weights '{}': config.json not found beside them ('{}')",
-        weights_path, cfg_path);
+  check(std::filesystem::exists(cfg_path), "BERT weights '{}': config.json not found beside them ('{}')", weights_path,
+        cfg_path);
   auto m = std::make_unique<Bert>(BertConfig::load(cfg_path));
   const io::SafetensorsFile f = io::read_safetensors(weights_path);
   m->load_state(f.tensors, weights_path);

@@ -26,17 +26,17 @@ namespace mpq::models {
 
 struct BertConfig {
   int64_t vocab_size = 0;
-  int64_t hidden = 0;       // hidden_size (D)
-  int64_t layers = 0;       // num_hidden_layers
-  int64_t heads = 0;        // num_attention_heads (H), D % H == 0
-  int64_t ffn = 0;          // intermediate_size (F)
-  int64_t max_pos = 512;    // max_position_embeddings
-  int64_t type_vocab = 2;   // type_vocab_size
-  int64_t num_labels = 2;   // num_labels or len(id2label)
-  float ln_eps = 1e-12f;    // layer_norm_eps
+  int64_t hidden = 0;           // hidden_size (D)
+  int64_t layers = 0;           // num_hidden_layers
+  int64_t heads = 0;            // num_attention_heads (H), D % H == 0
+  int64_t ffn = 0;              // intermediate_size (F)
+  int64_t max_pos = 512;        // max_position_embeddings
+  int64_t type_vocab = 2;       // type_vocab_size
+  int64_t num_labels = 2;       // num_labels or len(id2label)
+  float ln_eps = 1e-12f;        // layer_norm_eps
   float hidden_dropout = 0.1f;  // hidden_dropout_prob
   float attn_dropout = 0.1f;    // attention_probs_dropout_prob
-  int64_t seq_len = 128;    // default sequence length for MAC counts and evaluation ("max_seq_length", ours)
+  int64_t seq_len = 128;        // default sequence length for MAC counts and evaluation ("max_seq_length", ours)
 
   int64_t head_dim() const { return hidden / heads; }
   void validate(const std::string& file) const;
@@ -99,9 +99,9 @@ class Bert : public Model {
 
   BertConfig cfg_;
   uint64_t dropout_seed_ = 1;
-  Tensor word_emb_;    // [V, D]
-  Tensor pos_emb_;     // [P, D]
-  Tensor type_emb_;    // [T, D]
+  Tensor word_emb_;       // [V, D]
+  Tensor pos_emb_;        // [P, D]
+  Tensor type_emb_;       // [T, D]
   BertLayerNorm emb_ln_;  // [D]
   std::vector<BertLayerParams> layers_;
   BertLinear pooler_;      // [D, D]

@@ -15,9 +15,7 @@
 namespace mpq::models {
 
 namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 EncodedSet encode_sst2(const data::BertTokenizer& tok, const std::vector<data::Sst2Example>& ex, int max_len) {

@@ -38,7 +38,7 @@ struct TrainOptions {
   float lr = 1e-3f;
   float warmup = 0.1f;  // fraction of all steps
   float weight_decay = 0.01f;
-  float clip = 1.0f;    // max global grad norm (HF default); <= 0 disables
+  float clip = 1.0f;  // max global grad norm (HF default); <= 0 disables
   uint64_t seed = 0;
   int64_t max_steps = -1;  // stop early (tests)
   bool progress = true;    // loss, examples/s and ETA on stderr

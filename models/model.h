@@ -17,22 +17,23 @@ enum class LayerKind { conv, depthwise_conv, linear, attention_matmul };
 
 // One quantizable layer: every conv and linear, plus BERT's two attention matmuls (QK^T, PV).
 struct QuantLayer {
-  std::string name;                    // stable, e.g. "layer1.0.conv2", "bert.encoder.layer.3.attention.self.query"
+  std::string name;  // stable, e.g. "layer1.0.conv2", "bert.encoder.layer.3.attention.self.query"
   LayerKind kind = LayerKind::conv;
-  std::string weight;                  // parameter name of its weight ("" for attention matmuls)
-  int64_t macs = 0;                    // multiply-accumulates per sample at the model's default input size
-  std::vector<std::string> producers;  // quantizable layers whose output (possibly through non-quantizable ops) feeds it
-  std::vector<std::string> consumers;  // quantizable layers it feeds
+  std::string weight;  // parameter name of its weight ("" for attention matmuls)
+  int64_t macs = 0;    // multiply-accumulates per sample at the model's default input size
+  std::vector<std::string>
+      producers;  // quantizable layers whose output (possibly through non-quantizable ops) feeds it
+  std::vector<std::string> consumers;          // quantizable layers it feeds
   std::vector<std::string> residual_partners;  // layers whose outputs are added to its output (same residual add)
 };
 
 // What a model's input is: a preprocessed image batch [N, 3, H, W] or token ids [N, L] (+ mask).
 struct Batch {
-  Tensor images;                 // [N, 3, H, W] f32 (CNNs)
-  std::vector<int32_t> ids;      // [N * L] token ids (BERT), 0 = [PAD]
-  std::vector<int32_t> mask;     // [N * L] 1 = real token (BERT)
-  int64_t seq_len = 0;           // L
-  std::vector<int32_t> labels;   // [N] class indices (already offset for the model's label space)
+  Tensor images;                // [N, 3, H, W] f32 (CNNs)
+  std::vector<int32_t> ids;     // [N * L] token ids (BERT), 0 = [PAD]
+  std::vector<int32_t> mask;    // [N * L] 1 = real token (BERT)
+  int64_t seq_len = 0;          // L
+  std::vector<int32_t> labels;  // [N] class indices (already offset for the model's label space)
   int64_t size() const { return images.defined() ? images.size(0) : (seq_len ? int64_t(ids.size()) / seq_len : 0); }
 };
 

@@ -13,8 +13,8 @@ void check_conv2d_shape(const Conv2dShape& s) {
         "conv2d: stride ({},{}) and dilation ({},{}) must be >= 1", s.stride_h, s.stride_w, s.dil_h, s.dil_w);
   check(s.pad_top >= 0 && s.pad_left >= 0 && s.pad_bottom >= 0 && s.pad_right >= 0,
         "conv2d: negative padding t={} l={} b={} r={}", s.pad_top, s.pad_left, s.pad_bottom, s.pad_right);
-  check(s.groups >= 1 && s.C % s.groups == 0 && s.O % s.groups == 0,
-        "conv2d: groups={} must divide C={} and O={}", s.groups, s.C, s.O);
+  check(s.groups >= 1 && s.C % s.groups == 0 && s.O % s.groups == 0, "conv2d: groups={} must divide C={} and O={}",
+        s.groups, s.C, s.O);
   check(s.OH() >= 1 && s.OW() >= 1, "conv2d: empty output {}x{} (H={} W={} K={}x{} pad t={} l={} b={} r={} dil={},{})",
         s.OH(), s.OW(), s.H, s.W, s.KH, s.KW, s.pad_top, s.pad_left, s.pad_bottom, s.pad_right, s.dil_h, s.dil_w);
 }

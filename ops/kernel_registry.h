@@ -19,9 +19,9 @@ namespace mpq::kernels {
 
 template <class Args, class Fn>
 struct KernelImpl {
-  const char* name;                   // states dtype/tile/ISA, e.g. "gemm_f32_14x32__avx512"
-  Isa isa;                            // requirement
-  bool (*supports)(const Args&);      // nullptr = supports everything
+  const char* name;               // states dtype/tile/ISA, e.g. "gemm_f32_14x32__avx512"
+  Isa isa;                        // requirement
+  bool (*supports)(const Args&);  // nullptr = supports everything
   Fn fn;
 
   bool usable(const Args& a) const { return isa_enabled(isa) && (supports == nullptr || supports(a)); }

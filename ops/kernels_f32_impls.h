@@ -30,8 +30,7 @@ void gemm_f32__onednn(const GemmArgs& g);
 // oneDNN convolutions (ops/onednn/), cached per shape.
 void conv2d_fwd_f32__onednn(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_bwd_data_f32__onednn(const Conv2dShape& s, const float* gy, const float* w, float* gx);
-void conv2d_bwd_weight_f32__onednn(const Conv2dShape& s, const float* x, const float* gy, float* gw,
-                                   float* gbias);
+void conv2d_bwd_weight_f32__onednn(const Conv2dShape& s, const float* x, const float* gy, float* gw, float* gbias);
 
 // Argument validation shared by dispatchers and implementations (throws mpq::Error).
 void check_gemm_args(const GemmArgs& g);

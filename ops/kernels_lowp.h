@@ -59,10 +59,10 @@ struct AlignedBytes {
 // int8 per-output-channel weights. Np = N rounded up to 32, Kp = K rounded up to 4.
 struct PackedQ8W {
   int64_t N = 0, K = 0, Np = 0, Kp = 0;
-  uint64_t id = 0;               // unique per pack_q8w call (oneDNN cache key)
-  AlignedBytes w;                // int8 [Np/32][Kp/4][32][4]; (n, k) at ((n/32)*(Kp/4) + k/4)*128 + (n%32)*4 + k%4
-  std::vector<float> scale;      // [Np] weight scale per output channel (padding 0)
-  std::vector<int32_t> colsum;   // [Np] sum_k W[n,k] (padding 0)
+  uint64_t id = 0;              // unique per pack_q8w call (oneDNN cache key)
+  AlignedBytes w;               // int8 [Np/32][Kp/4][32][4]; (n, k) at ((n/32)*(Kp/4) + k/4)*128 + (n%32)*4 + k%4
+  std::vector<float> scale;     // [Np] weight scale per output channel (padding 0)
+  std::vector<int32_t> colsum;  // [Np] sum_k W[n,k] (padding 0)
   int8_t at(int64_t n, int64_t k) const {
     return int8_t(w.data()[((n / 32) * (Kp / 4) + k / 4) * 128 + (n % 32) * 4 + k % 4]);
   }
@@ -76,12 +76,12 @@ PackedQ8W pack_q8w(const int8_t* W, int64_t N, int64_t K, const float* scales);
 // high nibble = (n = 32p + 16 + j/4, same k); nibbles are two's complement [-8, 7].
 struct PackedQ4W {
   int64_t N = 0, K = 0, Np = 0, Kp = 0;
-  int64_t group = 0;             // 0 = per channel; else 32, 64 or 128
-  int64_t ngroups = 1;           // K / group, or 1
+  int64_t group = 0;    // 0 = per channel; else 32, 64 or 128
+  int64_t ngroups = 1;  // K / group, or 1
   uint64_t id = 0;
-  AlignedBytes w;                // nibbles [Np/32][Kp/4][64 bytes]
-  std::vector<float> scale;      // [ngroups][Np]
-  std::vector<int32_t> colsum;   // [ngroups][Np] sum over the group's k of W[n,k]
+  AlignedBytes w;               // nibbles [Np/32][Kp/4][64 bytes]
+  std::vector<float> scale;     // [ngroups][Np]
+  std::vector<int32_t> colsum;  // [ngroups][Np] sum over the group's k of W[n,k]
   int8_t at(int64_t n, int64_t k) const {
     const uint8_t b = w.data()[((n / 32) * (Kp / 4) + k / 4) * 64 + (n % 16) * 4 + k % 4];
     const int nib = (n % 32) < 16 ? (b & 0xf) : (b >> 4);
@@ -103,8 +103,8 @@ struct PackedF16W {
     return reinterpret_cast<const uint16_t*>(w.data())[((n / 32) * K + k) * 32 + n % 32];
   }
 };
-PackedF16W pack_f16w(const uint16_t* W, int64_t N, int64_t K);         // W f16 [N, K]
-PackedF16W pack_f16w_from_f32(const float* W, int64_t N, int64_t K);   // rounds RNE (f32_to_f16)
+PackedF16W pack_f16w(const uint16_t* W, int64_t N, int64_t K);        // W f16 [N, K]
+PackedF16W pack_f16w_from_f32(const float* W, int64_t N, int64_t K);  // rounds RNE (f32_to_f16)
 
 // bf16 weights: [Np/32][Kp/2][32][2] (Kp = K rounded up to 2; padding 0), one vdpbf16ps pair per dword.
 struct PackedBF16W {
@@ -122,16 +122,16 @@ PackedBF16W pack_bf16w_from_f32(const float* W, int64_t N, int64_t K);  // round
 enum class LowpOut : uint8_t { f32, u8, f16 };
 
 struct LowpEpilogue {
-  const float* bias = nullptr;                                  // [N] or null
-  float clamp_lo = -std::numeric_limits<float>::infinity();     // activation bounds (real values)
+  const float* bias = nullptr;                               // [N] or null
+  float clamp_lo = -std::numeric_limits<float>::infinity();  // activation bounds (real values)
   float clamp_hi = std::numeric_limits<float>::infinity();
   LowpOut out = LowpOut::f32;
-  float out_scale = 1.0f;                                       // u8 output quantization
+  float out_scale = 1.0f;  // u8 output quantization
   int32_t out_zp = 0;
-  const void* residual = nullptr;                               // [M, ld_res] f32 or u8, or null
+  const void* residual = nullptr;  // [M, ld_res] f32 or u8, or null
   bool residual_u8 = false;
   int64_t ld_res = 0;
-  float res_scale = 1.0f;                                       // u8 residual dequantization
+  float res_scale = 1.0f;  // u8 residual dequantization
   int32_t res_zp = 0;
 };
 
@@ -142,10 +142,10 @@ struct QGemmArgs {
   const uint8_t* A = nullptr;  // [M, lda] u8, or s8 bytes when a_signed
   int64_t lda = 0;
   bool a_signed = false;
-  float sa = 1.0f;             // activation scale
-  int32_t za = 0;              // activation zero point (in A's own domain: u8 or s8)
+  float sa = 1.0f;  // activation scale
+  int32_t za = 0;   // activation zero point (in A's own domain: u8 or s8)
   const PW* w = nullptr;
-  void* C = nullptr;           // [M, ldc] f32, u8 or f16 per ep.out
+  void* C = nullptr;  // [M, ldc] f32, u8 or f16 per ep.out
   int64_t ldc = 0;
   LowpEpilogue ep;
 };
@@ -157,12 +157,12 @@ struct FGemmArgs {
   int64_t M = 0;
   const void* A = nullptr;  // [M, lda] f32 when a_f32, else f16 (gemm_f16) / bf16 (gemm_bf16) bits
   int64_t lda = 0;
-  bool a_f32 = false;       // f32 A is rounded (RNE) to the weight format at the boundary for bf16;
-                            // for f16 GEMMs f32 A is used as is (the FMAs are f32)
+  bool a_f32 = false;  // f32 A is rounded (RNE) to the weight format at the boundary for bf16;
+                       // for f16 GEMMs f32 A is used as is (the FMAs are f32)
   const PW* w = nullptr;
-  void* C = nullptr;        // [M, ldc] f32, or f16 when ep.out == f16 (gemm_f16 only)
+  void* C = nullptr;  // [M, ldc] f32, or f16 when ep.out == f16 (gemm_f16 only)
   int64_t ldc = 0;
-  LowpEpilogue ep;          // sa is 1: y = acc + bias, residual, clamp
+  LowpEpilogue ep;  // sa is 1: y = acc + bias, residual, clamp
 };
 using F16GemmArgs = FGemmArgs<PackedF16W>;
 using BF16GemmArgs = FGemmArgs<PackedBF16W>;
@@ -176,12 +176,12 @@ void gemm_bf16(const BF16GemmArgs& g);
 // Reference twins (plain loops; same float ops as documented above).
 void gemm_qu8_qc8w_ref(const Q8GemmArgs& g);
 void gemm_qu8_qc4w_ref(const Q4GemmArgs& g);
-void gemm_f16_ref(const F16GemmArgs& g);   // double accumulation
+void gemm_f16_ref(const F16GemmArgs& g);    // double accumulation
 void gemm_bf16_ref(const BF16GemmArgs& g);  // double accumulation
 
 // Implementations.
 void gemm_qu8_qc8w_14x32c4__avx512vnni(const Q8GemmArgs& g);
-void gemm_qu8_qc8w_1x32c4__avx2(const Q8GemmArgs& g);  // AVX2 fallback (vpmaddwd), scalar epilogue
+void gemm_qu8_qc8w_1x32c4__avx2(const Q8GemmArgs& g);         // AVX2 fallback (vpmaddwd), scalar epilogue
 void gemm_qu8_qc4w_12x32c4__avx512vnni(const Q4GemmArgs& g);  // per-channel and per-group
 void gemm_f16_14x32__avx512(const F16GemmArgs& g);
 void gemm_bf16_14x32c2__avx512bf16(const BF16GemmArgs& g);

@@ -29,7 +29,7 @@ Tensor square(const Tensor& a);
 Tensor mul_const(const Tensor& a, const Tensor& mask);
 
 // ---- reductions and broadcasting (ops/reduce.cpp) ----
-Tensor sum(const Tensor& a);                                            // -> scalar []
+Tensor sum(const Tensor& a);  // -> scalar []
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim);
 Tensor mean(const Tensor& a);
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim);
@@ -38,7 +38,7 @@ Tensor expand(const Tensor& a, const Shape& shape);     // broadcast (copying), 
 Shape broadcast_shape(const Shape& a, const Shape& b);  // throws on mismatch
 
 // ---- shape (ops/shape.cpp) ----
-Tensor reshape(const Tensor& a, const Shape& shape);  // view when contiguous, else copy; -1 allowed
+Tensor reshape(const Tensor& a, const Shape& shape);                // view when contiguous, else copy; -1 allowed
 Tensor permute(const Tensor& a, const std::vector<int64_t>& perm);  // contiguous result
 Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end);  // contiguous result
@@ -87,8 +87,8 @@ Tensor global_avg_pool(const Tensor& x);  // [N, C, H, W] -> [N, C]
 // Training mode uses batch statistics (biased variance) and updates running stats with `momentum`
 // (running = (1 - momentum) * running + momentum * batch; unbiased variance for running_var, as PyTorch).
 // Eval mode uses the running stats. gamma/beta may be undefined (identity affine).
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps);
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean, Tensor& running_var,
+                  bool training, float momentum, float eps);
 // Normalises over the last dim: x [..., D], gamma/beta [D]
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
 

@@ -112,8 +112,7 @@ TEST_CASE("autograd: matmul and linear, batched, broadcast and transposed operan
             {randn({2, 3, 5}, 16).set_requires_grad(), randn({4, 5}, 17).set_requires_grad(),
              randn({4}, 18).set_requires_grad()});
   CHECK_THROWS_WITH_AS(ops::matmul(randn({3, 5}, 1), randn({4, 2}, 1)), doctest::Contains("[3, 5] x [4, 2]"), Error);
-  CHECK_THROWS_WITH_AS(ops::linear(randn({3, 5}, 1), randn({4, 6}, 1), Tensor()), doctest::Contains("[4, 6]"),
-                       Error);
+  CHECK_THROWS_WITH_AS(ops::linear(randn({3, 5}, 1), randn({4, 6}, 1), Tensor()), doctest::Contains("[4, 6]"), Error);
 }
 
 TEST_CASE("autograd: softmax, log_softmax and the cross-entropy losses") {

@@ -68,7 +68,8 @@ TEST_CASE("bert: logits match the PyTorch golden (HF BertForSequenceClassificati
   REQUIRE(got.shape() == want.shape());
   double max_rel = 0;
   for (int64_t i = 0; i < got.numel(); ++i)
-    max_rel = std::max(max_rel, std::abs(double(got.flat(i)) - want.flat(i)) / std::max(1e-3, std::abs(double(want.flat(i)))));
+    max_rel = std::max(max_rel,
+                       std::abs(double(got.flat(i)) - want.flat(i)) / std::max(1e-3, std::abs(double(want.flat(i)))));
   MESSAGE("max relative logit error " << max_rel);
   CHECK(max_rel < 1e-4);
 }
@@ -115,8 +116,7 @@ TEST_CASE("bert: malformed checkpoints give errors naming the tensor or field") 
   SUBCASE("wrong shape") {
     const std::string d = tmp_copy("shape");
     io::TensorMap m;
-    for (const auto& [n, t] : src.tensors)
-      m.insert(n, n == "classifier.weight" ? Tensor::zeros({3, 32}) : t);
+    for (const auto& [n, t] : src.tensors) m.insert(n, n == "classifier.weight" ? Tensor::zeros({3, 32}) : t);
     io::write_safetensors(d + "/model.safetensors", m);
     const std::string e = error_of(d + "/model.safetensors");
     CHECK(e.find("classifier.weight") != std::string::npos);
@@ -164,7 +164,8 @@ TEST_CASE("bert: quantizable layers and their relations") {
     for (const auto& p : l.producers) CHECK(by.count(p));
   }
   CHECK(by["bert.encoder.layer.0.attention.self.qk"].kind == models::LayerKind::attention_matmul);
-  CHECK(by["bert.encoder.layer.1.attention.self.qk"].macs == 16 * 16 * 32);  // seq = min(128, max_position_embeddings = 16)
+  CHECK(by["bert.encoder.layer.1.attention.self.qk"].macs ==
+        16 * 16 * 32);  // seq = min(128, max_position_embeddings = 16)
   CHECK(by["bert.encoder.layer.1.intermediate.dense"].macs == 16 * 32 * 64);
   CHECK(by["bert.encoder.layer.1.output.dense"].residual_partners ==
         std::vector<std::string>{"bert.encoder.layer.1.attention.output.dense"});
@@ -198,7 +199,8 @@ TEST_CASE("bert: a few training steps on 64 SST-2 sentences lower the loss") {
 }
 
 TEST_CASE("bert: the committed SST-2 checkpoint on the first 200 dev sentences") {
-  REQUIRE_MESSAGE(fs::exists(kTrained + "/model.safetensors"), "the committed checkpoint is missing under " << kTrained);
+  REQUIRE_MESSAGE(fs::exists(kTrained + "/model.safetensors"),
+                  "the committed checkpoint is missing under " << kTrained);
   auto m = models::load_bert_model(kTrained + "/model.safetensors");
   const auto tok = data::BertTokenizer::from_file(kTrained + "/vocab.txt");
   auto ex = data::read_sst2(kSst2 + "/dev.tsv");

@@ -153,7 +153,8 @@ TEST_CASE("image: resize path, bilinear resize and crop policy") {
   ramp.rgb.resize(400 * 300 * 3);
   for (int y = 0; y < 300; ++y)
     for (int x = 0; x < 400; ++x)
-      for (int c = 0; c < 3; ++c) ramp.rgb[(size_t(y) * 400 + size_t(x)) * 3 + size_t(c)] = uint8_t(c == 0 ? x * 255 / 399 : 77);
+      for (int c = 0; c < 3; ++c)
+        ramp.rgb[(size_t(y) * 400 + size_t(x)) * 3 + size_t(c)] = uint8_t(c == 0 ? x * 255 / 399 : 77);
   const Image r = resize_shorter_side(ramp, 256);
   CHECK(r.width == 341);
   CHECK(r.height == 256);
@@ -178,7 +179,7 @@ TEST_CASE("image: resize path, bilinear resize and crop policy") {
   two.height = 1;
   two.rgb = {0, 0, 0, 100, 100, 100};
   const Image four = resize_bilinear(two, 4, 1);
-  CHECK(four.at(0, 0, 0) == 0);    // clamped to the border
+  CHECK(four.at(0, 0, 0) == 0);  // clamped to the border
   CHECK(four.at(0, 1, 0) == 25);
   CHECK(four.at(0, 2, 0) == 75);
   CHECK(four.at(0, 3, 0) == 100);
@@ -311,12 +312,35 @@ TEST_CASE("sst2: errors name file and line") {
 namespace {
 // Ids are the positions in this list.
 const std::vector<std::string> kSmallVocab = {
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",  // 0-4
-    "the", "cafe", "un", "##aff", "##able",        // 5-9
-    ",", "!", ".", "'", "s",                       // 10-14
-    "hello", "world", "\xe4\xb8\xad", "\xe5\x9b\xbd", "a",  // 15-19 (中 = U+4E2D, 国 = U+56FD)
-    "##b", "naive", "-", "##s", "run",             // 20-24
-    "##ning", "##n", "\xc3\xb8", "x",              // 25-28 (ø = U+00F8)
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",  // 0-4
+    "the",
+    "cafe",
+    "un",
+    "##aff",
+    "##able",  // 5-9
+    ",",
+    "!",
+    ".",
+    "'",
+    "s",  // 10-14
+    "hello",
+    "world",
+    "\xe4\xb8\xad",
+    "\xe5\x9b\xbd",
+    "a",  // 15-19 (中 = U+4E2D, 国 = U+56FD)
+    "##b",
+    "naive",
+    "-",
+    "##s",
+    "run",  // 20-24
+    "##ning",
+    "##n",
+    "\xc3\xb8",
+    "x",  // 25-28 (ø = U+00F8)
 };
 BertTokenizer small_tokenizer() { return BertTokenizer(Vocab(kSmallVocab)); }
 std::vector<int32_t> ids(const BertTokenizer& t, const std::string& s) { return t.to_ids(t.tokenize(s)); }

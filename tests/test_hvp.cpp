@@ -139,8 +139,8 @@ struct ConvNet {
   Tensor x = randn({N, Ci, S, S}, 11);
   std::vector<int32_t> y = {1, 0};
   std::vector<Tensor> params = {randn({Co, Ci, K, K}, 12, 0.4f).set_requires_grad(),
-                                randn({Co}, 13, 0.5f).set_requires_grad(),
-                                randn({C, Co}, 14).set_requires_grad(), randn({C}, 15).set_requires_grad()};
+                                randn({Co}, 13, 0.5f).set_requires_grad(), randn({C, Co}, 14).set_requires_grad(),
+                                randn({C}, 15).set_requires_grad()};
   Tensor loss() const {
     Tensor a = ops::conv2d(x, params[0], params[1], ops::Conv2dParams::symmetric(1, 1));
     Tensor m = ops::mean(ops::tanh(a), {2, 3}, false);
@@ -163,7 +163,8 @@ struct ConvNet {
             double a = bc[o];
             for (int c = 0; c < Ci; ++c)
               for (int ki = 0; ki < K; ++ki)
-                for (int kj = 0; kj < K; ++kj) a += W[((o * Ci + c) * K + ki) * K + kj] * X(n, c, i + ki - 1, j + kj - 1);
+                for (int kj = 0; kj < K; ++kj)
+                  a += W[((o * Ci + c) * K + ki) * K + kj] * X(n, c, i + ki - 1, j + kj - 1);
             h[size_t(((n * Co + o) * S + i) * S + j)] = std::tanh(a);
             m[size_t(n * Co + o)] += std::tanh(a) / (S * S);
           }
@@ -195,7 +196,8 @@ struct ConvNet {
             gbc[o] += da;
             for (int c = 0; c < Ci; ++c)
               for (int ki = 0; ki < K; ++ki)
-                for (int kj = 0; kj < K; ++kj) gW[((o * Ci + c) * K + ki) * K + kj] += da * X(n, c, i + ki - 1, j + kj - 1);
+                for (int kj = 0; kj < K; ++kj)
+                  gW[((o * Ci + c) * K + ki) * K + kj] += da * X(n, c, i + ki - 1, j + kj - 1);
           }
       }
     return g;
@@ -211,13 +213,15 @@ TEST_CASE("hvp: small MLP, exact Hessian-vector products equal the explicit Hess
   auto g = autograd::grad({net.loss()}, net.params);
   const auto gref = net.grad(p), gf = flatten(g);
   for (size_t i = 0; i < p.size(); ++i) CHECK(gf[i] == doctest::Approx(gref[i]).epsilon(1e-4).scale(1e-3));
-  check_hvp(net.params, [&] { return net.loss(); }, explicit_hessian([&](auto& q) { return net.grad(q); }, p));
+  check_hvp(
+      net.params, [&] { return net.loss(); }, explicit_hessian([&](auto& q) { return net.grad(q); }, p));
 }
 
 TEST_CASE("hvp: small conv net, exact Hessian-vector products equal the explicit Hessian") {
   ConvNet net;
   const auto p = flatten(net.params);
-  check_hvp(net.params, [&] { return net.loss(); }, explicit_hessian([&](auto& q) { return net.grad(q); }, p));
+  check_hvp(
+      net.params, [&] { return net.loss(); }, explicit_hessian([&](auto& q) { return net.grad(q); }, p));
 }
 
 TEST_CASE("hutchinson: per-block trace estimates converge to the exact traces within their standard error") {

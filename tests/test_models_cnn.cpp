@@ -67,7 +67,9 @@ const QuantLayer& find_layer(const std::vector<QuantLayer>& ls, const std::strin
   REQUIRE_MESSAGE(it != ls.end(), name);
   return *it;
 }
-bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 template <class F>
 void check_error(F&& f, const std::vector<std::string>& needles) {
@@ -126,7 +128,8 @@ TEST_CASE("mobilenetv2 training-mode BN (batch statistics) matches PyTorch train
   auto m = make_mobilenetv2(MobileNetLayout::torchvision);
   formula_init(*m);
   autograd::NoGradGuard ng;
-  const double e = rel_err(run(*m, formula_input(2, 96, 96), true), io::read_npy(kGolden + "mobilenetv2_tv_2x96_train.npy"));
+  const double e =
+      rel_err(run(*m, formula_input(2, 96, 96), true), io::read_npy(kGolden + "mobilenetv2_tv_2x96_train.npy"));
   MESSAGE("mobilenetv2 train-mode max rel err " << e);
   CHECK(e < 1e-4);
 }
@@ -160,7 +163,8 @@ TEST_CASE("resnet50 quant layers: count, edges, residual partners, MACs") {
 TEST_CASE("mobilenetv2 quant layers: count, depthwise kinds, residual partners, MACs") {
   const auto ls = make_mobilenetv2(MobileNetLayout::torchvision)->quant_layers();
   CHECK(ls.size() == 53);
-  CHECK(std::count_if(ls.begin(), ls.end(), [](const QuantLayer& l) { return l.kind == LayerKind::depthwise_conv; }) == 17);
+  CHECK(std::count_if(ls.begin(), ls.end(), [](const QuantLayer& l) { return l.kind == LayerKind::depthwise_conv; }) ==
+        17);
   CHECK(find_layer(ls, "features.1.conv.0.0").kind == LayerKind::depthwise_conv);
   CHECK(find_layer(ls, "features.2.conv.0.0").producers == std::vector<std::string>{"features.1.conv.1"});
   CHECK(find_layer(ls, "features.3.conv.2").residual_partners == std::vector<std::string>{"features.2.conv.2"});
@@ -268,6 +272,7 @@ TEST_CASE("malformed CNN weights: missing tensor, wrong shape, broken model.json
                           << R"({"layers": [{"class_name": "InputLayer", "name": "input_1", "config": {}}]}},)"
                           << R"( "weightsManifest": []})";
   check_error([&] { load_model("resnet50", wrongnet); }, {"other_model.json", "conv1_pad"});
-  check_error([&] { load_model("resnet50", "/nonexistent/r50.safetensors"); }, {"/nonexistent/r50.safetensors", "not found"});
+  check_error([&] { load_model("resnet50", "/nonexistent/r50.safetensors"); },
+              {"/nonexistent/r50.safetensors", "not found"});
   check_error([&] { load_model("mobilenetv2", "/nonexistent/m.tflite"); }, {"/nonexistent/m.tflite"});
 }

@@ -41,8 +41,8 @@ double max_abs(const Tensor& t) {
 }
 
 void check_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  REQUIRE_MESSAGE(got.shape() == want.shape(), what << ": shape " << shape_str(got.shape()) << " vs "
-                                                    << shape_str(want.shape()));
+  REQUIRE_MESSAGE(got.shape() == want.shape(),
+                  what << ": shape " << shape_str(got.shape()) << " vs " << shape_str(want.shape()));
   const std::vector<float> a = got.contiguous().to_vector(), b = want.contiguous().to_vector();
   const double scale = std::max(1.0, max_abs(want));
   for (size_t i = 0; i < a.size(); ++i) {
@@ -77,18 +77,18 @@ struct ConvCase {
 std::vector<ConvCase> conv_cases() {
   return {
       {1, 3, 5, 6, 4, 3, 3, Conv2dParams::symmetric(1, 1), true},
-      {3, 2, 7, 6, 3, 3, 2, Conv2dParams{2, 2, 0, 1, 2, 1, 1, 1, 1}, true},  // stride 2, asymmetric pad
-      {2, 4, 6, 5, 4, 3, 3, Conv2dParams::symmetric(1, 2, 2, 2), false},     // dilation 2, groups 2
-      {2, 3, 6, 7, 3, 3, 3, Conv2dParams::symmetric(2, 1, 1, 3), true},      // depthwise, stride 2
-      {1, 2, 5, 5, 6, 1, 1, Conv2dParams{2, 1, 0, 0, 0, 0, 1, 1, 2}, false}, // 1x1, stride (2,1), groups 2
-      {3, 2, 5, 4, 2, 2, 3, Conv2dParams{1, 2, 1, 0, 0, 2, 2, 1, 1}, true},  // odd kernel, dil (2,1)
+      {3, 2, 7, 6, 3, 3, 2, Conv2dParams{2, 2, 0, 1, 2, 1, 1, 1, 1}, true},   // stride 2, asymmetric pad
+      {2, 4, 6, 5, 4, 3, 3, Conv2dParams::symmetric(1, 2, 2, 2), false},      // dilation 2, groups 2
+      {2, 3, 6, 7, 3, 3, 3, Conv2dParams::symmetric(2, 1, 1, 3), true},       // depthwise, stride 2
+      {1, 2, 5, 5, 6, 1, 1, Conv2dParams{2, 1, 0, 0, 0, 0, 1, 1, 2}, false},  // 1x1, stride (2,1), groups 2
+      {3, 2, 5, 4, 2, 2, 3, Conv2dParams{1, 2, 1, 0, 0, 2, 2, 1, 1}, true},   // odd kernel, dil (2,1)
   };
 }
 
 Shape conv_out_shape(const ConvCase& c) {
-  kernels::Conv2dShape s{c.N,       c.C,       c.H,          c.W,         c.O,     c.KH,    c.KW,    c.p.stride_h,
-                         c.p.stride_w, c.p.pad_top, c.p.pad_left, c.p.pad_bottom, c.p.pad_right, c.p.dil_h, c.p.dil_w,
-                         c.p.groups};
+  kernels::Conv2dShape s{c.N,           c.C,          c.H,          c.W,         c.O,          c.KH,
+                         c.KW,          c.p.stride_h, c.p.stride_w, c.p.pad_top, c.p.pad_left, c.p.pad_bottom,
+                         c.p.pad_right, c.p.dil_h,    c.p.dil_w,    c.p.groups};
   return {c.N, c.O, s.OH(), s.OW()};
 }
 
@@ -99,9 +99,9 @@ TEST_CASE("conv2d forward matches the reference kernel") {
     const Tensor w = randn({c.O, c.C / c.p.groups, c.KH, c.KW}, seed++, 0.5f);
     const Tensor b = c.bias ? randn({c.O}, seed++) : Tensor();
     const Tensor y = ops::conv2d(x, w, b, c.p);
-    kernels::Conv2dShape s{c.N,       c.C,       c.H,          c.W,         c.O,     c.KH,    c.KW,    c.p.stride_h,
-                           c.p.stride_w, c.p.pad_top, c.p.pad_left, c.p.pad_bottom, c.p.pad_right, c.p.dil_h, c.p.dil_w,
-                           c.p.groups};
+    kernels::Conv2dShape s{c.N,           c.C,          c.H,          c.W,         c.O,          c.KH,
+                           c.KW,          c.p.stride_h, c.p.stride_w, c.p.pad_top, c.p.pad_left, c.p.pad_bottom,
+                           c.p.pad_right, c.p.dil_h,    c.p.dil_w,    c.p.groups};
     Tensor want = Tensor::zeros(conv_out_shape(c));
     kernels::conv2d_fwd_f32_ref(s, x.data<float>(), w.data<float>(), c.bias ? b.data<float>() : nullptr,
                                 want.data<float>());
@@ -200,7 +200,7 @@ TEST_CASE("conv2d double backward: hvp matches finite differences of gradients")
   const Conv2dParams p1 = Conv2dParams{1, 1, 1, 0, 1, 2, 1, 1, 1};  // asymmetric pad
   const Conv2dParams p2 = Conv2dParams::symmetric(2, 1, 1, 2);      // stride 2, groups 2
   auto loss = [&](const std::vector<Tensor>& q) {
-    Tensor y1 = ops::conv2d(q[0], q[1], q[2], p1);    // [2, 4, 7, 6]
+    Tensor y1 = ops::conv2d(q[0], q[1], q[2], p1);  // [2, 4, 7, 6]
     Tensor h = ops::mul_scalar(ops::square(y1), 0.3f);
     Tensor y2 = ops::conv2d(ops::add(h, y1), q[3], Tensor(), p2);  // [2, 4, 4, 3]
     return ops::mul_scalar(ops::sum(ops::square(y2)), 0.05f);
@@ -296,12 +296,9 @@ Tensor naive_pool(const Tensor& x, const Pool2dParams& p, bool is_max) {
 
 std::vector<Pool2dParams> pool_cases() {
   return {
-      {2, 2, 2, 2, 0, 0, 0, 0, false},
-      {3, 3, 2, 2, 1, 1, 1, 1, false},
-      {3, 3, 2, 2, 1, 1, 1, 1, true},
-      {3, 2, 1, 2, 0, 1, 2, 0, false},  // asymmetric padding
-      {3, 2, 1, 2, 0, 1, 2, 0, true},
-      {2, 3, 3, 1, 1, 0, 0, 1, false},
+      {2, 2, 2, 2, 0, 0, 0, 0, false}, {3, 3, 2, 2, 1, 1, 1, 1, false},
+      {3, 3, 2, 2, 1, 1, 1, 1, true},  {3, 2, 1, 2, 0, 1, 2, 0, false},  // asymmetric padding
+      {3, 2, 1, 2, 0, 1, 2, 0, true},  {2, 3, 3, 1, 1, 0, 0, 1, false},
   };
 }
 
@@ -410,8 +407,8 @@ TEST_CASE("batch_norm training forward, running stats and gradcheck") {
     autograd::NoGradGuard ng;
     check_close(ops::batch_norm(x, g, b, rm, rv, true, 0.1f, 1e-5f), want, 2e-5, "batch_norm train (fused)");
     Tensor none;
-    check_close(ops::batch_norm(x, none, none, none, none, true, 0.1f, 1e-5f), naive_bn(x, m, v, {}, {}, 1e-5f),
-                2e-5, "batch_norm train without affine / running stats");
+    check_close(ops::batch_norm(x, none, none, none, none, true, 0.1f, 1e-5f), naive_bn(x, m, v, {}, {}, 1e-5f), 2e-5,
+                "batch_norm train without affine / running stats");
   }
   gradcheck(
       [&](const std::vector<Tensor>& in) { return ops::batch_norm(in[0], in[1], in[2], rm, rv, true, 0.1f, 1e-5f); },
@@ -450,10 +447,10 @@ TEST_CASE("batch_norm training double backward: hvp matches finite differences o
     Tensor z = ops::mul(h, randn(h.shape(), 77));  // fixed random probe so the loss is not symmetric
     return ops::sum(ops::mul(ops::square(z), ops::add_scalar(ops::mul_scalar(h, 0.2f), 1.0f)));
   };
-  hvp_vs_fd(loss,
-            {leaf(randn({3, 2, 4, 5}, 61)), leaf(randn({3, 2, 3, 3}, 62, 0.4f)), leaf(randn({3}, 63)),
-             leaf(randn({3}, 64))},
-            65);
+  hvp_vs_fd(
+      loss,
+      {leaf(randn({3, 2, 4, 5}, 61)), leaf(randn({3, 2, 3, 3}, 62, 0.4f)), leaf(randn({3}, 63)), leaf(randn({3}, 64))},
+      65);
 }
 
 TEST_CASE("batch_norm eval forward and gradcheck") {
@@ -489,10 +486,10 @@ TEST_CASE("batch_norm eval double backward: hvp matches finite differences of gr
     Tensor h = ops::batch_norm(ops::conv2d(q[0], q[1], Tensor(), p), q[2], q[3], rm, rv, false, 0.1f, 1e-5f);
     return ops::sum(ops::mul(ops::square(h), ops::add_scalar(ops::mul_scalar(h, 0.2f), 1.0f)));
   };
-  hvp_vs_fd(loss,
-            {leaf(randn({2, 2, 5, 4}, 73)), leaf(randn({3, 2, 3, 3}, 74, 0.4f)), leaf(randn({3}, 75)),
-             leaf(randn({3}, 76))},
-            77);
+  hvp_vs_fd(
+      loss,
+      {leaf(randn({2, 2, 5, 4}, 73)), leaf(randn({3, 2, 3, 3}, 74, 0.4f)), leaf(randn({3}, 75)), leaf(randn({3}, 76))},
+      77);
 }
 
 TEST_CASE("fold_bn: conv + eval batch_norm equals the folded conv") {

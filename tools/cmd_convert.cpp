@@ -27,7 +27,8 @@ int run_convert(const Args& args) {
 }
 
 const Registrar reg({"convert", "weights (TF.js / TFLite / safetensors) -> safetensors with layout metadata",
-                     "mpq convert --model {resnet50,mobilenetv2,bert} --weights IN --out OUT.safetensors", run_convert});
+                     "mpq convert --model {resnet50,mobilenetv2,bert} --weights IN --out OUT.safetensors",
+                     run_convert});
 
 }  // namespace
 }  // namespace mpq::cli

@@ -109,13 +109,18 @@ int run_demo(const Args& args) {
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.omega8 > b.omega8; });
   const double secs = seconds_since(t0);
   if (json) {
-    nlohmann::json j = {{"model", "mobilenetv2"}, {"weights", weights},      {"samples", acc.samples},
-                        {"top1", acc.top1_frac()}, {"top5", acc.top5_frac()}, {"loss", acc.mean_loss()},
+    nlohmann::json j = {{"model", "mobilenetv2"},  {"weights", weights},           {"samples", acc.samples},
+                        {"top1", acc.top1_frac()}, {"top5", acc.top5_frac()},      {"loss", acc.mean_loss()},
                         {"calib_images", calib_n}, {"hutchinson_draws", hr.draws}, {"converged", hr.converged},
-                        {"seconds", secs},          {"threads", num_threads()}};
+                        {"seconds", secs},         {"threads", num_threads()}};
     for (const auto& r : rows)
-      j["layers"].push_back({{"name", r.name}, {"params", r.n}, {"trace", r.trace}, {"trace_stderr", r.se},
-                             {"omega_fp16", r.omega16}, {"omega_int8", r.omega8}, {"omega_int4", r.omega4}});
+      j["layers"].push_back({{"name", r.name},
+                             {"params", r.n},
+                             {"trace", r.trace},
+                             {"trace_stderr", r.se},
+                             {"omega_fp16", r.omega16},
+                             {"omega_int8", r.omega8},
+                             {"omega_int4", r.omega4}});
     fmt::print("{}\n", j.dump());
     return 0;
   }
@@ -126,8 +131,8 @@ int run_demo(const Args& args) {
   fmt::print("Hessian traces: Hutchinson, {} draws ({}), calibration batch of {} images (seed {})\n", hr.draws,
              hr.converged ? "converged to 1e-2 relative" : "stopped at the cap", calib_n, seed);
   fmt::print("Sensitivity Omega(p) = Tr(H)/n * ||Q_p(W) - W||^2, most sensitive first at int8:\n");
-  fmt::print("  {:<28} {:>9} {:>12} {:>10} {:>11} {:>11} {:>11}\n", "layer", "params", "Tr(H)", "+-se", "fp16",
-             "int8", "int4");
+  fmt::print("  {:<28} {:>9} {:>12} {:>10} {:>11} {:>11} {:>11}\n", "layer", "params", "Tr(H)", "+-se", "fp16", "int8",
+             "int4");
   for (size_t i = 0; i < rows.size(); ++i) {
     if (i == 10 && rows.size() > 15) {
       fmt::print("  ... {} more ...\n", rows.size() - 15);

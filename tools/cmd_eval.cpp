@@ -56,10 +56,18 @@ int run_eval(const Args& args) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double top1 = t.top1_frac(), top5 = t.top5_frac(), loss = t.mean_loss();
   if (json) {
-    nlohmann::json j = {{"model", model_name},   {"weights", weights},         {"layout", cnn->layout()},
-                        {"samples", t.samples},  {"top1", top1},               {"top5", top5},
-                        {"top1_pct", 100 * top1}, {"top5_pct", 100 * top5},    {"loss", loss},
-                        {"seconds", seconds},    {"batch", bs},                {"threads", num_threads()},
+    nlohmann::json j = {{"model", model_name},
+                        {"weights", weights},
+                        {"layout", cnn->layout()},
+                        {"samples", t.samples},
+                        {"top1", top1},
+                        {"top5", top5},
+                        {"top1_pct", 100 * top1},
+                        {"top5_pct", 100 * top5},
+                        {"loss", loss},
+                        {"seconds", seconds},
+                        {"batch", bs},
+                        {"threads", num_threads()},
                         {"precision", "fp32"}};
     fmt::print("{}\n", j.dump());
   } else {
@@ -69,12 +77,13 @@ int run_eval(const Args& args) {
   return 0;
 }
 
-const Registrar reg({"eval", "top-1/top-5 accuracy and loss over an ImageNet folder (or SST-2 for bert)",
-                     "mpq eval --model {resnet50,mobilenetv2,bert} --weights PATH --data DIR [--limit N] [--batch B=16] "
-                     "[--threads N] [--json] [--precision fp32] [--no-fold-bn]\n"
-                     "  --json prints one object: model, weights, layout, samples, top1, top5 (fractions 0..1), "
-                     "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision",
-                     run_eval});
+const Registrar reg(
+    {"eval", "top-1/top-5 accuracy and loss over an ImageNet folder (or SST-2 for bert)",
+     "mpq eval --model {resnet50,mobilenetv2,bert} --weights PATH --data DIR [--limit N] [--batch B=16] "
+     "[--threads N] [--json] [--precision fp32] [--no-fold-bn]\n"
+     "  --json prints one object: model, weights, layout, samples, top1, top5 (fractions 0..1), "
+     "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision",
+     run_eval});
 
 }  // namespace
 }  // namespace mpq::cli

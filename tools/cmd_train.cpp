@@ -34,12 +34,12 @@ int run_train(const Args& a) {
   const int vocab_size = a.get_int("vocab-size", 8000);
   data::Vocab vocab = data::build_wordpiece_vocab(sentences, size_t(vocab_size), a.get_int("min-freq", 2));
   data::BertTokenizer tok(vocab);
-  fmt::print(stderr, "vocab: {} tokens, [UNK] rate on dev {:.2f}%\n", vocab.size(),
-             100.0 * data::unk_rate(tok, [&] {
-               std::vector<std::string> s;
-               for (const auto& e : dev_ex) s.push_back(e.sentence);
-               return s;
-             }()));
+  fmt::print(stderr, "vocab: {} tokens, [UNK] rate on dev {:.2f}%\n", vocab.size(), 100.0 * data::unk_rate(tok, [&] {
+                                                                                      std::vector<std::string> s;
+                                                                                      for (const auto& e : dev_ex)
+                                                                                        s.push_back(e.sentence);
+                                                                                      return s;
+                                                                                    }()));
 
   models::BertConfig cfg;
   cfg.vocab_size = int64_t(vocab.size());
@@ -74,7 +74,8 @@ int run_train(const Args& a) {
   io::write_safetensors(out + "/model.safetensors", m.state(), {{"format", "pt"}});
   cfg.save(out + "/config.json");
   vocab.save(out + "/vocab.txt");
-  fmt::print(stderr, "trained in {:.1f}s; final dev accuracy {:.2f}%; saved {}/{{model.safetensors,config.json,vocab.txt}}\n",
+  fmt::print(stderr,
+             "trained in {:.1f}s; final dev accuracy {:.2f}%; saved {}/{{model.safetensors,config.json,vocab.txt}}\n",
              res.seconds, 100.0 * res.dev.back().accuracy, out);
   return 0;
 }

@@ -30,8 +30,7 @@ ImageNetFolder::ImageNetFolder(const std::string& dir, int num_classes) : dir_(d
     if (!(ls >> file)) continue;  // blank line
     any_text = true;
     if (file[0] == '#') continue;
-    if (!(ls >> cls) || (ls >> extra))
-      fail("{}:{}: expected 'FILE CLASS', got '{}'", labels.string(), lineno, line);
+    if (!(ls >> cls) || (ls >> extra)) fail("{}:{}: expected 'FILE CLASS', got '{}'", labels.string(), lineno, line);
     int label = -1;
     const auto [ptr, err] = std::from_chars(cls.data(), cls.data() + cls.size(), label);
     if (err != std::errc() || ptr != cls.data() + cls.size())

@@ -15,7 +15,8 @@ using unicode::Range;
 
 template <size_t N>
 bool in_ranges(const Range (&rs)[N], char32_t cp) {
-  const auto it = std::upper_bound(std::begin(rs), std::end(rs), cp, [](char32_t c, const Range& r) { return c < r.lo; });
+  const auto it =
+      std::upper_bound(std::begin(rs), std::end(rs), cp, [](char32_t c, const Range& r) { return c < r.lo; });
   return it != std::begin(rs) && cp <= std::prev(it)->hi;
 }
 
@@ -29,7 +30,7 @@ bool is_split_space(char32_t cp) { return cp == ' ' || cp == 0x2028 || cp == 0x2
 bool is_control(char32_t cp) {
   if (cp == '\t' || cp == '\n' || cp == '\r') return false;
   if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) return true;  // Cc
-  return cp > 0x9F && in_ranges(unicode::kOtherC, cp);        // Cf, Cs, Co, Cn
+  return cp > 0x9F && in_ranges(unicode::kOtherC, cp);       // Cf, Cs, Co, Cn
 }
 
 bool is_punctuation(char32_t cp) {
@@ -309,8 +310,7 @@ Encoding BertTokenizer::encode(std::string_view text, int max_len, bool pad) con
   return e;
 }
 
-BatchEncoding BertTokenizer::encode_batch(const std::vector<std::string>& texts, int max_len,
-                                          Padding padding) const {
+BatchEncoding BertTokenizer::encode_batch(const std::vector<std::string>& texts, int max_len, Padding padding) const {
   check(!texts.empty(), "encode_batch: no texts");
   std::vector<Encoding> rows;
   rows.reserve(texts.size());

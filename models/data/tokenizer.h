@@ -113,8 +113,8 @@ class BertTokenizer {
 //      of those words, count >= min_frequency, by (score desc, piece asc), filling the budget;
 //   5. any budget left goes to the next words of step 3's order.
 // Stops at target_size tokens (steps 1-2 are always kept even if they exceed it).
-Vocab build_wordpiece_vocab(const std::vector<std::string>& sentences, size_t target_size,
-                            int64_t min_frequency = 2, const TokenizerOptions& opts = {});
+Vocab build_wordpiece_vocab(const std::vector<std::string>& sentences, size_t target_size, int64_t min_frequency = 2,
+                            const TokenizerOptions& opts = {});
 
 // Fraction of produced pieces that are [UNK] (excluding [CLS]/[SEP]/[PAD]); 0 for no pieces.
 double unk_rate(const BertTokenizer& tok, const std::vector<std::string>& sentences);

@@ -35,10 +35,9 @@ class TensorMap {
 
 // Looks a tensor up by name and checks its shape (and dtype); the error names the file, the tensor and
 // what differs, e.g. "weights 'm.safetensors': tensor 'fc.weight' has shape [10, 3] but [10, 4] expected".
-const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape, std::string_view file);
+const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape, DType expected_dtype,
                       std::string_view file);
-const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape,
-                      DType expected_dtype, std::string_view file);
 
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes);

@@ -45,12 +45,18 @@ class HeaderParser {
     expect('{');
     while (true) {
       skip_ws();
-      if (peek() == '}') { ++i_; break; }
+      if (peek() == '}') {
+        ++i_;
+        break;
+      }
       std::string key = parse_string();
       expect(':');
       out[key] = parse_value();
       skip_ws();
-      if (peek() == ',') { ++i_; continue; }
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
       expect('}');
       break;
     }
@@ -107,10 +113,16 @@ class HeaderParser {
       v.kind = Value::kTuple;
       while (true) {
         skip_ws();
-        if (peek() == close) { ++i_; break; }
+        if (peek() == close) {
+          ++i_;
+          break;
+        }
         v.tuple.push_back(parse_int());
         skip_ws();
-        if (peek() == ',') { ++i_; continue; }
+        if (peek() == ',') {
+          ++i_;
+          continue;
+        }
         expect(close);
         break;
       }
@@ -157,8 +169,8 @@ Tensor parse_npy(std::span<const uint8_t> bytes, std::string_view file) {
     hlen = size_t(bytes[8]) | size_t(bytes[9]) << 8 | size_t(bytes[10]) << 16 | size_t(bytes[11]) << 24;
     hstart = 12;
   }
-  check(hlen <= bytes.size() - hstart, "npy file '{}': header length {} runs past the end of the file ({} bytes)",
-        file, hlen, bytes.size());
+  check(hlen <= bytes.size() - hstart, "npy file '{}': header length {} runs past the end of the file ({} bytes)", file,
+        hlen, bytes.size());
   const std::string_view header(reinterpret_cast<const char*>(bytes.data() + hstart), hlen);
   const auto dict = HeaderParser(header, file).parse_dict();
 
@@ -183,8 +195,8 @@ Tensor parse_npy(std::span<const uint8_t> bytes, std::string_view file) {
   for (const auto& d : kNpyDTypes)
     if (d.code == code) dt = &d;
   if (!dt) fail("npy file '{}': field 'descr' has unsupported dtype '{}'", file, descr);
-  check(order != '>' || dt->bytes == 1, "npy file '{}': field 'descr' '{}' is big-endian; only little-endian is supported",
-        file, descr);
+  check(order != '>' || dt->bytes == 1,
+        "npy file '{}': field 'descr' '{}' is big-endian; only little-endian is supported", file, descr);
 
   const uint64_t data_size = bytes.size() - hstart - hlen;
   uint64_t n = 0;
@@ -196,9 +208,12 @@ Tensor parse_npy(std::span<const uint8_t> bytes, std::string_view file) {
 
   Tensor t = Tensor::zeros(shape, dt->out);
   const uint8_t* src = bytes.data() + hstart + hlen;
-  if (code == "f8") narrow_checked<double>(src, t.data<float>(), n, file, descr);
-  else if (code == "i8") narrow_checked<int64_t>(src, t.data<int32_t>(), n, file, descr);
-  else if (n) std::memcpy(t.raw(), src, data_size);
+  if (code == "f8")
+    narrow_checked<double>(src, t.data<float>(), n, file, descr);
+  else if (code == "i8")
+    narrow_checked<int64_t>(src, t.data<int32_t>(), n, file, descr);
+  else if (n)
+    std::memcpy(t.raw(), src, data_size);
   return t;
 }
 
@@ -207,18 +222,31 @@ Tensor read_npy(const std::string& path) { return parse_npy(read_file_bytes(path
 std::vector<uint8_t> serialize_npy(const Tensor& t) {
   std::string_view descr;
   switch (t.dtype()) {
-    case DType::f32: descr = "<f4"; break;
-    case DType::f16: descr = "<f2"; break;
-    case DType::i32: descr = "<i4"; break;
-    case DType::u8: descr = "|u1"; break;
-    case DType::i8: descr = "|i1"; break;
+    case DType::f32:
+      descr = "<f4";
+      break;
+    case DType::f16:
+      descr = "<f2";
+      break;
+    case DType::i32:
+      descr = "<i4";
+      break;
+    case DType::u8:
+      descr = "|u1";
+      break;
+    case DType::i8:
+      descr = "|i1";
+      break;
     case DType::bf16:
-    case DType::q4: fail("npy: dtype {} has no npy equivalent", dtype_name(t.dtype()));
+    case DType::q4:
+      fail("npy: dtype {} has no npy equivalent", dtype_name(t.dtype()));
   }
   std::string shape = "(";
   for (size_t i = 0; i < t.shape().size(); ++i) shape += fmt::format("{}, ", t.shape()[i]);
-  if (t.shape().size() > 1) shape.resize(shape.size() - 2);   // (2, 3)
-  else if (t.shape().size() == 1) shape.resize(shape.size() - 1);  // (5,) keeps the comma
+  if (t.shape().size() > 1)
+    shape.resize(shape.size() - 2);  // (2, 3)
+  else if (t.shape().size() == 1)
+    shape.resize(shape.size() - 1);  // (5,) keeps the comma
   shape += ")";
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
   const bool v2 = header.size() + 11 > 65535;

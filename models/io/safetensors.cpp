@@ -20,8 +20,8 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 
 struct FileDType {
   std::string_view name;
-  int bytes;       // bytes per element in the file
-  DType out;       // dtype of the loaded tensor
+  int bytes;  // bytes per element in the file
+  DType out;  // dtype of the loaded tensor
 };
 constexpr FileDType kFileDTypes[] = {
     {"F32", 4, DType::f32}, {"F16", 2, DType::f16}, {"BF16", 2, DType::bf16}, {"I8", 1, DType::i8},
@@ -36,13 +36,20 @@ const FileDType* find_dtype(std::string_view s) {
 
 std::string_view st_name(DType t) {
   switch (t) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
-    case DType::i8: return "I8";
-    case DType::u8: return "U8";
-    case DType::i32: return "I32";
-    case DType::q4: break;
+    case DType::f32:
+      return "F32";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::i8:
+      return "I8";
+    case DType::u8:
+      return "U8";
+    case DType::i32:
+      return "I32";
+    case DType::q4:
+      break;
   }
   return {};
 }
@@ -77,8 +84,7 @@ Entry parse_entry(std::string_view file, const std::string& name, const json& j)
   const json& sh = field("shape");
   check(sh.is_array(), "safetensors file '{}': tensor '{}': field 'shape' is not an array", file, name);
   for (const json& d : sh) {
-    check(d.is_number_integer(), "safetensors file '{}': tensor '{}': field 'shape' has a non-integer dim",
-          file, name);
+    check(d.is_number_integer(), "safetensors file '{}': tensor '{}': field 'shape' has a non-integer dim", file, name);
     check(d.is_number_unsigned() || d.get<int64_t>() >= 0,
           "safetensors file '{}': tensor '{}': field 'shape' has negative dim {}", file, name, d.dump());
     check(d.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()),
@@ -87,12 +93,12 @@ Entry parse_entry(std::string_view file, const std::string& name, const json& j)
   }
   const json& off = field("data_offsets");
   check(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-        "safetensors file '{}': tensor '{}': field 'data_offsets' must be two non-negative integers, got {}",
-        file, name, off.dump());
+        "safetensors file '{}': tensor '{}': field 'data_offsets' must be two non-negative integers, got {}", file,
+        name, off.dump());
   e.begin = off[0].get<uint64_t>();
   e.end = off[1].get<uint64_t>();
-  check(e.begin <= e.end, "safetensors file '{}': tensor '{}': field 'data_offsets' [{}, {}] has begin > end",
-        file, name, e.begin, e.end);
+  check(e.begin <= e.end, "safetensors file '{}': tensor '{}': field 'data_offsets' [{}, {}] has begin > end", file,
+        name, e.begin, e.end);
   return e;
 }
 
@@ -116,8 +122,8 @@ void convert_checked(const uint8_t* src, Dst* dst, uint64_t n, std::string_view 
 }  // namespace
 
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file) {
-  check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length",
-        file, bytes.size());
+  check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
+        bytes.size());
   const uint64_t hlen = read_u64le(bytes.data());
   check(hlen <= kMaxHeader, "safetensors file '{}': header length {} is absurd (limit {} bytes)", file, hlen,
         kMaxHeader);
@@ -159,13 +165,12 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
     const uint64_t span = e.end - e.begin;
     const bool ok = checked_numel(e.shape, std::numeric_limits<uint64_t>::max() / 16, n);
     if (!ok || n * uint64_t(e.dtype->bytes) != span)
-      fail("safetensors file '{}': tensor '{}': data_offsets [{}, {}] span {} bytes but shape {} of {} needs {}",
-           file, e.name, e.begin, e.end, span, shape_str(e.shape), e.dtype->name,
+      fail("safetensors file '{}': tensor '{}': data_offsets [{}, {}] span {} bytes but shape {} of {} needs {}", file,
+           e.name, e.begin, e.end, span, shape_str(e.shape), e.dtype->name,
            ok ? fmt::to_string(n * uint64_t(e.dtype->bytes)) : std::string("more than 2^60"));
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   for (size_t i = 1; i < entries.size(); ++i) {
     const Entry& a = entries[i - 1];
     const Entry& b = entries[i];
@@ -178,9 +183,12 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
     Tensor t = Tensor::zeros(e.shape, e.dtype->out);
     const uint64_t n = uint64_t(t.numel());
     const uint8_t* src = data + e.begin;
-    if (e.dtype->name == "F64") convert_checked<double>(src, t.data<float>(), n, file, e.name);
-    else if (e.dtype->name == "I64") convert_checked<int64_t>(src, t.data<int32_t>(), n, file, e.name);
-    else if (n) std::memcpy(t.raw(), src, e.end - e.begin);
+    if (e.dtype->name == "F64")
+      convert_checked<double>(src, t.data<float>(), n, file, e.name);
+    else if (e.dtype->name == "I64")
+      convert_checked<int64_t>(src, t.data<int32_t>(), n, file, e.name);
+    else if (n)
+      std::memcpy(t.raw(), src, e.end - e.begin);
     out.tensors.insert(e.name, std::move(t));
   }
   return out;
@@ -191,7 +199,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
   return parse_safetensors(bytes, path);
 }
 
-std::vector<uint8_t> serialize_safetensors(const TensorMap& tensors, const std::map<std::string, std::string>& metadata) {
+std::vector<uint8_t> serialize_safetensors(const TensorMap& tensors,
+                                           const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;

@@ -31,11 +31,11 @@ struct TfjsLayer {
 };
 
 struct TfjsModel {
-  std::string format;        // "layers-model" (may be empty in old exports)
-  std::string model_class;   // "Model" / "Functional" / "Sequential"
+  std::string format;       // "layers-model" (may be empty in old exports)
+  std::string model_class;  // "Model" / "Functional" / "Sequential"
   std::vector<TfjsLayer> layers;
   std::vector<std::string> input_layers, output_layers;
-  TensorMap weights;         // manifest order; f32 or i32
+  TensorMap weights;                                    // manifest order; f32 or i32
   const TfjsLayer* layer(std::string_view name) const;  // nullptr when absent
 };
 

@@ -30,17 +30,26 @@ namespace mpq::io {
 
 // tflite::TensorType values.
 enum class TfliteType : int8_t {
-  float32 = 0, float16 = 1, int32 = 2, uint8 = 3, int64 = 4, string = 5, boolean = 6, int16 = 7,
-  complex64 = 8, int8 = 9, float64 = 10,
+  float32 = 0,
+  float16 = 1,
+  int32 = 2,
+  uint8 = 3,
+  int64 = 4,
+  string = 5,
+  boolean = 6,
+  int16 = 7,
+  complex64 = 8,
+  int8 = 9,
+  float64 = 10,
 };
 std::string_view tflite_type_name(TfliteType t);
 
 // tflite::BuiltinOperator values used by the models we import (others keep their numeric code).
 namespace tflite_op {
 inline constexpr int32_t ADD = 0, AVERAGE_POOL_2D = 1, CONCATENATION = 2, CONV_2D = 3, DEPTHWISE_CONV_2D = 4,
-                         DEQUANTIZE = 6, FULLY_CONNECTED = 9, LOGISTIC = 14, MAX_POOL_2D = 17, MUL = 18,
-                         RELU = 19, RELU6 = 21, RESHAPE = 22, SOFTMAX = 25, PAD = 34, MEAN = 40, SUB = 41,
-                         SQUEEZE = 43, QUANTIZE = 114, HARD_SWISH = 117;
+                         DEQUANTIZE = 6, FULLY_CONNECTED = 9, LOGISTIC = 14, MAX_POOL_2D = 17, MUL = 18, RELU = 19,
+                         RELU6 = 21, RESHAPE = 22, SOFTMAX = 25, PAD = 34, MEAN = 40, SUB = 41, SQUEEZE = 43,
+                         QUANTIZE = 114, HARD_SWISH = 117;
 }
 std::string_view tflite_op_name(int32_t builtin_code);  // "CONV_2D"; "UNKNOWN" for unlisted codes
 
@@ -81,9 +90,9 @@ struct TfliteOptions {
 };
 
 struct TfliteOperator {
-  int32_t opcode = 0;       // resolved BuiltinOperator code
+  int32_t opcode = 0;  // resolved BuiltinOperator code
   uint32_t opcode_index = 0;
-  std::string custom_code;  // for CUSTOM ops
+  std::string custom_code;               // for CUSTOM ops
   std::vector<int32_t> inputs, outputs;  // tensor indices; -1 = optional input omitted
   TfliteOptions options;
 };

@@ -53,7 +53,8 @@ LowpMatmulEntry make_q8(const Q8GemmArgs& g) {
   if (g.za != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
   if (u8out && g.ep.out_zp != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {g.ep.out_zp});
   add_clip(attr, g.ep.clamp_lo * inv_os, g.ep.clamp_hi * inv_os);
-  const dnnl::matmul::desc d = g.ep.bias ? dnnl::matmul::desc(e.a, w_any, b_md, e.c) : dnnl::matmul::desc(e.a, w_any, e.c);
+  const dnnl::matmul::desc d =
+      g.ep.bias ? dnnl::matmul::desc(e.a, w_any, b_md, e.c) : dnnl::matmul::desc(e.a, w_any, e.c);
   const dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
   e.prim = dnnl::matmul(pd);
   // Weights: our packed layout -> plain [K, N] -> the primitive's layout.
@@ -78,7 +79,8 @@ LowpMatmulEntry make_bf16(const BF16GemmArgs& g) {
   const memory::desc b_md({1, N}, dt::f32, tag::ab);
   dnnl::primitive_attr attr;
   add_clip(attr, g.ep.clamp_lo, g.ep.clamp_hi);
-  const dnnl::matmul::desc d = g.ep.bias ? dnnl::matmul::desc(e.a, w_any, b_md, e.c) : dnnl::matmul::desc(e.a, w_any, e.c);
+  const dnnl::matmul::desc d =
+      g.ep.bias ? dnnl::matmul::desc(e.a, w_any, b_md, e.c) : dnnl::matmul::desc(e.a, w_any, e.c);
   const dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
   e.prim = dnnl::matmul(pd);
   std::vector<uint16_t> plain(size_t(K * N));  // bf16 [K, N]

@@ -90,8 +90,7 @@ dnnl::memory LayoutBridge::bring_in(const float* user_ptr, int slot) const {
 }
 
 dnnl::memory LayoutBridge::out_target(float* user_ptr, int slot) const {
-  return needed ? dnnl::memory(prim, engine(), scratch(slot, prim.get_size()))
-                : dnnl::memory(user, engine(), user_ptr);
+  return needed ? dnnl::memory(prim, engine(), scratch(slot, prim.get_size())) : dnnl::memory(user, engine(), user_ptr);
 }
 
 void LayoutBridge::finish(const dnnl::memory& target, float* user_ptr) const {

@@ -43,8 +43,8 @@ struct Avx2Kernel {
 
   // C[R x ncols] (+)= Ap[kc][AS](rows < R) * Bp[kc][16].
   template <int R>
-  static void tile(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
-                   int ncols, bool accumulate) {
+  static void tile(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc, int ncols,
+                   bool accumulate) {
     __m256 c0[R], c1[R];  // row i: columns 0-7 and 8-15
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_ps();

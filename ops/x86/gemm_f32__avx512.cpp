@@ -56,8 +56,8 @@ struct Avx512Kernel {
   // C[R x ncols] (+)= Ap[kc][AS](rows < R) * Bp[kc][32]. Fully unrolled over R so the accumulator
   // arrays live in registers.
   template <int R>
-  static void tile(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
-                   int ncols, bool accumulate) {
+  static void tile(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc, int ncols,
+                   bool accumulate) {
     __m512 c0[R], c1[R];  // row i: columns 0-15 and 16-31
 #pragma GCC unroll 14
     for (int i = 0; i < R; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -74,7 +74,7 @@ struct Avx512Kernel {
       }
     }
     const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1u);
-    const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff)
+    const __mmask16 m1 = ncols >= 32  ? __mmask16(0xffff)
                          : ncols > 16 ? __mmask16((1u << (ncols - 16)) - 1u)
                                       : __mmask16(0);
 #pragma GCC unroll 14

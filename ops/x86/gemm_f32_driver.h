@@ -168,8 +168,8 @@ struct GemmDriver {
 
     thread_local Scratch sa, sb;
     const int64_t kc_max = std::min<int64_t>(K::KC, g.K);
-    float* Bp = sb.get(size_t(kc_max) * size_t(K::NC));               // [NC/NR][kc][NR]
-    float* Ap = sa.get(size_t(kc_max) * AS * size_t(K::MC_TILES));    // [tiles][kc][AS]
+    float* Bp = sb.get(size_t(kc_max) * size_t(K::NC));             // [NC/NR][kc][NR]
+    float* Ap = sa.get(size_t(kc_max) * AS * size_t(K::MC_TILES));  // [tiles][kc][AS]
 
     for (int64_t pc = 0; pc < g.K; pc += K::KC) {
       const int64_t kc = std::min<int64_t>(K::KC, g.K - pc);
@@ -189,7 +189,8 @@ struct GemmDriver {
           if (jc + K::NC < n1)
             pf = b_region(g, pc, kc, jc + K::NC, std::min<int64_t>(K::NC, n1 - jc - K::NC));
           else if (pc + K::KC < g.K && t0 + K::MC_TILES >= ntiles)
-            pf = b_region(g, pc + K::KC, std::min<int64_t>(K::KC, g.K - pc - K::KC), n0, std::min<int64_t>(K::NC, n1 - n0));
+            pf = b_region(g, pc + K::KC, std::min<int64_t>(K::KC, g.K - pc - K::KC), n0,
+                          std::min<int64_t>(K::NC, n1 - n0));
           const int64_t pf_per_tile = (pf.lines() + npanels * tn - 1) / (npanels * tn);
           for (int64_t p = 0; p < npanels; ++p) {
             const int cols = int(std::min<int64_t>(NR, nc - p * NR));

@@ -164,7 +164,8 @@ struct LowpDriver {
       }
       auto run_tile = [&](int64_t t, int64_t p) {
         const int64_t r = tile_start(t0 + t);
-        tile_fns[size_t(tile_start(t0 + t + 1) - r)](g, Ap + t * tile_elems, r, p, int(std::min<int64_t>(32, N - p * 32)));
+        tile_fns[size_t(tile_start(t0 + t + 1) - r)](g, Ap + t * tile_elems, r, p,
+                                                     int(std::min<int64_t>(32, N - p * 32)));
       };
       if (tile_major) {
         for (int64_t t = 0; t < tn; ++t)

@@ -28,7 +28,7 @@ inline void q4_steps(const uint8_t* __restrict bp, const int32_t* __restrict Ap,
   for (int64_t s = s0; s < s1; ++s) {
     _mm_prefetch(reinterpret_cast<const char*>(bp + (s + 16) * 64), _MM_HINT_T0);  // 1 KiB ahead
     const __m512i x = _mm512_load_si512(bp + s * 64);
-    const __m512i b0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib));                         // cols 0-15
+    const __m512i b0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib));                        // cols 0-15
     const __m512i b1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib));  // cols 16-31
     const int32_t* a = Ap + s * MR;
 #pragma GCC unroll 14

@@ -21,7 +21,7 @@ void row_panel(const Q8GemmArgs& g, int64_t m, int64_t p, int32_t* acc) {
   const PackedQ8W& w = *g.w;
   const int64_t ks = w.Kp / 4, K = w.K;
   const int8_t* bp = reinterpret_cast<const int8_t*>(w.w.data()) + p * ks * 128;  // [ks][32][4]
-  const uint8_t* a = g.A + m * g.lda;                                              // [K]
+  const uint8_t* a = g.A + m * g.lda;                                             // [K]
   const uint32_t flip = g.a_signed ? 0x80808080u : 0u;
   __m256i c[8];
   for (auto& v : c) v = _mm256_setzero_si256();
