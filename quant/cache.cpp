@@ -30,9 +30,8 @@ WeightsId weights_identity(const std::string& path) {
   WeightsId id;
   id.path = fs::absolute(path).lexically_normal().string();
   id.size = int64_t(fs::file_size(path));
-  id.mtime_ns = int64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            fs::last_write_time(path).time_since_epoch())
-                            .count());
+  id.mtime_ns = int64_t(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(path).time_since_epoch()).count());
   std::ifstream f(path, std::ios::binary);
   check(bool(f), "weights '{}': cannot open for reading", path);
   constexpr int64_t kMiB = int64_t(1) << 20;
@@ -70,8 +69,7 @@ std::optional<json> AnalysisCache::load(const std::string& kind, const json& inp
   std::ifstream f(p);
   if (!f) return std::nullopt;
   json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("inputs") || j["inputs"] != inputs || !j.contains("payload"))
-    return std::nullopt;
+  if (j.is_discarded() || !j.contains("inputs") || j["inputs"] != inputs || !j.contains("payload")) return std::nullopt;
   return j["payload"];
 }
 
@@ -108,9 +106,9 @@ json to_json(const Calibration& c) {
   json out = json::object();
   for (const auto& [layer, ops] : c)
     for (const auto& [op, ci] : ops)
-      out[layer][std::to_string(op)] = {{"scale", ci.params.scale},   {"zero_point", ci.params.zero_point},
-                                        {"lo", ci.params.lo},         {"hi", ci.params.hi},
-                                        {"observer", observer_name(ci.chosen)}, {"error", ci.error}};
+      out[layer][std::to_string(op)] = {
+          {"scale", ci.params.scale}, {"zero_point", ci.params.zero_point},   {"lo", ci.params.lo},
+          {"hi", ci.params.hi},       {"observer", observer_name(ci.chosen)}, {"error", ci.error}};
   return out;
 }
 
@@ -134,8 +132,13 @@ json to_json(const DependencyResult& d) {
   json pairs = json::array();
   for (const PairEffect& p : d.pairs)
     pairs.push_back({{"i", p.i}, {"j", p.j}, {"dl_pair", p.dl_pair}, {"interaction", p.interaction}});
-  return {{"precision", precision_name(d.precision)}, {"base", precision_name(d.base)}, {"layers", d.layers},
-          {"base_loss", d.base_loss}, {"single", d.single}, {"pairs", pairs}, {"evaluations", d.evaluations},
+  return {{"precision", precision_name(d.precision)},
+          {"base", precision_name(d.base)},
+          {"layers", d.layers},
+          {"base_loss", d.base_loss},
+          {"single", d.single},
+          {"pairs", pairs},
+          {"evaluations", d.evaluations},
           {"seconds", d.seconds}};
 }
 
@@ -147,8 +150,8 @@ DependencyResult dependency_from_json(const json& j) {
   d.base_loss = j.at("base_loss").get<double>();
   d.single = j.at("single").get<std::vector<double>>();
   for (const auto& p : j.at("pairs"))
-    d.pairs.push_back({p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(),
-                       p.at("interaction").get<double>()});
+    d.pairs.push_back(
+        {p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(), p.at("interaction").get<double>()});
   d.evaluations = j.at("evaluations").get<int64_t>();
   d.seconds = j.at("seconds").get<double>();
   return d;

@@ -20,7 +20,8 @@ json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer
     const LayerQuant& q = it->second;
     json e = {{"name", l.name}, {"precision", precision_name(q.precision)}, {"weight_group", q.weight_group}};
     json ins = json::array();
-    for (const auto& [op, p] : q.act) ins.push_back({{"operand", op}, {"scale", p.scale}, {"zero_point", p.zero_point}});
+    for (const auto& [op, p] : q.act)
+      ins.push_back({{"operand", op}, {"scale", p.scale}, {"zero_point", p.zero_point}});
     e["inputs"] = ins;
     arr.push_back(e);
   }
@@ -105,8 +106,8 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
         check(op == 0 || op == 1, "{}: input operand {} (expected 0 or 1)", where, op);
         check(std::isfinite(p.scale) && p.scale > 0, "{}: input {} field 'scale' is {}, must be positive", where, op,
               p.scale);
-        check(p.zero_point >= 0 && p.zero_point <= 255, "{}: input {} field 'zero_point' is {}, not in [0, 255]",
-              where, op, p.zero_point);
+        check(p.zero_point >= 0 && p.zero_point <= 255, "{}: input {} field 'zero_point' is {}, not in [0, 255]", where,
+              op, p.zero_point);
         p.lo = -float(p.zero_point) * p.scale;
         p.hi = float(255 - p.zero_point) * p.scale;
         q.act[op] = p;

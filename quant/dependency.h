@@ -36,16 +36,16 @@ struct DependencyOptions {
 };
 
 struct PairEffect {
-  int i = 0, j = 0;          // layer indices, i < j
-  double dl_pair = 0;        // dL({i, j})
-  double interaction = 0;    // I_ij
+  int i = 0, j = 0;        // layer indices, i < j
+  double dl_pair = 0;      // dL({i, j})
+  double interaction = 0;  // I_ij
 };
 
 struct DependencyResult {
   Precision precision = Precision::int8, base = Precision::fp16;
   std::vector<std::string> layers;  // [N]
   double base_loss = 0;
-  std::vector<double> single;       // [N] dL_i
+  std::vector<double> single;  // [N] dL_i
   std::vector<PairEffect> pairs;
   int64_t evaluations = 0;
   double seconds = 0;

@@ -28,10 +28,14 @@ Tensor round_to_f16(const Tensor& x) {
 
 const char* precision_name(Precision p) {
   switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::fp16: return "fp16";
-    case Precision::int8: return "int8";
-    case Precision::int4: return "int4";
+    case Precision::fp32:
+      return "fp32";
+    case Precision::fp16:
+      return "fp16";
+    case Precision::int8:
+      return "int8";
+    case Precision::int4:
+      return "int4";
   }
   return "?";
 }
@@ -46,10 +50,14 @@ Precision parse_precision(const std::string& s) {
 
 int precision_weight_bits(Precision p) {
   switch (p) {
-    case Precision::fp32: return 32;
-    case Precision::fp16: return 16;
-    case Precision::int8: return 8;
-    case Precision::int4: return 4;
+    case Precision::fp32:
+      return 32;
+    case Precision::fp16:
+      return 16;
+    case Precision::int8:
+      return 8;
+    case Precision::int4:
+      return 4;
   }
   return 32;
 }
@@ -59,9 +67,12 @@ Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
   if (it == a_.end()) return w;
   const LayerQuant& q = it->second;
   switch (q.precision) {
-    case Precision::fp32: return w;
-    case Precision::fp16: return round_to_f16(w);
-    case Precision::int8: return fake_quant_weight(w, {8, 0});
+    case Precision::fp32:
+      return w;
+    case Precision::fp16:
+      return round_to_f16(w);
+    case Precision::int8:
+      return fake_quant_weight(w, {8, 0});
     case Precision::int4: {
       const int64_t row = w.numel() / w.size(0);  // flattened input elements per output channel
       return fake_quant_weight(w, {4, row % std::max<int64_t>(q.weight_group, 1) == 0 ? q.weight_group : 0});
@@ -75,8 +86,10 @@ Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tens
   if (it == a_.end()) return x;
   const LayerQuant& q = it->second;
   switch (q.precision) {
-    case Precision::fp32: return x;
-    case Precision::fp16: return round_to_f16(x);
+    case Precision::fp32:
+      return x;
+    case Precision::fp16:
+      return round_to_f16(x);
     case Precision::int8:
     case Precision::int4: {
       auto a = q.act.find(operand);
@@ -99,8 +112,8 @@ Assignment make_assignment(const std::vector<std::string>& layers, const std::ve
     if (q.precision == Precision::int4) q.weight_group = int4_group;
     if (q.precision == Precision::int8 || q.precision == Precision::int4) {
       auto it = calib.find(layers[i]);
-      check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration",
-            layers[i], precision_name(q.precision));
+      check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration", layers[i],
+            precision_name(q.precision));
       for (const auto& [op, ci] : it->second) q.act[op] = ci.params;
     }
     a[layers[i]] = q;

@@ -27,8 +27,8 @@ int precision_weight_bits(Precision p);           // 32, 16, 8, 4
 
 struct LayerQuant {
   Precision precision = Precision::fp32;
-  int64_t weight_group = 0;            // int4 only: 0 = per output channel, else 32 / 64 / 128
-  std::map<int, ActQuantParams> act;   // operand -> uint8 params (needed for int8 / int4)
+  int64_t weight_group = 0;           // int4 only: 0 = per output channel, else 32 / 64 / 128
+  std::map<int, ActQuantParams> act;  // operand -> uint8 params (needed for int8 / int4)
 };
 
 using Assignment = std::map<std::string, LayerQuant>;  // layer name -> precision + parameters

@@ -42,9 +42,12 @@ Tensor fake_quant_act(const Tensor& x, const ActQuantParams& p) {
 
 const char* observer_name(ObserverKind k) {
   switch (k) {
-    case ObserverKind::minmax: return "minmax";
-    case ObserverKind::percentile: return "percentile";
-    case ObserverKind::mse: return "mse";
+    case ObserverKind::minmax:
+      return "minmax";
+    case ObserverKind::percentile:
+      return "percentile";
+    case ObserverKind::mse:
+      return "mse";
   }
   return "?";
 }
@@ -88,7 +91,8 @@ uint64_t splitmix64(uint64_t& s) {
 ActQuantParams observe(const ActivationStats& st, ObserverKind kind, const ObserverOptions& opt) {
   check(st.seen > 0, "observer {}: no activation values were recorded", observer_name(kind));
   switch (kind) {
-    case ObserverKind::minmax: return act_params_from_range(float(st.min), float(st.max));
+    case ObserverKind::minmax:
+      return act_params_from_range(float(st.min), float(st.max));
     case ObserverKind::percentile: {
       check(opt.percentile > 50 && opt.percentile <= 100, "percentile observer: percentile {} not in (50, 100]",
             opt.percentile);
@@ -135,12 +139,13 @@ std::vector<double> input_channel_weights(const Tensor& w_in, int64_t channels) 
   const int64_t groups = channels / cpg, opg = O / groups;  // opg: outputs per group
   check(O % groups == 0, "input_channel_weights: {} outputs not divisible by {} groups", O, groups);
   std::vector<double> out(size_t(channels), 0.0);  // [C]
-  const float* p = w.data<float>();  // [O, cpg, spatial]
+  const float* p = w.data<float>();                // [O, cpg, spatial]
   for (int64_t o = 0; o < O; ++o) {
     const int64_t g = o / opg;
     for (int64_t ci = 0; ci < cpg; ++ci) {
       double s = 0;
-      for (int64_t k = 0; k < spatial; ++k) s += double(p[(o * cpg + ci) * spatial + k]) * p[(o * cpg + ci) * spatial + k];
+      for (int64_t k = 0; k < spatial; ++k)
+        s += double(p[(o * cpg + ci) * spatial + k]) * p[(o * cpg + ci) * spatial + k];
       out[size_t(g * cpg + ci)] += s;
     }
   }

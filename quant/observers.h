@@ -44,18 +44,18 @@ ObserverKind parse_observer(const std::string& s);  // throws naming the value
 
 // Statistics of one activation operand over the calibration batches.
 struct ActivationStats {
-  double min = 0, max = 0;           // exact over all elements seen
-  int64_t seen = 0;                  // elements seen
-  std::vector<float> sample;         // [S] deterministic subsample of the values
-  std::vector<int32_t> channel;      // [S] input channel of each sampled value (-1: unknown)
-  int64_t channels = 0;              // C of the operand (dim 1 of NCHW, else the last dim)
+  double min = 0, max = 0;       // exact over all elements seen
+  int64_t seen = 0;              // elements seen
+  std::vector<float> sample;     // [S] deterministic subsample of the values
+  std::vector<int32_t> channel;  // [S] input channel of each sampled value (-1: unknown)
+  int64_t channels = 0;          // C of the operand (dim 1 of NCHW, else the last dim)
 };
 
 struct ObserverOptions {
-  double percentile = 99.99;        // percent
-  int grid = 100;                   // mse: number of clip fractions a in (0, 1]
-  int64_t sample_per_batch = 16384; // values sampled per operand per call
-  int64_t sample_cap = 262144;      // total sampled values per operand
+  double percentile = 99.99;         // percent
+  int grid = 100;                    // mse: number of clip fractions a in (0, 1]
+  int64_t sample_per_batch = 16384;  // values sampled per operand per call
+  int64_t sample_cap = 262144;       // total sampled values per operand
 };
 
 // Range of one observer on the stats.
@@ -69,9 +69,9 @@ std::vector<double> input_channel_weights(const Tensor& w, int64_t channels);
 
 // The calibration result of one layer input (operand 0 of conv / linear; 0 and 1 of attention matmuls).
 struct CalibratedInput {
-  ActQuantParams params;                 // of the chosen observer
+  ActQuantParams params;  // of the chosen observer
   ObserverKind chosen = ObserverKind::minmax;
-  std::map<std::string, double> error;   // observer name -> channel-weighted error of its range
+  std::map<std::string, double> error;  // observer name -> channel-weighted error of its range
 };
 // key: layer name, then operand index.
 using Calibration = std::map<std::string, std::map<int, CalibratedInput>>;

@@ -13,10 +13,17 @@ double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group) 
   check(w.numel() > 0, "hessian_omega: empty weight");
   Tensor q;
   switch (p) {
-    case Precision::fp32: return 0.0;
-    case Precision::fp16: q = fake_quant_f16(w); break;
-    case Precision::int8: q = fake_quant_weight(w, {8, 0}); break;
-    case Precision::int4: q = fake_quant_weight(w, {4, group}); break;
+    case Precision::fp32:
+      return 0.0;
+    case Precision::fp16:
+      q = fake_quant_f16(w);
+      break;
+    case Precision::int8:
+      q = fake_quant_weight(w, {8, 0});
+      break;
+    case Precision::int4:
+      q = fake_quant_weight(w, {4, group});
+      break;
   }
   return trace / double(w.numel()) * quant_error_sq(w, q);
 }
@@ -46,10 +53,14 @@ LayerScores augmented_scores(const std::vector<double>& omega, const DependencyR
 
 const char* order_name(OrderKind k) {
   switch (k) {
-    case OrderKind::augmented: return "augmented";
-    case OrderKind::hessian: return "hessian";
-    case OrderKind::single: return "single";
-    case OrderKind::random: return "random";
+    case OrderKind::augmented:
+      return "augmented";
+    case OrderKind::hessian:
+      return "hessian";
+    case OrderKind::single:
+      return "single";
+    case OrderKind::random:
+      return "random";
   }
   return "?";
 }
@@ -71,9 +82,12 @@ std::vector<int> order_by(const std::vector<double>& score) {
 
 std::vector<int> make_ordering(const LayerScores& s, OrderKind kind, uint64_t seed) {
   switch (kind) {
-    case OrderKind::augmented: return order_by(s.augmented);
-    case OrderKind::hessian: return order_by(s.omega);
-    case OrderKind::single: return order_by(s.single);
+    case OrderKind::augmented:
+      return order_by(s.augmented);
+    case OrderKind::hessian:
+      return order_by(s.omega);
+    case OrderKind::single:
+      return order_by(s.single);
     case OrderKind::random: {
       std::vector<int> out;
       for (int64_t i : seeded_permutation(int64_t(s.layers.size()), seed)) out.push_back(int(i));

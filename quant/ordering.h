@@ -28,12 +28,12 @@ double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group =
 
 struct LayerScores {
   Precision precision = Precision::int8;
-  std::vector<std::string> layers;  // [N]
-  std::vector<double> omega;        // [N] Omega_i(p)
-  std::vector<double> single;       // [N] dL_i
+  std::vector<std::string> layers;       // [N]
+  std::vector<double> omega;             // [N] Omega_i(p)
+  std::vector<double> single;            // [N] dL_i
   std::vector<double> half_interaction;  // [N] 1/2 sum_j I_ij
-  std::vector<double> augmented;    // [N] a * Omega_i + dL_i + 1/2 sum_j I_ij
-  double scale = 0;                 // a
+  std::vector<double> augmented;         // [N] a * Omega_i + dL_i + 1/2 sum_j I_ij
+  double scale = 0;                      // a
 };
 
 // omega: [N] in the order of dep.layers.

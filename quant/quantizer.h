@@ -12,8 +12,8 @@
 namespace mpq::quant {
 
 struct WeightQuantSpec {
-  int bits = 8;         // 8 or 4
-  int64_t group = 0;    // 0: one scale per output channel; else a scale per `group` input elements
+  int bits = 8;       // 8 or 4
+  int64_t group = 0;  // 0: one scale per output channel; else a scale per `group` input elements
 };
 
 // w: [O, ...] f32 (conv OIHW or linear [out, in]); the "input" axis is the flattened rest.

@@ -40,9 +40,10 @@ void monotone_warnings(const std::vector<Probe>& probes, int stage, double tol, 
   for (const Probe& a : probes)
     for (const Probe& b : probes)
       if (a.stage == stage && b.stage == stage && a.k < b.k && b.metric > a.metric + tol)
-        out.push_back(fmt::format("stage {}: non-monotone probes: k = {} scored {:.6g} but k = {} (more layers "
-                                  "lowered) scored {:.6g}",
-                                  stage, a.k, a.metric, b.k, b.metric));
+        out.push_back(
+            fmt::format("stage {}: non-monotone probes: k = {} scored {:.6g} but k = {} (more layers "
+                        "lowered) scored {:.6g}",
+                        stage, a.k, a.metric, b.k, b.metric));
 }
 
 }  // namespace
@@ -125,12 +126,18 @@ json SearchResult::to_json() const {
   for (const Probe& p : probes) pr.push_back({{"stage", p.stage}, {"k", p.k}, {"metric", p.metric}, {"ok", p.ok}});
   std::vector<std::string> prec;
   for (Precision p : precisions) prec.push_back(precision_name(p));
-  return {{"k8", k8},           {"k4", k4},
-          {"baseline", baseline}, {"final_metric", final_metric},
-          {"final_ok", final_ok}, {"final_rechecked", final_rechecked},
-          {"probes", pr},         {"evaluations", evaluations},
-          {"warnings", warnings}, {"precisions", prec},
-          {"weight_bytes", weight_bytes}, {"memory_ok", memory_ok}};
+  return {{"k8", k8},
+          {"k4", k4},
+          {"baseline", baseline},
+          {"final_metric", final_metric},
+          {"final_ok", final_ok},
+          {"final_rechecked", final_rechecked},
+          {"probes", pr},
+          {"evaluations", evaluations},
+          {"warnings", warnings},
+          {"precisions", prec},
+          {"weight_bytes", weight_bytes},
+          {"memory_ok", memory_ok}};
 }
 
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,

@@ -34,8 +34,8 @@ struct AccuracyRange {
 };
 
 struct Probe {
-  int stage = 0;          // 0 baseline, 1 int8, 2 int4, 3 final check, 4 sweep
-  int k = 0;              // leading layers lowered in this stage
+  int stage = 0;  // 0 baseline, 1 int8, 2 int4, 3 final check, 4 sweep
+  int k = 0;      // leading layers lowered in this stage
   double metric = 0;
   bool ok = false;
 };
@@ -45,18 +45,18 @@ using ConfigMetric = std::function<double(const std::vector<Precision>&)>;  // [
 struct SearchOptions {
   AccuracyRange range;
   Precision start = Precision::fp16;
-  bool stage2 = true;               // int4 stage
-  double monotone_tol = 0;          // metric rise tolerated between probes before a warning
-  ConfigMetric recheck;             // optional independent re-evaluation of the final configuration
-  std::optional<double> max_bytes;  // optional limit on the weight bytes (weight_bytes below)
+  bool stage2 = true;                 // int4 stage
+  double monotone_tol = 0;            // metric rise tolerated between probes before a warning
+  ConfigMetric recheck;               // optional independent re-evaluation of the final configuration
+  std::optional<double> max_bytes;    // optional limit on the weight bytes (weight_bytes below)
   std::vector<int64_t> weight_numel;  // [N], needed with max_bytes
 };
 
 struct SearchResult {
   std::vector<Precision> precisions;  // [N] final
   int k8 = 0, k4 = 0;
-  double baseline = 0;                // metric of the all-`start` configuration
-  double final_metric = 0;            // re-check value
+  double baseline = 0;      // metric of the all-`start` configuration
+  double final_metric = 0;  // re-check value
   bool final_ok = false;
   bool final_rechecked = false;       // true: evaluated again by `recheck`; false: memoised probe
   std::vector<Probe> probes;          // in evaluation order

@@ -6,9 +6,9 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "ops/ops.h"
 #include "quant/evaluate.h"
 #include "quant/fake_quant.h"
-#include "ops/ops.h"
 
 namespace mpq::quant {
 
@@ -50,7 +50,7 @@ Tensor ImageTaskEvaluator::outputs(models::Model& m, const std::vector<int64_t>&
   for (int64_t b = 0; b < total; b += batch_) {
     const std::vector<int64_t> idx(indices.begin() + b, indices.begin() + std::min(total, b + batch_));
     models::Batch mb;
-    mb.images = batch_for(idx).images;  // [n, 3, 224, 224]
+    mb.images = batch_for(idx).images;      // [n, 3, 224, 224]
     parts.push_back(m.forward(mb, false));  // [n, C]
   }
   check(!parts.empty(), "image evaluator: outputs of an empty index list");

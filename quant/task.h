@@ -15,8 +15,8 @@
 namespace mpq::quant {
 
 struct TaskResult {
-  double metric = 0;    // higher is better (top-1 as a fraction in [0, 1] for images)
-  double loss = 0;      // mean per-sample loss (cross-entropy, natural log)
+  double metric = 0;  // higher is better (top-1 as a fraction in [0, 1] for images)
+  double loss = 0;    // mean per-sample loss (cross-entropy, natural log)
   int64_t samples = 0;
 };
 

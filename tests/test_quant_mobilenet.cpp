@@ -47,15 +47,17 @@ TEST_CASE("mobilenetv2 real weights: uniform int8 within 3 top-1 points of fp32 
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()));
     return r;
   };
-  MESSAGE(fmt::format("calibration: {:.1f} s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+  MESSAGE(fmt::format("calibration: {:.1f} s",
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
   const TaskResult f32 = timed(Precision::fp32), f16 = timed(Precision::fp16), i8 = timed(Precision::int8),
                    i4 = timed(Precision::int4);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MESSAGE(fmt::format("mobilenetv2 32 images: top-1 fp32 {:.2f}% fp16 {:.2f}% int8 {:.2f}% int4 {:.2f}%; mean CE "
-                      "{:.4f} / {:.4f} / {:.4f} / {:.4f}; observers chosen minmax {} percentile {} mse {}; {:.1f} s "
-                      "on {} threads",
-                      100 * f32.metric, 100 * f16.metric, 100 * i8.metric, 100 * i4.metric, f32.loss, f16.loss,
-                      i8.loss, i4.loss, chosen["minmax"], chosen["percentile"], chosen["mse"], secs, num_threads()));
+  MESSAGE(
+      fmt::format("mobilenetv2 32 images: top-1 fp32 {:.2f}% fp16 {:.2f}% int8 {:.2f}% int4 {:.2f}%; mean CE "
+                  "{:.4f} / {:.4f} / {:.4f} / {:.4f}; observers chosen minmax {} percentile {} mse {}; {:.1f} s "
+                  "on {} threads",
+                  100 * f32.metric, 100 * f16.metric, 100 * i8.metric, 100 * i4.metric, f32.loss, f16.loss, i8.loss,
+                  i4.loss, chosen["minmax"], chosen["percentile"], chosen["mse"], secs, num_threads()));
   CHECK(f32.samples == 32);
   CHECK(f32.metric - i8.metric < 0.03);
   CHECK(std::abs(f32.metric - f16.metric) <= 1.0 / 32 + 1e-9);

@@ -55,7 +55,7 @@ TEST_CASE("observers: min-max uint8 scale / zero point exact, round half to even
 TEST_CASE("observers: percentile clips an outlier, MSE picks a smaller clip on heavy-tailed data") {
   std::vector<float> v;
   for (int i = 0; i <= 100000; ++i) v.push_back(float(i) / 100000.0f);  // uniform [0, 1]
-  v.push_back(1000.0f);                                                   // one outlier
+  v.push_back(1000.0f);                                                 // one outlier
   const ActivationStats st = stats_of(v);
   const ActQuantParams mm = observe(st, ObserverKind::minmax);
   const ActQuantParams pc = observe(st, ObserverKind::percentile);  // 99.99 %
@@ -147,8 +147,8 @@ TEST_CASE("fake-quant hook on a tiny CNN equals manual quantize-dequantize (int8
   // by hand
   const ops::FoldedConv f = ops::fold_bn(m.conv_.weight, Tensor(), m.conv_.gamma, m.conv_.beta, m.conv_.running_mean,
                                          m.conv_.running_var, m.conv_.spec.eps);
-  Tensor h = ops::conv2d(fake_quant_act(b.images, p0), fake_quant_weight(f.weight, {8, 0}), f.bias,
-                         m.conv_.params(8, 8));
+  Tensor h =
+      ops::conv2d(fake_quant_act(b.images, p0), fake_quant_weight(f.weight, {8, 0}), f.bias, m.conv_.params(8, 8));
   h = ops::global_avg_pool(ops::relu(h));
   const Tensor want = ops::linear(fake_quant_act(h, p1), fake_quant_weight(m.fc_.weight, {4, 2}), m.fc_.bias);
   CHECK(got.to_vector() == want.to_vector());

@@ -28,12 +28,15 @@ class ProductModel final : public models::Model {
   Tensor forward(const models::Batch&, bool) override {
     const Tensor x = Tensor::from_vector({1, 2}, {1.0f, 1.0f});  // [1, 2]
     auto lin = [&](const std::string& n, const Tensor& in, const Tensor& w) {
-      return hook_ ? ops::linear(hook_->on_input(n, 0, in), hook_->on_weight(n, w), Tensor()) : ops::linear(in, w, Tensor());
+      return hook_ ? ops::linear(hook_->on_input(n, 0, in), hook_->on_weight(n, w), Tensor())
+                   : ops::linear(in, w, Tensor());
     };
     const Tensor y = ops::mul(lin("a", x, wa_), lin("b", x, wb_));  // [1, 1]
-    return lin("c", y, wc_);                                      // [1, 1]
+    return lin("c", y, wc_);                                        // [1, 1]
   }
-  std::vector<std::pair<std::string, Tensor*>> named_tensors() override { return {{"a", &wa_}, {"b", &wb_}, {"c", &wc_}}; }
+  std::vector<std::pair<std::string, Tensor*>> named_tensors() override {
+    return {{"a", &wa_}, {"b", &wb_}, {"c", &wc_}};
+  }
   std::vector<std::pair<std::string, Tensor*>> parameters() override { return named_tensors(); }
   std::vector<models::QuantLayer> quant_layers() const override {
     models::QuantGraph g;
@@ -220,8 +223,8 @@ TEST_CASE("config: save / load round trip and clear errors") {
       CHECK(a.act.at(0).zero_point == b.act.at(0).zero_point);
     }
   }
-  CHECK_THROWS_WITH_AS(load_config(path, "resnet50", layers), doctest::Contains("is for model 'mobilenetv2', not 'resnet50'"),
-                       Error);
+  CHECK_THROWS_WITH_AS(load_config(path, "resnet50", layers),
+                       doctest::Contains("is for model 'mobilenetv2', not 'resnet50'"), Error);
   auto edited = [&](auto fn) {
     nlohmann::json j = config_to_json(cfg, layers);
     fn(j);
@@ -231,16 +234,17 @@ TEST_CASE("config: save / load round trip and clear errors") {
   CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["name"] = "features.99.conv"; }), "x",
                                         "mobilenetv2", layers),
                        doctest::Contains("layer 'features.99.conv' is not a quantizable layer of mobilenetv2"), Error);
-  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["precision"] = "int3"; }), "x",
-                                        "mobilenetv2", layers),
-                       doctest::Contains("field 'precision': precision 'int3' is unknown"), Error);
+  CHECK_THROWS_WITH_AS(
+      config_from_json(edited([](auto& j) { j["layers"][0]["precision"] = "int3"; }), "x", "mobilenetv2", layers),
+      doctest::Contains("field 'precision': precision 'int3' is unknown"), Error);
   const std::string missing = "layer '" + first + "' of mobilenetv2 is missing";
   CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"].erase(0); }), "x", "mobilenetv2", layers),
                        doctest::Contains(missing.c_str()), Error);
   CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["inputs"][0]["zero_point"] = 300; }), "x",
                                         "mobilenetv2", layers),
                        doctest::Contains("'zero_point' is 300"), Error);
-  CHECK_THROWS_WITH_AS(load_config(dir + "/absent.json", "mobilenetv2", layers), doctest::Contains("cannot open"), Error);
+  CHECK_THROWS_WITH_AS(load_config(dir + "/absent.json", "mobilenetv2", layers), doctest::Contains("cannot open"),
+                       Error);
   // weights identity
   const std::string wfile = dir + "/w.bin";
   std::ofstream(wfile) << "weights-A";
@@ -299,7 +303,7 @@ class TwoLogitModel final : public models::Model {
     const Tensor x = Tensor::from_vector({1, 2}, {1.0f, 1.0f});  // [1, 2]
     const Tensor y = hook_ ? ops::linear(hook_->on_input("a", 0, x), hook_->on_weight("a", wa_), Tensor())
                            : ops::linear(x, wa_, Tensor());  // [1, 1]
-    return ops::concat({y, Tensor::zeros({1, 1})}, 1);      // [1, 2]
+    return ops::concat({y, Tensor::zeros({1, 1})}, 1);       // [1, 2]
   }
   std::vector<std::pair<std::string, Tensor*>> named_tensors() override { return {{"a", &wa_}}; }
   std::vector<std::pair<std::string, Tensor*>> parameters() override { return named_tensors(); }

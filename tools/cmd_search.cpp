@@ -40,9 +40,18 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 int run_search(const Args& args) {
-  args.check_known({"model", "weights", "data", "max-drop", "min-relative", "out", "report", "seed", "threads", "json",
-                    "calib", "search", "test", "dep-samples", "draws", "window", "latency", "cache", "batch",
-                    "max-bytes", "compare", "signed-interactions", "int4-group"});
+  args.check_known({"model",        "weights",
+                    "data",         "max-drop",
+                    "min-relative", "out",
+                    "report",       "seed",
+                    "threads",      "json",
+                    "calib",        "search",
+                    "test",         "dep-samples",
+                    "draws",        "window",
+                    "latency",      "cache",
+                    "batch",        "max-bytes",
+                    "compare",      "signed-interactions",
+                    "int4-group"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -76,8 +85,10 @@ int run_search(const Args& args) {
   // 2. calibration
   CalibrateOptions copt;
   const json cal_in = analysis_inputs(model_name, wid, sp.calib,
-                                      {{"what", "calibration"}, {"select", "model_output"},
-                                       {"select_samples", copt.select_samples}, {"percentile", copt.observers.percentile},
+                                      {{"what", "calibration"},
+                                       {"select", "model_output"},
+                                       {"select_samples", copt.select_samples},
+                                       {"percentile", copt.observers.percentile},
                                        {"grid", copt.observers.grid}});
   Calibration cal;
   if (auto c = cache.load("calibration", cal_in)) {
@@ -93,7 +104,8 @@ int run_search(const Args& args) {
   const int draws = args.get_int("draws", 16);
   const int64_t dep_n = std::min<int64_t>(args.get_int("dep-samples", 8), int64_t(sp.calib.size()));
   const std::vector<int64_t> calib_sub(sp.calib.begin(), sp.calib.begin() + dep_n);
-  const json tr_in = analysis_inputs(model_name, wid, calib_sub, {{"what", "traces"}, {"draws", draws}, {"seed", seed}});
+  const json tr_in =
+      analysis_inputs(model_name, wid, calib_sub, {{"what", "traces"}, {"draws", draws}, {"seed", seed}});
   std::map<std::string, Tensor*> by_name;
   for (auto& [nm, t] : model->named_tensors()) by_name[nm] = t;
   HutchinsonResult hr;
@@ -130,16 +142,20 @@ int run_search(const Args& args) {
   for (Precision p : {Precision::int8, Precision::int4}) {
     dopt.precision = p;
     const json in = analysis_inputs(model_name, wid, calib_sub,
-                                    {{"what", "dependencies"}, {"precision", precision_name(p)}, {"window", dopt.window},
-                                     {"int4_group", int4_group}, {"loss", "distill_fp32"},
+                                    {{"what", "dependencies"},
+                                     {"precision", precision_name(p)},
+                                     {"window", dopt.window},
+                                     {"int4_group", int4_group},
+                                     {"loss", "distill_fp32"},
                                      {"calibration", analysis_key(cal_in)}});
     if (auto c = cache.load("dependencies", in)) {
       deps[p] = dependency_from_json(*c);
       log(fmt::format("dependencies {}: cached", precision_name(p)));
       continue;
     }
-    deps[p] = measure_dependencies(layers, model_set_loss(*model, ev, calib_sub, cal, dopt), dopt,
-                                   [&](int64_t d, int64_t t) { fmt::print(stderr, "\r  {} probe {}/{}   ", precision_name(p), d, t); });
+    deps[p] = measure_dependencies(
+        layers, model_set_loss(*model, ev, calib_sub, cal, dopt), dopt,
+        [&](int64_t d, int64_t t) { fmt::print(stderr, "\r  {} probe {}/{}   ", precision_name(p), d, t); });
     fmt::print(stderr, "\n");
     cache.store("dependencies", in, to_json(deps[p]));
     log(fmt::format("dependencies {}: {} pairs, {} evaluations, {:.1f} s", precision_name(p), deps[p].pairs.size(),
@@ -176,7 +192,8 @@ int run_search(const Args& args) {
   json results = json::array();
   SearchResult chosen;
   for (OrderKind k : kinds) {
-    const auto o8 = make_ordering(scores[Precision::int8], k, seed), o4 = make_ordering(scores[Precision::int4], k, seed);
+    const auto o8 = make_ordering(scores[Precision::int8], k, seed),
+               o4 = make_ordering(scores[Precision::int4], k, seed);
     const SearchResult r = bisection_search(n, o8, o4, metric_on(sp.search), so);
     if (k == kinds.front()) chosen = r;
     json j = r.to_json();
@@ -184,7 +201,8 @@ int run_search(const Args& args) {
     j["latency_ms"] = config_latency_ms(lat, names, r.precisions);
     results.push_back(j);
     log(fmt::format("bisection ({}): k8 {} k4 {}  search top-1 {:.2f}% (fp16 {:.2f}%)  {} evaluations  {} warnings",
-                    order_name(k), r.k8, r.k4, 100 * r.final_metric, 100 * r.baseline, r.evaluations, r.warnings.size()));
+                    order_name(k), r.k8, r.k4, 100 * r.final_metric, 100 * r.baseline, r.evaluations,
+                    r.warnings.size()));
   }
 
   // 6. outputs
@@ -199,25 +217,35 @@ int run_search(const Args& args) {
                tc = test_metric(chosen.precisions);
   const double l16 = config_latency_ms(lat, names, all16), l8 = config_latency_ms(lat, names, all8),
                lc = config_latency_ms(lat, names, chosen.precisions);
-  json summary = {{"model", model_name},
-                  {"weights", wid.to_json()},
-                  {"range", range.describe()},
-                  {"splits", {{"calib", sp.calib.size()}, {"search", sp.search.size()}, {"test", sp.test.size()}, {"seed", seed}}},
-                  {"hutchinson", {{"draws", hr.draws}, {"converged", hr.converged}}},
-                  {"dependencies",
-                   {{"int8", {{"pairs", deps[Precision::int8].pairs.size()}, {"evaluations", deps[Precision::int8].evaluations},
-                              {"seconds", deps[Precision::int8].seconds}}},
-                    {"int4", {{"pairs", deps[Precision::int4].pairs.size()}, {"evaluations", deps[Precision::int4].evaluations},
-                              {"seconds", deps[Precision::int4].seconds}}},
-                    {"samples", dep_n}}},
-                  {"omega_to_loss_scale", {{"int8", scores[Precision::int8].scale}, {"int4", scores[Precision::int4].scale}}},
-                  {"searches", results},
-                  {"test", {{"fp32", t32}, {"fp16", t16}, {"int8", t8}, {"chosen", tc}}},
-                  {"latency", {{"source", lat.source}, {"label", lat_label}, {"fp16_ms", l16}, {"int8_ms", l8}, {"chosen_ms", lc},
-                               {"reduction_vs_fp16", 1 - lc / l16}}},
-                  {"config", out},
-                  {"seconds", seconds_since(t0)},
-                  {"threads", num_threads()}};
+  json summary = {
+      {"model", model_name},
+      {"weights", wid.to_json()},
+      {"range", range.describe()},
+      {"splits", {{"calib", sp.calib.size()}, {"search", sp.search.size()}, {"test", sp.test.size()}, {"seed", seed}}},
+      {"hutchinson", {{"draws", hr.draws}, {"converged", hr.converged}}},
+      {"dependencies",
+       {{"int8",
+         {{"pairs", deps[Precision::int8].pairs.size()},
+          {"evaluations", deps[Precision::int8].evaluations},
+          {"seconds", deps[Precision::int8].seconds}}},
+        {"int4",
+         {{"pairs", deps[Precision::int4].pairs.size()},
+          {"evaluations", deps[Precision::int4].evaluations},
+          {"seconds", deps[Precision::int4].seconds}}},
+        {"samples", dep_n}}},
+      {"omega_to_loss_scale", {{"int8", scores[Precision::int8].scale}, {"int4", scores[Precision::int4].scale}}},
+      {"searches", results},
+      {"test", {{"fp32", t32}, {"fp16", t16}, {"int8", t8}, {"chosen", tc}}},
+      {"latency",
+       {{"source", lat.source},
+        {"label", lat_label},
+        {"fp16_ms", l16},
+        {"int8_ms", l8},
+        {"chosen_ms", lc},
+        {"reduction_vs_fp16", 1 - lc / l16}}},
+      {"config", out},
+      {"seconds", seconds_since(t0)},
+      {"threads", num_threads()}};
   std::ofstream(report + "/report.json") << summary.dump(1) << "\n";
   {
     std::ofstream csv(report + "/probes.csv");
@@ -235,8 +263,8 @@ int run_search(const Args& args) {
              sp.calib.size(), sp.search.size());
   fmt::print("  top-1 fp32 {:.2f}%  fp16 {:.2f}%  uniform int8 {:.2f}%  chosen (k8 {}, k4 {}) {:.2f}%\n", 100 * t32,
              100 * t16, 100 * t8, chosen.k8, chosen.k4, 100 * tc);
-  fmt::print("  latency [{}]: fp16 {:.2f} ms, int8 {:.2f} ms, chosen {:.2f} ms ({:+.1f}% vs fp16)\n", lat_label, l16, l8,
-             lc, -100 * (1 - lc / l16));
+  fmt::print("  latency [{}]: fp16 {:.2f} ms, int8 {:.2f} ms, chosen {:.2f} ms ({:+.1f}% vs fp16)\n", lat_label, l16,
+             l8, lc, -100 * (1 - lc / l16));
   for (const auto& w : chosen.warnings) fmt::print("  warning: {}\n", w);
   fmt::print("  config {}  report {}/report.json  wall {:.1f} s on {} threads\n", out, report, seconds_since(t0),
              num_threads());
