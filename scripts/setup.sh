@@ -11,6 +11,7 @@ PACKAGES=(
   libdnnl-dev libxsimd-dev libbenchmark-dev libfmt-dev doctest-dev nlohmann-json3-dev  # fixed by the design
   libturbojpeg0-dev                              # JPEG decoding (libjpeg-turbo)
   clang libclang-rt-14-dev                       # libFuzzer targets and their sanitizer runtimes
+  clang-format git                               # the format check of scripts/test.sh
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: set-up + Release build, the doctest suite through ctest, the same
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer, and a short libFuzzer run of every parser.
+# The whole test suite, as CI runs it: set-up + Release build, a clang-format check, the doctest suite
+# through ctest, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and a short libFuzzer
+# run of every parser.
 # Quick local loop instead: ctest --test-dir build -j2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
 scripts/setup.sh
+echo "== Format (.clang-format)" >&2
+git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
 echo "== Release suite" >&2
 # Tests run two processes of two OpenMP threads each on 2 cores: passive waiting keeps the
 # oversubscribed threads from spinning against each other (several times faster here).
