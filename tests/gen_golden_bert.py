@@ -6,7 +6,13 @@ float32-rounded random weights. Writes tests/golden/bert_tiny/:
   ids.npy            int64 [3, 10], 0 = [PAD]         logits.npy   f32 [3, 2]
   labels.npy         int64 [3]                        grads.safetensors  d(mean CE)/d(param) for a few params
 Run: /usr/bin/python3 tests/gen_golden_bert.py   (torch 1.13, numpy)
+
+Full-size check (not committed; BERT-base sizes 12/768/12/3072, vocab 30522, positions 512, HF's N(0, 0.02)
+init, batch 2 x seq 128 with padding): writes the checkpoint to --dir, runs `mpq infer` on it and compares:
+  /usr/bin/python3 tests/gen_golden_bert.py --full --mpq build/mpq
 """
+import argparse
+import subprocess
 import json
 import math
 import os
@@ -48,7 +54,7 @@ def shapes():
     return out
 
 
-def init():
+def init(std=0.2):
     w = {}
     for name, shp in shapes():
         if "LayerNorm.weight" in name:
@@ -56,7 +62,7 @@ def init():
         elif name.endswith(".bias"):
             t = 0.1 * torch.randn(shp)
         else:
-            t = 0.2 * torch.randn(shp)
+            t = std * torch.randn(shp)
         w[name] = t.float().double().requires_grad_(True)  # f32-rounded values, f64 math
     return w
 
@@ -128,5 +134,36 @@ def main():
     print("logits", logits.detach().numpy(), "loss", float(loss))
 
 
+def full(mpq, out):
+    global CFG, V, D, NL, H, F, P, T, C
+    CFG = dict(CFG, vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+               intermediate_size=3072, max_position_embeddings=512)
+    V, D, NL, H, F, P, T, C = (CFG[k] for k in ("vocab_size", "hidden_size", "num_hidden_layers",
+                                                "num_attention_heads", "intermediate_size",
+                                                "max_position_embeddings", "type_vocab_size", "num_labels"))
+    os.makedirs(out, exist_ok=True)
+    with torch.no_grad():
+        w = init(std=0.02)
+        ids = torch.randint(5, V, (2, 128))
+        ids[:, 0] = 2
+        ids[1, 90:] = 0  # padding, masked
+        logits = forward(w, ids, (ids != 0).long()).numpy()
+    write_safetensors(os.path.join(out, "model.safetensors"), {n: t.detach().numpy() for n, t in w.items()})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(CFG, f, indent=2)
+    np.save(os.path.join(out, "ids.npy"), ids.numpy())
+    subprocess.run([mpq, "infer", "--model", "bert", "--weights", os.path.join(out, "model.safetensors"), "--input",
+                    os.path.join(out, "ids.npy"), "--output", os.path.join(out, "ours.npy")], check=True)
+    ours = np.load(os.path.join(out, "ours.npy"))
+    rel = float(np.abs(ours - logits).max() / np.abs(logits).max())
+    print(f"BERT-base full size: max |diff| / max |logit| = {rel:.2e}")
+    return 0 if rel < 1e-4 else 1
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--mpq", default="build/mpq")
+    ap.add_argument("--dir", default="/tmp/mpq_golden_bert")
+    a = ap.parse_args()
+    raise SystemExit(full(a.mpq, a.dir) if a.full else main())
