@@ -69,6 +69,13 @@ class BroadcastIter {
   std::vector<std::vector<int64_t>> strides_;
 };
 
+// A possibly negative dim index of x, checked and made non-negative.
+inline int64_t norm_dim(int64_t d, const Tensor& x) {
+  const int64_t r = d < 0 ? d + x.dim() : d;
+  if (!(r >= 0 && r < x.dim())) fail("dim {} out of range for shape {}", d, shape_str(x.shape()));
+  return r;
+}
+
 // Element-wise map of an f32 tensor (any strides) into a fresh contiguous tensor: the forward of every
 // unary op (exp, log, activations, ...).
 template <class F>

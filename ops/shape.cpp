@@ -3,6 +3,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "ops/broadcast.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {
@@ -12,12 +13,6 @@ using autograd::record;
 
 namespace {
 
-int64_t norm_dim(int64_t d, int64_t nd, const Shape& s) {
-  const int64_t r = d < 0 ? d + nd : d;
-  if (!(r >= 0 && r < nd)) fail("dim {} out of range for shape {}", d, shape_str(s));
-  return r;
-}
-
 struct ReshapeBackward : Node {
   Shape in_shape;
   const char* name() const override { return "ReshapeBackward"; }
@@ -26,7 +21,6 @@ struct ReshapeBackward : Node {
 
 struct PermuteBackward : Node {
   std::vector<int64_t> inv;
-  bool view = false;
   const char* name() const override { return "PermuteBackward"; }
   std::vector<Tensor> backward(const Tensor& g) override { return {permute(g, inv)}; }
 };
@@ -83,7 +77,6 @@ struct ConcatBackward : Node {
 
 Tensor reshape(const Tensor& a, const Shape& shape) {
   Tensor out = a.contiguous().reshape_view(shape);
-  if (a.is_contiguous()) out = out.detach();  // a fresh view object, so the node attaches to it only
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<ReshapeBackward>();
   n->in_shape = a.shape();
@@ -91,7 +84,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
 }
 
 Tensor flatten(const Tensor& a, int64_t start_dim) {
-  const int64_t s = norm_dim(start_dim, a.dim(), a.shape());
+  const int64_t s = norm_dim(start_dim, a);
   Shape ns(a.shape().begin(), a.shape().begin() + s);
   ns.push_back(-1);
   return reshape(a, ns);
@@ -102,7 +95,7 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& perm) {
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<PermuteBackward>();
   n->inv.resize(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) n->inv[size_t(norm_dim(perm[i], a.dim(), a.shape()))] = int64_t(i);
+  for (size_t i = 0; i < perm.size(); ++i) n->inv[size_t(norm_dim(perm[i], a))] = int64_t(i);
   return record(out, n, {a});
 }
 
@@ -117,7 +110,7 @@ Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
 }
 
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
-  const int64_t d = norm_dim(dim, a.dim(), a.shape());
+  const int64_t d = norm_dim(dim, a);
   Tensor out = a.slice(d, start, end).clone();
   if (!autograd::needs_grad({a})) return out;
   auto n = std::make_shared<SliceBackward>();
@@ -129,7 +122,7 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   check(!xs.empty(), "concat of an empty list");
-  const int64_t d = norm_dim(dim, xs[0].dim(), xs[0].shape());
+  const int64_t d = norm_dim(dim, xs[0]);
   Shape out_shape = xs[0].shape();
   out_shape[size_t(d)] = 0;
   std::vector<int64_t> sizes;

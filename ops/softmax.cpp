@@ -4,6 +4,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "ops/broadcast.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {
@@ -12,12 +13,6 @@ using autograd::Node;
 using autograd::record;
 
 namespace {
-
-int64_t norm_dim(int64_t d, const Tensor& x) {
-  const int64_t r = d < 0 ? d + x.dim() : d;
-  if (!(r >= 0 && r < x.dim())) fail("softmax dim {} out of range for shape {}", d, shape_str(x.shape()));
-  return r;
-}
 
 Tensor softmax_forward(const Tensor& x, int64_t dim, bool log_space) {
   check(x.dtype() == DType::f32, "softmax of a {} tensor (f32 expected)", dtype_name(x.dtype()));
