@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "quant/quantizer.h"
 
@@ -26,12 +27,26 @@ Tensor round_to_f16(const Tensor& x) {
   return out;
 }
 
+Tensor round_to_bf16(const Tensor& x) {
+  check(x.dtype() == DType::f32, "round_to_bf16: f32 expected, got {}", dtype_name(x.dtype()));
+  const Tensor c = x.contiguous();
+  Tensor out = Tensor::empty(x.shape());  // same shape as x, f32
+  const float* src = c.data<float>();
+  float* dst = out.data<float>();
+  const int64_t n = x.numel();
+#pragma omp parallel for if (n > (1 << 16)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
+  return out;
+}
+
 const char* precision_name(Precision p) {
   switch (p) {
     case Precision::fp32:
       return "fp32";
     case Precision::fp16:
       return "fp16";
+    case Precision::bf16:
+      return "bf16";
     case Precision::int8:
       return "int8";
     case Precision::int4:
@@ -43,9 +58,10 @@ const char* precision_name(Precision p) {
 Precision parse_precision(const std::string& s) {
   if (s == "fp32") return Precision::fp32;
   if (s == "fp16") return Precision::fp16;
+  if (s == "bf16") return Precision::bf16;
   if (s == "int8") return Precision::int8;
   if (s == "int4") return Precision::int4;
-  fail("precision '{}' is unknown (expected fp32, fp16, int8 or int4)", s);
+  fail("precision '{}' is unknown (expected fp32, fp16, bf16, int8 or int4)", s);
 }
 
 int precision_weight_bits(Precision p) {
@@ -53,6 +69,7 @@ int precision_weight_bits(Precision p) {
     case Precision::fp32:
       return 32;
     case Precision::fp16:
+    case Precision::bf16:
       return 16;
     case Precision::int8:
       return 8;
@@ -71,6 +88,8 @@ Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
       return w;
     case Precision::fp16:
       return round_to_f16(w);
+    case Precision::bf16:
+      return round_to_bf16(w);
     case Precision::int8:
       return fake_quant_weight(w, {8, 0});
     case Precision::int4: {
@@ -90,6 +109,8 @@ Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tens
       return x;
     case Precision::fp16:
       return round_to_f16(x);
+    case Precision::bf16:
+      return round_to_bf16(x);
     case Precision::int8:
     case Precision::int4: {
       auto a = q.act.find(operand);

@@ -2,6 +2,7 @@
 //
 //   fp32 : identity (weights and inputs untouched);
 //   fp16 : weights and inputs rounded to the nearest IEEE half (ties to even) and back to f32;
+//   bf16 : weights and inputs rounded to the nearest bfloat16 (ties to even, core/dtype.h) and back to f32;
 //   int8 : W8A8 -- weights symmetric per output channel int8 (quant/quantizer.h: q = clamp(nearbyint(w/s),
 //          -127, 127), s = max|w| / 127), inputs asymmetric uint8 per tensor with the calibrated scale and
 //          zero point (quant/observers.h: round half to even, clamp to [0, 255]);
@@ -20,10 +21,10 @@
 
 namespace mpq::quant {
 
-enum class Precision { fp32, fp16, int8, int4 };
+enum class Precision { fp32, fp16, bf16, int8, int4 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "int8" | "int4"; throws naming the value
-int precision_weight_bits(Precision p);           // 32, 16, 8, 4
+Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "bf16" | "int8" | "int4"; throws naming it
+int precision_weight_bits(Precision p);           // 32, 16, 16, 8, 4
 
 struct LayerQuant {
   Precision precision = Precision::fp32;
@@ -47,6 +48,9 @@ class FakeQuantHook : public models::LayerHook {
 // Rounds every element to the nearest IEEE half (ties to even) and back to f32 (F16C, vectorised); the same
 // values as quantizer.h's fake_quant_f16, fast enough for activations.
 Tensor round_to_f16(const Tensor& x);
+
+// Rounds every element to the nearest bfloat16 (ties to even, core/dtype.h f32_to_bf16) and back to f32.
+Tensor round_to_bf16(const Tensor& x);
 
 // Builds an assignment: layer i gets precisions[i] with its calibrated activation params (int8 / int4 need
 // an entry in `calib` for every operand; error otherwise, naming the layer).

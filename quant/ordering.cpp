@@ -18,6 +18,9 @@ double hessian_omega(double trace, const Tensor& w, Precision p, int64_t group) 
     case Precision::fp16:
       q = fake_quant_f16(w);
       break;
+    case Precision::bf16:
+      q = round_to_bf16(w);
+      break;
     case Precision::int8:
       q = fake_quant_weight(w, {8, 0});
       break;

@@ -1,0 +1,74 @@
+// Native inference: a model compiled for one per-layer precision assignment and run by the low-precision
+// kernels (ops/kernels_lowp.h, ops/kernels_nhwc.h, oneDNN alternatives), with no autograd and no Tensor
+// op per element-wise step.
+//
+// Compilation packs every weight ONCE into its kernel's layout at the layer's precision (fp32, fp16, bf16,
+// int8 W8A8, int4 W4A8), fuses bias / BN (already folded) / ReLU / ReLU6 / residual add into the GEMM or
+// conv epilogue, and plans the dtype of every activation buffer so that quantize / dequantize happen only
+// at precision boundaries:
+//   - a layer's input is converted to the dtype its kernel reads (u8 with the layer's calibrated scale and
+//     zero point for int8 / int4, f16 for fp16, f32 for fp32 / bf16) only when the producer did not
+//     already write that dtype;
+//   - a producer writes u8 directly (requantizing in its epilogue) when every consumer reads u8 with the
+//     same parameters, f16 when every consumer reads f16, f32 otherwise.
+// CNN activations are NHWC throughout (one layout, no per-layer reorders); BERT's are [L, D] row-major.
+//
+// The numerics equal the fake-quant simulation (quant/fake_quant.h) of the same assignment up to f32
+// summation order: the same weight quantizers, the same activation rounding (round half to even, clamp
+// [0, 255]), fp16 / bf16 rounding of weights and inputs. tests/test_native_*.cpp check the logits
+// against FakeQuantHook on real weights and images / sentences.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/model.h"
+#include "quant/fake_quant.h"
+
+namespace mpq::native {
+
+struct CompileOptions {
+  // Per layer, time each applicable implementation (ours vs oneDNN) on the layer's real shapes a few times
+  // at compile time and keep the faster; false: the first usable implementation of the ordered list.
+  bool autotune = true;
+  int autotune_reps = 5;
+};
+
+// Time spent in one step of a profiled run. Steps are the quantizable layers (name = QuantLayer::name,
+// including the conversion of its input when the producer wrote another dtype) and the non-quantizable
+// ops between them (names like "maxpool", "avgpool", "embeddings", "layer.3.attention.softmax").
+struct StepTime {
+  std::string name;
+  bool quant_layer = false;
+  double ms = 0;
+};
+
+class NativeModel {
+ public:
+  virtual ~NativeModel() = default;
+  // Logits [N, classes] f32. CNN: batch.images [N, 3, H, W] preprocessed f32 (the same input the autograd
+  // model takes; converted to NHWC inside). BERT: batch.ids / mask / seq_len.
+  virtual Tensor run(const models::Batch& batch) = 0;
+  // Like run(), also timing every step (adds a clock read per step; use for `mpq profile`).
+  virtual Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) = 0;
+  // Bytes of packed weights (including scales / column sums) of this configuration.
+  virtual size_t weight_bytes() const = 0;
+  // Per quantizable layer, the implementation that runs it (e.g. "gemm_qu8_qc8w_14x32c4__avx512vnni",
+  // "conv_u8s8__onednn"), after autotuning.
+  virtual std::map<std::string, std::string> implementations() const = 0;
+};
+
+// Compiles `model` (ResNet50 / MobileNetV2 / BERT, any layout the loaders produce) for `assignment`
+// (every quantizable layer; missing layers run fp32). int8 / int4 layers need calibrated input parameters
+// (LayerQuant::act); errors name the layer. The model must outlive nothing: weights are copied / packed.
+std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignment& assignment,
+                                     const CompileOptions& opt = {});
+
+// Per model kind (called by compile()).
+std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
+std::unique_ptr<NativeModel> compile_bert(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
+
+}  // namespace mpq::native
