@@ -120,6 +120,10 @@ void dwconv_qu8_qc8w(const DwQ8Args& a);
 void dwconv_f32_ref(const DwF32Args& a);
 void dwconv_f16_ref(const DwF16Args& a);
 void dwconv_qu8_qc8w_ref(const DwQ8Args& a);
+// Implementations (ops/x86/; the tests call every one directly).
+void dwconv_f32_c16__avx512(const DwF32Args& a);
+void dwconv_f16_c16__avx512(const DwF16Args& a);
+void dwconv_qu8_qc8w_c16__avx512vnni(const DwQ8Args& a);
 void check_dw_args(const DwF32Args& a);
 void check_dw_args(const DwF16Args& a);
 void check_dw_args(const DwQ8Args& a);

@@ -187,13 +187,16 @@ void check_im2col_args(const Im2colArgs& a) {
 
 // ---- dispatch lists ----
 namespace {
-constexpr std::array<DwF32List::Impl, 1> kDwF32Impls{{
+constexpr std::array<DwF32List::Impl, 2> kDwF32Impls{{
+    {"dwconv_f32_c16__avx512", Isa::avx512, nullptr, &dwconv_f32_c16__avx512},
     {"dwconv_f32_ref", Isa::ref, nullptr, &dwconv_f32_ref},
 }};
-constexpr std::array<DwF16List::Impl, 1> kDwF16Impls{{
+constexpr std::array<DwF16List::Impl, 2> kDwF16Impls{{
+    {"dwconv_f16_c16__avx512", Isa::avx512, nullptr, &dwconv_f16_c16__avx512},
     {"dwconv_f16_ref", Isa::ref, nullptr, &dwconv_f16_ref},
 }};
-constexpr std::array<DwQ8List::Impl, 1> kDwQ8Impls{{
+constexpr std::array<DwQ8List::Impl, 2> kDwQ8Impls{{
+    {"dwconv_qu8_qc8w_c16__avx512vnni", Isa::avx512_vnni, nullptr, &dwconv_qu8_qc8w_c16__avx512vnni},
     {"dwconv_qu8_qc8w_ref", Isa::ref, nullptr, &dwconv_qu8_qc8w_ref},
 }};
 constexpr std::array<MaxPoolList::Impl, 1> kMaxPoolImpls{{

@@ -142,6 +142,8 @@ std::vector<DwCase> dw_cases() {
   cs.push_back({4, 4, 40, 3, 2, 0, 0, 1, 1});       // TF SAME stride 2 on an even image
   cs.push_back({9, 20, 96 + 5, 3, 1, 1, 1, 1, 1});  // wide row: interior + border columns
   cs.push_back({7, 7, 64, 7, 1, 3, 3, 3, 3});       // large kernel
+  cs.push_back({48, 40, 72, 3, 1, 1, 1, 1, 1});     // above the threading threshold: 2 threads split the rows
+  cs.push_back({47, 41, 40, 3, 2, 0, 0, 1, 1});     // same, stride 2, odd sizes
   return cs;
 }
 
