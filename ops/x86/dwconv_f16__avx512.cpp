@@ -17,7 +17,9 @@ struct DwF16Ops {
     const auto* w = reinterpret_cast<const uint16_t*>(a.w->w.data()) + t * a.w->Cp + c0;
     return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)));
   }
-  static Acc start(const Args&, int64_t, int64_t, int64_t, int64_t, int64_t) { return _mm512_setzero_ps(); }
+  static constexpr bool kWsum = false;
+  static Acc start(const Args&, WVec) { return _mm512_setzero_ps(); }
+  static WVec wadd(WVec a, WVec b) { return _mm512_add_ps(a, b); }
   template <bool Full>
   static Acc mac(Acc acc, const uint16_t* x, __mmask16 m, WVec w) {
     const __m256i h = Full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)) : _mm256_maskz_loadu_epi16(m, x);

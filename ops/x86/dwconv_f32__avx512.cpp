@@ -16,7 +16,9 @@ struct DwF32Ops {
   static WVec load_w(const Args& a, int64_t t, int64_t c0) {
     return _mm512_load_ps(reinterpret_cast<const float*>(a.w->w.data()) + t * a.w->Cp + c0);
   }
-  static Acc start(const Args&, int64_t, int64_t, int64_t, int64_t, int64_t) { return _mm512_setzero_ps(); }
+  static constexpr bool kWsum = false;
+  static Acc start(const Args&, WVec) { return _mm512_setzero_ps(); }
+  static WVec wadd(WVec a, WVec b) { return _mm512_add_ps(a, b); }
   template <bool Full>
   static Acc mac(Acc acc, const float* x, __mmask16 m, WVec w) {
     const __m512 v = Full ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m, x);

@@ -20,12 +20,10 @@ struct DwQ8Ops {
   static WVec load_w(const Args& a, int64_t t, int64_t c0) {
     return _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(a.w->w.data() + t * a.w->Cp + c0)));
   }
-  static Acc start(const Args& a, int64_t c0, int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1) {
-    __m512i s = _mm512_setzero_si512();
-    for (int64_t kh = kh0; kh < kh1; ++kh)
-      for (int64_t kw = kw0; kw < kw1; ++kw) s = _mm512_add_epi32(s, load_w(a, kh * a.g.KW + kw, c0));
-    return _mm512_mullo_epi32(s, _mm512_set1_epi32(-a.za));
-  }
+  static constexpr bool kWsum = true;
+  // -za * (sum of the window's valid weights): the accumulator then ends at sum (x - za) * w
+  static Acc start(const Args& a, WVec wsum) { return _mm512_mullo_epi32(wsum, _mm512_set1_epi32(-a.za)); }
+  static WVec wadd(WVec a, WVec b) { return _mm512_add_epi32(a, b); }
   template <bool Full>
   static Acc mac(Acc acc, const uint8_t* x, __mmask16 m, WVec w) {
     const __m128i b = Full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x)) : _mm_maskz_loadu_epi8(m, x);
