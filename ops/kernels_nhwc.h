@@ -256,6 +256,17 @@ const TransposeList& nchw_to_nhwc_f32_list();
 const AddList& add_clamp_nhwc_list();
 const Im2colList& im2col_nhwc_list();
 
+// Implementations (ops/x86/; tested against the references entry by entry).
+void im2col_nhwc__avx2(const Im2colArgs& a);
+void maxpool_nhwc__avx512(const MaxPoolArgs& a);
+void global_avgpool_nhwc__avx512(const GapArgs& a);
+void quantize_f32_u8__avx512(const CvtArgs& a);
+void dequantize_u8_f32__avx512(const CvtArgs& a);
+void requantize_u8_u8__avx512(const CvtArgs& a);
+void convert_f32_f16__avx512(const CvtArgs& a);
+void convert_f16_f32__avx512(const CvtArgs& a);
+void add_clamp_nhwc__avx512(const AddArgs& a);
+
 // Argument validation (throws mpq::Error naming the op and the bad field); every implementation calls it.
 void check_maxpool_args(const MaxPoolArgs& a);
 void check_gap_args(const GapArgs& a);

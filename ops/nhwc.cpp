@@ -199,34 +199,43 @@ constexpr std::array<DwQ8List::Impl, 2> kDwQ8Impls{{
     {"dwconv_qu8_qc8w_c16__avx512vnni", Isa::avx512_vnni, nullptr, &dwconv_qu8_qc8w_c16__avx512vnni},
     {"dwconv_qu8_qc8w_ref", Isa::ref, nullptr, &dwconv_qu8_qc8w_ref},
 }};
-constexpr std::array<MaxPoolList::Impl, 1> kMaxPoolImpls{{
+constexpr std::array<MaxPoolList::Impl, 2> kMaxPoolImpls{{
+    {"maxpool_nhwc__avx512", Isa::avx512, nullptr, &maxpool_nhwc__avx512},
     {"maxpool_nhwc_ref", Isa::ref, nullptr, &maxpool_nhwc_ref},
 }};
-constexpr std::array<GapList::Impl, 1> kGapImpls{{
+constexpr std::array<GapList::Impl, 2> kGapImpls{{
+    {"global_avgpool_nhwc__avx512", Isa::avx512, nullptr, &global_avgpool_nhwc__avx512},
     {"global_avgpool_nhwc_ref", Isa::ref, nullptr, &global_avgpool_nhwc_ref},
 }};
-constexpr std::array<CvtList::Impl, 1> kQuantImpls{{
+constexpr std::array<CvtList::Impl, 2> kQuantImpls{{
+    {"quantize_f32_u8__avx512", Isa::avx512, nullptr, &quantize_f32_u8__avx512},
     {"quantize_f32_u8_ref", Isa::ref, nullptr, &quantize_f32_u8_ref},
 }};
-constexpr std::array<CvtList::Impl, 1> kDequantImpls{{
+constexpr std::array<CvtList::Impl, 2> kDequantImpls{{
+    {"dequantize_u8_f32__avx512", Isa::avx512, nullptr, &dequantize_u8_f32__avx512},
     {"dequantize_u8_f32_ref", Isa::ref, nullptr, &dequantize_u8_f32_ref},
 }};
-constexpr std::array<CvtList::Impl, 1> kRequantImpls{{
+constexpr std::array<CvtList::Impl, 2> kRequantImpls{{
+    {"requantize_u8_u8__avx512", Isa::avx512, nullptr, &requantize_u8_u8__avx512},
     {"requantize_u8_u8_ref", Isa::ref, nullptr, &requantize_u8_u8_ref},
 }};
-constexpr std::array<CvtList::Impl, 1> kF32F16Impls{{
+constexpr std::array<CvtList::Impl, 2> kF32F16Impls{{
+    {"convert_f32_f16__avx512", Isa::avx512, nullptr, &convert_f32_f16__avx512},
     {"convert_f32_f16_ref", Isa::ref, nullptr, &convert_f32_f16_ref},
 }};
-constexpr std::array<CvtList::Impl, 1> kF16F32Impls{{
+constexpr std::array<CvtList::Impl, 2> kF16F32Impls{{
+    {"convert_f16_f32__avx512", Isa::avx512, nullptr, &convert_f16_f32__avx512},
     {"convert_f16_f32_ref", Isa::ref, nullptr, &convert_f16_f32_ref},
 }};
 constexpr std::array<TransposeList::Impl, 1> kTransposeImpls{{
     {"nchw_to_nhwc_f32_ref", Isa::ref, nullptr, &nchw_to_nhwc_f32_ref},
 }};
-constexpr std::array<AddList::Impl, 1> kAddImpls{{
+constexpr std::array<AddList::Impl, 2> kAddImpls{{
+    {"add_clamp_nhwc__avx512", Isa::avx512, nullptr, &add_clamp_nhwc__avx512},
     {"add_clamp_nhwc_ref", Isa::ref, nullptr, &add_clamp_nhwc_ref},
 }};
-constexpr std::array<Im2colList::Impl, 1> kIm2colImpls{{
+constexpr std::array<Im2colList::Impl, 2> kIm2colImpls{{
+    {"im2col_nhwc__avx2", Isa::avx2, nullptr, &im2col_nhwc__avx2},
     {"im2col_nhwc_ref", Isa::ref, nullptr, &im2col_nhwc_ref},
 }};
 }  // namespace

@@ -76,9 +76,11 @@ struct GeomCase {
   int64_t H, W, C, K, stride, pt, pl, pb, pr;
 };
 std::vector<GeomCase> geom_cases() {
-  return {{5, 7, 3, 3, 1, 1, 1, 1, 1},   {8, 8, 17, 3, 2, 0, 0, 1, 1}, {9, 6, 1, 2, 2, 0, 0, 1, 0},
-          {11, 11, 3, 7, 2, 2, 3, 3, 2}, {4, 5, 33, 1, 1, 0, 0, 0, 0}, {7, 3, 96 + 5, 3, 2, 1, 1, 1, 1},
-          {1, 1, 16, 3, 1, 1, 1, 1, 1},  {6, 9, 64, 3, 2, 1, 0, 1, 1}};
+  return {{5, 7, 3, 3, 1, 1, 1, 1, 1},     {8, 8, 17, 3, 2, 0, 0, 1, 1},
+          {9, 6, 1, 2, 2, 0, 0, 1, 0},     {11, 11, 3, 7, 2, 2, 3, 3, 2},
+          {4, 5, 33, 1, 1, 0, 0, 0, 0},    {7, 3, 96 + 5, 3, 2, 1, 1, 1, 1},
+          {1, 1, 16, 3, 1, 1, 1, 1, 1},    {6, 9, 64, 3, 2, 1, 0, 1, 1},
+          {112, 112, 24, 3, 2, 0, 0, 1, 1}};  // last: above the threading thresholds (pool, im2col)
 }
 ConvGeom make_geom(const GeomCase& c, int64_t ld_extra) {
   return conv_geom(c.H, c.W, c.C, c.C + ld_extra, c.K, c.K, c.stride, c.stride, c.pt, c.pl, c.pb, c.pr);
@@ -252,7 +254,7 @@ std::vector<float> quant_probe(float s, int32_t zp, std::mt19937& rng, size_t n)
 TEST_CASE("nhwc: quantize / dequantize / requantize equal fake_quant_act; implementations bit-exact") {
   std::mt19937 rng(24);
   for (const auto& [s, zp] : std::vector<std::pair<float, int32_t>>{{0.0235f, 0}, {0.1f, 128}, {3.0f / 255, 255}}) {
-    const std::vector<float> x = quant_probe(s, zp, rng, 1000);
+    const std::vector<float> x = quant_probe(s, zp, rng, 70000);  // > 2^16: threaded path
     const int64_t n = int64_t(x.size());
     std::vector<uint8_t> q(x.size());
     quantize_f32_u8_ref({n, x.data(), q.data(), s, zp});
