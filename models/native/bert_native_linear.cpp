@@ -1,0 +1,277 @@
+// The linear layers of the compiled BERT: weight quantization / packing per precision, the GEMM call with
+// its fused epilogue, and the per-layer implementation choice (models/native/bert_native.h).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "models/native/bert_native.h"
+
+namespace mpq::native::bert {
+
+using kernels::ActFmt;
+using kernels::ActOut;
+using quant::Precision;
+
+void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t group, std::vector<int8_t>& q,
+                         std::vector<float>& scales) {
+  const int64_t G = group > 0 ? group : K;
+  check(K % G == 0, "quantize_weight_sym: group {} does not divide K={}", G, K);
+  const float qmax = float((1 << (bits - 1)) - 1);
+  q.assign(size_t(N * K), 0);
+  scales.assign(size_t(N * (K / G)), 0.0f);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g0 = 0; g0 < K; g0 += G) {
+      const float* s = W + n * K + g0;  // [G] (the expressions of quant/quantizer.cpp fake_quant_weight)
+      float amax = 0;
+      for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(s[i]));
+      const float scale = amax > 0 ? amax / qmax : 1.0f;
+      for (int64_t i = 0; i < G; ++i)
+        q[size_t(n * K + g0 + i)] = int8_t(std::clamp(std::nearbyint(s[i] / scale), -qmax, qmax));
+      scales[size_t(n * (K / G) + g0 / G)] = scale;
+    }
+}
+
+void Linear::build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k,
+                   const quant::LayerQuant& lq) {
+  name = layer, prec = lq.precision, N = n, K = k;
+  bias.assign(b, b + N);
+  auto act_in = [&] {
+    auto it = lq.act.find(0);
+    check(it != lq.act.end(),
+          "native bert: layer '{}' is {} but its input has no calibrated scale / zero point (LayerQuant::act[0]); "
+          "calibrate it first",
+          layer, quant::precision_name(prec));
+    const quant::ActQuantParams& p = it->second;
+    check(p.scale > 0.0f && p.zero_point >= 0 && p.zero_point <= 255,
+          "native bert: layer '{}': bad input scale {} / zero point {}", layer, p.scale, p.zero_point);
+    return Fmt{ActFmt::u8, p.scale, p.zero_point};
+  };
+  switch (prec) {
+    case Precision::fp32:
+      wt.resize(size_t(K * N));  // W^T [K, N]
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < K; ++j) wt[size_t(j * N + i)] = W[i * K + j];
+      in = {ActFmt::f32};
+      break;
+    case Precision::fp16:
+      f16 = kernels::pack_f16w_from_f32(W, N, K);
+      in = {ActFmt::f16};
+      break;
+    case Precision::bf16:
+      bf16 = kernels::pack_bf16w_from_f32(W, N, K);
+      in = {ActFmt::bf16};
+      break;
+    case Precision::int8: {
+      in = act_in();
+      std::vector<int8_t> q;      // [N, K]
+      std::vector<float> scales;  // [N]
+      quantize_weight_sym(W, N, K, 8, 0, q, scales);
+      q8 = kernels::pack_q8w(q.data(), N, K, scales.data());
+      break;
+    }
+    case Precision::int4: {
+      in = act_in();
+      // As quant::FakeQuantHook: a group that does not divide the row falls back to per output channel.
+      const int64_t group = K % std::max<int64_t>(lq.weight_group, 1) == 0 ? lq.weight_group : 0;
+      check(group == 0 || group == 32 || group == 64 || group == 128,
+            "native bert: layer '{}': int4 weight_group {} is not offered by the int4 kernel (0, 32, 64 or 128)", layer,
+            lq.weight_group);
+      std::vector<int8_t> q;      // [N, K]
+      std::vector<float> scales;  // [N][K / group] or [N]
+      quantize_weight_sym(W, N, K, 4, group, q, scales);
+      const int64_t row_bytes = (K + 1) / 2;
+      std::vector<uint8_t> nib(size_t(N * row_bytes), 0);  // q4 [N, (K+1)/2]: element 2i = low nibble of byte i
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < K; ++j) {
+          const uint8_t v = uint8_t(q[size_t(i * K + j)]) & 0xf;
+          nib[size_t(i * row_bytes + j / 2)] |= uint8_t(j % 2 == 0 ? v : v << 4);
+        }
+      q4 = kernels::pack_q4w(nib.data(), N, K, group, scales.data());
+      break;
+    }
+  }
+}
+
+bool Linear::can_write(ActFmt f) const {
+  switch (prec) {
+    case Precision::fp32:
+      return f == ActFmt::f32;
+    case Precision::fp16:
+      return f != ActFmt::bf16;
+    default:
+      return f == ActFmt::f32 || f == ActFmt::u8;
+  }
+}
+
+namespace {
+kernels::LowpEpilogue epilogue(const Linear& l, const ActOut& out, const float* res, int64_t ldr) {
+  kernels::LowpEpilogue ep;
+  ep.bias = l.bias.data();
+  ep.residual = res;
+  ep.ld_res = ldr;
+  switch (out.fmt) {
+    case ActFmt::f32:
+      ep.out = kernels::LowpOut::f32;
+      break;
+    case ActFmt::f16:
+      ep.out = kernels::LowpOut::f16;
+      break;
+    case ActFmt::u8:
+      ep.out = kernels::LowpOut::u8, ep.out_scale = out.scale, ep.out_zp = out.zp;
+      break;
+    case ActFmt::bf16:
+      fail("native bert: layer '{}': its GEMM cannot write bf16", l.name);
+  }
+  return ep;
+}
+
+// The argument structs of one call, for the layer's precision.
+struct Call {
+  kernels::GemmArgs f32{};
+  kernels::F16GemmArgs f16;
+  kernels::BF16GemmArgs bf16;
+  kernels::Q8GemmArgs q8;
+  kernels::Q4GemmArgs q4;
+};
+Call make_call(const Linear& l, const void* A, int64_t lda, int64_t M, const ActOut& out, const float* res,
+               int64_t ldr) {
+  Call c;
+  switch (l.prec) {
+    case Precision::fp32:
+      check(out.fmt == ActFmt::f32 && res == nullptr, "native bert: layer '{}': fp32 GEMM writes raw f32 only", l.name);
+      c.f32 = {M,           l.N, l.K,   static_cast<const float*>(A), lda,    false,
+               l.wt.data(), l.N, false, static_cast<float*>(out.p),   out.ld, 0.0f};
+      break;
+    case Precision::fp16:
+      c.f16.M = M, c.f16.A = A, c.f16.lda = lda, c.f16.a_f32 = false, c.f16.w = &l.f16;
+      c.f16.C = out.p, c.f16.ldc = out.ld, c.f16.ep = epilogue(l, out, res, ldr);
+      break;
+    case Precision::bf16:
+      c.bf16.M = M, c.bf16.A = A, c.bf16.lda = lda, c.bf16.a_f32 = false, c.bf16.w = &l.bf16;
+      c.bf16.C = out.p, c.bf16.ldc = out.ld, c.bf16.ep = epilogue(l, out, res, ldr);
+      break;
+    case Precision::int8:
+      c.q8.M = M, c.q8.A = static_cast<const uint8_t*>(A), c.q8.lda = lda, c.q8.sa = l.in.scale, c.q8.za = l.in.zp;
+      c.q8.w = &l.q8, c.q8.C = out.p, c.q8.ldc = out.ld, c.q8.ep = epilogue(l, out, res, ldr);
+      break;
+    case Precision::int4:
+      c.q4.M = M, c.q4.A = static_cast<const uint8_t*>(A), c.q4.lda = lda, c.q4.sa = l.in.scale, c.q4.za = l.in.zp;
+      c.q4.w = &l.q4, c.q4.C = out.p, c.q4.ldc = out.ld, c.q4.ep = epilogue(l, out, res, ldr);
+      break;
+  }
+  return c;
+}
+
+// Whether a oneDNN entry can run these arguments at all (its own capability limits, not a preference).
+bool onednn_capable(const kernels::Q8GemmArgs& g) { return g.ep.residual == nullptr; }
+bool onednn_capable(const kernels::BF16GemmArgs& g) {
+  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == kernels::LowpOut::f32;
+}
+
+double time_ms(const auto& fn, int reps) {
+  fn();  // warm-up (oneDNN builds its primitive here)
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Chooses from `list` for args g: the first usable entry, or (autotune) the fastest usable non-reference
+// entry that `capable` accepts.
+template <class List, class Args, class Capable>
+typename List::Impl pick(const List& list, const Args& g, bool autotune, int reps, Capable capable) {
+  if (!autotune) return list.select(g);
+  std::vector<typename List::Impl> cands;
+  for (const auto& impl : list.impls())
+    if (isa_enabled(impl.isa) && impl.isa != Isa::ref && capable(impl)) cands.push_back(impl);
+  if (cands.empty()) return list.select(g);
+  if (cands.size() == 1) return cands[0];
+  size_t best = 0;
+  double best_ms = 1e300;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const double ms = time_ms([&] { cands[i].fn(g); }, reps);
+    if (ms < best_ms) best_ms = ms, best = i;
+  }
+  return cands[best];
+}
+}  // namespace
+
+void Linear::run(const void* A, int64_t lda, int64_t M, const ActOut& out, const float* res, int64_t ldr) const {
+  const Call c = make_call(*this, A, lda, M, out, res, ldr);
+  switch (prec) {
+    case Precision::fp32:
+      f32_fn(c.f32);
+      break;
+    case Precision::fp16:
+      f16_fn(c.f16);
+      break;
+    case Precision::bf16:
+      bf16_fn(c.bf16);
+      break;
+    case Precision::int8:
+      q8_fn(c.q8);
+      break;
+    case Precision::int4:
+      q4_fn(c.q4);
+      break;
+  }
+}
+
+void Linear::choose_impl(const void* A, int64_t lda, int64_t M, const ActOut& out, const float* res, int64_t ldr,
+                         bool autotune, int reps) {
+  const Call c = make_call(*this, A, lda, M, out, res, ldr);
+  switch (prec) {
+    case Precision::fp32: {
+      const auto i = pick(kernels::gemm_f32_list(), c.f32, autotune, reps, [](const auto&) { return true; });
+      f32_fn = i.fn, impl = i.name;
+      break;
+    }
+    case Precision::fp16: {
+      const auto i = pick(kernels::gemm_f16_list(), c.f16, autotune, reps, [](const auto&) { return true; });
+      f16_fn = i.fn, impl = i.name;
+      break;
+    }
+    case Precision::bf16: {
+      const auto i = pick(kernels::gemm_bf16_list(), c.bf16, autotune, reps, [&](const auto& im) {
+        return im.fn != &kernels::gemm_bf16__onednn || onednn_capable(c.bf16);
+      });
+      bf16_fn = i.fn, impl = i.name;
+      break;
+    }
+    case Precision::int8: {
+      const auto i = pick(kernels::gemm_qu8_qc8w_list(), c.q8, autotune, reps, [&](const auto& im) {
+        return im.fn != &kernels::gemm_qu8_qc8w__onednn || onednn_capable(c.q8);
+      });
+      q8_fn = i.fn, impl = i.name;
+      break;
+    }
+    case Precision::int4: {
+      const auto i = pick(kernels::gemm_qu8_qc4w_list(), c.q4, autotune, reps, [](const auto&) { return true; });
+      q4_fn = i.fn, impl = i.name;
+      break;
+    }
+  }
+}
+
+size_t Linear::bytes() const {
+  size_t b = bias.size() * sizeof(float);
+  switch (prec) {
+    case Precision::fp32:
+      return b + wt.size() * sizeof(float);
+    case Precision::fp16:
+      return b + f16.w.bytes;
+    case Precision::bf16:
+      return b + bf16.w.bytes;
+    case Precision::int8:
+      return b + q8.w.bytes + q8.scale.size() * sizeof(float) + q8.colsum.size() * sizeof(int32_t);
+    case Precision::int4:
+      return b + q4.w.bytes + q4.scale.size() * sizeof(float) + q4.colsum.size() * sizeof(int32_t);
+  }
+  return b;
+}
+
+}  // namespace mpq::native::bert
