@@ -157,6 +157,10 @@ bool CnnModel::fold_now(bool training) const {
   return fold_bn_ && !training && !autograd::grad_mode_enabled();
 }
 
+std::vector<CnnStep> CnnModel::inference_steps() const {
+  fail("model '{}' does not describe its forward as inference steps (no native executor)", name());
+}
+
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
   auto it = metadata.find("layout");
   return it == metadata.end() ? std::string() : it->second;

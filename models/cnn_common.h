@@ -86,6 +86,23 @@ class QuantGraph {
   std::vector<std::vector<std::string>> adds_;
 };
 
+// The eval-mode forward as a flat list of steps over numbered activation values, for compiled inference
+// (models/native): value 0 is the input image batch [N, 3, H, W]; step i writes value i + 1. A conv step is
+// the unit's conv (BN folded exactly as forward() folds it in eval mode), then `+ residual` when set, then
+// `act`; the steps describe the same arithmetic as forward(), in an order where every value is written
+// before it is read.
+struct CnnStep {
+  enum class Op { conv, max_pool, global_avg_pool, linear };
+  enum class Act { none, relu, relu6 };
+  Op op = Op::conv;
+  const ConvUnit* conv = nullptr;      // Op::conv
+  const LinearUnit* linear = nullptr;  // Op::linear ([N, in] -> [N, out])
+  int input = 0;                       // value read
+  int residual = -1;                   // Op::conv: value added before `act` (same shape as the output), or -1
+  Act act = Act::none;                 // Op::conv
+  ops::Pool2dParams pool{};            // Op::max_pool
+};
+
 // Base of the CNNs. BN folding (default on) is applied per forward call, only in eval mode and only while
 // grad mode is off, so training-mode BN and gradients through eval-mode BN stay exact.
 class CnnModel : public Model {
@@ -97,6 +114,9 @@ class CnnModel : public Model {
   virtual data::Preset preset() const = 0;
   // Metadata written with the weights by `mpq convert` ({"layout": ...}).
   virtual std::map<std::string, std::string> metadata() const { return {{"layout", layout()}, {"model", name()}}; }
+  // The forward as steps (see CnnStep); the pointers stay valid while the model lives and is not reloaded.
+  // The base throws (a CNN without a step description has no native executor).
+  virtual std::vector<CnnStep> inference_steps() const;
 
  protected:
   // Every CNN forward calls this first: it also binds this model's layer hook (possibly none) for the

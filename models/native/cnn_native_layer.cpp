@@ -1,0 +1,593 @@
+// Compiled CNN layers: weight packing per precision (reproducing quant/quantizer.h and the fake-quant hook
+// exactly) and our execution of one layer (GEMM / im2col + GEMM / depthwise with the fused epilogue).
+//
+// No FMA contraction in this file: GCC contracts a * b + c across statements by default (-ffp-contract=fast
+// even with -std=c++20), which would change the documented epilogue rounding (y * (1 / s), then + zp).
+#pragma GCC optimize("fp-contract=off")
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "models/native/cnn_native.h"
+#include "ops/fold_bn.h"
+#include "ops/kernels_f32_impls.h"
+
+namespace mpq::native::cnn {
+
+using quant::Precision;
+
+const char* dt_name(Dt d) { return d == Dt::f32 ? "f32" : d == Dt::f16 ? "f16" : "u8"; }
+
+namespace {
+
+// quant/quantizer.h's fake_quant_weight with the integers kept: per row of K elements, groups of G
+// consecutive elements (G = K: per row), s = max|w| / qmax (1 for an all-zero group),
+// q = clamp(nearbyint(w / s), -qmax, qmax) -- the same f32 operations, so q * s equals its output bit
+// for bit. q: [O, K]; scales: [O][K / G].
+void quantize_rows(const float* w, int64_t O, int64_t K, int64_t G, int bits, int8_t* q, float* scales) {
+  const float qmax = float((1 << (bits - 1)) - 1);
+  const int64_t ng = K / G;
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t g = 0; g < ng; ++g) {
+      const float* s = w + o * K + g * G;
+      int8_t* d = q + o * K + g * G;
+      float amax = 0;
+      for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(s[i]));
+      const float scale = amax > 0 ? amax / qmax : 1.0f;
+      for (int64_t i = 0; i < G; ++i) d[i] = int8_t(std::clamp(std::nearbyint(s[i] / scale), -qmax, qmax));
+      scales[o * ng + g] = scale;
+    }
+}
+
+// PyTorch row order (c, kh, kw) -> im2col column order (kh, kw, c): dst[o][(kh*k + kw)*C + c] =
+// src[o][(c*k + kh)*k + kw]. T: float or int8_t.
+template <class T>
+std::vector<T> to_hwc_rows(const T* src, int64_t O, int64_t C, int64_t k) {
+  std::vector<T> dst(size_t(O * C * k * k));  // [O, k, k, C]
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t t = 0; t < k * k; ++t) dst[size_t((o * k * k + t) * C + c)] = src[(o * C + c) * k * k + t];
+  return dst;
+}
+
+// Two's-complement int4 values [O, K] -> q4 bytes [O, (K + 1) / 2] (element 2i in the low nibble).
+std::vector<uint8_t> pack_nibbles(const int8_t* q, int64_t O, int64_t K) {
+  const int64_t kb = (K + 1) / 2;
+  std::vector<uint8_t> out(size_t(O * kb), 0);  // [O, kb]
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t k = 0; k < K; ++k) {
+      const uint8_t nib = uint8_t(q[o * K + k]) & 0xf;
+      out[size_t(o * kb + k / 2)] |= k % 2 == 0 ? nib : uint8_t(nib << 4);
+    }
+  return out;
+}
+
+int64_t effective_group(const std::string& name, int64_t group, int64_t row) {
+  // The fake-quant hook's rule: a row that the group does not divide falls back to per output channel.
+  if (group <= 0 || row % group != 0) return 0;
+  check(group == 32 || group == 64 || group == 128,
+        "native compile: layer '{}' has int4 weight group {}; the int4 kernels take 0 (per channel), 32, 64 or 128",
+        name, group);
+  return group;
+}
+
+void set_input(Layer& L, const quant::LayerQuant& q) {
+  switch (L.prec) {
+    case Precision::fp32:
+    case Precision::bf16:  // bf16 layers read f32 and round to bf16 at the boundary
+      L.in = Fmt{};
+      break;
+    case Precision::fp16:
+      L.in = Fmt{Dt::f16};
+      break;
+    case Precision::int8:
+    case Precision::int4: {
+      auto it = q.act.find(0);
+      check(it != q.act.end(),
+            "native compile: layer '{}' is {} but has no calibrated input scale / zero point (operand 0): "
+            "calibrate first (quant::calibrate / make_assignment)",
+            L.name, quant::precision_name(L.prec));
+      const quant::ActQuantParams& a = it->second;
+      check(a.scale > 0 && std::isfinite(a.scale) && a.zero_point >= 0 && a.zero_point <= 255,
+            "native compile: layer '{}' input scale {} / zero point {} are invalid", L.name, a.scale, a.zero_point);
+      L.in = Fmt{Dt::u8, a.scale, a.zero_point};
+      break;
+    }
+  }
+}
+
+// Packs the GEMM weights of a conv / linear: w [O, K] in PyTorch row order (c, kh, kw).
+void pack_gemm_weights(Layer& L, const float* w) {
+  const int64_t O = L.cout, K = L.K, kk = L.kind == Kind::im2col_gemm ? L.k : 1;
+  const int64_t C = K / (kk * kk);
+  auto hwc = [&](auto* src) { return to_hwc_rows(src, O, C, kk); };
+  switch (L.prec) {
+    case Precision::fp32: {
+      const std::vector<float> r = hwc(w);  // [O, K] in column order
+      L.w_f32.assign(size_t(K * O), 0.0f);  // [K, O]: the B operand of gemm_f32
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t k = 0; k < K; ++k) L.w_f32[size_t(k * O + o)] = r[size_t(o * K + k)];
+      break;
+    }
+    case Precision::fp16:
+      L.w_f16 = kernels::pack_f16w_from_f32(hwc(w).data(), O, K);
+      break;
+    case Precision::bf16:
+      L.w_bf16 = kernels::pack_bf16w_from_f32(hwc(w).data(), O, K);
+      break;
+    case Precision::int8: {
+      std::vector<int8_t> q(size_t(O * K));          // [O, K] PyTorch order
+      std::vector<float> s(static_cast<size_t>(O));  // [O]
+      quantize_rows(w, O, K, K, 8, q.data(), s.data());
+      L.w_q8 = kernels::pack_q8w(hwc(q.data()).data(), O, K, s.data());
+      break;
+    }
+    case Precision::int4: {
+      const int64_t G = L.group > 0 ? L.group : K;
+      std::vector<int8_t> q(size_t(O * K));       // [O, K] PyTorch order
+      std::vector<float> s(size_t(O * (K / G)));  // [O][K / G]
+      quantize_rows(w, O, K, G, 4, q.data(), s.data());
+      // Per channel: any column order keeps the numerics (one scale per row). Grouped: groups are runs of
+      // the PyTorch order, so a KxK layer keeps that order (torch_order im2col) instead of permuting.
+      const std::vector<int8_t> cols = L.torch_order ? q : hwc(q.data());
+      L.w_q4 = kernels::pack_q4w(pack_nibbles(cols.data(), O, K).data(), O, K, L.group, s.data());
+      break;
+    }
+  }
+}
+
+// Depthwise weights w [C, 1, k, k].
+void pack_dw_weights(Layer& L, const float* w) {
+  const int64_t C = L.cout, k = L.k;
+  switch (L.prec) {
+    case Precision::fp32:
+      L.dw_f32 = kernels::pack_dw_f32(w, C, k, k);
+      break;
+    case Precision::bf16: {
+      // bf16 depthwise runs the f32 kernel on bf16-rounded weights and inputs: the products of two bf16
+      // values are exact in f32 and the f32 accumulation is what the fake-quant conv does too.
+      std::vector<float> r(size_t(C * k * k));  // [C, 1, k, k]
+      for (size_t i = 0; i < r.size(); ++i) r[i] = bf16_to_f32(f32_to_bf16(w[i]));
+      L.dw_f32 = kernels::pack_dw_f32(r.data(), C, k, k);
+      break;
+    }
+    case Precision::fp16:
+      L.dw_f16 = kernels::pack_dw_f16(w, C, k, k);
+      break;
+    case Precision::int8:
+    case Precision::int4: {
+      // int4 depthwise: the per-channel int4 values (|q| <= 7, row of k*k never divisible by a group) run
+      // through the int8 kernel, which holds them exactly in s8.
+      std::vector<int8_t> q(size_t(C * k * k));      // [C, k*k]
+      std::vector<float> s(static_cast<size_t>(C));  // [C]
+      quantize_rows(w, C, k * k, k * k, L.prec == Precision::int8 ? 8 : 4, q.data(), s.data());
+      L.dw_q8 = kernels::pack_dw_q8(q.data(), s.data(), C, k, k);
+      break;
+    }
+  }
+}
+
+void set_clamp(Layer& L, models::CnnStep::Act act) {
+  const float inf = std::numeric_limits<float>::infinity();
+  L.lo = act == models::CnnStep::Act::none ? -inf : 0.0f;
+  L.hi = act == models::CnnStep::Act::relu6 ? 6.0f : inf;
+}
+
+}  // namespace
+
+Layer make_conv_layer(const models::ConvUnit& u, const quant::LayerQuant& q, models::CnnStep::Act act) {
+  const models::ConvSpec& S = u.spec;
+  Layer L;
+  L.name = S.conv;
+  L.prec = q.precision;
+  L.cin = S.in, L.cout = S.out, L.k = S.kernel, L.stride = S.stride, L.pad = S.pad;
+  set_clamp(L, act);
+  set_input(L, q);
+  // The folded conv exactly as ConvUnit::forward computes it in eval mode.
+  Tensor w = u.weight, b = u.bias;
+  if (u.has_bn()) {
+    const ops::FoldedConv f = ops::fold_bn(u.weight, u.bias, u.gamma, u.beta, u.running_mean, u.running_var, S.eps);
+    w = f.weight, b = f.bias;
+  }
+  w = w.contiguous();  // [cout, cin/groups, k, k]
+  L.bias.assign(size_t(S.out), 0.0f);
+  if (b.defined()) {
+    const Tensor bc = b.contiguous();  // [cout]
+    std::memcpy(L.bias.data(), bc.data<float>(), sizeof(float) * size_t(S.out));
+  }
+  if (S.groups != 1) {
+    check(S.groups == S.in && S.in == S.out,
+          "native compile: conv '{}' has groups {} with {} -> {} channels; only depthwise (groups == channels) "
+          "and dense convs are supported",
+          S.conv, S.groups, S.in, S.out);
+    L.kind = Kind::depthwise;
+    L.K = S.kernel * S.kernel;
+    pack_dw_weights(L, w.data<float>());
+    return L;
+  }
+  L.kind = S.kernel == 1 && S.stride == 1 ? Kind::gemm : Kind::im2col_gemm;
+  L.K = S.in * S.kernel * S.kernel;
+  if (L.prec == Precision::int4) {
+    L.group = effective_group(L.name, q.weight_group, L.K);
+    L.torch_order = L.group > 0 && S.kernel > 1;
+  }
+  pack_gemm_weights(L, w.data<float>());
+  return L;
+}
+
+Layer make_linear_layer(const models::LinearUnit& u, const quant::LayerQuant& q) {
+  Layer L;
+  L.name = u.name;
+  L.prec = q.precision;
+  L.linear = true;
+  L.kind = Kind::gemm;
+  L.cin = u.in, L.cout = u.out, L.K = u.in;
+  set_clamp(L, models::CnnStep::Act::none);
+  set_input(L, q);
+  if (L.prec == Precision::int4) L.group = effective_group(L.name, q.weight_group, L.K);
+  const Tensor w = u.weight.contiguous(), b = u.bias.contiguous();  // [out, in], [out]
+  L.bias.assign(b.data<float>(), b.data<float>() + u.out);
+  pack_gemm_weights(L, w.data<float>());
+  return L;
+}
+
+size_t Layer::weight_bytes() const {
+  switch (kind) {
+    case Kind::depthwise:
+      if (prec == Precision::fp32 || prec == Precision::bf16) return dw_f32.weight_bytes();
+      if (prec == Precision::fp16) return dw_f16.weight_bytes();
+      return dw_q8.weight_bytes();
+    case Kind::gemm:
+    case Kind::im2col_gemm:
+      switch (prec) {
+        case Precision::fp32:
+          return w_f32.size() * sizeof(float);
+        case Precision::fp16:
+          return w_f16.w.bytes;
+        case Precision::bf16:
+          return w_bf16.w.bytes;
+        case Precision::int8:
+          return w_q8.weight_bytes() + (w_q8.scale.size() + w_q8.colsum.size()) * 4;
+        case Precision::int4:
+          return w_q4.weight_bytes() + (w_q4.scale.size() + w_q4.colsum.size()) * 4;
+      }
+  }
+  return 0;
+}
+
+bool Layer::can_write(Dt d) const {
+  if (d != Dt::f16) return true;  // every path writes f32 and u8
+  // f16 output: our fp32 epilogue, the f16 GEMM and the depthwise kernels; the integer and bf16 GEMMs
+  // offer only f32 / u8 (ops/kernels_lowp.h).
+  return kind == Kind::depthwise || prec == Precision::fp32 || prec == Precision::fp16;
+}
+
+Geom conv_geom(const Layer& L, int64_t H, int64_t W) {
+  Geom g;
+  g.H = H, g.W = W;
+  if (L.linear) {
+    g.OH = g.OW = 1;
+    return g;
+  }
+  if (L.pad == models::PadMode::symmetric) {
+    g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = L.k / 2;
+  } else {  // TF SAME (models/cnn_common.cpp): out = ceil(in / s), extra pixel at the bottom / right
+    auto same = [&](int64_t in, int64_t& before, int64_t& after) {
+      const int64_t out = (in + L.stride - 1) / L.stride;
+      const int64_t total = std::max<int64_t>((out - 1) * L.stride + L.k - in, 0);
+      before = total / 2, after = total - total / 2;
+    };
+    same(H, g.pad_top, g.pad_bottom);
+    same(W, g.pad_left, g.pad_right);
+  }
+  g.OH = (H + g.pad_top + g.pad_bottom - L.k) / L.stride + 1;
+  g.OW = (W + g.pad_left + g.pad_right - L.k) / L.stride + 1;
+  check(g.OH > 0 && g.OW > 0, "native: layer '{}' ({}x{} kernel, stride {}) gets an empty output from a {}x{} input",
+        L.name, L.k, L.k, L.stride, H, W);
+  return g;
+}
+
+kernels::ConvGeom kernel_geom(const Layer& L, const Geom& g) {
+  return kernels::conv_geom(g.H, g.W, L.cin, L.cin, L.k, L.k, L.stride, L.stride, g.pad_top, g.pad_left, g.pad_bottom,
+                            g.pad_right);
+}
+
+namespace {
+
+kernels::LowpOut lowp_out(Dt d) {
+  return d == Dt::f32 ? kernels::LowpOut::f32 : d == Dt::f16 ? kernels::LowpOut::f16 : kernels::LowpOut::u8;
+}
+
+// The fused epilogue of layer L writing `out`; residual rows start at element `res_off` of io.res.
+kernels::LowpEpilogue make_ep(const Layer& L, const LayerIO& io, int64_t res_off) {
+  kernels::LowpEpilogue ep;
+  ep.bias = L.bias.data();
+  ep.clamp_lo = L.lo, ep.clamp_hi = L.hi;
+  ep.out = lowp_out(io.out.dt);
+  ep.out_scale = io.out.scale, ep.out_zp = io.out.zp;
+  if (io.res) {
+    check(io.res_fmt.dt != Dt::f16, "native: layer '{}' residual is f16 (the epilogue reads f32 or u8)", L.name);
+    ep.residual = io.res + res_off * dt_bytes(io.res_fmt.dt);
+    ep.residual_u8 = io.res_fmt.dt == Dt::u8;
+    ep.ld_res = L.cout;
+    ep.res_scale = io.res_fmt.scale, ep.res_zp = io.res_fmt.zp;
+  }
+  return ep;
+}
+
+// The epilogue of ops/kernels_lowp.h (same f32 operations in the same order as lowp_epilogue_scalar) over an
+// f32 accumulator acc [M, N] (fp32 layers: gemm_f32 has no epilogue). C [M, N] may alias acc.
+template <class Store>
+void epilogue_loop(const float* acc, int64_t M, int64_t N, const kernels::LowpEpilogue& ep, Store store) {
+  const float lo = ep.clamp_lo, hi = ep.clamp_hi;
+#pragma omp parallel for if (M * N >= (1 << 15)) schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    const float* a = acc + m * N;
+    const float* rf = ep.residual && !ep.residual_u8 ? static_cast<const float*>(ep.residual) + m * ep.ld_res : nullptr;
+    const uint8_t* ru =
+        ep.residual && ep.residual_u8 ? static_cast<const uint8_t*>(ep.residual) + m * ep.ld_res : nullptr;
+    for (int64_t n = 0; n < N; ++n) {
+      float y = a[n] + ep.bias[n];  // fma(f, 1, bias) == f + bias
+      if (rf) y = y + rf[n];
+      if (ru) y = std::fma(float(int32_t(ru[n]) - ep.res_zp), ep.res_scale, y);
+      y = y > lo ? y : lo;
+      y = y < hi ? y : hi;
+      store(m * N + n, y);
+    }
+  }
+}
+
+void epilogue_f32(const float* acc, int64_t M, int64_t N, const kernels::LowpEpilogue& ep, void* C) {
+  switch (ep.out) {
+    case kernels::LowpOut::f32: {
+      float* y = static_cast<float*>(C);
+      epilogue_loop(acc, M, N, ep, [y](int64_t i, float v) { y[i] = v; });
+      break;
+    }
+    case kernels::LowpOut::f16: {
+      uint16_t* y = static_cast<uint16_t*>(C);
+      epilogue_loop(acc, M, N, ep, [y](int64_t i, float v) { y[i] = f32_to_f16(v); });
+      break;
+    }
+    case kernels::LowpOut::u8: {
+      uint8_t* y = static_cast<uint8_t*>(C);
+      const float inv = 1.0f / ep.out_scale, zp = float(ep.out_zp);
+      epilogue_loop(acc, M, N, ep, [y, inv, zp](int64_t i, float v) {
+        float t = v * inv + 0.0f;
+        t = t + zp;
+        t = t > 0.0f ? t : 0.0f;
+        t = t < 255.0f ? t : 255.0f;
+        y[i] = uint8_t(std::nearbyint(t));
+      });
+      break;
+    }
+  }
+}
+
+// The arguments of one GEMM of layer L: C [M, cout] = epilogue(A [M, lda] * W^T); only the member of L's
+// precision is filled. fp32: gemm_f32 writes `acc` (C itself when the output is f32), the epilogue follows.
+struct AnyGemmArgs {
+  kernels::GemmArgs f32{};
+  kernels::F16GemmArgs f16;
+  kernels::BF16GemmArgs bf16;
+  kernels::Q8GemmArgs q8;
+  kernels::Q4GemmArgs q4;
+};
+
+AnyGemmArgs gemm_args(const Layer& L, int64_t M, const uint8_t* A, int64_t lda, uint8_t* C,
+                      const kernels::LowpEpilogue& ep, float* acc) {
+  AnyGemmArgs a;
+  switch (L.prec) {
+    case Precision::fp32: {
+      float* out = ep.out == kernels::LowpOut::f32 ? reinterpret_cast<float*>(C) : acc;
+      a.f32 = kernels::GemmArgs{
+          M,   L.cout, L.K, reinterpret_cast<const float*>(A), lda, false, L.w_f32.data(), L.cout, false,
+          out, L.cout, 0.0f};
+      break;
+    }
+    case Precision::fp16: {
+      kernels::F16GemmArgs& g = a.f16;
+      g.M = M, g.A = A, g.lda = lda, g.a_f32 = false, g.w = &L.w_f16, g.C = C, g.ldc = L.cout, g.ep = ep;
+      break;
+    }
+    case Precision::bf16: {
+      kernels::BF16GemmArgs& g = a.bf16;  // f32 A, rounded RNE to bf16 in the kernel (= the fake-quant rounding)
+      g.M = M, g.A = A, g.lda = lda, g.a_f32 = true, g.w = &L.w_bf16, g.C = C, g.ldc = L.cout, g.ep = ep;
+      break;
+    }
+    case Precision::int8: {
+      kernels::Q8GemmArgs& g = a.q8;
+      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w_q8, g.C = C, g.ldc = L.cout;
+      g.ep = ep;
+      break;
+    }
+    case Precision::int4: {
+      kernels::Q4GemmArgs& g = a.q4;
+      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w_q4, g.C = C, g.ldc = L.cout;
+      g.ep = ep;
+      break;
+    }
+  }
+  return a;
+}
+
+void gemm(const Layer& L, const GemmFn& fn, int64_t M, const uint8_t* A, int64_t lda, uint8_t* C,
+          const kernels::LowpEpilogue& ep, float* acc) {
+  const AnyGemmArgs a = gemm_args(L, M, A, lda, C, ep, acc);
+  switch (L.prec) {
+    case Precision::fp32:
+      fn.f32(a.f32);
+      epilogue_f32(a.f32.C, M, L.cout, ep, C);
+      break;
+    case Precision::fp16:
+      fn.f16(a.f16);
+      break;
+    case Precision::bf16:
+      fn.bf16(a.bf16);
+      break;
+    case Precision::int8:
+      fn.q8(a.q8);
+      break;
+    case Precision::int4:
+      fn.q4(a.q4);
+      break;
+  }
+}
+
+// The arguments of the first GEMM call of run_layer_ours (what the dispatcher's choice depends on).
+AnyGemmArgs first_gemm_args(const Layer& L, const Geom& g, const LayerIO& io) {
+  const bool col = L.kind == Kind::im2col_gemm;
+  const int64_t M = col ? g.OH * g.OW : io.N * g.OH * g.OW;
+  return gemm_args(L, M, col ? io.col : io.x, col ? L.K : L.cin, io.y, make_ep(L, io, 0), io.acc);
+}
+
+// The dispatcher's choice for `args`, then (all) every other non-reference entry whose ISA is enabled.
+template <class List, class Args, class Set>
+std::vector<GemmFn> list_entries(const List& list, const Args& args, bool all, Set set) {
+  auto entry = [&](const auto& impl) {
+    GemmFn f;
+    f.name = impl.name;
+    set(f, impl.fn);
+    return f;
+  };
+  const auto& first = list.select(args);
+  std::vector<GemmFn> out = {entry(first)};
+  if (!all) return out;
+  for (const auto& impl : list.impls())
+    if (impl.isa != Isa::ref && isa_enabled(impl.isa) && impl.fn != first.fn) out.push_back(entry(impl));
+  return out;
+}
+
+// im2col of a u8 NHWC image with columns in PyTorch order: col [OH*OW, C*KH*KW], column (c*KH + kh)*KW + kw
+// of row oh*OW + ow = x[oh*sh - pt + kh, ow*sw - pl + kw, c], or `pad` (the zero point) outside the image.
+void im2col_torch_order_u8(const uint8_t* x, const kernels::ConvGeom& g, uint8_t pad, uint8_t* col) {
+  const int64_t KK = g.KH * g.KW, K = g.C * KK;
+#pragma omp parallel for if (g.OH * g.OW * K >= (1 << 16)) schedule(static)
+  for (int64_t oh = 0; oh < g.OH; ++oh)
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      uint8_t* row = col + (oh * g.OW + ow) * K;
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t ih = oh * g.stride_h - g.pad_top + kh, iw = ow * g.stride_w - g.pad_left + kw;
+          const int64_t t = kh * g.KW + kw;
+          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
+            for (int64_t c = 0; c < g.C; ++c) row[c * KK + t] = pad;
+          } else {
+            const uint8_t* src = x + (ih * g.W + iw) * g.ldx;
+            for (int64_t c = 0; c < g.C; ++c) row[c * KK + t] = src[c];
+          }
+        }
+    }
+}
+
+}  // namespace
+
+std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO& io, bool all) {
+  const AnyGemmArgs a = first_gemm_args(L, g, io);
+  switch (L.prec) {
+    case Precision::fp32:
+      return list_entries(kernels::gemm_f32_list(), a.f32, all, [](GemmFn& f, kernels::GemmFn fn) { f.f32 = fn; });
+    case Precision::fp16:
+      return list_entries(kernels::gemm_f16_list(), a.f16, all, [](GemmFn& f, kernels::F16GemmFn fn) { f.f16 = fn; });
+    case Precision::bf16:
+      return list_entries(kernels::gemm_bf16_list(), a.bf16, all,
+                          [](GemmFn& f, kernels::BF16GemmFn fn) { f.bf16 = fn; });
+    case Precision::int8:
+      return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
+    case Precision::int4:
+      return list_entries(kernels::gemm_qu8_qc4w_list(), a.q4, all, [](GemmFn& f, kernels::Q4GemmFn fn) { f.q4 = fn; });
+  }
+  return {};
+}
+
+const char* depthwise_impl_name(const Layer& L, const Geom& g, const LayerIO& io) {
+  const kernels::ConvGeom kg = kernel_geom(L, g);
+  const kernels::LowpEpilogue ep = make_ep(L, io, 0);
+  switch (L.prec) {
+    case Precision::fp32:
+    case Precision::bf16: {
+      kernels::DwF32Args a;
+      a.g = kg, a.x = io.x, a.w = &L.dw_f32, a.y = io.y, a.ldy = L.cout, a.ep = ep;
+      return kernels::dwconv_f32_list().select(a).name;
+    }
+    case Precision::fp16: {
+      kernels::DwF16Args a;
+      a.g = kg, a.x = io.x, a.w = &L.dw_f16, a.y = io.y, a.ldy = L.cout, a.ep = ep;
+      return kernels::dwconv_f16_list().select(a).name;
+    }
+    case Precision::int8:
+    case Precision::int4: {
+      kernels::DwQ8Args a;
+      a.g = kg, a.x = io.x, a.w = &L.dw_q8, a.y = io.y, a.ldy = L.cout, a.ep = ep, a.sa = L.in.scale, a.za = L.in.zp;
+      return kernels::dwconv_qu8_qc8w_list().select(a).name;
+    }
+  }
+  return "";
+}
+
+void run_layer_ours(const Layer& L, const Geom& g, const LayerRun& r, const LayerIO& io) {
+  const int64_t ib = dt_bytes(L.in.dt), ob = dt_bytes(io.out.dt);
+  const int64_t in_img = g.H * g.W * L.cin, out_img = g.OH * g.OW * L.cout;  // elements per image
+  switch (L.kind) {
+    case Kind::gemm:
+      gemm(L, r.gemm, io.N * g.OH * g.OW, io.x, L.cin, io.y, make_ep(L, io, 0), io.acc);
+      return;
+    case Kind::im2col_gemm: {
+      const kernels::ConvGeom kg = kernel_geom(L, g);
+      const uint8_t pad_u8 = uint8_t(L.in.zp);
+      const uint16_t pad_f16 = 0;
+      const float pad_f32 = 0.0f;
+      const void* pad = L.in.dt == Dt::u8    ? static_cast<const void*>(&pad_u8)
+                        : L.in.dt == Dt::f16 ? static_cast<const void*>(&pad_f16)
+                                             : static_cast<const void*>(&pad_f32);
+      for (int64_t n = 0; n < io.N; ++n) {
+        const uint8_t* xn = io.x + n * in_img * ib;
+        if (L.torch_order)
+          im2col_torch_order_u8(xn, kg, pad_u8, io.col);
+        else
+          kernels::im2col_nhwc(xn, ib, kg, pad, io.col);
+        gemm(L, r.gemm, g.OH * g.OW, io.col, L.K, io.y + n * out_img * ob, make_ep(L, io, n * out_img), io.acc);
+      }
+      return;
+    }
+    case Kind::depthwise: {
+      const kernels::ConvGeom kg = kernel_geom(L, g);
+      for (int64_t n = 0; n < io.N; ++n) {
+        const kernels::LowpEpilogue ep = make_ep(L, io, n * out_img);
+        const uint8_t* xn = io.x + n * in_img * ib;
+        uint8_t* yn = io.y + n * out_img * ob;
+        switch (L.prec) {
+          case Precision::fp32:
+          case Precision::bf16: {  // bf16: the input was rounded to bf16 by the caller
+            kernels::DwF32Args a;
+            a.g = kg, a.x = xn, a.w = &L.dw_f32, a.y = yn, a.ldy = L.cout, a.ep = ep;
+            kernels::dwconv_f32(a);
+            break;
+          }
+          case Precision::fp16: {
+            kernels::DwF16Args a;
+            a.g = kg, a.x = xn, a.w = &L.dw_f16, a.y = yn, a.ldy = L.cout, a.ep = ep;
+            kernels::dwconv_f16(a);
+            break;
+          }
+          case Precision::int8:
+          case Precision::int4: {
+            kernels::DwQ8Args a;
+            a.g = kg, a.x = xn, a.w = &L.dw_q8, a.y = yn, a.ldy = L.cout, a.ep = ep;
+            a.sa = L.in.scale, a.za = L.in.zp;
+            kernels::dwconv_qu8_qc8w(a);
+            break;
+          }
+        }
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace mpq::native::cnn

@@ -1,0 +1,174 @@
+// The oneDNN convolution alternative of a compiled CNN layer (see cnn_native_onednn.h).
+#include "models/native/cnn_native_onednn.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "ops/onednn/onednn_context.h"
+
+namespace mpq::native::cnn {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+using quant::Precision;
+
+class DnnConv final : public OnednnConv {
+ public:
+  dnnl::convolution_forward prim;
+  memory::desc src_md, dst_md, res_md, bias_md;
+  memory wts;               // weights in the primitive's layout (owned)
+  std::vector<float> bias;  // [cout] f32 (int8: in the accumulator domain)
+  bool bf16_src = false;
+  int64_t src_elems = 0;  // N * H * W * cin
+  bool zp_src = false, zp_dst = false, has_res = false;
+  int32_t src_zp = 0, dst_zp = 0;
+
+  void run(const LayerIO& io) const override {
+    auto& eng = onednn::engine();
+    const void* src = io.x;
+    if (bf16_src) {  // RNE to bf16, the rounding our bf16 GEMM applies to its f32 A at the boundary
+      const float* x = reinterpret_cast<const float*>(io.x);
+      uint16_t* y = reinterpret_cast<uint16_t*>(io.dnn_in);  // [N, H, W, cin] bf16
+      const int64_t n = src_elems;
+#pragma omp parallel for if (n >= (1 << 16)) schedule(static)
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i]);
+      src = io.dnn_in;
+    }
+    memory s(src_md, eng, const_cast<void*>(src)), d(dst_md, eng, io.y);
+    memory b(bias_md, eng, const_cast<float*>(bias.data()));
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}};
+    int32_t zs = src_zp, zd = dst_zp;
+    if (zp_src) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory({{1}, dt::s32, tag::x}, eng, &zs));
+    if (zp_dst) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, memory({{1}, dt::s32, tag::x}, eng, &zd));
+    if (has_res)
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                   memory(res_md, eng, const_cast<uint8_t*>(io.res)));
+    prim.execute(onednn::stream(), args);
+    onednn::stream().wait();
+  }
+};
+
+// Plain weights [cout][cin][k][k] (dense) or [C][1][1][k][k] (depthwise) from L's packed weights, as T.
+template <class T, class Get>
+std::vector<T> plain_weights(const Layer& L, Get get) {
+  std::vector<T> w(size_t(L.cout * (L.kind == Kind::depthwise ? 1 : L.cin) * L.k * L.k));
+  if (L.kind == Kind::depthwise) {  // get(tap, channel)
+    for (int64_t c = 0; c < L.cout; ++c)
+      for (int64_t t = 0; t < L.k * L.k; ++t) w[size_t(c * L.k * L.k + t)] = get(t, c);
+    return w;
+  }
+  for (int64_t o = 0; o < L.cout; ++o)  // get(o, column) with column (kh*k + kw)*cin + c
+    for (int64_t c = 0; c < L.cin; ++c)
+      for (int64_t t = 0; t < L.k * L.k; ++t) w[size_t((o * L.cin + c) * L.k * L.k + t)] = get(o, t * L.cin + c);
+  return w;
+}
+
+}  // namespace
+
+std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, const LayerIO& io) {
+  const bool dw = L.kind == Kind::depthwise;
+  if (L.linear || L.torch_order) return nullptr;
+  if (L.prec == Precision::int4 || L.prec == Precision::fp16) return nullptr;
+  if (io.res && io.res_fmt.dt != Dt::f32) return nullptr;
+  const bool q8 = L.prec == Precision::int8;
+  if (io.out.dt == Dt::f16 || (!q8 && io.out.dt != Dt::f32)) return nullptr;
+  const bool u8_out = io.out.dt == Dt::u8;
+  if (u8_out && io.res) return nullptr;  // the residual would have to be added in the u8 output's scaled domain
+
+  auto c = std::make_shared<DnnConv>();
+  auto& eng = onednn::engine();
+  const dt src_dt = q8 ? dt::u8 : L.prec == Precision::bf16 ? dt::bf16 : dt::f32;
+  const dt wei_dt = q8 ? dt::s8 : L.prec == Precision::bf16 ? dt::bf16 : dt::f32;
+  const memory::dims src_dims{io.N, L.cin, g.H, g.W}, dst_dims{io.N, L.cout, g.OH, g.OW};
+  const memory::dims wdims = dw ? memory::dims{L.cout, 1, 1, L.k, L.k} : memory::dims{L.cout, L.cin, L.k, L.k};
+  c->src_md = memory::desc(src_dims, src_dt, tag::nhwc);
+  c->dst_md = memory::desc(dst_dims, u8_out ? dt::u8 : dt::f32, tag::nhwc);
+  c->bias_md = memory::desc({L.cout}, dt::f32, tag::x);
+  c->bf16_src = L.prec == Precision::bf16;
+  c->src_elems = io.N * g.H * g.W * L.cin;
+
+  dnnl::primitive_attr attr;
+  dnnl::post_ops ops;
+  float inv_os = 1.0f;
+  c->bias = L.bias;
+  if (q8) {
+    const float* ws = dw ? L.dw_q8.scale.data() : L.w_q8.scale.data();
+    inv_os = u8_out ? 1.0f / io.out.scale : 1.0f;
+    std::vector<float> osc(size_t(L.cout));  // [cout]
+    for (int64_t o = 0; o < L.cout; ++o) {
+      osc[size_t(o)] = L.in.scale * ws[o] * inv_os;
+      c->bias[size_t(o)] = L.bias[size_t(o)] / (L.in.scale * ws[o]);  // accumulator domain
+    }
+    attr.set_output_scales(1 << 1, osc);
+    c->src_zp = L.in.zp, c->zp_src = L.in.zp != 0;
+    if (c->zp_src) attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    c->dst_zp = io.out.zp, c->zp_dst = u8_out && io.out.zp != 0;
+    if (c->zp_dst) attr.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+  }
+  if (io.res) {
+    c->res_md = memory::desc(dst_dims, dt::f32, tag::nhwc);
+    c->has_res = true;
+    ops.append_binary(dnnl::algorithm::binary_add, c->res_md);
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  if (L.lo == 0.0f && L.hi == inf)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  else if (!(L.lo == -inf && L.hi == inf))
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip_v2, L.lo * inv_os, L.hi * inv_os);
+  attr.set_post_ops(ops);
+
+  using F = dnnl::convolution_forward;
+  const memory::desc w_any(wdims, wei_dt, tag::any);
+  const F::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, c->src_md, w_any, c->bias_md,
+                  c->dst_md, {L.stride, L.stride}, {g.pad_top, g.pad_left}, {g.pad_bottom, g.pad_right});
+  std::unique_ptr<F::primitive_desc> pd;
+  try {
+    pd = std::make_unique<F::primitive_desc>(d, attr, eng);
+  } catch (const dnnl::error&) {
+    return nullptr;  // no implementation for this combination
+  }
+  const std::string impl = pd->impl_info_str();
+  if (impl.rfind("ref", 0) == 0) return nullptr;  // oneDNN's reference code: never the faster one
+  c->prim = F(*pd);
+
+  // Weights: L's packed values -> plain -> the primitive's layout, once.
+  const memory::desc plain_md(wdims, wei_dt, dw ? tag::goihw : tag::oihw);
+  c->wts = memory(pd->weights_desc(), eng);
+  auto reorder_in = [&](void* data) {
+    memory src(plain_md, eng, data);
+    dnnl::reorder(src, c->wts).execute(onednn::stream(), src, c->wts);
+    onednn::stream().wait();
+  };
+  if (q8) {
+    std::vector<int8_t> w = dw ? plain_weights<int8_t>(L, [&](int64_t t, int64_t ch) { return L.dw_q8.at(t, ch); })
+                               : plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q8.at(o, k); });
+    reorder_in(w.data());
+  } else if (L.prec == Precision::bf16) {
+    std::vector<uint16_t> w =
+        dw ? plain_weights<uint16_t>(L, [&](int64_t t, int64_t ch) { return f32_to_bf16(L.dw_f32.at(t, ch)); })
+           : plain_weights<uint16_t>(L, [&](int64_t o, int64_t k) { return L.w_bf16.at(o, k); });
+    reorder_in(w.data());
+  } else {
+    std::vector<float> w =
+        dw ? plain_weights<float>(L, [&](int64_t t, int64_t ch) { return L.dw_f32.at(t, ch); })
+           : plain_weights<float>(L, [&](int64_t o, int64_t k) { return L.w_f32[size_t(k * L.cout + o)]; });
+    reorder_in(w.data());
+  }
+  c->name_ = fmt::format("conv_{}{}__onednn({})",
+                         q8                          ? "u8s8"
+                         : L.prec == Precision::bf16 ? "bf16"
+                                                     : "f32",
+                         dw ? "_dw" : "", impl);
+  return c;
+}
+
+}  // namespace mpq::native::cnn
