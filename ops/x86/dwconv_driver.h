@@ -3,25 +3,25 @@
 // with its own ISA flags (as ops/x86/gemm_lowp_driver.h, whose Epi epilogue it reuses).
 //
 // Work split: items = (output row oh, block of 16 channels), numbered row-major, contiguous near-equal
-// ranges per OpenMP thread. Within a row a thread walks column strips OUTSIDE and its channel blocks
-// INSIDE, so a strip's input (KH rows x strip width x C) is read from L2 once and then hit in L1 by every
-// channel block, instead of re-streaming whole input rows once per channel block.
-//   strips: left border pixels (window leaves the image), interior tiles of 8 / 4 / 1 pixels, right
-//   border pixels; rows of taps outside the image are skipped for the whole output row ([kh0, kh1)).
-//   per (strip, channel block): 3x3 weights -> 9 registers (reloaded from L1 per strip: 9 loads per 72
-//   multiply-adds), P accumulators, every pixel's taps in (kh, kw) ascending order -- the reference's
-//   order, so the float paths are bit-exact with it -- then Epi::store16s (the shared LowpEpilogue).
-//   Other kernel sizes (not used by the models) take a runtime-K path with weights loaded per tap.
+// ranges per OpenMP thread.
+// 3x3 with stride 1 or 2 (every depthwise layer of the models): output rows go in pairs (when both rows
+// of a pair have the same channel-block range), columns in tiles of 8 / 7 / 4 / 2 / 1 pixels, and per
+// (tile, channel block) dw_tile_rows runs input-driven: each input vector of the tile's window is loaded
+// and widened ONCE and multiplied into every accumulator whose window holds it (up to 6 for stride 1),
+// weights in 9 registers. Taps outside the image (rows or columns) are skipped. A tile's input
+// (4 rows x 10 pixels x 16 channels) stays in L1 across its channel blocks.
+// Other kernels / strides: dw_tile_generic, weights loaded per tap, border pixels one at a time.
+// Every accumulator receives its taps in (kh, kw) ascending order -- the reference's order, so the float
+// paths are bit-exact with it -- and leaves through dw_store16 (the shared LowpEpilogue sequence).
 // Channel tail (C % 16): masked loads and stores; the packed weights are padded to Cp (multiple of 32),
 // so weight loads never need a mask.
 //
 // Ops policy (one per dtype):
-//   using Args, Acc (accumulator vector), WVec (widened weights), Elem (input element);
-//   static WVec load_w(const Args&, int64_t t, int64_t c0);      // tap t, channels c0..c0+15
-//   static Acc start(const Args&, WVec wsum);                    // accumulator before the taps, given the
-//   static WVec wadd(WVec, WVec);                                //   sum of the window's valid weights
-//   static constexpr bool kWsum;                                 // start() needs wsum (int8 zero point)
-//   template <bool Full> static Acc mac(Acc, const Elem* x, __mmask16, WVec);   // one tap
+//   using Args, Acc (accumulator vector), WVec (widened weights), XVec (widened input), Elem, Ctx;
+//   static Ctx ctx(const Args&);                                   // per-call constants (int8: za)
+//   static WVec load_w(const Args&, int64_t t, int64_t c0);        // tap t, channels c0..c0+15
+//   template <bool Full> static XVec load_x(const Elem*, __mmask16, const Ctx&);
+//   static Acc zero(); static Acc fma(Acc, XVec, WVec);            // acc + x * w
 //   static __m512 pre_scale(Acc); static __m512 scale(const Args&, const Epi&, int64_t c0);
 //   static float epi_sa(const Args&);
 #pragma once
@@ -84,111 +84,148 @@ inline void dw_store16(const Epi& e, __m512 f, __m512 sc, __m512 b, int64_t m, i
   }
 }
 
-// Per output row: what every strip of the row shares.
+// Per output row: what every tile of the row shares.
 template <class Ops>
 struct DwRow {
   using Args = typename Ops::Args;
   using Elem = typename Ops::Elem;
   const Args& a;
   const Epi& e;
+  const typename Ops::Ctx& k;
   const Elem* x;  // input [H, W, ldx]
   int64_t oh, ih0, kh0, kh1;
 };
 
-// Channel block c0 of pixels [ow0, ow0 + P) (P == 1 with Border: one pixel whose window may leave the
-// image left / right). KT = 3: 3x3 weights in registers; KT = 0: any kernel, weights loaded per tap.
-template <class Ops, int KT, int P, bool Full, bool Border>
-void dw_tile(const DwRow<Ops>& r, int64_t c0, __mmask16 mask, int64_t ow0) {
+// Any kernel / stride: pixels [ow0, ow0 + P) of row r, channel block c0, taps kh in [r.kh0, r.kh1),
+// kw in [kw0, kw1) (the caller clips kw for a border pixel, P == 1), weights loaded per tap.
+template <class Ops, int P, bool Full>
+void dw_tile_generic(const DwRow<Ops>& r, int64_t c0, __mmask16 mask, int64_t ow0, int64_t kw0, int64_t kw1) {
   using Acc = typename Ops::Acc;
-  using WVec = typename Ops::WVec;
   const auto& a = r.a;
   const ConvGeom& g = a.g;
-  const int64_t ldx = g.ldx, step = g.stride_w * ldx;
-  const int64_t iw0 = ow0 * g.stride_w - g.pad_left;
-  // valid kw range: all for interior tiles; clipped for a border pixel
-  const int64_t kw0 = Border ? std::max<int64_t>(0, -iw0) : 0;
-  const int64_t kw1 = Border ? std::min<int64_t>(g.KW, g.W - iw0) : g.KW;
+  const int64_t ldx = g.ldx, step = g.stride_w * ldx, iw0 = ow0 * g.stride_w - g.pad_left;
   Acc acc[P];
-  if constexpr (KT > 0) {
-    WVec wr[KT * KT];
-#pragma GCC unroll 9
-    for (int t = 0; t < KT * KT; ++t) wr[t] = Ops::load_w(a, t, c0);
-    Acc start;
-    if constexpr (Ops::kWsum) {
-      WVec ws = _mm512_setzero_si512();
-#pragma GCC unroll 3
-      for (int kh = 0; kh < KT; ++kh)
-#pragma GCC unroll 3
-        for (int kw = 0; kw < KT; ++kw)
-          if (kh >= r.kh0 && kh < r.kh1 && kw >= kw0 && kw < kw1) ws = Ops::wadd(ws, wr[kh * KT + kw]);
-      start = Ops::start(a, ws);
-    } else {
-      start = Ops::start(a, wr[0]);
-    }
 #pragma GCC unroll 8
-    for (int p = 0; p < P; ++p) acc[p] = start;
-#pragma GCC unroll 3
-    for (int kh = 0; kh < KT; ++kh) {
-      if (kh < r.kh0 || kh >= r.kh1) continue;
-      // element offset of tap (kh, 0) of pixel ow0 (negative left of the image: only valid taps are loaded)
-      const int64_t off = ((r.ih0 + kh) * g.W + iw0) * ldx + c0;
+  for (int p = 0; p < P; ++p) acc[p] = Ops::zero();
+  for (int64_t kh = r.kh0; kh < r.kh1; ++kh)
+    for (int64_t kw = kw0; kw < kw1; ++kw) {
+      const typename Ops::WVec w = Ops::load_w(a, kh * g.KW + kw, c0);
+      const int64_t off = ((r.ih0 + kh) * g.W + iw0 + kw) * ldx + c0;  // valid tap (kh, kw) of pixel ow0
 #pragma GCC unroll 8
       for (int p = 0; p < P; ++p)
-#pragma GCC unroll 3
-        for (int kw = 0; kw < KT; ++kw)
-          if (!Border || (kw >= kw0 && kw < kw1))
-            acc[p] = Ops::template mac<Full>(acc[p], r.x + (off + p * step + kw * ldx), mask, wr[kh * KT + kw]);
+        acc[p] = Ops::fma(acc[p], Ops::template load_x<Full>(r.x + (off + p * step), mask, r.k), w);
     }
-  } else {
-    WVec ws = Ops::load_w(a, 0, c0);
-    if constexpr (Ops::kWsum) {
-      ws = _mm512_setzero_si512();
-      for (int64_t kh = r.kh0; kh < r.kh1; ++kh)
-        for (int64_t kw = kw0; kw < kw1; ++kw) ws = Ops::wadd(ws, Ops::load_w(a, kh * g.KW + kw, c0));
-    }
-    const Acc start = Ops::start(a, ws);
-#pragma GCC unroll 8
-    for (int p = 0; p < P; ++p) acc[p] = start;
-    for (int64_t kh = r.kh0; kh < r.kh1; ++kh)
-      for (int64_t kw = kw0; kw < kw1; ++kw) {
-        const WVec w = Ops::load_w(a, kh * g.KW + kw, c0);
-        const int64_t off = ((r.ih0 + kh) * g.W + iw0 + kw) * ldx + c0;  // valid tap (kh, kw) of pixel ow0
-#pragma GCC unroll 8
-        for (int p = 0; p < P; ++p) acc[p] = Ops::template mac<Full>(acc[p], r.x + (off + p * step), mask, w);
-      }
-  }
   const __m512 sc = Ops::scale(a, r.e, c0), bias = r.e.bias16(c0, mask);
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p)
     dw_store16<Full>(r.e, Ops::pre_scale(acc[p]), sc, bias, r.oh * g.OW + ow0 + p, c0, mask, a.y, a.ldy);
 }
 
-// Channel blocks [b0, b1) of pixels [ow0, ow0 + P).
-template <class Ops, int KT, int P, bool Border>
-void dw_strip(const DwRow<Ops>& r, int64_t b0, int64_t b1, int64_t ow0) {
+template <class Ops, int P>
+void dw_generic_blocks(const DwRow<Ops>& r, int64_t b0, int64_t b1, int64_t ow0, int64_t kw0, int64_t kw1) {
   const int64_t C = r.a.g.C;
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t c0 = b * 16;
     if (C - c0 >= 16)
-      dw_tile<Ops, KT, P, true, Border>(r, c0, __mmask16(0xffff), ow0);
+      dw_tile_generic<Ops, P, true>(r, c0, __mmask16(0xffff), ow0, kw0, kw1);
     else
-      dw_tile<Ops, KT, P, false, Border>(r, c0, lane_mask(int(C - c0)), ow0);
+      dw_tile_generic<Ops, P, false>(r, c0, lane_mask(int(C - c0)), ow0, kw0, kw1);
   }
 }
 
-template <class Ops, int KT>
-void dw_row(const DwRow<Ops>& r, int64_t b0, int64_t b1) {
+template <class Ops>
+void dw_row_generic(const DwRow<Ops>& r, int64_t b0, int64_t b1) {
   const ConvGeom& g = r.a.g;
   // interior columns: iw0 = ow * stride_w - pad_left >= 0 and iw0 + KW <= W
   const int64_t ow_lo = std::min<int64_t>(g.OW, (g.pad_left + g.stride_w - 1) / g.stride_w);
   const int64_t room = g.W - g.KW + g.pad_left;
   const int64_t ow_hi = room < 0 ? ow_lo : std::max(ow_lo, std::min<int64_t>(g.OW, room / g.stride_w + 1));
-  for (int64_t ow = 0; ow < ow_lo; ++ow) dw_strip<Ops, KT, 1, true>(r, b0, b1, ow);
+  auto border = [&](int64_t ow) {
+    const int64_t iw0 = ow * g.stride_w - g.pad_left;
+    dw_generic_blocks<Ops, 1>(r, b0, b1, ow, std::max<int64_t>(0, -iw0), std::min<int64_t>(g.KW, g.W - iw0));
+  };
+  for (int64_t ow = 0; ow < ow_lo; ++ow) border(ow);
   int64_t ow = ow_lo;
-  for (; ow + 8 <= ow_hi; ow += 8) dw_strip<Ops, KT, 8, false>(r, b0, b1, ow);
-  for (; ow + 4 <= ow_hi; ow += 4) dw_strip<Ops, KT, 4, false>(r, b0, b1, ow);
-  for (; ow < ow_hi; ++ow) dw_strip<Ops, KT, 1, false>(r, b0, b1, ow);
-  for (ow = ow_hi; ow < g.OW; ++ow) dw_strip<Ops, KT, 1, true>(r, b0, b1, ow);
+  for (; ow + 8 <= ow_hi; ow += 8) dw_generic_blocks<Ops, 8>(r, b0, b1, ow, 0, g.KW);
+  for (; ow + 4 <= ow_hi; ow += 4) dw_generic_blocks<Ops, 4>(r, b0, b1, ow, 0, g.KW);
+  for (; ow < ow_hi; ++ow) dw_generic_blocks<Ops, 1>(r, b0, b1, ow, 0, g.KW);
+  for (ow = ow_hi; ow < g.OW; ++ow) border(ow);
+}
+
+// 3x3, stride S (1 or 2): pixels [ow0, ow0 + P) of R output rows oh .. oh + R - 1 (r: row oh), one channel
+// block. Input rows and, within a row, input columns are walked in ascending order, so each accumulator
+// receives its taps in (kh, kw) ascending order; rows / columns outside the image are skipped.
+template <class Ops, int S, int P, int R, bool Full>
+void dw_tile_rows(const DwRow<Ops>& r, int64_t c0, __mmask16 mask, int64_t ow0) {
+  using Acc = typename Ops::Acc;
+  using WVec = typename Ops::WVec;
+  using XVec = typename Ops::XVec;
+  constexpr int NIR = (R - 1) * S + 3, NQ = (P - 1) * S + 3;  // input rows / columns of the tile
+  const auto& a = r.a;
+  const ConvGeom& g = a.g;
+  const int64_t ldx = g.ldx, iw0 = ow0 * S - g.pad_left;
+  const int64_t q_lo = std::max<int64_t>(0, -iw0), q_hi = std::min<int64_t>(NQ, g.W - iw0);  // valid columns
+  WVec wr[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; ++t) wr[t] = Ops::load_w(a, t, c0);
+  Acc acc[R][P];
+#pragma GCC unroll 2
+  for (int j = 0; j < R; ++j)
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) acc[j][p] = Ops::zero();
+#pragma GCC unroll 5
+  for (int ir = 0; ir < NIR; ++ir) {
+    const int64_t ih = r.ih0 + ir;
+    if (ih < 0 || ih >= g.H) continue;                // padding rows: their taps are skipped for every output row
+    const int64_t off = (ih * g.W + iw0) * ldx + c0;  // column q at off + q * ldx (valid q only)
+#pragma GCC unroll 17
+    for (int q = 0; q < NQ; ++q) {
+      if (q < q_lo || q >= q_hi) continue;  // padding columns
+      const XVec xv = Ops::template load_x<Full>(r.x + (off + q * ldx), mask, r.k);
+#pragma GCC unroll 2
+      for (int j = 0; j < R; ++j) {
+        const int kh = ir - j * S;
+        if (kh < 0 || kh > 2) continue;
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) {
+          const int kw = q - p * S;
+          if (kw < 0 || kw > 2) continue;
+          acc[j][p] = Ops::fma(acc[j][p], xv, wr[kh * 3 + kw]);
+        }
+      }
+    }
+  }
+  const __m512 sc = Ops::scale(a, r.e, c0), bias = r.e.bias16(c0, mask);
+#pragma GCC unroll 2
+  for (int j = 0; j < R; ++j)
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p)
+      dw_store16<Full>(r.e, Ops::pre_scale(acc[j][p]), sc, bias, (r.oh + j) * g.OW + ow0 + p, c0, mask, a.y, a.ldy);
+}
+
+template <class Ops, int S, int P, int R>
+void dw_rows_blocks(const DwRow<Ops>& r, int64_t b0, int64_t b1, int64_t ow0) {
+  const int64_t C = r.a.g.C;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t c0 = b * 16;
+    if (C - c0 >= 16)
+      dw_tile_rows<Ops, S, P, R, true>(r, c0, __mmask16(0xffff), ow0);
+    else
+      dw_tile_rows<Ops, S, P, R, false>(r, c0, lane_mask(int(C - c0)), ow0);
+  }
+}
+
+// 3x3, stride S: R (1 or 2) output rows from r.oh, all columns in tiles of 8 / 7 / 4 / 2 / 1 pixels
+// (7: the 7x7 layers in one tile; 14 = 8 + 4 + 2; 28, 56, 112 in tiles of 8).
+template <class Ops, int S, int R>
+void dw_rows3(const DwRow<Ops>& r, int64_t b0, int64_t b1) {
+  const int64_t OW = r.a.g.OW;
+  int64_t ow = 0;
+  for (; ow + 8 <= OW; ow += 8) dw_rows_blocks<Ops, S, 8, R>(r, b0, b1, ow);
+  if (OW - ow == 7) dw_rows_blocks<Ops, S, 7, R>(r, b0, b1, ow), ow += 7;
+  if (OW - ow >= 4) dw_rows_blocks<Ops, S, 4, R>(r, b0, b1, ow), ow += 4;
+  if (OW - ow >= 2) dw_rows_blocks<Ops, S, 2, R>(r, b0, b1, ow), ow += 2;
+  if (OW - ow >= 1) dw_rows_blocks<Ops, S, 1, R>(r, b0, b1, ow), ow += 1;
 }
 
 template <class Ops>
@@ -197,16 +234,31 @@ void dw_run(const typename Ops::Args& a) {
   const Epi e(a.ep, Ops::epi_sa(a));
   const int64_t nblocks = (g.C + 15) / 16, items = g.OH * nblocks;
   const auto* x = static_cast<const typename Ops::Elem*>(a.x);
-  // items [i0, i1) -> per output row, its channel-block range
+  const typename Ops::Ctx k = Ops::ctx(a);
+  // items [i0, i1) -> per output row, its channel-block range; 3x3 rows with stride 1 / 2 go in pairs
+  // when both rows of the pair have the same block range
+  const bool rows3 = g.KH == 3 && g.KW == 3 && g.stride_h == g.stride_w && (g.stride_w == 1 || g.stride_w == 2);
   auto work = [&](int64_t i0, int64_t i1) {
-    for (int64_t oh = i0 / nblocks; oh * nblocks < i1; ++oh) {
-      const int64_t b0 = std::max<int64_t>(0, i0 - oh * nblocks), b1 = std::min<int64_t>(nblocks, i1 - oh * nblocks);
+    auto range = [&](int64_t oh, int64_t& b0, int64_t& b1) {
+      b0 = std::max<int64_t>(0, i0 - oh * nblocks), b1 = std::min<int64_t>(nblocks, i1 - oh * nblocks);
+    };
+    for (int64_t oh = i0 / nblocks; oh < g.OH && oh * nblocks < i1;) {
+      int64_t b0, b1, c0, c1;
+      range(oh, b0, b1);
       const int64_t ih0 = oh * g.stride_h - g.pad_top;
-      const DwRow<Ops> r{a, e, x, oh, ih0, std::max<int64_t>(0, -ih0), std::min<int64_t>(g.KH, g.H - ih0)};
-      if (g.KH == 3 && g.KW == 3)
-        dw_row<Ops, 3>(r, b0, b1);
+      const DwRow<Ops> r{a, e, k, x, oh, ih0, std::max<int64_t>(0, -ih0), std::min<int64_t>(g.KH, g.H - ih0)};
+      if (!rows3) {
+        dw_row_generic<Ops>(r, b0, b1);
+        ++oh;
+        continue;
+      }
+      bool pair = oh + 1 < g.OH && (oh + 1) * nblocks < i1;
+      if (pair) range(oh + 1, c0, c1), pair = c0 == b0 && c1 == b1;
+      if (g.stride_w == 1)
+        pair ? dw_rows3<Ops, 1, 2>(r, b0, b1) : dw_rows3<Ops, 1, 1>(r, b0, b1);
       else
-        dw_row<Ops, 0>(r, b0, b1);
+        pair ? dw_rows3<Ops, 2, 2>(r, b0, b1) : dw_rows3<Ops, 2, 1>(r, b0, b1);
+      oh += pair ? 2 : 1;
     }
   };
   // ~1 tap of 16 channels per cycle: below ~64k taps a second thread costs more than it saves.

@@ -11,20 +11,22 @@ struct DwF16Ops {
   using Args = DwF16Args;
   using Acc = __m512;
   using WVec = __m512;
+  using XVec = __m512;
   using Elem = uint16_t;
+  struct Ctx {};
+  static Ctx ctx(const Args&) { return {}; }
   // packed f16 [KH*KW][Cp]: 16 halves = 32 aligned bytes per block
   static WVec load_w(const Args& a, int64_t t, int64_t c0) {
     const auto* w = reinterpret_cast<const uint16_t*>(a.w->w.data()) + t * a.w->Cp + c0;
     return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(w)));
   }
-  static constexpr bool kWsum = false;
-  static Acc start(const Args&, WVec) { return _mm512_setzero_ps(); }
-  static WVec wadd(WVec a, WVec b) { return _mm512_add_ps(a, b); }
   template <bool Full>
-  static Acc mac(Acc acc, const uint16_t* x, __mmask16 m, WVec w) {
-    const __m256i h = Full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)) : _mm256_maskz_loadu_epi16(m, x);
-    return _mm512_fmadd_ps(_mm512_cvtph_ps(h), w, acc);
+  static XVec load_x(const uint16_t* x, __mmask16 m, const Ctx&) {
+    return _mm512_cvtph_ps(Full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))
+                                : _mm256_maskz_loadu_epi16(m, x));
   }
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Acc fma(Acc acc, XVec x, WVec w) { return _mm512_fmadd_ps(x, w, acc); }  // fma(x, w, acc)
   static __m512 pre_scale(Acc acc) { return acc; }
   static __m512 scale(const Args&, const Epi&, int64_t) { return _mm512_set1_ps(1.0f); }
   static float epi_sa(const Args&) { return 1.0f; }

@@ -11,19 +11,20 @@ struct DwF32Ops {
   using Args = DwF32Args;
   using Acc = __m512;
   using WVec = __m512;
+  using XVec = __m512;
   using Elem = float;
+  struct Ctx {};
+  static Ctx ctx(const Args&) { return {}; }
   // packed f32 [KH*KW][Cp]; Cp % 32 == 0 and c0 % 16 == 0, so every block is 64-byte aligned
   static WVec load_w(const Args& a, int64_t t, int64_t c0) {
     return _mm512_load_ps(reinterpret_cast<const float*>(a.w->w.data()) + t * a.w->Cp + c0);
   }
-  static constexpr bool kWsum = false;
-  static Acc start(const Args&, WVec) { return _mm512_setzero_ps(); }
-  static WVec wadd(WVec a, WVec b) { return _mm512_add_ps(a, b); }
   template <bool Full>
-  static Acc mac(Acc acc, const float* x, __mmask16 m, WVec w) {
-    const __m512 v = Full ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m, x);
-    return _mm512_fmadd_ps(v, w, acc);
+  static XVec load_x(const float* x, __mmask16 m, const Ctx&) {
+    return Full ? _mm512_loadu_ps(x) : _mm512_maskz_loadu_ps(m, x);
   }
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Acc fma(Acc acc, XVec x, WVec w) { return _mm512_fmadd_ps(x, w, acc); }  // fma(x, w, acc)
   static __m512 pre_scale(Acc acc) { return acc; }
   static __m512 scale(const Args&, const Epi&, int64_t) { return _mm512_set1_ps(1.0f); }
   static float epi_sa(const Args&) { return 1.0f; }
