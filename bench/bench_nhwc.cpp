@@ -4,6 +4,8 @@
 //
 //   build/bench_nhwc --benchmark_min_time=0.2 --benchmark_repetitions=5 --benchmark_report_aggregates_only
 //   MPQ_BENCH_THREADS=1 build/bench_nhwc ...      (one core)
+//   --benchmark_enable_random_interleaving=true   (recommended on a shared machine: ours and oneDNN see
+//                                                  the same background load)
 //
 // Every variant computes bias + ReLU6: f32 -> f32, f16 -> f16, int8 u8 -> u8 (requantized), which is
 // what the MobileNetV2 executor runs between the expansion and projection 1x1 convs. Counters: GMAC/s
@@ -187,6 +189,47 @@ void bm_onednn(benchmark::State& st, DwShape s, std::string kind) {
   counters(st, g, nin * (q ? 1 : 4), nout * (q ? 1 : 4));
 }
 
+// The other NHWC kernels on model shapes, each list entry (fast first, reference last) in the same run:
+// ResNet50's stem max pool (112x112x64, 3x3 stride 2, SAME), its global average pool (7x7x2048), and the
+// precision-boundary conversions on MobileNetV2's largest activation (112x112x96). Counter: GB/s.
+void bm_misc(benchmark::State& st, std::string op, size_t impl_index) {
+  mpq::set_num_threads(threads());
+  const int64_t n = 112 * 112 * 96;
+  const auto xf = rand_f(size_t(n), 1, -3.0f, 3.0f);  // [n] f32
+  const auto xq = rand_u8(size_t(n), 2);              // [n] u8
+  std::vector<uint16_t> xh(static_cast<size_t>(n));   // [n] f16
+  for (int64_t i = 0; i < n; ++i) xh[size_t(i)] = mpq::f32_to_f16(xf[size_t(i)]);
+  std::vector<uint8_t> out(static_cast<size_t>(n) * 4);  // large enough for every output below
+  auto run = [&](const auto& list, auto args, size_t bytes) {
+    const auto& impls = list.impls();
+    if (impl_index >= impls.size()) return st.SkipWithError("no such entry");
+    const auto& i = impls[impl_index];
+    if (!mpq::isa_detected(i.isa)) return st.SkipWithError("ISA not available");
+    st.SetLabel(i.name);
+    loop(st, [&] { i.fn(args); });
+    st.counters["GB/s"] =
+        benchmark::Counter(double(bytes) * double(st.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+  };
+  if (op == "maxpool_f32" || op == "maxpool_u8") {
+    const bool q = op == "maxpool_u8";
+    const ConvGeom g = conv_geom_same(112, 112, 64, 0, 3, 3, 2, 2);
+    const MaxPoolArgs a{q ? mpq::DType::u8 : mpq::DType::f32, q ? static_cast<const void*>(xq.data()) : xf.data(), g,
+                        out.data(), 64};
+    run(maxpool_nhwc_list(), a, size_t(112 * 112 * 64 + 56 * 56 * 64) * (q ? 1 : 4));
+  } else if (op == "gap_f32") {
+    const GapArgs a{mpq::DType::f32, xf.data(), 49, 2048, 2048, 1.0f, 0, reinterpret_cast<float*>(out.data())};
+    run(global_avgpool_nhwc_list(), a, size_t(49 * 2048) * 4);
+  } else if (op == "quantize") {
+    run(quantize_f32_u8_list(), CvtArgs{n, xf.data(), out.data(), 0.03f, 128}, size_t(n) * 5);
+  } else if (op == "dequantize") {
+    run(dequantize_u8_f32_list(), CvtArgs{n, xq.data(), out.data(), 0.03f, 128}, size_t(n) * 5);
+  } else if (op == "f32_to_f16") {
+    run(convert_f32_f16_list(), CvtArgs{n, xf.data(), out.data()}, size_t(n) * 6);
+  } else if (op == "f16_to_f32") {
+    run(convert_f16_f32_list(), CvtArgs{n, xh.data(), out.data()}, size_t(n) * 6);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,6 +245,12 @@ int main(int argc, char** argv) {
     reg("q8/ours", [s](benchmark::State& st) { bm_ours(st, s, "q8", "dwconv_qu8_qc8w_c16__avx512vnni"); });
     reg("q8/onednn", [s](benchmark::State& st) { bm_onednn(st, s, "q8"); });
   }
+  for (const char* op : {"maxpool_f32", "maxpool_u8", "gap_f32", "quantize", "dequantize", "f32_to_f16", "f16_to_f32"})
+    for (size_t i = 0; i < 2; ++i)
+      benchmark::RegisterBenchmark((std::string("misc/") + op + (i == 0 ? "/fast" : "/ref")).c_str(),
+                                   [op, i](benchmark::State& st) { bm_misc(st, op, i); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

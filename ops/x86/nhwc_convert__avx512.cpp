@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "ops/kernels_nhwc.h"
 
@@ -35,6 +36,14 @@ void chunked(int64_t n, Fn fn) {
 }
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u); }
+
+// Elements of [i0, i1) before the f32 stream f32s (input or output) reaches a 64-byte boundary: the loops
+// do them as a masked head, because 64-byte accesses that split cache lines cost ~30 % on a 1.2M-element
+// dequantize (bench/bench_nhwc.cpp, misc/*).
+inline int64_t head16(int64_t i0, int64_t i1, const void* f32s) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(f32s) + uintptr_t(i0) * 4;
+  return addr % 4 == 0 ? std::min<int64_t>(i1 - i0, int64_t((64 - addr % 64) % 64 / 4)) : 0;
+}
 
 inline __m512i quantize16(__m512 x, __m512 s, __m512 zp) {
   __m512 t = _mm512_div_ps(x, s);
@@ -68,15 +77,24 @@ void quantize_f32_u8__avx512(const CvtArgs& a) {
   check_cvt_args(a, "quantize_f32_u8");
   const auto* x = static_cast<const float*>(a.x);
   auto* y = static_cast<uint8_t*>(a.y);
-  const __m512 s = _mm512_set1_ps(a.scale), zp = _mm512_set1_ps(float(a.zp));
   chunked(a.n, [&](int64_t i0, int64_t i1) {
+    auto* const __restrict xl = x;
+    auto* const __restrict yl = y;
+    // locals, not captures: stores through y may alias captured __m512 objects (may_alias) and force
+    // a reload of every captured value per iteration
+    const __m512 s = _mm512_set1_ps(a.scale), zp = _mm512_set1_ps(float(a.zp));
     int64_t i = i0;
+    if (const int64_t h = head16(i0, i1, x); h > 0) {
+      const __mmask16 m = tail_mask(h);
+      _mm512_mask_cvtepi32_storeu_epi8(yl + i, m, quantize16(_mm512_maskz_loadu_ps(m, xl + i), s, zp));
+      i += h;
+    }
     for (; i + 16 <= i1; i += 16)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
-                       _mm512_cvtepi32_epi8(quantize16(_mm512_loadu_ps(x + i), s, zp)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yl + i),
+                       _mm512_cvtepi32_epi8(quantize16(_mm512_loadu_ps(xl + i), s, zp)));
     if (i < i1) {
       const __mmask16 m = tail_mask(i1 - i);
-      _mm512_mask_cvtepi32_storeu_epi8(y + i, m, quantize16(_mm512_maskz_loadu_ps(m, x + i), s, zp));
+      _mm512_mask_cvtepi32_storeu_epi8(yl + i, m, quantize16(_mm512_maskz_loadu_ps(m, xl + i), s, zp));
     }
   });
 }
@@ -85,18 +103,25 @@ void dequantize_u8_f32__avx512(const CvtArgs& a) {
   check_cvt_args(a, "dequantize_u8_f32");
   const auto* q = static_cast<const uint8_t*>(a.x);
   auto* y = static_cast<float*>(a.y);
-  const __m512 s = _mm512_set1_ps(a.scale);
-  const __m512i zp = _mm512_set1_epi32(a.zp);
-  auto deq = [&](__m128i b) {
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), zp)), s);
-  };
   chunked(a.n, [&](int64_t i0, int64_t i1) {
+    auto* const __restrict yl = y;
+    auto* const __restrict ql = q;
+    const __m512 s = _mm512_set1_ps(a.scale);  // locals: see quantize_f32_u8__avx512
+    const __m512i zp = _mm512_set1_epi32(a.zp);
+    auto deq = [s, zp](__m128i b) {
+      return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), zp)), s);
+    };
     int64_t i = i0;
+    if (const int64_t h = head16(i0, i1, y); h > 0) {
+      const __mmask16 m = tail_mask(h);
+      _mm512_mask_storeu_ps(yl + i, m, deq(_mm_maskz_loadu_epi8(m, ql + i)));
+      i += h;
+    }
     for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_ps(y + i, deq(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i))));
+      _mm512_storeu_ps(yl + i, deq(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + i))));
     if (i < i1) {
       const __mmask16 m = tail_mask(i1 - i);
-      _mm512_mask_storeu_ps(y + i, m, deq(_mm_maskz_loadu_epi8(m, q + i)));
+      _mm512_mask_storeu_ps(yl + i, m, deq(_mm_maskz_loadu_epi8(m, ql + i)));
     }
   });
 }
@@ -113,12 +138,14 @@ void requantize_u8_u8__avx512(const CvtArgs& a) {
   alignas(64) int32_t lut32[256];  // [256] lut widened to dwords
   for (int k = 0; k < 256; ++k) lut32[k] = lut[k];
   chunked(a.n, [&](int64_t i0, int64_t i1) {
+    auto* const __restrict yl = y;
+    auto* const __restrict ql = q;
     int64_t i = i0;
     for (; i + 16 <= i1; i += 16) {
-      const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(idx, lut32, 4)));
+      const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ql + i)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(yl + i), _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(idx, lut32, 4)));
     }
-    for (; i < i1; ++i) y[i] = lut[q[i]];
+    for (; i < i1; ++i) yl[i] = lut[ql[i]];
   });
 }
 
@@ -128,12 +155,19 @@ void convert_f32_f16__avx512(const CvtArgs& a) {
   auto* y = static_cast<uint16_t*>(a.y);
   constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   chunked(a.n, [&](int64_t i0, int64_t i1) {
+    auto* const __restrict xl = x;
+    auto* const __restrict yl = y;
     int64_t i = i0;
+    if (const int64_t h = head16(i0, i1, x); h > 0) {
+      const __mmask16 m = tail_mask(h);
+      _mm256_mask_storeu_epi16(yl + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, xl + i), kRne));
+      i += h;
+    }
     for (; i + 16 <= i1; i += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), kRne));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(yl + i), _mm512_cvtps_ph(_mm512_loadu_ps(xl + i), kRne));
     if (i < i1) {
       const __mmask16 m = tail_mask(i1 - i);
-      _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), kRne));
+      _mm256_mask_storeu_epi16(yl + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, xl + i), kRne));
     }
   });
 }
@@ -143,12 +177,19 @@ void convert_f16_f32__avx512(const CvtArgs& a) {
   const auto* x = static_cast<const uint16_t*>(a.x);
   auto* y = static_cast<float*>(a.y);
   chunked(a.n, [&](int64_t i0, int64_t i1) {
+    auto* const __restrict xl = x;
+    auto* const __restrict yl = y;
     int64_t i = i0;
+    if (const int64_t h = head16(i0, i1, y); h > 0) {
+      const __mmask16 m = tail_mask(h);
+      _mm512_mask_storeu_ps(yl + i, m, f16_to_f32_16(_mm256_maskz_loadu_epi16(m, xl + i)));
+      i += h;
+    }
     for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_ps(y + i, f16_to_f32_16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+      _mm512_storeu_ps(yl + i, f16_to_f32_16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + i))));
     if (i < i1) {
       const __mmask16 m = tail_mask(i1 - i);
-      _mm512_mask_storeu_ps(y + i, m, f16_to_f32_16(_mm256_maskz_loadu_epi16(m, x + i)));
+      _mm512_mask_storeu_ps(yl + i, m, f16_to_f32_16(_mm256_maskz_loadu_epi16(m, xl + i)));
     }
   });
 }
