@@ -1,101 +1,86 @@
 // `mpq bench`: end-to-end batch-1 inference latency of a model, median / min / max over repeated warm runs,
-// plus the weights' memory footprint. Without --weights the network gets deterministic formula / HF-style
-// random weights (speed only): torchvision ResNet50, torchvision MobileNetV2, BERT-base (12/768/12/3072,
-// vocab 30522) at --seq tokens.
+// plus the memory footprint of the packed weights of the configuration. The default engine is the native
+// executor (models/native/native.h) at --precision P for every layer or a per-layer --config; --engine
+// autograd times the fp32 autograd forward instead (the reference path).
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "models/bert.h"
-#include "models/mobilenetv2.h"
-#include "models/resnet50.h"
-#include "models/zoo.h"
 #include "tools/cli.h"
+#include "tools/native_run.h"
 
 namespace mpq::cli {
 namespace {
 
-std::unique_ptr<models::Model> make_default(const std::string& name) {
-  if (name == "resnet50" || name == "mobilenetv2") {
-    std::unique_ptr<models::CnnModel> m = name == "resnet50"
-                                              ? models::make_resnet50(models::ResNetLayout::torchvision)
-                                              : models::make_mobilenetv2(models::MobileNetLayout::torchvision);
-    models::formula_init(*m);
-    return m;
-  }
-  if (name == "bert") {
-    models::BertConfig c;
-    c.vocab_size = 30522;
-    c.hidden = 768;
-    c.layers = 12;
-    c.heads = 12;
-    c.ffn = 3072;
-    auto m = std::make_unique<models::Bert>(c);
-    m->init_random(0);
-    return m;
-  }
-  fail("unknown model '{}' (expected resnet50, mobilenetv2 or bert)", name);
-}
-
 int run_bench(const Args& args) {
-  args.check_known({"model", "weights", "precision", "config", "threads", "runs", "warmup", "seq", "json"});
-  const std::string name = args.require("model");
-  const std::string prec = args.get("precision", "fp32");
-  check(prec == "fp32", "--precision '{}' is not yet supported by bench (only fp32; the kernels issue adds the rest)",
-        prec);
-  check(!args.has("config"), "--config is not yet supported by bench (the kernels issue adds per-layer execution)");
+  args.check_known({"model", "weights", "precision", "config", "int4-group", "calib", "calib-data", "threads", "runs",
+                    "warmup", "seq", "json", "engine"});
+  const std::string engine = args.get("engine", "native");
+  check(engine == "native" || engine == "autograd", "--engine must be native or autograd, got '{}'", engine);
   const int runs = args.get_int("runs", 30), warmup = args.get_int("warmup", 3);
   check(runs > 0 && warmup >= 0, "--runs must be positive and --warmup non-negative");
-  auto model = args.has("weights") ? models::load_model(name, args.get("weights")) : make_default(name);
+  auto model = load_or_default_model(args);
+  const models::Batch batch = latency_input(*model, args.get_int("seq", 128));
 
-  models::Batch batch;
-  if (dynamic_cast<models::CnnModel*>(model.get()) != nullptr) {
-    batch.images = models::formula_input(1, 224, 224);  // [1, 3, 224, 224]
-  } else {
-    const int64_t L = args.get_int("seq", 128);
-    check(L > 0, "--seq must be positive, got {}", L);
-    batch.seq_len = L;
-    for (int64_t i = 0; i < L; ++i) {
-      batch.ids.push_back(int32_t(i == 0 ? 2 : 5 + (i * 7919) % 1000));  // [1, L], no padding
-      batch.mask.push_back(1);
-    }
-  }
+  std::string label;
+  Stats st;
   int64_t weight_bytes = 0;
-  for (auto& [n, t] : model->named_tensors()) weight_bytes += int64_t(t->nbytes());
-
-  autograd::NoGradGuard no_grad;
-  for (int i = 0; i < warmup; ++i) model->forward(batch, false);
-  std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const Tensor out = model->forward(batch, false);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  if (engine == "autograd") {
+    check(!args.has("config") && args.get("precision", "fp32") == "fp32",
+          "--engine autograd runs fp32 only (per-layer precisions run natively)");
+    label = "fp32";
+    for (auto& [n, t] : model->named_tensors()) weight_bytes += int64_t(t->nbytes());
+    autograd::NoGradGuard no_grad;
+    for (int i = 0; i < warmup; ++i) model->forward(batch, false);
+    std::vector<double> ms;
+    for (int i = 0; i < runs; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Tensor out = model->forward(batch, false);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    st = stats_of(std::move(ms));
+  } else {
+    const quant::Assignment a = requested_assignment(args, *model, batch, label);
+    const auto nm = native::compile(*model, a);
+    weight_bytes = int64_t(nm->weight_bytes());
+    st = time_runs(*nm, batch, warmup, runs);
   }
-  std::sort(ms.begin(), ms.end());
-  const double median = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const std::string name = model->name();
   if (args.flag("json")) {
-    nlohmann::json j = {
-        {"model", name},       {"precision", prec},    {"threads", num_threads()}, {"runs", runs},
-        {"median_ms", median}, {"min_ms", ms.front()}, {"max_ms", ms.back()},      {"weight_bytes", weight_bytes},
-        {"batch", 1}};
+    nlohmann::json j = {{"model", name},
+                        {"precision", label},
+                        {"engine", engine},
+                        {"threads", num_threads()},
+                        {"runs", runs},
+                        {"median_ms", st.median},
+                        {"min_ms", st.min},
+                        {"max_ms", st.max},
+                        {"weight_bytes", weight_bytes},
+                        {"batch", 1}};
     if (batch.seq_len) j["seq"] = batch.seq_len;
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("{} {} batch 1{}: median {:.2f} ms  min {:.2f}  max {:.2f}  ({} runs, {} threads), weights {:.1f} MB\n",
-               name, prec, batch.seq_len ? fmt::format(" seq {}", batch.seq_len) : "", median, ms.front(), ms.back(),
-               runs, num_threads(), double(weight_bytes) / 1e6);
+    fmt::print(
+        "{} {} ({}) batch 1{}: median {:.2f} ms  min {:.2f}  max {:.2f}  ({} runs, {} threads), weights {:.2f} MB\n",
+        name, label, engine, batch.seq_len ? fmt::format(" seq {}", batch.seq_len) : "", st.median, st.min, st.max,
+        runs, num_threads(), double(weight_bytes) / 1e6);
   }
   return 0;
 }
 
-const Registrar reg({"bench", "end-to-end batch-1 latency (median/min/max) and weight bytes",
-                     "mpq bench --model {resnet50,mobilenetv2,bert} [--weights PATH] [--precision fp32] "
-                     "[--runs 30] [--warmup 3] [--seq 128] [--threads N] [--json]",
+const Registrar reg({"bench", "end-to-end batch-1 latency (median/min/max) and weight bytes of a configuration",
+                     "mpq bench --model {resnet50,mobilenetv2,bert} [--weights PATH] "
+                     "[--precision {fp32,fp16,bf16,int8,int4} | --config FILE] [--int4-group 0|32|64|128] "
+                     "[--calib 8] [--calib-data DIR] [--runs 30] [--warmup 3] [--seq 128] [--threads N] [--json] "
+                     "[--engine native|autograd]\n"
+                     "  without --weights: deterministic random weights (speed only); int8/int4 calibrate on --calib "
+                     "real samples\n"
+                     "  --json prints one object: model, precision, engine, threads, runs, median_ms, min_ms, max_ms, "
+                     "weight_bytes, batch (, seq)",
                      run_bench});
 
 }  // namespace

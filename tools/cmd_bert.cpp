@@ -9,11 +9,13 @@
 #include "models/bert_train.h"
 #include "models/io/npy.h"
 #include "tools/commands.h"
+#include "tools/native_run.h"
 
 namespace mpq::cli {
 
 int eval_bert(const Args& a) {
-  a.check_known({"model", "weights", "data", "split", "limit", "json", "batch", "threads"});
+  a.check_known({"model", "weights", "data", "split", "limit", "json", "batch", "threads", "precision", "config",
+                 "int4-group", "calib", "calib-data"});
   const std::string weights = a.require("weights"), data_dir = a.require("data");
   const std::string split = a.get("split", "dev");
   check(split == "dev" || split == "test" || split == "train", "eval: --split must be dev, test or train, got '{}'",
@@ -25,15 +27,27 @@ int eval_bert(const Args& a) {
   const int limit = a.get_int("limit", 0);
   if (limit > 0 && size_t(limit) < ex.size()) ex.resize(size_t(limit));
   const auto set = models::encode_sst2(tok, ex, int(model->config().seq_len));
-  const auto r = models::evaluate(*model, set, a.get_int("batch", 64));
+  // --precision / --config: the native per-layer-precision executor; otherwise the fp32 autograd forward.
+  std::string label = "fp32";
+  std::unique_ptr<native::NativeModel> nm;
+  if (a.has("precision") || a.has("config")) {
+    // uniform int8 / int4 calibrate on the first --calib SST-2 *train* sentences, never the evaluated split
+    nm = native::compile(*model, requested_assignment(a, *model, models::Batch{}, label));
+  }
+  const auto r =
+      nm ? models::evaluate_with([&](const models::Batch& b) { return nm->run(b); }, set, a.get_int("batch", 64))
+         : models::evaluate(*model, set, a.get_int("batch", 64));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (a.flag("json")) {
-    nlohmann::json j{{"model", "bert"},    {"weights", weights}, {"split", split},  {"samples", r.samples},
-                     {"top1", r.accuracy}, {"loss", r.loss},     {"seconds", secs}, {"forward_seconds", r.seconds}};
+    nlohmann::json j{{"model", "bert"},    {"weights", weights},
+                     {"split", split},     {"samples", r.samples},
+                     {"top1", r.accuracy}, {"loss", r.loss},
+                     {"seconds", secs},    {"forward_seconds", r.seconds},
+                     {"precision", label}, {"engine", nm ? "native" : "autograd"}};
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("bert on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", split, r.samples,
-               100.0 * r.accuracy, r.loss, secs);
+    fmt::print("bert ({}) on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", label, split,
+               r.samples, 100.0 * r.accuracy, r.loss, secs);
   }
   return 0;
 }

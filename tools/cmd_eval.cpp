@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -16,19 +17,32 @@
 #include "models/zoo.h"
 #include "quant/evaluate.h"
 #include "tools/commands.h"
+#include "tools/native_run.h"
 
 namespace mpq::cli {
 namespace {
 
-void check_precision(const Args& args) {
-  const std::string prec = args.get("precision", "fp32");
-  check(prec == "fp32", "--precision '{}' is not yet supported (only fp32)", prec);
+// Native execution of a per-layer configuration over the folder, in batches (same scoring as the autograd path).
+quant::EvalTotals evaluate_native(native::NativeModel& nm, const models::CnnModel& cnn,
+                                  const data::ImageNetFolder& folder, const std::vector<int64_t>& indices, int64_t bs,
+                                  const std::function<void(int64_t, int64_t, const quant::EvalTotals&)>& progress) {
+  quant::EvalTotals t;
+  for (size_t i = 0; i < indices.size(); i += size_t(bs)) {
+    const std::vector<int64_t> idx(indices.begin() + i, indices.begin() + std::min(indices.size(), i + size_t(bs)));
+    const data::ImageBatch b = folder.load_batch(idx, cnn.preset());
+    models::Batch batch;
+    batch.images = b.images;  // [n, 3, 224, 224]
+    quant::score_logits(nm.run(batch), b.labels, t);
+    if (progress) progress(t.samples, int64_t(indices.size()), t);
+  }
+  return t;
 }
 
 int run_eval(const Args& args) {
   if (args.require("model") == "bert") return eval_bert(args);
-  args.check_known({"model", "weights", "data", "limit", "batch", "threads", "json", "precision", "no-fold-bn"});
-  check_precision(args);
+  args.check_known({"model", "weights", "data", "limit", "batch", "threads", "json", "precision", "config",
+                    "int4-group", "calib", "calib-data", "no-fold-bn"});
+  const bool native_run = args.has("precision") || args.has("config");
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const auto t0 = std::chrono::steady_clock::now();
   auto model = models::load_model(model_name, weights);
@@ -44,14 +58,21 @@ int run_eval(const Args& args) {
 
   std::vector<int64_t> indices(static_cast<size_t>(total));
   for (int64_t i = 0; i < total; ++i) indices[size_t(i)] = i;
+  std::string label = "fp32";
+  std::unique_ptr<native::NativeModel> nm;
+  if (native_run) {
+    const quant::Assignment a = requested_assignment(args, *model, models::Batch{}, label);
+    nm = native::compile(*model, a);
+  }
   const auto start = std::chrono::steady_clock::now();
-  const quant::EvalTotals t =
-      quant::evaluate_images(*cnn, folder, indices, bs, [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double ips = double(done) / std::max(el, 1e-9);
-        fmt::print(stderr, "\r[eval {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, done,
-                   all, ips, 100.0 * r.top1_frac(), double(all - done) / ips);
-      });
+  const auto progress = [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double ips = double(done) / std::max(el, 1e-9);
+    fmt::print(stderr, "\r[eval {} {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, label,
+               done, all, ips, 100.0 * r.top1_frac(), double(all - done) / ips);
+  };
+  const quant::EvalTotals t = nm ? evaluate_native(*nm, *cnn, folder, indices, bs, progress)
+                                 : quant::evaluate_images(*cnn, folder, indices, bs, progress);
   fmt::print(stderr, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double top1 = t.top1_frac(), top5 = t.top5_frac(), loss = t.mean_loss();
@@ -68,11 +89,12 @@ int run_eval(const Args& args) {
                         {"seconds", seconds},
                         {"batch", bs},
                         {"threads", num_threads()},
-                        {"precision", "fp32"}};
+                        {"precision", label},
+                        {"engine", nm ? "native" : "autograd"}};
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("model {} ({} layout), {} samples: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({:.1f} s)\n", model_name,
-               cnn->layout(), t.samples, 100 * top1, 100 * top5, loss, seconds);
+    fmt::print("model {} ({} layout, {}), {} samples: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({:.1f} s)\n",
+               model_name, cnn->layout(), label, t.samples, 100 * top1, 100 * top5, loss, seconds);
   }
   return 0;
 }
@@ -80,9 +102,12 @@ int run_eval(const Args& args) {
 const Registrar reg(
     {"eval", "top-1/top-5 accuracy and loss over an ImageNet folder (or SST-2 for bert)",
      "mpq eval --model {resnet50,mobilenetv2,bert} --weights PATH --data DIR [--limit N] [--batch B=16] "
-     "[--threads N] [--json] [--precision fp32] [--no-fold-bn]\n"
+     "[--threads N] [--json] [--precision P | --config FILE] [--int4-group G] [--calib 8] [--calib-data DIR] "
+     "[--no-fold-bn]\n"
+     "  --precision / --config run the native per-layer-precision executor (int8 / int4 via --precision calibrate "
+     "on --calib images of --calib-data); without them the fp32 autograd forward runs\n"
      "  --json prints one object: model, weights, layout, samples, top1, top5 (fractions 0..1), "
-     "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision",
+     "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision, engine",
      run_eval});
 
 }  // namespace

@@ -1,0 +1,22 @@
+#include "models/native/native.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "models/bert.h"
+#include "models/cnn_common.h"
+
+namespace mpq::native {
+
+std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignment& assignment,
+                                     const CompileOptions& opt) {
+  std::set<std::string> known;
+  for (const models::QuantLayer& l : model.quant_layers()) known.insert(l.name);
+  for (const auto& [name, q] : assignment)
+    if (!known.count(name)) fail("native compile: layer '{}' is not a quantizable layer of {}", name, model.name());
+  if (dynamic_cast<models::CnnModel*>(&model) != nullptr) return compile_cnn(model, assignment, opt);
+  if (dynamic_cast<models::Bert*>(&model) != nullptr) return compile_bert(model, assignment, opt);
+  fail("native compile: model '{}' has no native executor (resnet50, mobilenetv2 and bert have)", model.name());
+}
+
+}  // namespace mpq::native

@@ -1,0 +1,137 @@
+// `mpq profile`: the measured per-layer latency table the search reads (quant/search.h LatencyTable).
+//
+// For every precision P requested, the whole network is compiled with every layer at P and run batch-1
+// `--runs` times after `--warmup` runs with per-step timing (NativeModel::run_profiled); each quantizable
+// layer's entry is the median of its step times. So every layer is timed in the network's real context: its
+// real input shape, NHWC / row-major layout, the kernel the autotuner chose, and the conversion of its input
+// when its producer wrote another dtype (at a uniform P that happens only at the network input).
+// Output (JSON):
+//   {"source": "...", "measured": true, "threads": T, "runs": R,
+//    "layers": {"<layer>": {"fp32": ms, "fp16": ms, ...}},        <- what the search reads
+//    "other_ms": {"fp32": ms, ...},     median of the summed non-quantizable steps (pooling, softmax, ...)
+//    "end_to_end_ms": {"fp32": ms, ...}, median of the whole profiled run
+//    "weight_bytes": {"fp32": bytes, ...},
+//    "implementations": {"fp32": {"<layer>": "<kernel>"}, ...}}
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "tools/cli.h"
+#include "tools/native_run.h"
+
+namespace mpq::cli {
+namespace {
+
+std::vector<quant::Precision> parse_precision_list(const std::string& s) {
+  std::vector<quant::Precision> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(quant::parse_precision(item));
+  check(!out.empty(), "--precisions: empty list");
+  return out;
+}
+
+int run_profile(const Args& args) {
+  args.check_known({"model", "weights", "out", "precisions", "int4-group", "calib", "calib-data", "threads", "runs",
+                    "warmup", "seq", "json"});
+  const std::string out_path = args.require("out");
+  const int runs = args.get_int("runs", 20), warmup = args.get_int("warmup", 3);
+  check(runs > 0 && warmup >= 0, "--runs must be positive and --warmup non-negative");
+  const int64_t group = args.get_int("int4-group", 0);
+  const auto precisions = parse_precision_list(args.get("precisions", "fp32,fp16,bf16,int8,int4"));
+  auto model = load_or_default_model(args);
+  const models::Batch batch = latency_input(*model, args.get_int("seq", 128));
+  std::set<std::string> quant_names;
+  for (const models::QuantLayer& l : model->quant_layers()) quant_names.insert(l.name);
+
+  quant::Calibration calib;  // computed once, only when an integer precision is requested
+  for (quant::Precision p : precisions)
+    if ((p == quant::Precision::int8 || p == quant::Precision::int4) && calib.empty())
+      calib = calibrate_batches(*model, calibration_batches(args, *model, batch));
+
+  nlohmann::json layers = nlohmann::json::object(), other = nlohmann::json::object(), e2e = nlohmann::json::object(),
+                 bytes = nlohmann::json::object(), impls = nlohmann::json::object();
+  for (quant::Precision p : precisions) {
+    const std::string pn = quant::precision_name(p);
+    fmt::print(stderr, "[profile {}] compiling {}\n", model->name(), pn);
+    const auto nm = native::compile(*model, uniform_assignment(*model, p, calib, group));
+    std::map<std::string, std::vector<double>> per_step;  // step -> ms per run
+    std::vector<double> other_ms, total_ms;
+    for (int r = 0; r < warmup + runs; ++r) {
+      std::vector<native::StepTime> steps;
+      const auto t0 = std::chrono::steady_clock::now();
+      nm->run_profiled(batch, steps);
+      const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r < warmup) continue;
+      double rest = 0;
+      for (const native::StepTime& s : steps) {
+        if (s.quant_layer)
+          per_step[s.name].push_back(s.ms);
+        else
+          rest += s.ms;
+      }
+      other_ms.push_back(rest);
+      total_ms.push_back(total);
+      fmt::print(stderr, "\r[profile {} {}] run {}/{}  {:.2f} ms   ", model->name(), pn, r - warmup + 1, runs, total);
+    }
+    fmt::print(stderr, "\n");
+    for (const std::string& name : quant_names) {
+      auto it = per_step.find(name);
+      check(it != per_step.end(), "profile: the native {} run reported no time for layer '{}'", pn, name);
+      layers[name][pn] = stats_of(it->second).median;
+    }
+    other[pn] = stats_of(other_ms).median;
+    e2e[pn] = stats_of(total_ms).median;
+    bytes[pn] = nm->weight_bytes();
+    impls[pn] = nm->implementations();
+  }
+  const nlohmann::json j = {
+      {"source", fmt::format("mpq profile: {} batch 1, median of {} warm runs per layer, {} threads, ISA cap {}",
+                             model->name(), runs, num_threads(), isa_name(isa_cap()))},
+      {"measured", true},
+      {"model", model->name()},
+      {"threads", num_threads()},
+      {"runs", runs},
+      {"layers", layers},
+      {"other_ms", other},
+      {"end_to_end_ms", e2e},
+      {"weight_bytes", bytes},
+      {"implementations", impls}};
+  std::ofstream f(out_path);
+  check(bool(f), "profile: cannot write '{}'", out_path);
+  f << j.dump(1) << "\n";
+  check(bool(f), "profile: writing '{}' failed", out_path);
+  if (args.flag("json")) {
+    fmt::print("{}\n", nlohmann::json({{"model", model->name()},
+                                       {"out", out_path},
+                                       {"end_to_end_ms", e2e},
+                                       {"other_ms", other},
+                                       {"weight_bytes", bytes}})
+                           .dump());
+  } else {
+    for (quant::Precision p : precisions) {
+      const std::string pn = quant::precision_name(p);
+      fmt::print("{} {:>5}: end-to-end {:8.2f} ms (median), non-layer steps {:.2f} ms, weights {:.2f} MB\n",
+                 model->name(), pn, e2e[pn].get<double>(), other[pn].get<double>(), bytes[pn].get<double>() / 1e6);
+    }
+    fmt::print("wrote {} ({} layers x {} precisions)\n", out_path, quant_names.size(), precisions.size());
+  }
+  return 0;
+}
+
+const Registrar reg({"profile", "measured per-layer latency table (every quantizable layer at every precision)",
+                     "mpq profile --model {resnet50,mobilenetv2,bert} [--weights PATH] --out latency.json "
+                     "[--precisions fp32,fp16,bf16,int8,int4] [--int4-group 0] [--runs 20] [--warmup 3] "
+                     "[--seq 128] [--calib 8] [--calib-data DIR] [--threads N] [--json]",
+                     run_profile});
+
+}  // namespace
+}  // namespace mpq::cli

@@ -1,0 +1,51 @@
+// CLI glue shared by `mpq bench`, `mpq profile`, `mpq eval` for native (compiled, per-layer precision)
+// execution: the default networks, the batch-1 input, the precision assignment from --precision /
+// --config, calibration for uniform int8 / int4 requests, and timing statistics.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "models/native/native.h"
+#include "quant/fake_quant.h"
+#include "tools/cli.h"
+
+namespace mpq::cli {
+
+// --weights PATH loads real weights; without it: torchvision ResNet50 / MobileNetV2 with the deterministic
+// formula weights, or BERT-base (12 layers, hidden 768, 12 heads, ffn 3072, vocab 30522) with HF-style random
+// weights -- speed only.
+std::unique_ptr<models::Model> load_or_default_model(const Args& args);
+
+// The batch-1 latency input: formula image [1, 3, 224, 224], or `seq` token ids without padding.
+models::Batch latency_input(const models::Model& m, int64_t seq);
+
+// Samples to calibrate uniform int8 / int4 requests on (--calib N, default 8): the last N real images of --calib-data
+// (default <shared>/imagenet-val-1300) in the model's preprocessing preset, or for BERT real SST-2 train
+// sentences (--calib-data default <shared>/sst2) when the weights come with a vocab.txt, else `fallback`.
+std::vector<models::Batch> calibration_batches(const Args& args, models::Model& m, const models::Batch& fallback);
+
+// Activation ranges observed on `batches` (observers picked per layer input by the channel-weighted proxy).
+quant::Calibration calibrate_batches(models::Model& m, const std::vector<models::Batch>& batches);
+
+// The assignment a command runs: --config FILE (validated against the model; the weights identity is checked
+// when the file states one and --weights is given), else every layer at --precision P (default fp32) with
+// --int4-group G (0 = per output channel). Calibration runs only when P is int8 / int4. `label` gets a
+// short description ("int8", or the config path).
+quant::Assignment requested_assignment(const Args& args, models::Model& m, const models::Batch& fallback,
+                                       std::string& label);
+
+// Every layer at precision p with the given calibration (needed for int8 / int4).
+quant::Assignment uniform_assignment(const models::Model& m, quant::Precision p, const quant::Calibration& calib,
+                                     int64_t int4_group);
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+Stats stats_of(std::vector<double> v);  // throws on an empty list
+
+// Median / min / max wall time (ms) of `runs` calls of nm.run(batch) after `warmup` calls.
+Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup, int runs);
+
+}  // namespace mpq::cli
