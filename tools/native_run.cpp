@@ -144,4 +144,10 @@ Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup,
   return stats_of(std::move(ms));
 }
 
+Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup,
+                         int runs) {
+  const auto nm = native::compile(m, a);
+  return time_runs(*nm, input, warmup, runs);
+}
+
 }  // namespace mpq::cli

@@ -48,4 +48,9 @@ Stats stats_of(std::vector<double> v);  // throws on an empty list
 // Median / min / max wall time (ms) of `runs` calls of nm.run(batch) after `warmup` calls.
 Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup, int runs);
 
+// The end-to-end measurement the search confirms its final configuration with: compiles `a` natively and
+// returns the median batch-1 latency (ms) of `runs` runs after `warmup` on the latency input.
+Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup = 3,
+                         int runs = 20);
+
 }  // namespace mpq::cli
