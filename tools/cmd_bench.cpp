@@ -24,7 +24,7 @@ int run_bench(const Args& args) {
   const int runs = args.get_int("runs", 30), warmup = args.get_int("warmup", 3);
   check(runs > 0 && warmup >= 0, "--runs must be positive and --warmup non-negative");
   auto model = load_or_default_model(args);
-  const models::Batch batch = latency_input(*model, args.get_int("seq", 128));
+  const models::Batch batch = latency_input(args, *model);
 
   std::string label;
   Stats st;
@@ -75,7 +75,7 @@ int run_bench(const Args& args) {
 const Registrar reg({"bench", "end-to-end batch-1 latency (median/min/max) and weight bytes of a configuration",
                      "mpq bench --model {resnet50,mobilenetv2,bert} [--weights PATH] "
                      "[--precision {fp32,fp16,bf16,int8,int4} | --config FILE] [--int4-group 0|32|64|128] "
-                     "[--calib 8] [--calib-data DIR] [--runs 30] [--warmup 3] [--seq 128] [--threads N] [--json] "
+                     "[--calib 8] [--calib-data DIR] [--runs 30] [--warmup 3] [--seq L] [--threads N] [--json] "
                      "[--engine native|autograd]\n"
                      "  without --weights: deterministic random weights (speed only); int8/int4 calibrate on --calib "
                      "real samples\n"

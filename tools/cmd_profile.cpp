@@ -48,7 +48,7 @@ int run_profile(const Args& args) {
   const int64_t group = args.get_int("int4-group", 0);
   const auto precisions = parse_precision_list(args.get("precisions", "fp32,fp16,bf16,int8,int4"));
   auto model = load_or_default_model(args);
-  const models::Batch batch = latency_input(*model, args.get_int("seq", 128));
+  const models::Batch batch = latency_input(args, *model);
   std::set<std::string> quant_names;
   for (const models::QuantLayer& l : model->quant_layers()) quant_names.insert(l.name);
 
@@ -130,7 +130,7 @@ int run_profile(const Args& args) {
 const Registrar reg({"profile", "measured per-layer latency table (every quantizable layer at every precision)",
                      "mpq profile --model {resnet50,mobilenetv2,bert} [--weights PATH] --out latency.json "
                      "[--precisions fp32,fp16,bf16,int8,int4] [--int4-group 0] [--runs 20] [--warmup 3] "
-                     "[--seq 128] [--calib 8] [--calib-data DIR] [--threads N] [--json]",
+                     "[--seq L] [--calib 8] [--calib-data DIR] [--threads N] [--json]",
                      run_profile});
 
 }  // namespace

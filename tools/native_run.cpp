@@ -42,13 +42,17 @@ std::unique_ptr<models::Model> load_or_default_model(const Args& args) {
   fail("unknown model '{}' (expected resnet50, mobilenetv2 or bert)", name);
 }
 
-models::Batch latency_input(const models::Model& m, int64_t seq) {
+models::Batch latency_input(const Args& args, const models::Model& m) {
   models::Batch batch;
   if (dynamic_cast<const models::CnnModel*>(&m) != nullptr) {
     batch.images = models::formula_input(1, 224, 224);  // [1, 3, 224, 224]
     return batch;
   }
-  check(seq > 0, "--seq must be positive, got {}", seq);
+  const auto* bert = dynamic_cast<const models::Bert*>(&m);
+  check(bert != nullptr, "latency input: model '{}' is neither a CNN nor BERT", m.name());
+  const int64_t seq = args.get_int("seq", int(bert->config().seq_len));
+  check(seq > 0 && seq <= bert->config().max_pos, "--seq must be in [1, {}] (max_position_embeddings), got {}",
+        bert->config().max_pos, seq);
   batch.seq_len = seq;
   for (int64_t i = 0; i < seq; ++i) {
     batch.ids.push_back(int32_t(i == 0 ? 2 : 5 + (i * 7919) % 1000));  // [1, L], no padding

@@ -18,8 +18,9 @@ namespace mpq::cli {
 // weights -- speed only.
 std::unique_ptr<models::Model> load_or_default_model(const Args& args);
 
-// The batch-1 latency input: formula image [1, 3, 224, 224], or `seq` token ids without padding.
-models::Batch latency_input(const models::Model& m, int64_t seq);
+// The batch-1 latency input: formula image [1, 3, 224, 224], or --seq token ids without padding (default: the
+// BERT config's sequence length, 128 for the default BERT-base, 64 for the committed SST-2 checkpoint).
+models::Batch latency_input(const Args& args, const models::Model& m);
 
 // Samples to calibrate uniform int8 / int4 requests on (--calib N, default 8): the last N real images of --calib-data
 // (default <shared>/imagenet-val-1300) in the model's preprocessing preset, or for BERT real SST-2 train
