@@ -38,48 +38,78 @@
 namespace mpq::kernels {
 namespace {
 
-// Epi::store16s with plain (unmasked) stores and residual loads for full 16-channel blocks: masked
-// 512-bit stores are far slower than plain ones on Zen 4 (measured with bench/bench_nhwc.cpp: 7x7x960
-// depthwise f32 1.9x slower with masked stores). Same f32 op sequence as Epi::store16s.
+// The LowpEpilogue of a tile, as a value: dw_tile_* copy it into a local before their stores, because the
+// intrinsic stores may alias anything reachable through a pointer or reference (the __m512 types are
+// may_alias), which made GCC reload every epilogue constant after every store.
+struct DwEpi {
+  __m512 lo, hi, inv_os, zp_f, res_scale;
+  __m512i res_zp;
+  const void* residual;
+  int64_t ld_res;
+  void* y;
+  int64_t ldy;
+  LowpOut out;
+  bool res_u8, clamp;
+  DwEpi(const Epi& e, void* y_, int64_t ldy_)
+      : lo(e.lo),
+        hi(e.hi),
+        inv_os(e.inv_os),
+        zp_f(e.zp_f),
+        res_scale(e.res_scale),
+        res_zp(e.res_zp),
+        residual(e.ep.residual),
+        ld_res(e.ep.ld_res),
+        y(y_),
+        ldy(ldy_),
+        out(e.ep.out),
+        res_u8(e.ep.residual_u8),
+        clamp(e.clamp) {}
+};
+
+// Epi::store16s's f32 op sequence for output pixel m, channels n .. n+15: plain stores and residual loads
+// for full blocks (Full), masked ones for the channel tail.
 template <bool Full>
-inline void dw_store16(const Epi& e, __m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask, void* C,
-                       int64_t ldc) {
-  if constexpr (!Full) {
-    e.store16s(f, sc, b, m, n, mask, C, ldc);
-  } else {
-    const LowpEpilogue& ep = e.ep;
-    __m512 y = _mm512_fmadd_ps(f, sc, b);
-    if (ep.residual) {
-      if (ep.residual_u8) {
-        const __m128i r8 = _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(ep.residual) + m * ep.ld_res + n));
-        const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), e.res_zp);
-        y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), e.res_scale, y);
-      } else {
-        y = _mm512_add_ps(y, _mm512_loadu_ps(static_cast<const float*>(ep.residual) + m * ep.ld_res + n));
-      }
+inline void dw_store16(const DwEpi& e, __m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
+  __m512 y = _mm512_fmadd_ps(f, sc, b);
+  if (e.residual) {
+    if (e.res_u8) {
+      const uint8_t* rp = static_cast<const uint8_t*>(e.residual) + m * e.ld_res + n;
+      const __m128i r8 = Full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp)) : _mm_maskz_loadu_epi8(mask, rp);
+      const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), e.res_zp);
+      y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), e.res_scale, y);
+    } else {
+      const float* rp = static_cast<const float*>(e.residual) + m * e.ld_res + n;
+      y = _mm512_add_ps(y, Full ? _mm512_loadu_ps(rp) : _mm512_maskz_loadu_ps(mask, rp));
     }
-    if (e.clamp) {
-      y = _mm512_max_ps(y, e.lo);
-      y = _mm512_min_ps(y, e.hi);
+  }
+  if (e.clamp) {
+    y = _mm512_max_ps(y, e.lo);  // y > lo ? y : lo
+    y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
+  }
+  switch (e.out) {
+    case LowpOut::f32: {
+      float* p = static_cast<float*>(e.y) + m * e.ldy + n;
+      Full ? _mm512_storeu_ps(p, y) : _mm512_mask_storeu_ps(p, mask, y);
+      break;
     }
-    switch (ep.out) {
-      case LowpOut::f32:
-        _mm512_storeu_ps(static_cast<float*>(C) + m * ldc + n, y);
-        break;
-      case LowpOut::f16:
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(C) + m * ldc + n),
-                            _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        break;
-      case LowpOut::u8: {
-        __m512 t = _mm512_mul_ps(y, e.inv_os);
-        t = _mm512_add_ps(t, e.zp_f);
-        t = _mm512_max_ps(t, _mm512_setzero_ps());
-        t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
-        const __m128i q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));  // RNE under the default MXCSR
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(C) + m * ldc + n), q);
-        break;
-      }
+    case LowpOut::f16: {
+      uint16_t* p = static_cast<uint16_t*>(e.y) + m * e.ldy + n;
+      const __m256i h = _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      Full ? _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h) : _mm256_mask_storeu_epi16(p, mask, h);
+      break;
+    }
+    case LowpOut::u8: {
+      __m512 t = _mm512_mul_ps(y, e.inv_os);
+      t = _mm512_add_ps(t, e.zp_f);
+      t = _mm512_max_ps(t, _mm512_setzero_ps());
+      t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
+      const __m512i q = _mm512_cvtps_epi32(t);  // RNE under the default MXCSR
+      uint8_t* p = static_cast<uint8_t*>(e.y) + m * e.ldy + n;
+      if (Full)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(q));
+      else
+        _mm512_mask_cvtepi32_storeu_epi8(p, mask, q);
+      break;
     }
   }
 }
@@ -116,9 +146,10 @@ void dw_tile_generic(const DwRow<Ops>& r, int64_t c0, __mmask16 mask, int64_t ow
         acc[p] = Ops::fma(acc[p], Ops::template load_x<Full>(r.x + (off + p * step), mask, r.k), w);
     }
   const __m512 sc = Ops::scale(a, r.e, c0), bias = r.e.bias16(c0, mask);
+  const DwEpi e(r.e, a.y, a.ldy);
+  const int64_t m0 = r.oh * g.OW + ow0;
 #pragma GCC unroll 8
-  for (int p = 0; p < P; ++p)
-    dw_store16<Full>(r.e, Ops::pre_scale(acc[p]), sc, bias, r.oh * g.OW + ow0 + p, c0, mask, a.y, a.ldy);
+  for (int p = 0; p < P; ++p) dw_store16<Full>(e, Ops::pre_scale(acc[p]), sc, bias, m0 + p, c0, mask);
 }
 
 template <class Ops, int P>
@@ -196,11 +227,12 @@ void dw_tile_rows(const DwRow<Ops>& r, int64_t c0, __mmask16 mask, int64_t ow0) 
     }
   }
   const __m512 sc = Ops::scale(a, r.e, c0), bias = r.e.bias16(c0, mask);
+  const DwEpi e(r.e, a.y, a.ldy);
+  const int64_t m0 = r.oh * g.OW + ow0, OW = g.OW;
 #pragma GCC unroll 2
   for (int j = 0; j < R; ++j)
 #pragma GCC unroll 8
-    for (int p = 0; p < P; ++p)
-      dw_store16<Full>(r.e, Ops::pre_scale(acc[j][p]), sc, bias, (r.oh + j) * g.OW + ow0 + p, c0, mask, a.y, a.ldy);
+    for (int p = 0; p < P; ++p) dw_store16<Full>(e, Ops::pre_scale(acc[j][p]), sc, bias, m0 + j * OW + p, c0, mask);
 }
 
 template <class Ops, int S, int P, int R>
