@@ -1,5 +1,6 @@
 #include "quant/search.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -10,20 +11,27 @@ namespace mpq::quant {
 
 using nlohmann::json;
 
-bool AccuracyRange::ok(double metric, double baseline) const {
-  if (max_drop >= 0) return metric >= baseline - max_drop;
-  return metric >= baseline * min_relative;
+bool AccuracyRange::ok(double metric, double reference) const { return metric >= threshold(reference); }
+
+double AccuracyRange::threshold(double reference) const {
+  validate();
+  return max_drop ? reference - *max_drop : reference * *min_relative;
 }
 
 std::string AccuracyRange::describe() const {
-  if (max_drop >= 0) return fmt::format("metric >= baseline - {}", max_drop);
-  return fmt::format("metric >= baseline * {}", min_relative);
+  if (max_drop) return fmt::format("metric >= reference - {}", *max_drop);
+  if (min_relative) return fmt::format("metric >= reference * {}", *min_relative);
+  return "no range";
 }
 
 void AccuracyRange::validate() const {
-  check((max_drop >= 0) != (min_relative >= 0),
-        "accuracy range: set exactly one of max_drop ({}) and min_relative ({})", max_drop, min_relative);
-  check(min_relative < 0 || min_relative <= 1, "accuracy range: min_relative {} must be in [0, 1]", min_relative);
+  check(bool(max_drop) != bool(min_relative), "accuracy range: set exactly one of --max-drop and --min-relative");
+  if (max_drop)
+    check(std::isfinite(*max_drop) && *max_drop >= 0,
+          "accuracy range: --max-drop {} must be >= 0 (absolute metric points below the reference)", *max_drop);
+  if (min_relative)
+    check(std::isfinite(*min_relative) && *min_relative > 0 && *min_relative <= 1,
+          "accuracy range: --min-relative {} must be in (0, 1] (a fraction of the reference metric)", *min_relative);
 }
 
 namespace {
@@ -31,19 +39,27 @@ namespace {
 void check_perm(const std::vector<int>& order, int n, const char* what) {
   check(int(order.size()) == n, "search: {} has {} entries for {} layers", what, order.size(), n);
   std::set<int> seen(order.begin(), order.end());
-  check(int(seen.size()) == n && *seen.begin() == 0 && *seen.rbegin() == n - 1,
+  check(int(seen.size()) == n && (n == 0 || (*seen.begin() == 0 && *seen.rbegin() == n - 1)),
         "search: {} is not a permutation of [0, {})", what, n);
 }
 
-// Warn about every pair of probes with k1 < k2 and metric(k2) > metric(k1) + tol.
+// Warn about every pair of probes with k1 < k2 and metric(k2) > metric(k1) + tol where at least one of the
+// two is outside the range: there the bisection's decision rests on monotonicity. (Noise among probes that
+// are all inside the range does not change the outcome and is not reported.)
 void monotone_warnings(const std::vector<Probe>& probes, int stage, double tol, std::vector<std::string>& out) {
   for (const Probe& a : probes)
     for (const Probe& b : probes)
-      if (a.stage == stage && b.stage == stage && a.k < b.k && b.metric > a.metric + tol)
+      if (a.stage == stage && b.stage == stage && a.k < b.k && b.metric > a.metric + tol && !(a.ok && b.ok))
         out.push_back(
             fmt::format("stage {}: non-monotone probes: k = {} scored {:.6g} but k = {} (more layers "
                         "lowered) scored {:.6g}",
                         stage, a.k, a.metric, b.k, b.metric));
+}
+
+int ceil_log2(int64_t v) {  // smallest e with 2^e >= v
+  int e = 0;
+  while ((int64_t(1) << e) < v) ++e;
+  return e;
 }
 
 }  // namespace
@@ -54,19 +70,34 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
   check(n >= 0, "search: {} layers", n);
   check_perm(order8, n, "order8");
   if (opt.stage2) check_perm(order4, n, "order4");
+  check(!opt.max_bytes || int(opt.weight_numel.size()) == n,
+        "search: max_bytes needs the weight sizes of all {} layers", n);
   SearchResult r;
+  // most evaluations: start + stage 1 + stage 2 + one final check of an unprobed candidate
+  const int64_t max_total = 1 + ceil_log2(n + 1) + (opt.stage2 ? ceil_log2(n + 1) : 0) + 1;
   std::map<std::vector<Precision>, double> memo;
   auto eval = [&](const std::vector<Precision>& p) {
     auto it = memo.find(p);
     if (it != memo.end()) return it->second;
     const double v = metric(p);
-    check(std::isfinite(v), "search: metric is not finite ({})", v);
+    check(std::isfinite(v), "search: {} is not finite ({})", opt.metric_name, v);
     ++r.evaluations;
     return memo[p] = v;
   };
+  auto record = [&](const Probe& p) {
+    r.probes.push_back(p);
+    if (opt.progress) opt.progress(p, r.evaluations, max_total);
+  };
   const std::vector<Precision> base(size_t(n), opt.start);
   r.baseline = eval(base);
-  r.probes.push_back({0, 0, r.baseline, true});
+  r.reference = opt.reference.value_or(r.baseline);
+  const bool start_ok = opt.range.ok(r.baseline, r.reference);
+  check(start_ok,
+        "the accuracy range ({} >= {:.4g}: {} with reference {:.4g}) is missed by the starting configuration "
+        "itself (every layer {}: {} {:.4g} on the search split); no lowering can meet it, widen the range",
+        opt.metric_name, opt.range.threshold(r.reference), opt.range.describe(), r.reference, precision_name(opt.start),
+        opt.metric_name, r.baseline);
+  record({0, 0, r.baseline, true});
 
   auto lowered = [&](const std::vector<Precision>& from, const std::vector<int>& order, int k, Precision to) {
     std::vector<Precision> p = from;
@@ -80,44 +111,86 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     while (hi - lo > 1) {
       const int mid = lo + (hi - lo) / 2;
       const double m = eval(lowered(from, order, mid, to));
-      const bool ok = opt.range.ok(m, r.baseline);
-      r.probes.push_back({stage, mid, m, ok});
+      const bool ok = opt.range.ok(m, r.reference);
+      record({stage, mid, m, ok});
       (ok ? lo : hi) = mid;
     }
     monotone_warnings(r.probes, stage, opt.monotone_tol, r.warnings);
     return lo;
   };
 
-  r.k8 = bisect(1, base, order8, n, Precision::int8);
-  r.precisions = lowered(base, order8, r.k8, Precision::int8);
-  if (opt.stage2 && r.k8 > 0) {
-    std::vector<int> int8_layers;  // order4 restricted to the int8 set
+  r.k8_max = bisect(1, base, order8, n, Precision::int8);
+  const std::vector<Precision> s1 = lowered(base, order8, r.k8_max, Precision::int8);
+  std::vector<int> int8_layers;  // order4 restricted to the int8 set
+  if (opt.stage2 && r.k8_max > 0) {
     for (int i : order4)
-      if (r.precisions[size_t(i)] == Precision::int8) int8_layers.push_back(i);
-    const std::vector<Precision> s1 = r.precisions;
-    r.k4 = bisect(2, s1, int8_layers, r.k8, Precision::int4);
-    r.precisions = lowered(s1, int8_layers, r.k4, Precision::int4);
+      if (s1[size_t(i)] == Precision::int8) int8_layers.push_back(i);
+    r.k4_max = bisect(2, s1, int8_layers, r.k8_max, Precision::int4);
   }
-  if (opt.recheck) {
-    r.final_metric = opt.recheck(r.precisions);
-    ++r.evaluations;
-    r.final_rechecked = true;
-  } else {
-    r.final_metric = eval(r.precisions);  // memoised: the configuration was a probe (or the baseline)
+
+  // candidates (k8, k4), most lowered last
+  struct Cand {
+    int k8, k4;
+    std::vector<Precision> p;
+    double bytes = 0, ms = 0;
+  };
+  std::vector<Cand> cands;
+  for (int k8 = 0; k8 <= r.k8_max; ++k8) cands.push_back({k8, 0, lowered(base, order8, k8, Precision::int8)});
+  for (int k4 = 1; k4 <= r.k4_max; ++k4) cands.push_back({r.k8_max, k4, lowered(s1, int8_layers, k4, Precision::int4)});
+  for (Cand& c : cands) {
+    if (!opt.weight_numel.empty()) c.bytes = weight_bytes(opt.weight_numel, c.p);
+    if (opt.latency) c.ms = opt.latency(c.p);
   }
-  r.final_ok = opt.range.ok(r.final_metric, r.baseline);
-  r.probes.push_back({3, r.k8, r.final_metric, r.final_ok});
-  if (!r.final_ok)
-    r.warnings.push_back(fmt::format("final configuration re-check scored {:.6g}, outside the range ({})",
-                                     r.final_metric, opt.range.describe()));
-  if (!opt.weight_numel.empty()) {
-    r.weight_bytes = weight_bytes(opt.weight_numel, r.precisions);
-    if (opt.max_bytes && r.weight_bytes > *opt.max_bytes) {
-      r.memory_ok = false;
-      r.warnings.push_back(fmt::format("final configuration needs {:.0f} weight bytes, above the limit {:.0f}",
-                                       r.weight_bytes, *opt.max_bytes));
+  auto fits = [&](const Cand& c) { return !opt.max_bytes || c.bytes <= *opt.max_bytes; };
+  // better(a, b): a is preferred over b
+  auto better = [&](const Cand& a, const Cand& b) {
+    if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
+    if (a.bytes != b.bytes) return a.bytes < b.bytes;
+    return a.k8 + a.k4 > b.k8 + b.k4;
+  };
+  auto pick = [&](const std::function<bool(const Cand&)>& allowed) -> const Cand* {
+    const Cand* best = nullptr;
+    for (const Cand& c : cands)
+      if (allowed(c) && (!best || better(c, *best))) best = &c;
+    return best;
+  };
+  const Cand* chosen = pick(fits);
+  if (!chosen) {
+    chosen = &cands.back();  // the most lowered: fewest bytes
+    r.memory_ok = false;
+    r.warnings.push_back(
+        fmt::format("no configuration inside the range fits the memory limit of {:.0f} weight bytes: the smallest one "
+                    "(k8 {}, k4 {}) needs {:.0f}",
+                    *opt.max_bytes, chosen->k8, chosen->k4, chosen->bytes));
+  }
+  auto final_check = [&](const Cand& c) {
+    r.precisions = c.p, r.k8 = c.k8, r.k4 = c.k4;
+    if (opt.recheck) {
+      r.final_metric = opt.recheck(c.p);
+      check(std::isfinite(r.final_metric), "search: re-check {} is not finite", opt.metric_name);
+      ++r.evaluations;
+      r.final_rechecked = true;
+    } else {
+      r.final_metric = eval(c.p);  // memoised when the configuration was a probe (or the start)
     }
+    r.final_ok = opt.range.ok(r.final_metric, r.reference);
+    record({3, c.k8, r.final_metric, r.final_ok});
+  };
+  final_check(*chosen);
+  if (!r.final_ok) {
+    const Cand* fallback = pick([&](const Cand& c) {
+      auto it = memo.find(c.p);
+      return fits(c) && it != memo.end() && opt.range.ok(it->second, r.reference) && &c != chosen;
+    });
+    r.warnings.push_back(fmt::format(
+        "final check: (k8 {}, k4 {}) scored {:.6g}, outside the range ({} >= {:.6g}){}", r.k8, r.k4, r.final_metric,
+        opt.metric_name, opt.range.threshold(r.reference),
+        fallback ? fmt::format("; taking (k8 {}, k4 {}) instead, which a probe verified", fallback->k8, fallback->k4)
+                 : ""));
+    if (fallback) final_check(*fallback);
   }
+  if (!opt.weight_numel.empty()) r.weight_bytes = weight_bytes(opt.weight_numel, r.precisions);
+  if (opt.latency) r.latency_ms = opt.latency(r.precisions);
   return r;
 }
 
@@ -128,6 +201,9 @@ json SearchResult::to_json() const {
   for (Precision p : precisions) prec.push_back(precision_name(p));
   return {{"k8", k8},
           {"k4", k4},
+          {"k8_max", k8_max},
+          {"k4_max", k4_max},
+          {"reference", reference},
           {"baseline", baseline},
           {"final_metric", final_metric},
           {"final_ok", final_ok},
@@ -137,19 +213,84 @@ json SearchResult::to_json() const {
           {"warnings", warnings},
           {"precisions", prec},
           {"weight_bytes", weight_bytes},
+          {"latency_ms", latency_ms ? json(*latency_ms) : json(nullptr)},
           {"memory_ok", memory_ok}};
 }
 
+double MemoMetric::operator()(const std::vector<Precision>& p) {
+  auto it = memo_.find(p);
+  if (it != memo_.end()) {
+    ++hits_;
+    return it->second;
+  }
+  const double v = f_(p);
+  ++fresh_;
+  memo_[p] = v;
+  return v;
+}
+
+namespace {
+char precision_letter(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+      return '3';
+    case Precision::fp16:
+      return 'h';
+    case Precision::bf16:
+      return 'b';
+    case Precision::int8:
+      return '8';
+    case Precision::int4:
+      return '4';
+  }
+  return '?';
+}
+}  // namespace
+
+json MemoMetric::to_json() const {
+  json c = json::object();
+  for (const auto& [p, v] : memo_) {
+    std::string key;
+    for (Precision q : p) key += precision_letter(q);
+    c[key] = v;
+  }
+  return {{"configs", c}};
+}
+
+void MemoMetric::merge_json(const json& j) {
+  check(j.is_object() && j.contains("configs") && j["configs"].is_object(), "metric memo: field 'configs' missing");
+  const Precision all[] = {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4};
+  for (const auto& [key, v] : j["configs"].items()) {
+    std::vector<Precision> p;
+    for (char ch : key) {
+      const Precision* q =
+          std::find_if(std::begin(all), std::end(all), [&](Precision x) { return precision_letter(x) == ch; });
+      check(q != std::end(all), "metric memo: configuration '{}' has an unknown precision letter '{}'", key, ch);
+      p.push_back(*q);
+    }
+    check(v.is_number(), "metric memo: configuration '{}' has no number", key);
+    memo_[p] = v.get<double>();
+  }
+}
+
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,
-                    const ConfigMetric& metric, const AccuracyRange& range) {
+                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks) {
   range.validate();
   check(order.size() <= base.size(), "sweep: order has {} entries for {} layers", order.size(), base.size());
+  std::vector<int> grid = ks;
+  if (grid.empty())
+    for (int k = 0; k <= int(order.size()); ++k) grid.push_back(k);
+  check(grid[0] == 0, "sweep: the k grid must start at 0 (the reference), starts at {}", grid[0]);
+  for (size_t i = 1; i < grid.size(); ++i)
+    check(grid[i] > grid[i - 1] && grid[i] <= int(order.size()),
+          "sweep: the k grid must ascend within [0, {}]; entry {} is {}", order.size(), i, grid[i]);
   SweepResult s;
   std::vector<Precision> p = base;
   double baseline = 0;
   bool prefix = true;
-  for (int k = 0; k <= int(order.size()); ++k) {
-    if (k > 0) p[size_t(order[size_t(k - 1)])] = target;
+  int lowered = 0;  // layers of `order` already set to `target` in p
+  for (int k : grid) {
+    for (; lowered < k; ++lowered) p[size_t(order[size_t(lowered)])] = target;
     const double m = metric(p);
     if (k == 0) baseline = m;
     const bool ok = range.ok(m, baseline);
@@ -166,6 +307,15 @@ double weight_bytes(const std::vector<int64_t>& numel, const std::vector<Precisi
   double b = 0;
   for (size_t i = 0; i < p.size(); ++i) b += double(numel[i]) * precision_weight_bits(p[i]) / 8.0;
   return b;
+}
+
+void check_max_bytes(double max_bytes, const std::vector<int64_t>& numel, const std::string& model) {
+  check(std::isfinite(max_bytes) && max_bytes > 0, "--max-bytes {}: expected a positive number of bytes", max_bytes);
+  const double int4 = weight_bytes(numel, std::vector<Precision>(numel.size(), Precision::int4));
+  check(max_bytes >= int4,
+        "--max-bytes {:.0f} is below the all-int4 weight footprint of {}'s {} quantizable layers ({:.0f} bytes): no "
+        "configuration fits",
+        max_bytes, model, numel.size(), int4);
 }
 
 json LatencyTable::to_json() const {
@@ -203,9 +353,12 @@ LatencyTable load_latency_table(const std::string& path) {
 LatencyTable mac_estimate_latency_table(const std::vector<models::QuantLayer>& layers) {
   LatencyTable t;
   t.measured = false;
-  t.source = "ESTIMATE (not measured): MACs / assumed rate, fp32 & fp16 25, int8 50, int4 55 GMAC/s";
-  const std::pair<Precision, double> rates[] = {
-      {Precision::fp32, 25e9}, {Precision::fp16, 25e9}, {Precision::int8, 50e9}, {Precision::int4, 55e9}};
+  t.source = "ESTIMATE (not measured): MACs / assumed rate, fp32 & fp16 & bf16 25, int8 50, int4 55 GMAC/s";
+  const std::pair<Precision, double> rates[] = {{Precision::fp32, 25e9},
+                                                {Precision::fp16, 25e9},
+                                                {Precision::bf16, 25e9},
+                                                {Precision::int8, 50e9},
+                                                {Precision::int4, 55e9}};
   for (const auto& l : layers)
     for (const auto& [p, rate] : rates) t.ms[l.name][p] = 1e3 * double(l.macs) / rate;
   return t;

@@ -3,12 +3,14 @@
 //
 // Start: every layer at `start` (fp16). Stage 1: k8 = the largest k in [0, N] such that lowering the first
 // k layers of order8 to int8 keeps the metric inside the range; bisection on [lo, hi) with lo = 0 known
-// good (the baseline) and hi = N + 1 assumed bad, one evaluation per probe: ceil(log2(N + 1)) probes + the
-// baseline. Stage 2: the same over k4 in [0, k8] for int4, walking order4 restricted to the int8 layers.
-// Bisection presumes the metric is monotone in k; every pair of probes of a stage where MORE lowered layers
-// scored HIGHER than fewer (by more than `monotone_tol`) is reported as a warning. The final configuration
-// is checked once more: with `recheck` (e.g. another split or a fresh run) it is evaluated again, else the
-// memoised probe value is reused (the evaluators are deterministic) and the report says so.
+// good (the start, checked against the reference) and hi = N + 1 assumed bad, one evaluation per probe:
+// ceil(log2(N + 1)) probes + the start. Stage 2: the same over k4 in [0, k8] for int4, walking order4
+// restricted to the int8 layers. Bisection presumes the metric is monotone in k; every pair of probes of a
+// stage where MORE lowered layers scored HIGHER than fewer (by more than `monotone_tol`), one of them
+// outside the range, is reported as a warning (rises among probes all inside the range change nothing). The final
+// configuration (see SearchOptions for how it is chosen among the candidates) is checked once more: with `recheck`
+// (e.g. another split or a fresh run) it is evaluated again, else the memoised probe value is reused (the evaluators
+// are deterministic) and the report says so.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -23,14 +25,15 @@
 
 namespace mpq::quant {
 
-// The user's accuracy range; exactly one of the two is set (>= 0). Metric units are the evaluator's
-// (top-1 as a fraction: max_drop 0.001 = 0.1 percentage point).
+// The user's accuracy range, in the metric's units (the CLI passes percent), against a reference metric
+// (the search's SearchOptions::reference, else the starting configuration's metric). Exactly one is set.
 struct AccuracyRange {
-  double max_drop = -1;      // metric >= baseline - max_drop
-  double min_relative = -1;  // metric >= baseline * min_relative
-  bool ok(double metric, double baseline) const;
+  std::optional<double> max_drop;      // metric >= reference - max_drop      (>= 0, absolute points)
+  std::optional<double> min_relative;  // metric >= reference * min_relative  (in (0, 1])
+  bool ok(double metric, double reference) const;
+  double threshold(double reference) const;  // the smallest metric inside the range
   std::string describe() const;
-  void validate() const;  // throws unless exactly one is set
+  void validate() const;  // throws unless exactly one is set and it is in its domain
 };
 
 struct Probe {
@@ -41,28 +44,50 @@ struct Probe {
 };
 
 using ConfigMetric = std::function<double(const std::vector<Precision>&)>;  // [N] precisions -> metric
+using ConfigValue = std::function<double(const std::vector<Precision>&)>;   // [N] precisions -> ms, bytes, ...
 
+// Choosing the final configuration. The two bisections give k8max (stage 1) and k4max (stage 2, int4 among
+// the first k8max int8 layers). Under the monotone assumption every configuration on the way is inside the
+// range, so the candidates are
+//   (k8, 0) for k8 in [0, k8max]   and   (k8max, k4) for k4 in [0, k4max];
+// among those within max_bytes the search takes the one with the smallest `latency` (ties: fewer weight
+// bytes, then more lowered layers). Without `latency` it takes the most lowered one, (k8max, k4max). With
+// a measured latency table the fastest need not be the most lowered (an int4 layer can be slower than its
+// int8 version on a CPU). A candidate that was not a probe costs one more evaluation (the final check);
+// if the final check fails, the fastest candidate that a probe verified inside the range is taken instead
+// (with a warning). When no candidate fits max_bytes, the smallest one is kept with memory_ok = false.
 struct SearchOptions {
   AccuracyRange range;
+  // The metric the range is measured against (e.g. the fp32 model's on the search split). Unset: the
+  // starting configuration's. When set and the starting configuration itself is outside the range, the
+  // search throws naming both values (the request cannot be met by any lowering).
+  std::optional<double> reference;
   Precision start = Precision::fp16;
-  bool stage2 = true;                 // int4 stage
-  double monotone_tol = 0;            // metric rise tolerated between probes before a warning
-  ConfigMetric recheck;               // optional independent re-evaluation of the final configuration
-  std::optional<double> max_bytes;    // optional limit on the weight bytes (weight_bytes below)
-  std::vector<int64_t> weight_numel;  // [N], needed with max_bytes
+  bool stage2 = true;                  // int4 stage
+  double monotone_tol = 0;             // metric rise tolerated between probes before a warning
+  ConfigMetric recheck;                // optional independent re-evaluation of the final configuration
+  ConfigValue latency;                 // optional per-configuration latency (ms) for the final choice
+  std::optional<double> max_bytes;     // optional limit on the weight bytes (weight_bytes below)
+  std::vector<int64_t> weight_numel;   // [N], needed with max_bytes
+  std::string metric_name = "metric";  // used in messages
+  // after every probe: the probe, evaluations so far, and the most evaluations this search can take
+  std::function<void(const Probe&, int64_t done, int64_t max_total)> progress;
 };
 
 struct SearchResult {
   std::vector<Precision> precisions;  // [N] final
-  int k8 = 0, k4 = 0;
-  double baseline = 0;      // metric of the all-`start` configuration
-  double final_metric = 0;  // re-check value
+  int k8 = 0, k4 = 0;                 // of the final configuration
+  int k8_max = 0, k4_max = 0;         // what the two bisections found
+  double reference = 0;               // the metric the range is measured against
+  double baseline = 0;                // metric of the all-`start` configuration
+  double final_metric = 0;            // re-check value
   bool final_ok = false;
   bool final_rechecked = false;       // true: evaluated again by `recheck`; false: memoised probe
   std::vector<Probe> probes;          // in evaluation order
   int64_t evaluations = 0;            // metric evaluations (the recheck's one included when fresh)
-  std::vector<std::string> warnings;  // non-monotone probes, memory limit
+  std::vector<std::string> warnings;  // non-monotone probes, memory limit, fallbacks
   double weight_bytes = 0;            // of the final configuration (when weight_numel is given)
+  std::optional<double> latency_ms;   // of the final configuration (when `latency` is given)
   bool memory_ok = true;
   nlohmann::json to_json() const;
 };
@@ -73,17 +98,44 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
 
 // Exhaustive: metric at every k in [0, N] for `target` along `order` over `base` ([N]); returns the probes
 // (k ascending). best_k: largest k inside the range (range measured against k = 0); prefix_k: largest k
-// with every k' <= k inside the range (what an ideal monotone bisection finds).
+// with every k' <= k inside the range (what an ideal monotone bisection finds). With `ks` (ascending, first
+// 0, all in [0, |order|]) only those k are evaluated, and best_k / prefix_k refer to them.
 struct SweepResult {
   std::vector<Probe> probes;
   int best_k = 0, prefix_k = 0;
 };
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,
-                    const ConfigMetric& metric, const AccuracyRange& range);
+                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks = {});
+
+// A deterministic metric behind a memo: each distinct configuration is evaluated once. The memo can be
+// saved to / restored from JSON (the analysis cache keeps it, keyed by everything the metric depends on),
+// so a second search with another range re-uses every evaluation the first one made.
+class MemoMetric {
+ public:
+  explicit MemoMetric(ConfigMetric f) : f_(std::move(f)) {}
+  double operator()(const std::vector<Precision>& p);
+  ConfigMetric fn() {
+    return [this](const std::vector<Precision>& p) { return (*this)(p); };
+  }
+  int64_t fresh() const { return fresh_; }  // evaluations of the underlying metric
+  int64_t hits() const { return hits_; }    // answers from the memo
+  size_t size() const { return memo_.size(); }
+  nlohmann::json to_json() const;  // {"configs": {"<one letter per layer: 3 h b 8 4>": metric, ...}}
+  void merge_json(const nlohmann::json& j);
+
+ private:
+  ConfigMetric f_;
+  std::map<std::vector<Precision>, double> memo_;
+  int64_t fresh_ = 0, hits_ = 0;
+};
 
 // Weight bytes: numel * bits / 8 (fp32 4, fp16 2, int8 1, int4 0.5 bytes per weight; per-channel / group
 // scales not counted).
 double weight_bytes(const std::vector<int64_t>& numel, const std::vector<Precision>& p);
+
+// Throws unless max_bytes >= the all-int4 weight footprint (no configuration could fit below it); the
+// message names the model, the limit and the footprint.
+void check_max_bytes(double max_bytes, const std::vector<int64_t>& numel, const std::string& model);
 
 // Per-layer latency (ms) by precision. `measured` is false for the MAC-based placeholder, whose `source`
 // says so; reports must not call such numbers measured.
@@ -96,7 +148,8 @@ struct LatencyTable {
 // {"source": "...", "measured": true|false, "layers": {"name": {"fp16": ms, "int8": ms, ...}}}
 LatencyTable load_latency_table(const std::string& path);
 LatencyTable latency_table_from_json(const nlohmann::json& j, const std::string& what);
-// ESTIMATE, not a measurement: ms = macs / rate(p) with assumed rates fp32 / fp16 25, int8 50, int4 55 GMAC/s.
+// ESTIMATE, not a measurement: ms = macs / rate(p) with assumed rates fp32 / fp16 / bf16 25, int8 50,
+// int4 55 GMAC/s (bf16 is given fp16's rate: nothing about this CPU's BF16 dot products is assumed).
 LatencyTable mac_estimate_latency_table(const std::vector<models::QuantLayer>& layers);
 // Sum over layers of table[layer][precision]; throws naming a missing layer / precision.
 double config_latency_ms(const LatencyTable& t, const std::vector<std::string>& layers,

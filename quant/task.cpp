@@ -1,12 +1,17 @@
 #include "quant/task.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <memory>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "models/bert.h"
+#include "models/data/sst2.h"
+#include "models/data/tokenizer.h"
 #include "ops/ops.h"
+#include "quant/cache.h"
 #include "quant/evaluate.h"
 #include "quant/fake_quant.h"
 
@@ -55,6 +60,106 @@ Tensor ImageTaskEvaluator::outputs(models::Model& m, const std::vector<int64_t>&
   }
   check(!parts.empty(), "image evaluator: outputs of an empty index list");
   return parts.size() == 1 ? parts[0] : ops::concat(parts, 0);  // [N, C]
+}
+
+models::Batch ImageTaskEvaluator::batch(const std::vector<int64_t>& indices) {
+  check(!indices.empty(), "image evaluator: batch of an empty index list");
+  const data::ImageBatch& ib = batch_for(indices);
+  models::Batch mb;
+  mb.images = ib.images;  // [n, 3, 224, 224]
+  mb.labels.assign(ib.labels.begin(), ib.labels.end());
+  return mb;
+}
+
+SentenceTaskEvaluator::SentenceTaskEvaluator(models::EncodedSet set, int64_t batch)
+    : set_(std::move(set)), batch_(batch) {
+  check(batch > 0, "sentence evaluator: batch {} must be positive", batch);
+}
+
+models::Batch SentenceTaskEvaluator::batch(const std::vector<int64_t>& indices) {
+  check(!indices.empty(), "sentence evaluator: batch of an empty index list");
+  std::vector<size_t> idx;
+  for (int64_t i : indices) {
+    check(i >= 0 && i < size(), "sentence evaluator: sample index {} outside [0, {})", i, size());
+    idx.push_back(size_t(i));
+  }
+  return models::make_batch(set_, idx);  // ids / mask [n * L], labels [n]
+}
+
+TaskResult SentenceTaskEvaluator::evaluate(models::Model& m, const std::vector<int64_t>& indices) {
+  autograd::NoGradGuard no_grad;
+  EvalTotals t;
+  const int64_t total = int64_t(indices.size());
+  for (int64_t b = 0; b < total; b += batch_) {
+    const models::Batch mb = batch({indices.begin() + b, indices.begin() + std::min(total, b + batch_)});
+    score_logits(m.forward(mb, false), {mb.labels.begin(), mb.labels.end()}, t);
+  }
+  return {t.top1_frac(), t.mean_loss(), t.samples};
+}
+
+Tensor SentenceTaskEvaluator::outputs(models::Model& m, const std::vector<int64_t>& indices) {
+  autograd::NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  const int64_t total = int64_t(indices.size());
+  for (int64_t b = 0; b < total; b += batch_)
+    parts.push_back(m.forward(batch({indices.begin() + b, indices.begin() + std::min(total, b + batch_)}),
+                              false));  // [n, C]
+  check(!parts.empty(), "sentence evaluator: outputs of an empty index list");
+  return parts.size() == 1 ? parts[0] : ops::concat(parts, 0);  // [N, C]
+}
+
+namespace {
+int64_t size_or(int64_t v, int64_t def) { return v < 0 ? def : v; }
+// content identity of a data file (size + head/tail hash; not its path or mtime)
+nlohmann::json file_identity(const std::string& path) {
+  const WeightsId w = weights_identity(path);
+  return {{"size", w.size}, {"hash", w.head_tail_hash}};
+}
+}  // namespace
+
+Task make_task(models::Model& m, const std::string& weights, const std::string& data_dir, const TaskOptions& opt,
+               uint64_t seed) {
+  Task t;
+  if (auto* bert = dynamic_cast<models::Bert*>(&m)) {
+    check(std::filesystem::is_directory(data_dir), "SST-2 folder '{}' does not exist or is not a directory", data_dir);
+    const std::string train_path = data_dir + "/train.tsv", dev_path = data_dir + "/dev.tsv";
+    // read_sst2 throws naming the file when it is missing, empty or malformed
+    std::vector<data::Sst2Example> all = data::read_sst2(train_path);
+    const std::vector<data::Sst2Example> dev = data::read_sst2(dev_path);
+    const int64_t n_train = int64_t(all.size()), n_dev = int64_t(dev.size());
+    all.insert(all.end(), dev.begin(), dev.end());
+    const auto tok = data::BertTokenizer::from_file(models::bert_dir_of(weights) + "/vocab.txt");
+    t.ev = std::make_unique<SentenceTaskEvaluator>(models::encode_sst2(tok, all, int(bert->config().seq_len)),
+                                                   size_or(opt.batch, 64));
+    const int64_t n_calib = size_or(opt.calib, 64), n_search = size_or(opt.search, n_dev / 2);
+    const int64_t n_test = opt.test == 0 ? -1 : size_or(opt.test, -1);
+    check(n_calib <= n_train, "SST-2 '{}': --calib {} exceeds its {} sentences", train_path, n_calib, n_train);
+    const Splits c = make_splits(n_train, n_calib, 0, 0, seed);
+    const Splits d = make_splits(n_dev, 0, n_search, n_test, seed + 1);  // throws when dev is too small
+    t.splits.calib = c.calib;
+    for (int64_t i : d.search) t.splits.search.push_back(n_train + i);
+    for (int64_t i : d.test) t.splits.test.push_back(n_train + i);
+    t.metric_label = "accuracy";
+    t.data_identity = {{"train", file_identity(train_path)}, {"dev", file_identity(dev_path)}};
+    t.split_note = fmt::format(
+        "calibration: {} sentences of train.tsv (seeded sample); search {} / test {}: disjoint seeded pieces of "
+        "dev.tsv ({} sentences)",
+        t.splits.calib.size(), t.splits.search.size(), t.splits.test.size(), n_dev);
+    return t;
+  }
+  auto* cnn = dynamic_cast<models::CnnModel*>(&m);
+  check(cnn, "search: model '{}' has no task evaluator (expected an image CNN or bert)", m.name());
+  auto folder = std::make_shared<data::ImageNetFolder>(data_dir);  // throws on a folder with no usable samples
+  const int64_t total = int64_t(folder->size());
+  const int64_t n_test = opt.test == 0 ? -1 : size_or(opt.test, 256);
+  t.splits = make_splits(total, size_or(opt.calib, 16), size_or(opt.search, 128), n_test, seed);
+  t.ev = std::make_unique<ImageTaskEvaluator>(*folder, cnn->preset(), size_or(opt.batch, 16));
+  t.data = folder;
+  t.metric_label = "top-1";
+  t.data_identity = {{"labels", file_identity(data_dir + "/labels.txt")}};
+  t.split_note = fmt::format("calibration {} / search {} / test {}: disjoint seeded pieces of the {} images",
+                             t.splits.calib.size(), t.splits.search.size(), t.splits.test.size(), total);
+  return t;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
@@ -59,6 +60,7 @@ struct OutputAsLoss : TaskEvaluator {
   int64_t size() const override { return 1; }
   std::string metric_name() const override { return "neg_output"; }
   Tensor outputs(models::Model& m, const std::vector<int64_t>&) override { return m.forward({}, false); }
+  models::Batch batch(const std::vector<int64_t>&) override { return {}; }  // the models take no input
 };
 
 Calibration hand_calibration() {
@@ -333,4 +335,120 @@ TEST_CASE("dependency: distillation loss gives dL = KL(p_fp32 || q) for one quan
   CHECK(d.base_loss == doctest::Approx(entropy).epsilon(1e-6));
   CHECK(d.single[0] == doctest::Approx(kl).epsilon(1e-3));
   CHECK(d.single[0] > 0);
+}
+
+TEST_CASE("search: range validation, reference check and the final choice by latency and memory") {
+  AccuracyRange r;
+  r.max_drop = -0.1;
+  CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("--max-drop -0.1 must be >= 0"), Error);
+  r.max_drop.reset();
+  for (double bad : {0.0, -0.5, 1.5}) {
+    r.min_relative = bad;
+    CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("must be in (0, 1]"), Error);
+  }
+  r.min_relative = 0.99;
+  CHECK(r.threshold(80) == doctest::Approx(79.2));
+  CHECK(r.ok(79.2, 80));
+  CHECK(!r.ok(79.1, 80));
+  r.max_drop = 1;
+  CHECK_THROWS_WITH_AS(r.validate(), doctest::Contains("exactly one"), Error);
+
+  // 4 layers, identity orders; the metric stays inside the range everywhere unless `dip` says otherwise
+  const std::vector<int> id = {0, 1, 2, 3};
+  std::set<std::vector<Precision>> dip;
+  std::vector<std::vector<Precision>> asked;
+  const ConfigMetric metric = [&](const std::vector<Precision>& p) {
+    asked.push_back(p);
+    return dip.count(p) ? 0.0 : 100.0;
+  };
+  // latency per layer (ms): fp16 10; int8 4; int4 6 (slower than int8, as int4 can be on a CPU)
+  auto lat = [](double l8_0, double l8, double l4) {
+    return [=](const std::vector<Precision>& p) {
+      double ms = 0;
+      for (size_t i = 0; i < p.size(); ++i)
+        ms += p[i] == Precision::fp16 ? 10 : p[i] == Precision::int8 ? (i == 0 ? l8_0 : l8) : l4;
+      return ms;
+    };
+  };
+  SearchOptions o;
+  o.range.max_drop = 1;
+  o.weight_numel = {100, 100, 100, 100};
+  SearchResult s = bisection_search(4, id, id, metric, o);  // no latency: the most lowered
+  CHECK(s.k8 == 4);
+  CHECK(s.k4 == 4);
+  CHECK(s.evaluations == 7);  // start + 3 + 3 probes
+  o.latency = lat(4, 4, 6);
+  s = bisection_search(4, id, id, metric, o);  // int4 slower: (4, 0) at 16 ms
+  CHECK(s.k8 == 4);
+  CHECK(s.k4 == 0);
+  CHECK(s.k4_max == 4);
+  CHECK(*s.latency_ms == 16);
+  o.max_bytes = 320;  // needs k4 >= 2 (400 - 50 k4 bytes): the fastest of those is (4, 2) at 20 ms
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k4 == 2);
+  CHECK(*s.latency_ms == 20);
+  CHECK(s.weight_bytes == 300);
+  CHECK(s.memory_ok);
+  CHECK(s.evaluations == 7);  // (4, 2) was a stage-2 probe
+  o.max_bytes.reset();
+  // layer 0's int8 is fast, the others' int8 and int4 slow: (1, 0) = 1 + 30 ms is the fastest, never probed
+  o.latency = lat(1, 20, 30);
+  asked.clear();
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k8 == 1);
+  CHECK(s.k4 == 0);
+  CHECK(s.evaluations == 8);  // the final check evaluates it
+  CHECK(asked.back() == std::vector<Precision>{Precision::int8, Precision::fp16, Precision::fp16, Precision::fp16});
+  CHECK(s.final_ok);
+  // ... and when that unprobed configuration turns out outside the range, the fastest verified one is taken
+  dip.insert({Precision::int8, Precision::fp16, Precision::fp16, Precision::fp16});
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k8 == 0);  // all fp16, 40 ms, beats (2, 0) at 41 ms and every other verified candidate
+  CHECK(s.final_ok);
+  REQUIRE(!s.warnings.empty());
+  CHECK(s.warnings.back().find("final check: (k8 1, k4 0) scored 0") != std::string::npos);
+  dip.clear();
+  // a reference the starting configuration itself misses
+  o.reference = 102;
+  o.metric_name = "top-1 %";
+  CHECK_THROWS_WITH_AS(bisection_search(4, id, id, metric, o),
+                       doctest::Contains("missed by the starting configuration itself (every layer fp16: top-1 % 100"),
+                       Error);
+  o.reference = 100.5;  // 100 >= 100.5 - 1: fine
+  CHECK(bisection_search(4, id, id, metric, o).reference == 100.5);
+  // memory limits
+  CHECK_THROWS_WITH_AS(check_max_bytes(199, {100, 100, 100, 100}, "tiny"),
+                       doctest::Contains("--max-bytes 199 is below the all-int4 weight footprint of tiny's 4 "
+                                         "quantizable layers (200 bytes)"),
+                       Error);
+  CHECK_NOTHROW(check_max_bytes(200, {100, 100, 100, 100}, "tiny"));
+  CHECK_THROWS_WITH_AS(check_max_bytes(-5, {100}, "tiny"), doctest::Contains("positive"), Error);
+}
+
+TEST_CASE("search: the metric memo evaluates each configuration once and round-trips through JSON") {
+  int calls = 0;
+  MemoMetric m([&](const std::vector<Precision>& p) {
+    ++calls;
+    return double(p.size()) + (p[0] == Precision::int4 ? 0.5 : 0);
+  });
+  const std::vector<Precision> a = {Precision::int4, Precision::bf16, Precision::fp32},
+                               b = {Precision::fp16, Precision::int8, Precision::int8};
+  CHECK(m(a) == 3.5);
+  CHECK(m(a) == 3.5);
+  CHECK(m(b) == 3);
+  CHECK(calls == 2);
+  CHECK(m.fresh() == 2);
+  CHECK(m.hits() == 1);
+  const nlohmann::json j = m.to_json();
+  CHECK(j["configs"]["4b3"] == 3.5);
+  CHECK(j["configs"]["h88"] == 3);
+  MemoMetric back([&](const std::vector<Precision>&) -> double {
+    FAIL("evaluated despite the memo");
+    return 0;
+  });
+  back.merge_json(j);
+  CHECK(back(a) == 3.5);
+  CHECK(back.fresh() == 0);
+  CHECK_THROWS_WITH_AS(back.merge_json({{"configs", {{"h9", 1.0}}}}), doctest::Contains("unknown precision letter '9'"),
+                       Error);
 }
