@@ -28,7 +28,8 @@ std::vector<int> k_grid(int n, int points) {
 
 ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings, int points, const ConfigMetric& metric,
                              const ConfigValue& latency_ms, const ConfigValue& bytes, const std::string& latency_source,
-                             const AccuracyRange& range, const std::function<void(int64_t, int64_t)>& progress) {
+                             const AccuracyRange& range, std::optional<double> reference,
+                             const std::function<void(int64_t, int64_t)>& progress) {
   const std::vector<int> ks = k_grid(n, points);
   const int64_t total = int64_t(orderings.size()) * 2 * int64_t(ks.size());
   int64_t done = 0;
@@ -48,7 +49,7 @@ ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings,
         if (progress) progress(++done, total);
         return m;
       };
-      SweepResult s = sweep_k(std::vector<Precision>(size_t(n), from), order, target, recording, range, ks);
+      SweepResult s = sweep_k(std::vector<Precision>(size_t(n), from), order, target, recording, range, ks, reference);
       for (size_t i = 0; i < s.probes.size(); ++i)
         out.points.push_back({o.name, precision_name(target), s.probes[i].k, s.probes[i].metric, latency_ms(configs[i]),
                               bytes(configs[i]), latency_source});

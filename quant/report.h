@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,10 +69,12 @@ struct ParetoSweeps {
 
 // Sweeps every ordering (stages int8 and int4, see the top of this file) over k_grid(n, points).
 // metric: percent (callers memoise it: the shared end points are asked for by every ordering); `range`
-// (in the same units) only labels the sweep results. progress(done, total) after every point.
+// (in the same units) against `reference` (unset: each sweep's k = 0) only labels the sweep results.
+// progress(done, total) after every point.
 ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings, int points, const ConfigMetric& metric,
                              const ConfigValue& latency_ms, const ConfigValue& bytes, const std::string& latency_source,
-                             const AccuracyRange& range, const std::function<void(int64_t, int64_t)>& progress = {});
+                             const AccuracyRange& range, std::optional<double> reference = std::nullopt,
+                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 // (latency, F(latency)) at every distinct latency of `pts`, ascending: the corners of the step frontier.
 std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts);

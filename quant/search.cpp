@@ -274,7 +274,8 @@ void MemoMetric::merge_json(const json& j) {
 }
 
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,
-                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks) {
+                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks,
+                    std::optional<double> reference) {
   range.validate();
   check(order.size() <= base.size(), "sweep: order has {} entries for {} layers", order.size(), base.size());
   std::vector<int> grid = ks;
@@ -292,7 +293,7 @@ SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& 
   for (int k : grid) {
     for (; lowered < k; ++lowered) p[size_t(order[size_t(lowered)])] = target;
     const double m = metric(p);
-    if (k == 0) baseline = m;
+    if (k == 0) baseline = reference.value_or(m);
     const bool ok = range.ok(m, baseline);
     s.probes.push_back({4, k, m, ok});
     if (ok) s.best_k = k;

@@ -99,13 +99,15 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
 // Exhaustive: metric at every k in [0, N] for `target` along `order` over `base` ([N]); returns the probes
 // (k ascending). best_k: largest k inside the range (range measured against k = 0); prefix_k: largest k
 // with every k' <= k inside the range (what an ideal monotone bisection finds). With `ks` (ascending, first
-// 0, all in [0, |order|]) only those k are evaluated, and best_k / prefix_k refer to them.
+// 0, all in [0, |order|]) only those k are evaluated, and best_k / prefix_k refer to them. `reference`: what
+// the range is measured against (unset: the metric at k = 0).
 struct SweepResult {
   std::vector<Probe> probes;
   int best_k = 0, prefix_k = 0;
 };
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,
-                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks = {});
+                    const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks = {},
+                    std::optional<double> reference = std::nullopt);
 
 // A deterministic metric behind a memo: each distinct configuration is evaluated once. The memo can be
 // saved to / restored from JSON (the analysis cache keeps it, keyed by everything the metric depends on),

@@ -138,6 +138,11 @@ TEST_CASE("report: ordering sweeps on an additive task give the hand-computed po
   CHECK(a.area == 57);
   CHECK(a.positive == 58);
   CHECK(a.negative == 1);
+  // against a reference of 91 (threshold 87.5) the good int8 sweep stays inside up to k = 1 only
+  const ParetoSweeps r91 =
+      ordering_points(3, {{"good", {0, 1, 2}, {0, 1, 2}}}, 0, metric, lat, bytes, "m", range, 91.0);
+  CHECK(r91.sweeps[0].int8.best_k == 1);
+  CHECK(r91.sweeps[0].int8.prefix_k == 1);
   // a 2-point grid evaluates only the end points
   const ParetoSweeps g = ordering_points(3, {{"good", {0, 1, 2}, {0, 1, 2}}}, 2, metric, lat, bytes, "m", range);
   REQUIRE(g.points.size() == 4);

@@ -48,9 +48,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // End-to-end latency confirmation (method.md step 5): the function that compiles a configuration for this
 // model with the native executor (models/native/native.h) and returns its measured batch-1 latency in ms.
-// The native executor has no implementation in this tree yet, so there is nothing to measure with: the
-// function is empty and the report's end-to-end fields are null. This is the seam where
-// `measure_e2e_latency_ms` (tools/latency.h, with the executor) is to be returned.
+// No such measurer is wired in yet, so the function is empty and the report's end-to-end fields are null.
+// This is the seam where `measure_e2e_latency_ms` (tools/latency.h, on the native executor) is to be returned.
 using E2eLatency = std::function<double(const Assignment&)>;
 E2eLatency end_to_end_measurer(models::Model& /*model*/) { return {}; }
 
@@ -361,7 +360,7 @@ int run_search(const Args& args) {
     for (OrderKind k : kinds) sweeps_in.push_back({order_name(k), orders[k].first, orders[k].second});
     Progress pr("pareto sweeps", 0);
     ps = ordering_points(n, sweeps_in, pareto_points, search_memo.fn(), table_ms, bytes_of, src_label, range,
-                         [&](int64_t d, int64_t t) {
+                         chosen.reference, [&](int64_t d, int64_t t) {
                            pr.set_total(t);
                            pr.update(d, fmt::format("{} fresh evaluations", search_memo.fresh()));
                          });
@@ -569,7 +568,7 @@ int run_search(const Args& args) {
   fmt::print("  latency [{}]: chosen {} | fp16 {} ({} vs fp16) | bf16 {} ({}) | fp32 {} ({})\n", latency_source,
              ms(use["chosen"]), ms(use["fp16"]), pct(summary["reduction_vs_fp16"]), ms(use["bf16"]),
              pct(summary["reduction_vs_bf16"]), ms(use["fp32"]), pct(summary["reduction_vs_fp32"]));
-  if (!e2e) fmt::print("  end-to-end latency: not measured (no native executor in this build)\n");
+  if (!e2e) fmt::print("  end-to-end latency: not measured (no end-to-end measurer wired into the search)\n");
   for (const json& a : areas)
     if (!a["empty"].get<bool>())
       fmt::print("  frontier area {} - {}: {:.4g} points x ms over [{:.3f}, {:.3f}] ms (mean {:+.3f} points)\n",

@@ -64,7 +64,8 @@ SearchHtml search_html(const json& s, const std::vector<ParetoPoint>& pts,
       s["end_to_end"]["available"].get<bool>()
           ? "End-to-end latency was measured with the native executor for the chosen, fp16, bf16 and fp32 "
             "configurations (figures above)."
-          : "End-to-end latency: not measured (no native executor in this build); the figures are sums over the "
+          : "End-to-end latency: not measured (no end-to-end measurer wired into the search); the figures are sums "
+            "over the "
             "per-layer table, whose source is: " +
                 s["latency_table"]["source"].get<std::string>() + ".");
   r.paragraphs.push_back("Splits: " + s["splits"]["note"].get<std::string>() +
