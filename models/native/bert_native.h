@@ -120,10 +120,7 @@ kernels::Q8GemmFn attn_q8_fn(const kernels::Q8GemmArgs& g, std::string* name = n
 kernels::F16GemmFn attn_f16_fn(const kernels::F16GemmArgs& g, std::string* name = nullptr);
 kernels::BF16GemmFn attn_bf16_fn(const kernels::BF16GemmArgs& g, std::string* name = nullptr);
 
-}  // namespace mpq::native::bert
-
 // ---- the compiled model ----
-namespace mpq::native::bert {
 
 // Wall-clock step timer of run_profiled (inactive in run()).
 struct Prof {
@@ -151,6 +148,7 @@ class BertNative : public NativeModel {
     Linear q, k, v, ao, fi, fo;
     std::vector<float> ln1_g, ln1_b, ln2_g, ln2_b;  // [D] attention.output.LayerNorm, output.LayerNorm
     std::string qk_name, pv_name;
+    std::string softmax_name, ln1_name, gelu_name, ln2_name;  // profiled steps "layer.i.softmax", ...
     quant::Precision qk = quant::Precision::fp32, pv = quant::Precision::fp32;
     quant::ActQuantParams qk_a, qk_b, pv_a, pv_b;  // int attention operands (Q, K; P, V)
     Fmt qf, kf, vf, pf;  // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
@@ -175,13 +173,13 @@ class BertNative : public NativeModel {
     kernels::PackedQ8W kq8, vq8;        // K_h [L keys x dh], V_h^T [dh x L keys], s8 = u8 - 128
     kernels::PackedF16W kf16, vf16;     // same operands, f16
     kernels::PackedBF16W kbf16, vbf16;  // same operands, bf16
-    double t[3] = {0, 0, 0};            // profiled: qk, softmax, pv seconds
+    double t[3] = {0, 0, 0};            // profiled: qk, softmax, pv milliseconds
   };
 
   void plan(int64_t L);  // (re)allocates every buffer for sequence length L and the current thread count
   void forward_seq(const int32_t* ids, const int32_t* mask, float* logits, Prof& prof);
   void layer(size_t i, Prof& prof);
-  void attention(Layer& p, Prof& prof, const std::string& prefix);
+  void attention(Layer& p, Prof& prof);
   void head(const Layer& p, int64_t h, HeadScratch& hs, bool timed);
   void choose_attention(Layer& p);
   // y = A W^T + b (+ gelu) in dst's format; uses S for raw / f32 intermediates.
@@ -202,16 +200,16 @@ class BertNative : public NativeModel {
   // ---- plan (per sequence length L and thread count) ----
   int64_t L_ = 0;
   int threads_ = 0;
-  bool tuning_ = false;                             // compile-time dry run: choose implementations on the real calls
-  kernels::AlignedBytes X_, H_buf_;                 // f32 [L, D] layer input / attention block output
-  kernels::AlignedBytes XC_[3], HC_;                // [L, D] converted copies (<= 2 bytes each)
-  kernels::AlignedBytes Q_, K_, V_;                 // [L, D] in the layer's qf / kf / vf (<= 4 bytes)
-  kernels::AlignedBytes CTX_;                       // [L, D] attention context in attention.output.dense's input format
-  kernels::AlignedBytes S_;                         // f32 [L, max(D, F)] raw GEMM outputs / pre-LN / pre-gelu values
-  kernels::AlignedBytes MID_;                       // [L, F] gelu output in output.dense's input format
-  kernels::AlignedBytes mask_;                      // f32 [L] additive key mask (0 / -10000)
-  kernels::AlignedBytes pin_, pool_, cin_, logit_;  // [D] pooler input, f32 [D] pooler out, [D] classifier in, f32 [C]
-  std::vector<HeadScratch> heads_;                  // [threads]
+  bool tuning_ = false;                     // compile-time dry run: choose implementations on the real calls
+  kernels::AlignedBytes X_, H_buf_;         // f32 [L, D] layer input / attention block output
+  kernels::AlignedBytes XC_[3], HC_;        // [L, D] converted copies (<= 2 bytes each)
+  kernels::AlignedBytes Q_, K_, V_;         // [L, D] in the layer's qf / kf / vf (<= 4 bytes)
+  kernels::AlignedBytes CTX_;               // [L, D] attention context in attention.output.dense's input format
+  kernels::AlignedBytes S_;                 // f32 [L, max(D, F)] raw GEMM outputs / pre-LN / pre-gelu values
+  kernels::AlignedBytes MID_;               // [L, F] gelu output in output.dense's input format
+  kernels::AlignedBytes mask_;              // f32 [L] additive key mask (0 / -10000)
+  kernels::AlignedBytes pin_, pool_, cin_;  // [D] pooler input, f32 [D] pooler output, [D] classifier input
+  std::vector<HeadScratch> heads_;          // [threads]
 };
 
 }  // namespace mpq::native::bert

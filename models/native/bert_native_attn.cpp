@@ -5,7 +5,9 @@
 // resident buffer: O(L * head_dim) per head, O(L * D) per layer and matmul, against O(L^2 * D) MACs.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -19,6 +21,19 @@ using kernels::PackedQ8W;
 
 namespace {
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// 8 x f32 -> 8 x bf16, round to nearest even, NaN -> quiet NaN: core/dtype.h f32_to_bf16 lane by lane.
+__m128i bf16x8(__m256 f) {
+  const __m256i u = _mm256_castps_si256(f);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  r = _mm256_blendv_epi8(r, quiet, nan);
+  // 32-bit lanes hold values < 2^16: pack to 16 bits (packus per 128-bit lane, then fix the lane order)
+  const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+  return _mm256_castsi256_si128(p);
+}
 }  // namespace
 
 PackedQ8W alloc_attn_q8(int64_t N, int64_t K) {
@@ -74,16 +89,69 @@ void pack_attn_q8_rows(const uint8_t* B, int64_t ldb, PackedQ8W& w) {
 
 void pack_attn_q8_cols(const uint8_t* B, int64_t ldb, PackedQ8W& w) {
   const int64_t N = w.N, K = w.K, ks = w.Kp / 4;
+  const int64_t n_full = N / 32 * 32, k_full = K / 4 * 4;
   uint8_t* dst = w.w.data();
   std::fill(w.colsum.begin(), w.colsum.begin() + N, 0);
-  for (int64_t k = 0; k < K; ++k) {
-    const uint8_t* src = B + k * ldb;  // row k: [N] u8
-    for (int64_t n = 0; n < N; ++n) {
-      const int8_t v = int8_t(src[n] ^ 0x80u);
-      dst[((n / 32) * ks + k / 4) * 128 + (n % 32) * 4 + k % 4] = uint8_t(v);
-      w.colsum[size_t(n)] += v;
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  // Full 32-column panels, 4 rows at a time: a 4 x 32 byte transpose (unpack bytes, then 16-bit pairs,
+  // then 128-bit lanes) gives the panel's 128-byte k-step [32 columns][4 k] directly.
+  for (int64_t n0 = 0; n0 < n_full; n0 += 32) {
+    uint8_t* panel = dst + (n0 / 32) * ks * 128;
+    alignas(32) int32_t sums[32] = {};                                         // raw u8 column sums
+    __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();  // u16 sums of cols 0-15 / 16-31
+    int64_t pending = 0;  // rows in the u16 accumulators (flushed before 257: 257 * 255 > 65535)
+    auto flush = [&] {
+      alignas(32) uint16_t lo[16], hi[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lo), acc_lo);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(hi), acc_hi);
+      for (int j = 0; j < 16; ++j) sums[j] += lo[j], sums[16 + j] += hi[j];
+      acc_lo = acc_hi = _mm256_setzero_si256();
+      pending = 0;
+    };
+    auto accumulate = [&](__m256i r) {
+      acc_lo = _mm256_add_epi16(acc_lo, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(r)));
+      acc_hi = _mm256_add_epi16(acc_hi, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(r, 1)));
+      if (++pending == 256) flush();
+    };
+    for (int64_t k0 = 0; k0 < k_full; k0 += 4) {
+      const uint8_t* s = B + k0 * ldb + n0;  // rows k0..k0+3, columns n0..n0+31
+      const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+      const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + ldb));
+      const __m256i r2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 2 * ldb));
+      const __m256i r3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 3 * ldb));
+      for (__m256i r : {r0, r1, r2, r3}) accumulate(r);
+      const __m256i t0 = _mm256_unpacklo_epi8(r0, r1), t1 = _mm256_unpackhi_epi8(r0, r1);
+      const __m256i t2 = _mm256_unpacklo_epi8(r2, r3), t3 = _mm256_unpackhi_epi8(r2, r3);
+      const __m256i u0 = _mm256_unpacklo_epi16(t0, t2);  // columns 0-3 | 16-19, one dword per column
+      const __m256i u1 = _mm256_unpackhi_epi16(t0, t2);  // 4-7 | 20-23
+      const __m256i u2 = _mm256_unpacklo_epi16(t1, t3);  // 8-11 | 24-27
+      const __m256i u3 = _mm256_unpackhi_epi16(t1, t3);  // 12-15 | 28-31
+      uint8_t* d = panel + (k0 / 4) * 128;
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d),
+                         _mm256_xor_si256(_mm256_permute2x128_si256(u0, u1, 0x20), flip));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + 32),
+                         _mm256_xor_si256(_mm256_permute2x128_si256(u2, u3, 0x20), flip));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + 64),
+                         _mm256_xor_si256(_mm256_permute2x128_si256(u0, u1, 0x31), flip));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + 96),
+                         _mm256_xor_si256(_mm256_permute2x128_si256(u2, u3, 0x31), flip));
     }
+    flush();
+    for (int j = 0; j < 32; ++j) w.colsum[size_t(n0 + j)] = sums[j] - 128 * int32_t(k_full);
   }
+  // Edges: the K tail rows of the full panels, and every row of the last partial panel.
+  auto scalar = [&](int64_t n_lo, int64_t n_hi, int64_t k_lo, int64_t k_hi) {
+    for (int64_t k = k_lo; k < k_hi; ++k) {
+      const uint8_t* src = B + k * ldb;  // row k: [N] u8
+      for (int64_t n = n_lo; n < n_hi; ++n) {
+        const int8_t v = int8_t(src[n] ^ 0x80u);
+        dst[((n / 32) * ks + k / 4) * 128 + (n % 32) * 4 + k % 4] = uint8_t(v);
+        w.colsum[size_t(n)] += v;
+      }
+    }
+  };
+  scalar(0, n_full, k_full, K);
+  scalar(n_full, N, 0, K);
 }
 
 void pack_attn_f16_rows(const float* B, int64_t ldb, PackedF16W& w) {
@@ -92,7 +160,14 @@ void pack_attn_f16_rows(const float* B, int64_t ldb, PackedF16W& w) {
   for (int64_t n = 0; n < N; ++n) {
     const float* src = B + n * ldb;  // [K]
     uint16_t* d = dst + (n / 32) * K * 32 + n % 32;
-    for (int64_t k = 0; k < K; ++k) d[k * 32] = f32_to_f16(src[k]);
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {  // F16C: 8 roundings at once, then 8 strided stores
+      alignas(16) uint16_t h[8];
+      _mm_store_si128(reinterpret_cast<__m128i*>(h),
+                      _mm256_cvtps_ph(_mm256_loadu_ps(src + k), _MM_FROUND_TO_NEAREST_INT));
+      for (int j = 0; j < 8; ++j) d[(k + j) * 32] = h[j];
+    }
+    for (; k < K; ++k) d[k * 32] = f32_to_f16(src[k]);
   }
 }
 
@@ -116,15 +191,37 @@ void pack_attn_bf16_rows(const float* B, int64_t ldb, PackedBF16W& w) {
   for (int64_t n = 0; n < N; ++n) {
     const float* src = B + n * ldb;  // [K]
     uint16_t* d = dst + (n / 32) * kp2 * 64 + (n % 32) * 2;
-    for (int64_t k = 0; k < K; ++k) d[(k / 2) * 64 + k % 2] = f32_to_bf16(src[k]);
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {  // 8 roundings at once; pairs (k, k+1) are one dword every 128 bytes
+      alignas(16) uint32_t pairs[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(pairs), bf16x8(_mm256_loadu_ps(src + k)));
+      for (int j = 0; j < 4; ++j) std::memcpy(d + ((k / 2) + j) * 64, &pairs[j], 4);
+    }
+    for (; k < K; ++k) d[(k / 2) * 64 + k % 2] = f32_to_bf16(src[k]);
   }
 }
 
 void pack_attn_bf16_cols(const float* B, int64_t ldb, PackedBF16W& w) {
   const int64_t N = w.N, K = w.K, kp2 = w.Kp / 2;
   auto* dst = reinterpret_cast<uint16_t*>(w.w.data());
-  for (int64_t k = 0; k < K; ++k) {
-    const float* src = B + k * ldb;  // row k: [N]
+  const int64_t k_even = K / 2 * 2;
+  for (int64_t k = 0; k < k_even; k += 2) {
+    const float* r0 = B + k * ldb;  // rows k and k + 1: [N]
+    const float* r1 = r0 + ldb;
+    int64_t n = 0;
+    for (; n + 8 <= N; n += 8) {  // interleave 8 columns of the two rows: (n, k), (n, k+1), (n+1, k), ...
+      const __m128i a = bf16x8(_mm256_loadu_ps(r0 + n)), b = bf16x8(_mm256_loadu_ps(r1 + n));
+      uint16_t* d = dst + ((n / 32) * kp2 + k / 2) * 64 + (n % 32) * 2;  // 8 columns stay inside one panel
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi16(a, b));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 8), _mm_unpackhi_epi16(a, b));
+    }
+    for (; n < N; ++n) {
+      uint16_t* d = dst + ((n / 32) * kp2 + k / 2) * 64 + (n % 32) * 2;
+      d[0] = f32_to_bf16(r0[n]), d[1] = f32_to_bf16(r1[n]);
+    }
+  }
+  for (int64_t k = k_even; k < K; ++k) {
+    const float* src = B + k * ldb;  // odd last row
     for (int64_t n = 0; n < N; ++n) dst[((n / 32) * kp2 + k / 2) * 64 + (n % 32) * 2 + k % 2] = f32_to_bf16(src[n]);
   }
 }

@@ -169,19 +169,10 @@ bool onednn_capable(const kernels::BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == kernels::LowpOut::f32;
 }
 
-double time_ms(const auto& fn, int reps) {
-  fn();  // warm-up (oneDNN builds its primitive here)
-  double best = 1e300;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
 // Chooses from `list` for args g: the first usable entry, or (autotune) the fastest usable non-reference
-// entry that `capable` accepts.
+// entry that `capable` accepts. Candidates are timed in alternation (A B A B ...), `reps` rounds after one
+// warm-up call each (oneDNN builds its primitive there), keeping each one's best time: on a shared
+// machine a burst of load then hits every candidate alike.
 template <class List, class Args, class Capable>
 typename List::Impl pick(const List& list, const Args& g, bool autotune, int reps, Capable capable) {
   if (!autotune) return list.select(g);
@@ -190,13 +181,16 @@ typename List::Impl pick(const List& list, const Args& g, bool autotune, int rep
     if (isa_enabled(impl.isa) && impl.isa != Isa::ref && capable(impl)) cands.push_back(impl);
   if (cands.empty()) return list.select(g);
   if (cands.size() == 1) return cands[0];
-  size_t best = 0;
-  double best_ms = 1e300;
-  for (size_t i = 0; i < cands.size(); ++i) {
-    const double ms = time_ms([&] { cands[i].fn(g); }, reps);
-    if (ms < best_ms) best_ms = ms, best = i;
-  }
-  return cands[best];
+  std::vector<double> best(cands.size(), 1e300);
+  for (const auto& c : cands) c.fn(g);
+  for (int r = 0; r < std::max(reps, 1); ++r)
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cands[i].fn(g);
+      best[i] =
+          std::min(best[i], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  return cands[size_t(std::min_element(best.begin(), best.end()) - best.begin())];
 }
 }  // namespace
 

@@ -102,7 +102,6 @@ void BertNative::forward_seq(const int32_t* ids, const int32_t* mask, float* log
 void BertNative::layer(size_t i, Prof& prof) {
   Layer& p = layers_[i];
   const int64_t L = L_, D = D_, F = F_;
-  const std::string pre = "layer." + std::to_string(i) + ".";
   float* X = ptr(X_);
   float* Hb = ptr(H_buf_);
   float* S = ptr(S_);
@@ -122,7 +121,7 @@ void BertNative::layer(size_t i, Prof& prof) {
     prof.mark(qkv[c]->name, true);
   }
 
-  attention(p, prof, pre);
+  attention(p, prof);
 
   // linear + residual -> layer norm. Low-precision epilogues add bias and residual; after an fp32 GEMM
   // the layer norm does (same order: (x W^T + b) + residual).
@@ -143,7 +142,7 @@ void BertNative::layer(size_t i, Prof& prof) {
   };
 
   const bool fi_f32 = p.fi.in.fmt == ActFmt::f32;
-  linear_ln(p.ao, CTX_.data(), D, X, p.ln1_g, p.ln1_b, Hb, fi_f32 ? nullptr : &p.fi.in, HC_.data(), pre + "layernorm1");
+  linear_ln(p.ao, CTX_.data(), D, X, p.ln1_g, p.ln1_b, Hb, fi_f32 ? nullptr : &p.fi.in, HC_.data(), p.ln1_name);
 
   // intermediate.dense -> f32 [L, F] -> gelu (+ bias after an fp32 GEMM) -> MID in output.dense's format
   const bool epi = p.fi.has_epilogue();
@@ -153,13 +152,13 @@ void BertNative::layer(size_t i, Prof& prof) {
   g.rows = L, g.cols = F, g.x = S, g.ldx = F, g.bias = epi ? nullptr : p.fi.bias.data(), g.gelu = true;
   g.out = p.fo.in.out(MID_.data(), F);
   kernels::rows_map(g);
-  prof.mark(pre + "gelu", false);
+  prof.mark(p.gelu_name, false);
 
   const Fmt* next = i + 1 < layers_.size() && !layers_[i + 1].slot_fmt.empty() ? &layers_[i + 1].slot_fmt[0] : nullptr;
-  linear_ln(p.fo, MID_.data(), F, Hb, p.ln2_g, p.ln2_b, X, next, XC_[0].data(), pre + "layernorm2");
+  linear_ln(p.fo, MID_.data(), F, Hb, p.ln2_g, p.ln2_b, X, next, XC_[0].data(), p.ln2_name);
 }
 
-void BertNative::attention(Layer& p, Prof& prof, const std::string& pre) {
+void BertNative::attention(Layer& p, Prof& prof) {
   if (tuning_) choose_attention(p);
   const int nt = int(std::min<int64_t>(threads_, H_));
   const bool timed = prof.on();
@@ -177,7 +176,7 @@ void BertNative::attention(Layer& p, Prof& prof, const std::string& pre) {
   const double total = sum[0] + sum[1] + sum[2];
   const auto share = [&](int k) { return total > 0 ? wall * sum[k] / total : wall / 3; };
   prof.add(p.qk_name, true, share(0));
-  prof.add(pre + "softmax", false, share(1));
+  prof.add(p.softmax_name, false, share(1));
   prof.add(p.pv_name, true, share(2));
   prof.t0 = t;
 }
