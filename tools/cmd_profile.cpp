@@ -49,62 +49,13 @@ int run_profile(const Args& args) {
   const auto precisions = parse_precision_list(args.get("precisions", "fp32,fp16,bf16,int8,int4"));
   auto model = load_or_default_model(args);
   const models::Batch batch = latency_input(args, *model);
-  std::set<std::string> quant_names;
-  for (const models::QuantLayer& l : model->quant_layers()) quant_names.insert(l.name);
 
   quant::Calibration calib;  // computed once, only when an integer precision is requested
   for (quant::Precision p : precisions)
     if ((p == quant::Precision::int8 || p == quant::Precision::int4) && calib.empty())
       calib = calibrate_batches(*model, calibration_batches(args, *model, batch));
 
-  nlohmann::json layers = nlohmann::json::object(), other = nlohmann::json::object(), e2e = nlohmann::json::object(),
-                 bytes = nlohmann::json::object(), impls = nlohmann::json::object();
-  for (quant::Precision p : precisions) {
-    const std::string pn = quant::precision_name(p);
-    fmt::print(stderr, "[profile {}] compiling {}\n", model->name(), pn);
-    const auto nm = native::compile(*model, uniform_assignment(*model, p, calib, group));
-    std::map<std::string, std::vector<double>> per_step;  // step -> ms per run
-    std::vector<double> other_ms, total_ms;
-    for (int r = 0; r < warmup + runs; ++r) {
-      std::vector<native::StepTime> steps;
-      const auto t0 = std::chrono::steady_clock::now();
-      nm->run_profiled(batch, steps);
-      const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (r < warmup) continue;
-      double rest = 0;
-      for (const native::StepTime& s : steps) {
-        if (s.quant_layer)
-          per_step[s.name].push_back(s.ms);
-        else
-          rest += s.ms;
-      }
-      other_ms.push_back(rest);
-      total_ms.push_back(total);
-      fmt::print(stderr, "\r[profile {} {}] run {}/{}  {:.2f} ms   ", model->name(), pn, r - warmup + 1, runs, total);
-    }
-    fmt::print(stderr, "\n");
-    for (const std::string& name : quant_names) {
-      auto it = per_step.find(name);
-      check(it != per_step.end(), "profile: the native {} run reported no time for layer '{}'", pn, name);
-      layers[name][pn] = stats_of(it->second).median;
-    }
-    other[pn] = stats_of(other_ms).median;
-    e2e[pn] = stats_of(total_ms).median;
-    bytes[pn] = nm->weight_bytes();
-    impls[pn] = nm->implementations();
-  }
-  const nlohmann::json j = {
-      {"source", fmt::format("mpq profile: {} batch 1, median of {} warm runs per layer, {} threads, ISA cap {}",
-                             model->name(), runs, num_threads(), isa_name(isa_cap()))},
-      {"measured", true},
-      {"model", model->name()},
-      {"threads", num_threads()},
-      {"runs", runs},
-      {"layers", layers},
-      {"other_ms", other},
-      {"end_to_end_ms", e2e},
-      {"weight_bytes", bytes},
-      {"implementations", impls}};
+  const nlohmann::json j = measure_latency_table(*model, precisions, calib, group, batch, warmup, runs, true);
   std::ofstream f(out_path);
   check(bool(f), "profile: cannot write '{}'", out_path);
   f << j.dump(1) << "\n";
@@ -112,17 +63,18 @@ int run_profile(const Args& args) {
   if (args.flag("json")) {
     fmt::print("{}\n", nlohmann::json({{"model", model->name()},
                                        {"out", out_path},
-                                       {"end_to_end_ms", e2e},
-                                       {"other_ms", other},
-                                       {"weight_bytes", bytes}})
+                                       {"end_to_end_ms", j["end_to_end_ms"]},
+                                       {"other_ms", j["other_ms"]},
+                                       {"weight_bytes", j["weight_bytes"]}})
                            .dump());
   } else {
     for (quant::Precision p : precisions) {
       const std::string pn = quant::precision_name(p);
       fmt::print("{} {:>5}: end-to-end {:8.2f} ms (median), non-layer steps {:.2f} ms, weights {:.2f} MB\n",
-                 model->name(), pn, e2e[pn].get<double>(), other[pn].get<double>(), bytes[pn].get<double>() / 1e6);
+                 model->name(), pn, j["end_to_end_ms"][pn].get<double>(), j["other_ms"][pn].get<double>(),
+                 j["weight_bytes"][pn].get<double>() / 1e6);
     }
-    fmt::print("wrote {} ({} layers x {} precisions)\n", out_path, quant_names.size(), precisions.size());
+    fmt::print("wrote {} ({} layers x {} precisions)\n", out_path, j["layers"].size(), precisions.size());
   }
   return 0;
 }

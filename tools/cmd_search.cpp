@@ -8,7 +8,8 @@
 //   6. the Pareto sweeps of every ordering + the uniform points (quant/report.h)             [cached evals]
 //   7. the first ordering's configuration written as a config file; the metric of the reference, the
 //      uniform precisions and the chosen configuration on the test split; latency from the per-layer table
-//      (--latency, written by `mpq profile`) or, without one, the MAC-based placeholder labelled ESTIMATE;
+//      (measured here with the native executor and cached, or --latency from `mpq profile`, or with
+//      --estimate-latency the MAC-based placeholder labelled ESTIMATE);
 //      the end-to-end confirmation when a measurer is available (see end_to_end_measurer below);
 //   8. report DIR: report.json, report.html, pareto.csv, pareto.svg, pareto_zoom.svg, probes.csv.
 // Metrics are in percent throughout (top-1 %, accuracy %); --max-drop is in percentage points.
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/autograd/node.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "models/zoo.h"
@@ -33,6 +35,7 @@
 #include "quant/search.h"
 #include "quant/task.h"
 #include "tools/cli.h"
+#include "tools/native_run.h"
 #include "tools/progress.h"
 #include "tools/search_html.h"
 
@@ -46,12 +49,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// End-to-end latency confirmation (method.md step 5): the function that compiles a configuration for this
-// model with the native executor (models/native/native.h) and returns its measured batch-1 latency in ms.
-// No such measurer is wired in yet, so the function is empty and the report's end-to-end fields are null.
-// This is the seam where `measure_e2e_latency_ms` (tools/latency.h, on the native executor) is to be returned.
+// End-to-end latency confirmation (method.md step 5): compiles a configuration for this model with the
+// native executor (models/native/native.h) and returns its measured batch-1 median latency in ms
+// (tools/native_run.h measure_assignment: 3 warm-up runs, then `runs` timed runs).
 using E2eLatency = std::function<double(const Assignment&)>;
-E2eLatency end_to_end_measurer(models::Model& /*model*/) { return {}; }
+E2eLatency end_to_end_measurer(models::Model& model, const models::Batch& input, int runs) {
+  return [&model, input, runs](const Assignment& a) { return measure_assignment(model, a, input, 3, runs).median; };
+}
 
 bool table_covers(const LatencyTable& t, const std::vector<std::string>& names, Precision p) {
   for (const std::string& n : names) {
@@ -77,7 +81,8 @@ int run_search(const Args& args) {
                     "orderings",    "pareto-points",
                     "no-pareto",    "reference",
                     "hessian-loss", "signed-interactions",
-                    "int4-group"});
+                    "int4-group",   "estimate-latency",
+                    "latency-runs", "seq"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -147,8 +152,38 @@ int run_search(const Args& args) {
   };
 
   // latency table
-  const LatencyTable lat =
-      args.has("latency") ? load_latency_table(args.get("latency")) : mac_estimate_latency_table(layers);
+  // --latency FILE (from `mpq profile`), else measured here with the native executor (cached like the rest of the
+  // analysis, keyed by model, weights and measurement settings), or with --estimate-latency the MAC placeholder.
+  const int latency_runs = args.get_int("latency-runs", 10);
+  check(latency_runs > 0, "--latency-runs must be positive, got {}", latency_runs);
+  const models::Batch latency_in = latency_input(args, *model);
+  LatencyTable lat;
+  if (args.has("latency")) {
+    lat = load_latency_table(args.get("latency"));
+  } else if (args.flag("estimate-latency")) {
+    lat = mac_estimate_latency_table(layers);
+  } else {
+    const json lat_in = analysis_inputs(model_name, wid, {},
+                                        {{"what", "latency table"},
+                                         {"threads", num_threads()},
+                                         {"runs", latency_runs},
+                                         {"int4_group", int4_group},
+                                         {"isa_cap", isa_name(isa_cap())}});
+    json table;
+    if (auto c = cache.load("latency", lat_in)) {
+      table = *c;
+      log("latency table: cached (" + table.value("source", std::string()) + ")");
+    } else {
+      log("latency table: profiling every layer at fp32 / fp16 / bf16 / int8 / int4 with the native executor");
+      const Calibration lat_cal = calibrate_batches(*model, {latency_in});  // ranges do not change speed
+      table = measure_latency_table(
+          *model, {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4}, lat_cal,
+          int4_group, latency_in, 3, latency_runs, !as_json);
+      cache.store("latency", lat_in, table);
+    }
+    std::ofstream(report + "/latency.json") << table.dump(1) << "\n";
+    lat = latency_table_from_json(table, "measured latency table");
+  }
   for (Precision p : {Precision::fp16, Precision::int8, Precision::int4})
     for (const std::string& nm : names) {
       auto it = lat.ms.find(nm);
@@ -401,7 +436,7 @@ int run_search(const Args& args) {
                     metric_test, range.threshold(baseline_test), reference, baseline_test));
 
   // latency: the end-to-end confirmation when available, else the per-layer table
-  const E2eLatency e2e = end_to_end_measurer(*model);
+  const E2eLatency e2e = end_to_end_measurer(*model, latency_in, latency_runs);
   json e2e_j = {{"available", bool(e2e)}};
   std::map<std::string, std::optional<double>> e2e_ms;
   const Assignment chosen_a = make_assignment(names, chosen.precisions, cal, int4_group);
@@ -568,7 +603,7 @@ int run_search(const Args& args) {
   fmt::print("  latency [{}]: chosen {} | fp16 {} ({} vs fp16) | bf16 {} ({}) | fp32 {} ({})\n", latency_source,
              ms(use["chosen"]), ms(use["fp16"]), pct(summary["reduction_vs_fp16"]), ms(use["bf16"]),
              pct(summary["reduction_vs_bf16"]), ms(use["fp32"]), pct(summary["reduction_vs_fp32"]));
-  if (!e2e) fmt::print("  end-to-end latency: not measured (no end-to-end measurer wired into the search)\n");
+
   for (const json& a : areas)
     if (!a["empty"].get<bool>())
       fmt::print("  frontier area {} - {}: {:.4g} points x ms over [{:.3f}, {:.3f}] ms (mean {:+.3f} points)\n",
@@ -590,7 +625,9 @@ const Registrar reg(
      "            against --reference fp32 (default: the original model) or fp16, measured on the search split\n"
      "  limits:   --max-bytes B (weight bytes of the quantizable layers; the fastest configuration within the\n"
      "            range and B is chosen)\n"
-     "  latency:  --latency latency.json (per-layer table from `mpq profile`); without it a MAC-based ESTIMATE\n"
+     "  latency:  per-layer table measured with the native executor at fp32/fp16/bf16/int8/int4 (cached;\n"
+     "            --latency-runs 10), or --latency latency.json from `mpq profile`, or --estimate-latency (a\n"
+     "            MAC-based ESTIMATE); the chosen configuration and the uniform points are then measured end to end\n"
      "  splits:   --calib N --search N --test N (-1 = default, test 0 = all remaining; images 16/128/256,\n"
      "            SST-2 64 train sentences / half of dev / the other half)\n"
      "  analysis: --dep-samples 8 --draws 16 --window 0 --int4-group 0|32|64|128 --hessian-loss labels|distill\n"

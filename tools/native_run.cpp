@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
 
 #include "core/autograd/node.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/threading.h"
 #include "models/bert.h"
 #include "models/bert_train.h"
 #include "models/cnn_common.h"
@@ -146,6 +152,62 @@ Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup,
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return stats_of(std::move(ms));
+}
+
+nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::Precision>& precisions,
+                                     const quant::Calibration& calib, int64_t int4_group, const models::Batch& input,
+                                     int warmup, int runs, bool progress) {
+  check(runs > 0 && warmup >= 0, "latency table: runs must be positive and warmup non-negative");
+  std::set<std::string> quant_names;
+  for (const models::QuantLayer& l : m.quant_layers()) quant_names.insert(l.name);
+  nlohmann::json layers = nlohmann::json::object(), other = nlohmann::json::object(), e2e = nlohmann::json::object(),
+                 bytes = nlohmann::json::object(), impls = nlohmann::json::object();
+  for (quant::Precision p : precisions) {
+    const std::string pn = quant::precision_name(p);
+    if (progress) fmt::print(stderr, "[profile {}] compiling {}\n", m.name(), pn);
+    const auto nm = native::compile(m, uniform_assignment(m, p, calib, int4_group));
+    std::map<std::string, std::vector<double>> per_step;  // layer -> ms per timed run
+    std::vector<double> other_ms, total_ms;               // per timed run
+    for (int r = 0; r < warmup + runs; ++r) {
+      std::vector<native::StepTime> steps;
+      const auto t0 = std::chrono::steady_clock::now();
+      nm->run_profiled(input, steps);
+      const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r < warmup) continue;
+      double rest = 0;
+      for (const native::StepTime& s : steps) {
+        if (s.quant_layer)
+          per_step[s.name].push_back(s.ms);
+        else
+          rest += s.ms;
+      }
+      other_ms.push_back(rest);
+      total_ms.push_back(total);
+      if (progress)
+        fmt::print(stderr, "\r[profile {} {}] run {}/{}  {:.2f} ms   ", m.name(), pn, r - warmup + 1, runs, total);
+    }
+    if (progress) fmt::print(stderr, "\n");
+    for (const std::string& name : quant_names) {
+      auto it = per_step.find(name);
+      check(it != per_step.end(), "profile: the native {} run reported no time for layer '{}'", pn, name);
+      layers[name][pn] = stats_of(it->second).median;
+    }
+    other[pn] = stats_of(other_ms).median;
+    e2e[pn] = stats_of(total_ms).median;
+    bytes[pn] = nm->weight_bytes();
+    impls[pn] = nm->implementations();
+  }
+  return {{"source", fmt::format("mpq profile: {} batch 1, median of {} warm runs per layer, {} threads, ISA cap {}",
+                                 m.name(), runs, num_threads(), isa_name(isa_cap()))},
+          {"measured", true},
+          {"model", m.name()},
+          {"threads", num_threads()},
+          {"runs", runs},
+          {"layers", layers},
+          {"other_ms", other},
+          {"end_to_end_ms", e2e},
+          {"weight_bytes", bytes},
+          {"implementations", impls}};
 }
 
 Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup,

@@ -2,6 +2,8 @@
 // execution: the default networks, the batch-1 input, the precision assignment from --precision /
 // --config, calibration for uniform int8 / int4 requests, and timing statistics.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +50,14 @@ Stats stats_of(std::vector<double> v);  // throws on an empty list
 
 // Median / min / max wall time (ms) of `runs` calls of nm.run(batch) after `warmup` calls.
 Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup, int runs);
+
+// The measured per-layer latency table (`mpq profile`'s core): for each precision, the network compiled with
+// every layer at it, `runs` profiled batch-1 runs after `warmup`, per quantizable layer the median step time.
+// Returns the profile JSON (see tools/cmd_profile.cpp) whose "layers" / "measured" / "source" fields
+// quant::latency_table_from_json reads. `progress` prints per-run progress on stderr.
+nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::Precision>& precisions,
+                                     const quant::Calibration& calib, int64_t int4_group, const models::Batch& input,
+                                     int warmup, int runs, bool progress);
 
 // The end-to-end measurement the search confirms its final configuration with: compiles `a` natively and
 // returns the median batch-1 latency (ms) of `runs` runs after `warmup` on the latency input.
