@@ -162,7 +162,7 @@ Diff vs_simulation(models::Model& m, const quant::Assignment& a, const Tensor& x
 // layers alone at int8 (the rest fp32) leave few chances for flips to cascade: 1.8e-4 measured on ResNet50,
 // 1.8e-3 on MobileNetV2 (three of its first ten layers are depthwise).
 struct Bounds {
-  double fp16, bf16, int8, int4, mixed, int8_prefix;
+  double fp16, bf16, int8, int4, mixed, int8_prefix, int8_u8_residual;
 };
 
 void check_precisions(models::Model& m, const Tensor& calib, const Tensor& x, const Bounds& b) {
@@ -186,6 +186,15 @@ void check_precisions(models::Model& m, const Tensor& calib, const Tensor& x, co
   d = vs_simulation(m, mixed(m, cal, 32), x, name + " mixed (int4 group 32)");
   CHECK(d.top1_same);
   CHECK(d.l2_rel < b.mixed);
+  // Quantized residual adds (CompileOptions::exact_residuals off) leave the simulation's arithmetic: the
+  // added tensor carries its u8 rounding into the sum. Stated, not hidden: the difference is reported and
+  // bounded at 4x the measured value (ResNet50 2.3e-2 vs 1.2e-2 exact, MobileNetV2 3.4e-2 vs 2.9e-2; the
+  // int8 simulation itself is 4.0e-2 / 1.0e-1 away from fp32), with top-1 agreement.
+  native::CompileOptions fast = no_tune();
+  fast.exact_residuals = false;
+  d = vs_simulation(m, uniform(m, Precision::int8, cal), x, name + " int8, quantized residual adds", fast);
+  CHECK(d.top1_same);
+  CHECK(d.l2_rel < b.int8_u8_residual);
   const auto names = layer_names(m);
   const quant::Assignment all8 = uniform(m, Precision::int8, cal);
   quant::Assignment prefix;
@@ -209,7 +218,7 @@ TEST_CASE("native cnn: resnet50 keras real weights, fp32 equals the autograd mod
   MESSAGE(fmt::format("resnet50 keras fp32 vs autograd: max rel {:.3g}, L2 rel {:.3g}", d.max_rel, d.l2_rel));
   CHECK(d.max_rel < 1e-5);  // measured 2.9e-7
   CHECK(d.top1_same);
-  check_precisions(*m, calib, x, Bounds{2e-3, 1e-2, 0.05, 0.05, 0.03, 1e-3});
+  check_precisions(*m, calib, x, Bounds{2e-3, 1e-2, 0.05, 0.05, 0.03, 1e-3, 0.1});
 }
 
 TEST_CASE("native cnn: mobilenetv2 tflite real weights, fp32 equals the autograd model, every precision fake-quant") {
@@ -222,7 +231,7 @@ TEST_CASE("native cnn: mobilenetv2 tflite real weights, fp32 equals the autograd
   MESSAGE(fmt::format("mobilenetv2 tflite fp32 vs autograd: max rel {:.3g}, L2 rel {:.3g}", d.max_rel, d.l2_rel));
   CHECK(d.max_rel < 1e-5);  // measured 6.7e-7
   CHECK(d.top1_same);
-  check_precisions(*m, calib, x, Bounds{5e-3, 0.03, 0.1, 0.12, 0.06, 6e-3});
+  check_precisions(*m, calib, x, Bounds{5e-3, 0.03, 0.1, 0.12, 0.06, 6e-3, 0.15});
 }
 
 TEST_CASE("native cnn: torchvision layouts (formula weights), fp32 equals autograd, int8 and mixed equal fake-quant") {
@@ -284,6 +293,16 @@ TEST_CASE("native cnn: activation formats follow the producer / consumer rule") 
     CHECK((output_format(n, "conv1").dt == Dt::u8) == same);
     CHECK(output_format(n, "maxpool") == output_format(n, "conv1"));
     CHECK(output_format(n, "avgpool").dt == Dt::f32);
+  }
+  {
+    // quantized residual adds: a block output read by the next conv1 (u8) and the next residual add is u8
+    native::CompileOptions fast = no_tune();
+    fast.exact_residuals = false;
+    auto nat = native::compile_cnn(*m, uniform(*m, Precision::int8, cal), fast);
+    const auto& n = internals(*nat);
+    CHECK(output_format(n, "layer1.1.conv3") == layer(n, "layer1.2.conv1").in);
+    CHECK(output_format(n, "layer1.1.conv3").dt == Dt::u8);
+    CHECK(output_format(n, "layer1.0.downsample.0").dt == Dt::f32);  // read by the residual add only
   }
   for (const Precision p : {Precision::fp16, Precision::bf16}) {
     auto nat = native::compile_cnn(*m, uniform(*m, p, cal), no_tune());

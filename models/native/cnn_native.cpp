@@ -4,7 +4,8 @@
 // Activation formats (the rule of native.h, with what each step reads):
 //   conv / linear input: its precision's format (u8 with its calibrated params, f16, or f32 for fp32 / bf16);
 //   residual add: f32, because the fake-quant forward adds the unquantized tensors (a u8 or f16 residual would
-//     add the consumer's quantization error to the sum, which the simulation does not);
+//     add the consumer's quantization error to the sum, which the simulation does not); with
+//     CompileOptions::exact_residuals off it asks for nothing (it reads f32 or u8, never f16);
 //   global average pool: f32 (the simulation pools the unquantized tensor);
 //   max pool: whatever its output is (max commutes with the monotone u8 / f16 roundings, so pooling a rounded
 //     tensor equals rounding the pooled one).
@@ -150,8 +151,12 @@ void CnnNative::plan_formats() {
   fmt_.assign(size_t(nv), Fmt{});
   for (int v = nv - 1; v >= 0; --v) {  // readers come after writers: decide the last values first
     std::vector<Fmt> want;
+    bool residual = false;  // read by a residual add (the epilogue reads f32 or u8 there, not f16)
     for (const Step& s : steps_) {
-      if (s.res == v) want.push_back(Fmt{});
+      if (s.res == v) {
+        residual = true;
+        if (opt_.exact_residuals) want.push_back(Fmt{});
+      }
       if (s.in != v) continue;
       switch (s.op) {
         case Op::conv:
@@ -168,7 +173,8 @@ void CnnNative::plan_formats() {
     }
     const bool agree =
         !want.empty() && std::all_of(want.begin(), want.end(), [&](const Fmt& f) { return f == want[0]; });
-    fmt_[size_t(v)] = agree && step_can_write(producer_[size_t(v)], want[0].dt) ? want[0] : Fmt{};
+    const bool ok = agree && step_can_write(producer_[size_t(v)], want[0].dt) && !(residual && want[0].dt == Dt::f16);
+    fmt_[size_t(v)] = ok ? want[0] : Fmt{};
   }
 }
 

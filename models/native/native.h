@@ -35,6 +35,11 @@ struct CompileOptions {
   // at compile time and keep the faster; false: the first usable implementation of the ordered list.
   bool autotune = true;
   int autotune_reps = 5;
+  // CNN residual adds: true reads the added tensor unquantized (f32), as the fake-quant forward adds it;
+  // false lets it keep the format its other readers share (u8 when they all read u8 with one scale / zero
+  // point, the quantized add of ONNX Runtime's QDQ models): less memory traffic and no separate quantize
+  // pass, but the logits then differ from the simulation by that tensor's quantization error in the sum.
+  bool exact_residuals = true;
 };
 
 // Time spent in one step of a profiled run. Steps are the quantizable layers (name = QuantLayer::name,
