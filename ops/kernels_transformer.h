@@ -23,7 +23,7 @@
 //                inv = float(1 / sqrt(var + eps)) (double); y = ((v - mean) * inv) * gamma[c] + beta[c]
 //                (f32 multiplies and add, no FMA): the op sequence of ops/norm.cpp's layer_norm, so only
 //                the order of the double sums differs. Optional second output out2 (any format).
-//   softmax    : v = int-input(x) * scale (+ mask[c]); y = exp(v - max) / sum(exp(v - max)).
+//   softmax    : v = int-input(x) * scale (+ mask[c]); e = exp(v - max); y = e * (1 / sum(e)).
 //   rows_map   : v = int-input(x) * scale (+ bias[c]); gelu ? (0.5 * v) * (1 + erf(v * 0.70710678f)) : v
 //                (ops/activation.cpp's gelu expression).
 //                (scale is skipped when it is 1: multiplying by 1 is exact either way.)

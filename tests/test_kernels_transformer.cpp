@@ -6,7 +6,7 @@
 //   layer_norm: f32 out within 2^-21 (|ref| + 1) (the double sums run in another order; the mean/inv can
 //     differ by one f32 ulp); f16 / bf16 / u8 outputs within one unit of their format.
 //   softmax: f32 within 2^-19 |ref| + 1e-30 (exp within 2 ulp, the f32 row sum in another order);
-//   gelu: within 2^-20 (|ref| + 1) (the erf approximation's measured error is 7.6e-7, printed below);
+//   gelu: within 2^-20 (|ref| + 1) (the erf approximation's measured error is 7.7e-7, printed below);
 //   f16 / bf16 / u8 outputs of softmax / gelu / layer_norm: within one unit of the format plus the f32
 //   tolerance (an f32 difference can move a value across a rounding boundary).
 #include <doctest/doctest.h>
@@ -180,7 +180,7 @@ TEST_CASE("transformer kernels: the gelu erf approximation against std::erf over
     worst = std::max(worst, std::fabs(got[size_t(i)] - exact) / (std::fabs(exact) + 1.0));
   }
   MESSAGE("gelu max |err| / (|gelu| + 1) vs double erf: " << worst);
-  CHECK(worst < 8e-7);  // measured 7.6e-7 (near x = -5.2, where 1 + erf cancels)
+  CHECK(worst < 1e-6);  // measured 7.7e-7 (near x = -5.2, where 1 + erf cancels)
 }
 
 TEST_CASE("transformer kernels: softmax (scale, int input, key mask) vs reference, every format") {

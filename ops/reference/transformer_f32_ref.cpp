@@ -56,7 +56,8 @@ void softmax_rows_ref(const SoftmaxArgs& a, int64_t r0, int64_t r1) {
       v[size_t(c)] = std::exp(v[size_t(c)] - mx);
       sum += v[size_t(c)];
     }
-    for (int64_t c = 0; c < a.cols; ++c) act_store_scalar(a.out, r, c, v[size_t(c)] / sum);
+    const float inv = 1.0f / sum;
+    for (int64_t c = 0; c < a.cols; ++c) act_store_scalar(a.out, r, c, v[size_t(c)] * inv);
   }
 }
 
