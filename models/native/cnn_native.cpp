@@ -357,48 +357,55 @@ void CnnNative::choose_impls(Plan& p) {
     const Geom& g = p.geom[size_t(s.layer)];
     LayerRun& r = p.run[size_t(s.layer)];
     const LayerIO io = layer_io(p, s, converts_input(L, fmt_[size_t(s.in)]) ? p.conv_in.data() : value_ptr(p, s.in));
+    // Candidates: ours (the dispatcher's choice first, then with autotuning the other entries of the GEMM
+    // list), then the oneDNN convolution when it offers this layer.
+    std::vector<LayerRun> cands;
     if (L.kind == Kind::depthwise) {
-      r.name = depthwise_impl_name(L, g, io);
-      continue;
+      cands.emplace_back().name = depthwise_impl_name(L, g, io);
+    } else {
+      const std::string prefix = L.kind == Kind::gemm ? "" : L.torch_order ? "im2col_torch_order+" : "im2col_nhwc+";
+      for (const GemmFn& f : gemm_candidates(L, g, io, opt_.autotune)) {
+        LayerRun& c = cands.emplace_back();
+        c.gemm = f;
+        c.name = prefix + f.name;
+      }
     }
-    const std::string prefix = L.kind == Kind::gemm ? "" : L.torch_order ? "im2col_torch_order+" : "im2col_nhwc+";
-    const std::vector<GemmFn> cands = gemm_candidates(L, g, io, opt_.autotune);
-    r.impl = Impl::ours;
-    r.gemm = cands[0];
-    r.name = prefix + cands[0].name;
-    std::shared_ptr<OnednnConv> dnn;
-    if (opt_.autotune) dnn = OnednnConv::make(L, g, io);
-    if (!opt_.autotune || (cands.size() == 1 && !dnn)) continue;
-    // Time every candidate on this plan's buffers (contents are whatever they hold; the kernels' speed does
-    // not depend on values): one warm-up run (oneDNN creates its primitive), then the median of the reps.
-    auto time_it = [&]() -> double {
-      exec_layer(p, s);
-      std::vector<double> t;
-      for (int k = 0; k < opt_.autotune_reps; ++k) {
+    if (opt_.autotune)
+      if (std::shared_ptr<OnednnConv> dnn = OnednnConv::make(L, g, io)) {
+        LayerRun& c = cands.emplace_back();
+        c.impl = Impl::onednn;
+        c.dnn = dnn;
+        c.name = dnn->name();
+      }
+    r = cands[0];
+    if (cands.size() == 1) continue;
+    // Time the candidates on this plan's buffers (their contents do not change the kernels' speed): one
+    // warm-up run each (oneDNN creates its primitive; an entry that rejects these arguments, e.g. a oneDNN
+    // matmul offered a residual, drops out), then autotune_reps rounds that run every candidate once, so a
+    // load change on the shared machine hits them alike; the smallest median wins.
+    std::vector<std::vector<double>> ms(cands.size());
+    std::vector<bool> usable(cands.size(), true);
+    for (size_t c = 0; c < cands.size(); ++c) {
+      r = cands[c];
+      try {
+        exec_layer(p, s);
+      } catch (const Error&) {
+        usable[c] = false;
+      }
+    }
+    for (int rep = 0; rep < opt_.autotune_reps; ++rep)
+      for (size_t c = 0; c < cands.size(); ++c) {
+        if (!usable[c]) continue;
+        r = cands[c];
         const auto t0 = std::chrono::steady_clock::now();
         exec_layer(p, s);
-        t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
-      return median(t);
-    };
-    double best = std::numeric_limits<double>::infinity();
-    LayerRun win = r;
-    for (const GemmFn& c : cands) {
-      r.gemm = c;
-      double t = 0;
-      try {
-        t = time_it();
-      } catch (const Error&) {
-        continue;  // an entry that rejects these arguments (e.g. a oneDNN matmul offered no residual)
-      }
-      if (t < best) best = t, win = r, win.name = prefix + c.name;
-    }
-    if (dnn) {
-      r.impl = Impl::onednn;
-      r.dnn = dnn;
-      if (time_it() < best) win = r, win.name = dnn->name();
-    }
-    r = win;
+    size_t best = 0;
+    double best_ms = std::numeric_limits<double>::infinity();
+    for (size_t c = 0; c < cands.size(); ++c)
+      if (usable[c] && median(ms[c]) < best_ms) best = c, best_ms = median(ms[c]);
+    r = cands[best];
   }
 }
 
@@ -442,6 +449,8 @@ Tensor CnnNative::run_profiled(const models::Batch& batch, std::vector<StepTime>
   return execute(batch.images, &steps);
 }
 
+// Our packed weights (+ scales and column sums) of every layer; biases (f32 [cout]) are not counted, and a
+// layer that oneDNN runs holds oneDNN's reordered copy of the same values besides.
 size_t CnnNative::weight_bytes() const {
   size_t b = 0;
   for (const Layer& L : layers_) b += L.weight_bytes();

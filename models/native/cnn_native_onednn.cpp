@@ -30,28 +30,40 @@ class DnnConv final : public OnednnConv {
   int64_t src_elems = 0;  // N * H * W * cin
   bool zp_src = false, zp_dst = false, has_res = false;
   int32_t src_zp = 0, dst_zp = 0;
+  // Execution arguments built once; run() only points src / dst / residual at this call's buffers, so a run
+  // allocates nothing. run() is not reentrant (as CnnNative::run).
+  mutable memory src, dst, res;
+  mutable std::unordered_map<int, memory> args;
+
+  void bind() {
+    auto& eng = onednn::engine();
+    src = memory(src_md, eng, DNNL_MEMORY_NONE);
+    dst = memory(dst_md, eng, DNNL_MEMORY_NONE);
+    args = {{DNNL_ARG_SRC, src},
+            {DNNL_ARG_WEIGHTS, wts},
+            {DNNL_ARG_BIAS, memory(bias_md, eng, bias.data())},
+            {DNNL_ARG_DST, dst}};
+    if (zp_src) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory({{1}, dt::s32, tag::x}, eng, &src_zp));
+    if (zp_dst) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, memory({{1}, dt::s32, tag::x}, eng, &dst_zp));
+    if (has_res) {
+      res = memory(res_md, eng, DNNL_MEMORY_NONE);
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, res);
+    }
+  }
 
   void run(const LayerIO& io) const override {
-    auto& eng = onednn::engine();
-    const void* src = io.x;
+    const void* x = io.x;
     if (bf16_src) {  // RNE to bf16, the rounding our bf16 GEMM applies to its f32 A at the boundary
-      const float* x = reinterpret_cast<const float*>(io.x);
+      const float* xf = reinterpret_cast<const float*>(io.x);
       uint16_t* y = reinterpret_cast<uint16_t*>(io.dnn_in);  // [N, H, W, cin] bf16
       const int64_t n = src_elems;
 #pragma omp parallel for if (n >= (1 << 16)) schedule(static)
-      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(x[i]);
-      src = io.dnn_in;
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(xf[i]);
+      x = io.dnn_in;
     }
-    memory s(src_md, eng, const_cast<void*>(src)), d(dst_md, eng, io.y);
-    memory b(bias_md, eng, const_cast<float*>(bias.data()));
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, d}};
-    int32_t zs = src_zp, zd = dst_zp;
-    if (zp_src) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory({{1}, dt::s32, tag::x}, eng, &zs));
-    if (zp_dst) args.emplace(DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, memory({{1}, dt::s32, tag::x}, eng, &zd));
-    if (has_res)
-      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                   memory(res_md, eng, const_cast<uint8_t*>(io.res)));
+    src.set_data_handle(const_cast<void*>(x));
+    dst.set_data_handle(io.y);
+    if (has_res) res.set_data_handle(const_cast<uint8_t*>(io.res));
     prim.execute(onednn::stream(), args);
     onednn::stream().wait();
   }
@@ -163,6 +175,7 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
            : plain_weights<float>(L, [&](int64_t o, int64_t k) { return L.w_f32[size_t(k * L.cout + o)]; });
     reorder_in(w.data());
   }
+  c->bind();
   c->name_ = fmt::format("conv_{}{}__onednn({})",
                          q8                          ? "u8s8"
                          : L.prec == Precision::bf16 ? "bf16"
