@@ -1,5 +1,9 @@
 // NHWC kernels: geometry helpers, depthwise weight packing, argument checks and the dispatch lists
 // (ops/kernels_nhwc.h). Each list is ordered fastest first, the plain reference last.
+//
+// Depthwise: no oneDNN entry. bench/bench_nhwc.cpp (MobileNetV2's 10 depthwise shapes, 1 thread, CPU-time
+// medians, interleaved runs) has ours at 0.97-1.3x oneDNN 2.6's speed in f32 (brdgmm_dw) and 1.3-1.7x in
+// u8s8 (jit_int8), and ours is bit-exact with the reference while oneDNN rounds differently.
 #include <algorithm>
 #include <array>
 #include <cmath>

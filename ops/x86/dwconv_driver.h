@@ -293,9 +293,11 @@ void dw_run(const typename Ops::Args& a) {
       oh += pair ? 2 : 1;
     }
   };
-  // ~1 tap of 16 channels per cycle: below ~64k taps a second thread costs more than it saves.
+  // One thread below 16k taps of 16 channels (~8 us of work at the measured ~2 cycles per tap), where an
+  // OpenMP fork / join is no longer small against the work. A judgement, not a measured optimum: on the
+  // loaded 2-core machine 2-thread timings of the small layers varied 2x from run to run.
   const double taps = double(g.OH * g.OW) * double(nblocks) * double(g.KH * g.KW);
-  const int nt = (omp_in_parallel() || taps < 65536.0) ? 1 : int(std::min<int64_t>(omp_get_max_threads(), items));
+  const int nt = (omp_in_parallel() || taps < 16384.0) ? 1 : int(std::min<int64_t>(omp_get_max_threads(), items));
   if (nt <= 1) {
     work(0, items);
     return;
