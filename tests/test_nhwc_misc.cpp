@@ -310,14 +310,14 @@ TEST_CASE("nhwc: f32 <-> f16 conversions; implementations bit-exact") {
   std::vector<uint16_t> y(x.size());
   convert_f32_f16_ref({int64_t(x.size()), x.data(), y.data()});
   for (size_t i = 0; i < x.size(); ++i) REQUIRE(y[i] == f32_to_f16(x[i]));
-  for (int64_t len : {int64_t(x.size()), int64_t(1), int64_t(9), int64_t(31)}) {
+  for (int64_t len : {int64_t(x.size()), int64_t(1), int64_t(9), int64_t(31)})
     impls_vs_ref(
         convert_f32_f16_list(), CvtArgs{len, x.data(), nullptr}, size_t(len) * 2, [](CvtArgs& a, void* p) { a.y = p; },
         fmt::format("f32->f16 n={}", len));
+  for (int64_t len : {int64_t(h.size()), int64_t(1), int64_t(9), int64_t(31)})
     impls_vs_ref(
         convert_f16_f32_list(), CvtArgs{len, h.data(), nullptr}, size_t(len) * 4, [](CvtArgs& a, void* p) { a.y = p; },
         fmt::format("f16->f32 n={}", len));
-  }
 }
 
 TEST_CASE("nhwc: NCHW -> NHWC transpose and residual add with clamp; implementations bit-exact") {
