@@ -7,8 +7,11 @@
 //   build/bench_membound --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //
 // Counters: wGB/s = packed weight bytes of one call / time (the traffic that int4 halves), wbytes = that
-// size, GOP/s = 2*M*N*K / time; read_bw_* = the DRAM read roof: a vectorised sum over 512 MiB on 1 and 2
-// threads. Precisions and implementations: bench/bench_util.h (ours everywhere, f32 through our GEMM).
+// size, GOP/s = 2*M*N*K / time, cpuGOP/s = the same over process CPU time (bench_util.h; wGB/s x cpuGOP/s /
+// GOP/s is the weight bandwidth over CPU time); read_bw = the DRAM read roof: a vectorised sum over 512 MiB
+// on 1 and 2 threads, GB/s over wall time and cpuGB/s over process CPU time (the roof on a loaded machine). Precisions
+// and implementations: bench/bench_util.h (ours everywhere; int8 and f32 also through oneDNN, because our f32 GEMM
+// packs W on every call, which dominates at M <= 8).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -35,9 +38,10 @@ const GemmShape kLayers[] = {
 };
 
 const std::pair<const char*, const char*> kRuns[] = {
-    {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"},     {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
-    {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"}, {"f16", "gemm_f16_14x32__avx512"},
-    {"bf16", "gemm_bf16_14x32c2__avx512bf16"},       {"f32", "gemm_f32_14x32__avx512"},
+    {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"}, {"q8", "gemm_qu8_qc8w__onednn"},
+    {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"}, {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
+    {"f16", "gemm_f16_14x32__avx512"},           {"bf16", "gemm_bf16_14x32c2__avx512bf16"},
+    {"f32", "gemm_f32_14x32__avx512"},           {"f32", "gemm_f32__onednn"},
 };
 
 double bytes_per_weight(const std::string& prec) {
@@ -74,6 +78,7 @@ void bm_read_bw(benchmark::State& st) {
   if (buf.bytes == 0) buf.alloc(kFloats * sizeof(float));  // zero-filled: pages are touched once here
   const float* p = reinterpret_cast<const float*>(buf.data());
   float sink = 0;
+  const double cpu0 = mpq::bench::process_cpu_seconds();
   for (auto _ : st) {
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
     {
@@ -81,9 +86,11 @@ void bm_read_bw(benchmark::State& st) {
       sink += sum_range(p + per * size_t(omp_get_thread_num()), per);
     }
   }
+  const double cpu = mpq::bench::process_cpu_seconds() - cpu0;
   benchmark::DoNotOptimize(sink);
-  st.counters["GB/s"] =
-      benchmark::Counter(double(kFloats * sizeof(float)) * double(st.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+  const double gb = double(kFloats * sizeof(float)) * double(st.iterations()) * 1e-9;
+  st.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsRate);
+  st.counters["cpuGB/s"] = cpu > 0 ? gb * threads / cpu : 0.0;
 }
 
 }  // namespace

@@ -233,7 +233,10 @@ inline GemmCase& cached_case(const GemmShape& s, const std::string& prec, const 
     c.reset();
     c = std::make_unique<GemmCase>(make_gemm_case(s, prec, impl, copies));
     key = k;
-    if (c->error.empty()) c->run(0);  // warm-up: oneDNN primitive creation, packing buffers
+    // Warm-up, one call per weight copy: oneDNN creates (and caches) a primitive with its own reordered
+    // weights per packed copy, which must not be timed; our drivers size their packing buffers.
+    if (c->error.empty())
+      for (size_t i = 0; i < copies; ++i) c->run(i);
   }
   return *c;
 }
