@@ -87,7 +87,7 @@ struct PackedDwQ8 {
   int64_t C = 0, Cp = 0, KH = 0, KW = 0;
   AlignedBytes w;             // s8 [KH*KW][Cp]
   std::vector<float> scale;   // [Cp] symmetric per-channel weight scale s[c]
-  std::vector<int32_t> wsum;  // [Cp] sum over taps of w (for zero-point folding)
+  std::vector<int32_t> wsum;  // [Cp] sum over taps of w (zero-point folding; the current kernels do not use it)
   int8_t at(int64_t t, int64_t c) const { return int8_t(w.data()[t * Cp + c]); }
   size_t weight_bytes() const { return w.bytes + (scale.size() + wsum.size()) * 4; }
 };

@@ -133,8 +133,8 @@ void requantize_u8_u8__avx512(const CvtArgs& a) {
     lut[q] = quantize_value(dequantize_value(uint8_t(q), a.scale, a.zp), a.scale_out, a.zp_out);
   const auto* q = static_cast<const uint8_t*>(a.x);
   auto* y = static_cast<uint8_t*>(a.y);
-  // 16 bytes at a time: widen to dword indices and gather the table bytes as dwords (the table is
-  // read through 32-bit lanes of a padded copy so no gather reads past it).
+  // 16 bytes at a time: the bytes widened to dword indices gather from the table widened to dwords
+  // (lut32), so every gather lane reads 4 bytes inside it.
   alignas(64) int32_t lut32[256];  // [256] lut widened to dwords
   for (int k = 0; k < 256; ++k) lut32[k] = lut[k];
   chunked(a.n, [&](int64_t i0, int64_t i1) {
