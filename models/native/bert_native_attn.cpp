@@ -65,26 +65,67 @@ PackedBF16W alloc_attn_bf16(int64_t N, int64_t K) {
 
 void pack_attn_q8_rows(const uint8_t* B, int64_t ldb, PackedQ8W& w) {
   const int64_t N = w.N, K = w.K, ks = w.Kp / 4;
+  const int64_t n8 = N / 8 * 8, k32 = K / 32 * 32;
   uint8_t* dst = w.w.data();
-  for (int64_t n = 0; n < N; ++n) {
-    const uint8_t* src = B + n * ldb;  // [K] u8
-    uint8_t* d = dst + (n / 32) * ks * 128 + (n % 32) * 4;
-    int32_t s = 0;
-    int64_t k = 0;
-    for (; k + 4 <= K; k += 4) {  // one dword: 4 consecutive k of column n
-      uint32_t v;
-      std::memcpy(&v, src + k, 4);
-      v ^= 0x80808080u;  // u8 - 128 as s8
-      std::memcpy(d + (k / 4) * 128, &v, 4);
-      s += int8_t(v) + int8_t(v >> 8) + int8_t(v >> 16) + int8_t(v >> 24);
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
+  // 8 columns (rows of B) x 32 k at a time: an 8 x 8 dword transpose turns the 8 rows of 8 dwords into,
+  // per k-step, the 8 columns' dwords, which are 32 contiguous bytes of the panel's 128-byte step.
+  for (int64_t n0 = 0; n0 < n8; n0 += 8) {
+    uint8_t* d = dst + (n0 / 32) * ks * 128 + (n0 % 32) * 4;
+    __m256i sad[8];  // per row: u8 sums of the full 32-byte blocks, in 4 64-bit lanes
+    for (auto& v : sad) v = _mm256_setzero_si256();
+    for (int64_t k0 = 0; k0 < k32; k0 += 32) {
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i) {
+        r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B + (n0 + i) * ldb + k0));
+        sad[i] = _mm256_add_epi64(sad[i], _mm256_sad_epu8(r[i], _mm256_setzero_si256()));
+      }
+      // 8 x 8 transpose of 32-bit elements: r[i] dword j -> t[j] dword i.
+      const __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
+      const __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
+      const __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
+      const __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
+      const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
+      const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
+      const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
+      const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
+      const __m256i t[8] = {_mm256_permute2x128_si256(b0, b4, 0x20), _mm256_permute2x128_si256(b1, b5, 0x20),
+                            _mm256_permute2x128_si256(b2, b6, 0x20), _mm256_permute2x128_si256(b3, b7, 0x20),
+                            _mm256_permute2x128_si256(b0, b4, 0x31), _mm256_permute2x128_si256(b1, b5, 0x31),
+                            _mm256_permute2x128_si256(b2, b6, 0x31), _mm256_permute2x128_si256(b3, b7, 0x31)};
+      for (int j = 0; j < 8; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + (k0 / 4 + j) * 128), _mm256_xor_si256(t[j], flip));
     }
-    for (; k < K; ++k) {
-      const int8_t v = int8_t(src[k] ^ 0x80u);
-      d[(k / 4) * 128 + k % 4] = uint8_t(v);
-      s += v;
+    for (int i = 0; i < 8; ++i) {
+      alignas(32) int64_t lanes[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sad[i]);
+      w.colsum[size_t(n0 + i)] = int32_t(lanes[0] + lanes[1] + lanes[2] + lanes[3]) - 128 * int32_t(k32);
     }
-    w.colsum[size_t(n)] = s;
   }
+  // Edges: the K tail of the first n8 columns, every k of the last N % 8 columns (dword copies).
+  auto scalar = [&](int64_t n_lo, int64_t n_hi, int64_t k_lo) {
+    for (int64_t n = n_lo; n < n_hi; ++n) {
+      const uint8_t* src = B + n * ldb;  // [K] u8
+      uint8_t* d = dst + (n / 32) * ks * 128 + (n % 32) * 4;
+      int32_t s = k_lo == 0 ? 0 : w.colsum[size_t(n)];
+      int64_t k = k_lo;
+      for (; k + 4 <= K; k += 4) {  // one dword: 4 consecutive k of column n
+        uint32_t v;
+        std::memcpy(&v, src + k, 4);
+        v ^= 0x80808080u;  // u8 - 128 as s8
+        std::memcpy(d + (k / 4) * 128, &v, 4);
+        s += int8_t(v) + int8_t(v >> 8) + int8_t(v >> 16) + int8_t(v >> 24);
+      }
+      for (; k < K; ++k) {
+        const int8_t v = int8_t(src[k] ^ 0x80u);
+        d[(k / 4) * 128 + k % 4] = uint8_t(v);
+        s += v;
+      }
+      w.colsum[size_t(n)] = s;
+    }
+  };
+  scalar(0, n8, k32);
+  scalar(n8, N, 0);
 }
 
 void pack_attn_q8_cols(const uint8_t* B, int64_t ldb, PackedQ8W& w) {
