@@ -35,6 +35,7 @@
 #include "ops/fold_bn.h"
 #include "quant/fake_quant.h"
 #include "quant/quantizer.h"
+#include "quant/task.h"
 
 using namespace mpq;
 using quant::Precision;
@@ -559,4 +560,33 @@ TEST_CASE("native cnn: autotuned (ours vs oneDNN per layer) mobilenetv2 keeps th
             << ": layers won by ours " << kinds["ours"] << ", by oneDNN " << kinds["oneDNN"]);
     CHECK(kinds["ours"] + kinds["oneDNN"] == 53);
   }
+}
+
+TEST_CASE("native cnn: CompiledModel runs the task evaluator (mpq search --eval native) like the simulation") {
+  auto m = models::load_model("mobilenetv2", kTflite);
+  auto& cnn = dynamic_cast<models::CnnModel&>(*m);
+  const data::ImageNetFolder folder(kImagenet);
+  quant::ImageTaskEvaluator ev(folder, cnn.preset(), /*batch=*/3);  // batches 3 + 3 + 1: a ragged tail
+  const std::vector<int64_t> idx =
+      std::getenv("MPQ_SANITIZED") ? std::vector<int64_t>{4, 5} : std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10};
+  const quant::Calibration cal = calibrate(*m, real_images(cnn, {0, 1}));
+  const quant::Assignment a = mixed(*m, cal, 32);
+  quant::TaskResult sim;
+  {
+    quant::ScopedHook h(*m, std::make_shared<quant::FakeQuantHook>(a));
+    sim = ev.evaluate(*m, idx);
+  }
+  native::CompiledModel cm(*m, native::compile(*m, a, no_tune()));
+  CHECK(cm.name() == "mobilenetv2");
+  CHECK(cm.num_classes() == m->num_classes());
+  CHECK(cm.quant_layers().size() == m->quant_layers().size());
+  const quant::TaskResult nat = ev.evaluate(cm, idx);
+  MESSAGE(fmt::format("mixed config on {} images: top-1 simulated {:.4f} native {:.4f}, loss {:.5f} vs {:.5f}",
+                      idx.size(), sim.metric, nat.metric, sim.loss, nat.loss));
+  CHECK(nat.samples == int64_t(idx.size()));
+  CHECK(nat.metric == sim.metric);  // every image's top-1 agrees (see the bounds note at the top)
+  CHECK(std::abs(nat.loss - sim.loss) < 0.02 * std::max(1.0, sim.loss));
+  models::Batch b;
+  b.images = real_images(cnn, {4});
+  CHECK_THROWS_WITH(cm.forward(b, true), doctest::Contains("inference only"));
 }

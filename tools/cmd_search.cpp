@@ -25,6 +25,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "models/native/native.h"
 #include "models/zoo.h"
 #include "ops/ops.h"
 #include "quant/cache.h"
@@ -82,7 +83,8 @@ int run_search(const Args& args) {
                     "no-pareto",    "reference",
                     "hessian-loss", "signed-interactions",
                     "int4-group",   "estimate-latency",
-                    "latency-runs", "seq"});
+                    "latency-runs", "seq",
+                    "eval"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -107,6 +109,14 @@ int run_search(const Args& args) {
       a = b + 1;
     }
   }
+  // Accuracy probes (bisection, Pareto sweeps, test split): "simulated" runs the fake-quant forward of the
+  // autograd model (quant/fake_quant.h); "native" compiles each configuration with the native executor and
+  // runs the real kernels (same quantizers and rounding; logits equal up to f32 summation order, see
+  // tests/test_native_*.cpp), several times faster on the CNNs. The analysis (calibration, Hessian,
+  // dependencies) always runs on the autograd model.
+  const std::string eval_engine = args.get("eval", "simulated");
+  check(eval_engine == "simulated" || eval_engine == "native", "--eval '{}': expected simulated or native",
+        eval_engine);
   const int pareto_points = args.get_int("pareto-points", 9);
   const bool pareto = !args.flag("no-pareto");
   const bool as_json = args.flag("json");
@@ -322,6 +332,12 @@ int run_search(const Args& args) {
   }
   auto metric_on = [&](const std::vector<int64_t>& idx) -> ConfigMetric {
     return [&, idx](const std::vector<Precision>& p) {
+      if (eval_engine == "native") {
+        native::CompileOptions co;
+        co.autotune = false;  // speed does not matter here; the numerics of ours and oneDNN's convs agree
+        native::CompiledModel cm(*model, native::compile(*model, make_assignment(names, p, cal, int4_group), co));
+        return 100 * ev.evaluate(cm, idx).metric;
+      }
       if (std::all_of(p.begin(), p.end(), [](Precision q) { return q == Precision::fp32; }))
         return 100 * ev.evaluate(*model, idx).metric;  // the plain fp32 model
       ScopedHook h(*model, std::make_shared<FakeQuantHook>(make_assignment(names, p, cal, int4_group)));
@@ -333,6 +349,7 @@ int run_search(const Args& args) {
                         {"split", split},
                         {"calibration", analysis_key(cal_in)},
                         {"int4_group", int4_group},
+                        {"engine", eval_engine},
                         {"unit", "percent"}});
   };
   MemoMetric search_memo(metric_on(sp.search)), test_memo(metric_on(sp.test));
@@ -545,6 +562,7 @@ int run_search(const Args& args) {
       {"max_bytes", opt_json(max_bytes)},
       {"evaluations", chosen.evaluations},
       {"evaluations_fresh", fresh},
+      {"eval_engine", eval_engine},
       {"cached_configurations", cached_configs},
       {"splits",
        {{"calib", sp.calib.size()},
@@ -634,6 +652,8 @@ const Registrar reg(
      "            --signed-interactions --cache DIR (default REPORT/cache) --batch B\n"
      "  report:   --orderings augmented,hessian,single,random (the first one's configuration is written)\n"
      "            --pareto-points 9 (k values per sweep; 0 = every k) --no-pareto\n"
+     "  probes:   --eval simulated (fake-quant autograd forward, default) | native (each configuration compiled\n"
+     "            and run by the native kernels)\n"
      "  --json prints one object: baseline_metric, metric (test split, percent), latency_ms, fp16_latency_ms,\n"
      "  bf16_latency_ms, fp32_latency_ms, reduction_vs_fp16/bf16/fp32, latency_source, evaluations, seconds, ...",
      run_search});

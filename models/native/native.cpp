@@ -19,4 +19,17 @@ std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignme
   fail("native compile: model '{}' has no native executor (resnet50, mobilenetv2 and bert have)", model.name());
 }
 
+CompiledModel::CompiledModel(const models::Model& source, std::unique_ptr<NativeModel> compiled)
+    : name_(source.name()),
+      layers_(source.quant_layers()),
+      classes_(source.num_classes()),
+      compiled_(std::move(compiled)) {
+  check(compiled_ != nullptr, "native: CompiledModel of {} without a compiled executor", name_);
+}
+
+Tensor CompiledModel::forward(const models::Batch& batch, bool training) {
+  check(!training, "native: the compiled {} runs inference only (forward with training = true)", name_);
+  return compiled_->run(batch);
+}
+
 }  // namespace mpq::native

@@ -72,6 +72,28 @@ class NativeModel {
 std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignment& assignment,
                                      const CompileOptions& opt = {});
 
+// A compiled model seen through the models::Model interface, so that code written against Model (the task
+// evaluators: `mpq search --eval native`, `mpq eval --precision`) runs the native kernels. forward() is
+// inference only (training must be false, no hook is consulted, no gradient flows); the layer list, name and
+// class count are the source model's; it owns no trainable tensors.
+class CompiledModel : public models::Model {
+ public:
+  CompiledModel(const models::Model& source, std::unique_ptr<NativeModel> compiled);
+  std::string name() const override { return name_; }
+  Tensor forward(const models::Batch& batch, bool training = false) override;
+  std::vector<std::pair<std::string, Tensor*>> named_tensors() override { return {}; }
+  std::vector<std::pair<std::string, Tensor*>> parameters() override { return {}; }
+  std::vector<models::QuantLayer> quant_layers() const override { return layers_; }
+  int64_t num_classes() const override { return classes_; }
+  NativeModel& native() { return *compiled_; }
+
+ private:
+  std::string name_;
+  std::vector<models::QuantLayer> layers_;
+  int64_t classes_;
+  std::unique_ptr<NativeModel> compiled_;
+};
+
 // Per model kind (called by compile()).
 std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
 std::unique_ptr<NativeModel> compile_bert(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
