@@ -1,12 +1,7 @@
 // Compiled CNN layers: weight packing per precision (reproducing quant/quantizer.h and the fake-quant hook
 // exactly) and our execution of one layer (GEMM / im2col + GEMM / depthwise with the fused epilogue).
-//
-// No FMA contraction in this file: GCC contracts a * b + c across statements by default (-ffp-contract=fast
-// even with -std=c++20), which would change the documented epilogue rounding (y * (1 / s), then + zp).
-// (Clang contracts only within one expression by default and has no such pragma.)
-#ifndef __clang__
-#pragma GCC optimize("fp-contract=off")
-#endif
+// The documented epilogue rounding (y * (1 / s), then + zp, two roundings) relies on the project-wide
+// -ffp-contract=off (CMakeLists.txt MPQ_BASE_FLAGS).
 #include <immintrin.h>
 #include <omp.h>
 
