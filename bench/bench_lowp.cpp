@@ -55,13 +55,7 @@ int main(int argc, char** argv) {
   for (const GemmShape& s : kShapes)
     for (const auto& [kind, impl] : runs) {
       const std::string name = s.name + "/" + kind + "/" + impl;
-      benchmark::RegisterBenchmark(name.c_str(), mpq::bench::run_gemm_case, s, std::string(kind), std::string(impl),
-                                   size_t(1))
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
+      mpq::bench::register_us(name, mpq::bench::run_gemm_case, s, std::string(kind), std::string(impl), size_t(1));
     }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return mpq::bench::run_main(argc, argv);
 }

@@ -108,13 +108,8 @@ int main(int argc, char** argv) {
           const double bytes = double(s.N) * double(s.K) * bytes_per_weight(prec);
           const size_t copies = hot ? 1 : std::max<size_t>(1, size_t((double(kColdBytes) + bytes - 1) / bytes));
           const std::string name = s.name + "/M" + std::to_string(M) + (hot ? "/hot/" : "/cold/") + prec + "/" + impl;
-          benchmark::RegisterBenchmark(name.c_str(), bm_gemm, s, std::string(prec), std::string(impl), copies)
-              ->UseRealTime()
-              ->Unit(benchmark::kMicrosecond);
+          mpq::bench::register_us(name, bm_gemm, s, std::string(prec), std::string(impl), copies);
         }
       }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return mpq::bench::run_main(argc, argv);
 }

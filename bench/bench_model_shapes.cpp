@@ -100,12 +100,7 @@ int main(int argc, char** argv) {
     for (const auto& [prec, impl] : kRuns) {
       if (std::string(prec) == "q4g128" && s.K % 128 != 0) continue;  // groups of 128 need K % 128 == 0
       const std::string name = s.name + "/" + prec + "/" + impl;
-      benchmark::RegisterBenchmark(name.c_str(), bm, s, std::string(prec), std::string(impl))
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
+      mpq::bench::register_us(name, bm, s, std::string(prec), std::string(impl));
     }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return mpq::bench::run_main(argc, argv);
 }

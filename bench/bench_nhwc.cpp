@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_main.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/threading.h"
@@ -234,11 +235,7 @@ void bm_misc(benchmark::State& st, std::string op, size_t impl_index) {
 
 int main(int argc, char** argv) {
   for (const DwShape& s : kShapes) {
-    auto reg = [&](const std::string& name, auto fn) {
-      benchmark::RegisterBenchmark((std::string(s.name) + "/" + name).c_str(), fn)
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-    };
+    auto reg = [&](const std::string& name, auto fn) { mpq::bench::register_us(std::string(s.name) + "/" + name, fn); };
     reg("f32/ours", [s](benchmark::State& st) { bm_ours(st, s, "f32", "dwconv_f32_c16__avx512"); });
     reg("f32/onednn", [s](benchmark::State& st) { bm_onednn(st, s, "f32"); });
     reg("f16/ours", [s](benchmark::State& st) { bm_ours(st, s, "f16", "dwconv_f16_c16__avx512"); });
@@ -247,12 +244,7 @@ int main(int argc, char** argv) {
   }
   for (const char* op : {"maxpool_f32", "maxpool_u8", "gap_f32", "quantize", "dequantize", "f32_to_f16", "f16_to_f32"})
     for (size_t i = 0; i < 2; ++i)
-      benchmark::RegisterBenchmark((std::string("misc/") + op + (i == 0 ? "/fast" : "/ref")).c_str(),
-                                   [op, i](benchmark::State& st) { bm_misc(st, op, i); })
-          ->UseRealTime()
-          ->Unit(benchmark::kMicrosecond);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+      mpq::bench::register_us(std::string("misc/") + op + (i == 0 ? "/fast" : "/ref"),
+                              [op, i](benchmark::State& st) { bm_misc(st, op, i); });
+  return mpq::bench::run_main(argc, argv);
 }

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_main.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/threading.h"
