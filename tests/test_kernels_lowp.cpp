@@ -19,26 +19,16 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "ops/kernels_lowp.h"
+#include "tests/kernel_test_util.h"
 
 using namespace mpq;
 using namespace mpq::kernels;
+using mpq::testing::rand_f;
+using mpq::testing::rand_u8;
 
 namespace {
 
 const std::vector<int64_t> kDims = {1, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129};
-
-std::vector<uint8_t> rand_bytes(size_t n, std::mt19937& rng, int lo = 0, int hi = 255) {
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = uint8_t(d(rng));
-  return v;
-}
-std::vector<float> rand_f(size_t n, std::mt19937& rng, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // One epilogue configuration (cycled through by the sweeps).
 struct EpiCfg {
@@ -60,7 +50,7 @@ struct EpiData {
 LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rng) {
   LowpEpilogue ep;
   d.bias = rand_f(size_t(N), rng, -2.0f, 2.0f);
-  d.res_u8 = rand_bytes(size_t(M * N), rng);
+  d.res_u8 = rand_u8(size_t(M * N), rng);
   d.res_f32 = rand_f(size_t(M * N), rng, -3.0f, 3.0f);
   switch (id) {
     case 1:
@@ -154,8 +144,8 @@ void check_all_impls(const List& list, Args g, int64_t N, const std::string& par
 
 void q8_case(int64_t M, int64_t N, int64_t K, int epi, bool a_signed, std::mt19937& rng) {
   const int64_t lda = K + 3;
-  auto A = rand_bytes(size_t(M * lda), rng);        // [M, lda]
-  auto Wb = rand_bytes(size_t(N * K), rng);         // [N, K] s8 bytes
+  auto A = rand_u8(size_t(M * lda), rng);           // [M, lda]
+  auto Wb = rand_u8(size_t(N * K), rng);            // [N, K] s8 bytes
   auto sw = rand_f(size_t(N), rng, 0.002f, 0.02f);  // [N]
   const PackedQ8W pw = pack_q8w(reinterpret_cast<const int8_t*>(Wb.data()), N, K, sw.data());
   bool pack_ok = true;
@@ -175,8 +165,8 @@ void q8_case(int64_t M, int64_t N, int64_t K, int epi, bool a_signed, std::mt199
 
 void q4_case(int64_t M, int64_t N, int64_t K, int64_t group, int epi, std::mt19937& rng) {
   const int64_t lda = K + 1, row_bytes = (K + 1) / 2, ng = group == 0 ? 1 : K / group;
-  auto A = rand_bytes(size_t(M * lda), rng);           // [M, lda]
-  auto Wq = rand_bytes(size_t(N * row_bytes), rng);    // q4 [N, ceil(K/2)]
+  auto A = rand_u8(size_t(M * lda), rng);              // [M, lda]
+  auto Wq = rand_u8(size_t(N * row_bytes), rng);       // q4 [N, ceil(K/2)]
   auto sw = rand_f(size_t(N * ng), rng, 0.01f, 0.2f);  // [N][ng]
   const PackedQ4W pw = pack_q4w(Wq.data(), N, K, group, sw.data());
   bool pack_ok = true;
@@ -303,10 +293,10 @@ TEST_CASE("lowp: BF16 gemm_bf16 (bf16 or f32 A) within the bf16-dot summation bo
 
 TEST_CASE("lowp: dispatch honours the ISA cap and names the implementation") {
   std::mt19937 rng(15);
-  auto Wb = rand_bytes(64 * 64, rng);
+  auto Wb = rand_u8(64 * 64, rng);
   std::vector<float> sw(64, 0.01f);
   const PackedQ8W pw = pack_q8w(reinterpret_cast<const int8_t*>(Wb.data()), 64, 64, sw.data());
-  auto A = rand_bytes(64 * 64, rng);
+  auto A = rand_u8(64 * 64, rng);
   std::vector<float> c(64 * 64), c_ref(64 * 64);
   Q8GemmArgs g;
   g.M = 64, g.A = A.data(), g.lda = 64, g.w = &pw, g.C = c.data(), g.ldc = 64, g.za = 5;
@@ -355,10 +345,10 @@ TEST_CASE("lowp: argument checks name the bad field") {
 TEST_CASE("lowp: oneDNN int8 binds bias values per call (cached primitive, changed bias)") {
   if (!isa_detected(Isa::avx512_vnni)) return;
   std::mt19937 rng(16);
-  auto Wb = rand_bytes(32 * 40, rng);
+  auto Wb = rand_u8(32 * 40, rng);
   std::vector<float> sw(32, 0.01f), bias(32, 1.0f);  // [N]
   const PackedQ8W pw = pack_q8w(reinterpret_cast<const int8_t*>(Wb.data()), 32, 40, sw.data());
-  auto A = rand_bytes(5 * 40, rng);
+  auto A = rand_u8(5 * 40, rng);
   std::vector<float> c(5 * 32), c_ref(5 * 32);
   Q8GemmArgs g;
   g.M = 5, g.A = A.data(), g.lda = 40, g.w = &pw, g.ldc = 32, g.za = 9, g.sa = 0.1f;

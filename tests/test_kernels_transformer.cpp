@@ -21,22 +21,17 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "ops/kernels_transformer.h"
+#include "tests/kernel_test_util.h"
 
 using namespace mpq;
 using namespace mpq::kernels;
+using mpq::testing::rand_f;
 
 namespace {
 
 const int64_t kCols[] = {1, 3, 15, 16, 17, 33, 72, 100, 129, 768};
 const int64_t kRows[] = {1, 3, 13};
 const ActFmt kFmts[] = {ActFmt::f32, ActFmt::f16, ActFmt::bf16, ActFmt::u8};
-
-std::vector<float> rand_f(size_t n, std::mt19937& rng, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // An output buffer [rows, ld] of fmt, prefilled with a sentinel so writes outside [rows, cols] show.
 struct OutBuf {

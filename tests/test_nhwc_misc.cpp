@@ -24,36 +24,15 @@
 #include "ops/kernels_nhwc.h"
 #include "ops/ops.h"
 #include "quant/observers.h"
+#include "tests/kernel_test_util.h"
 
 using namespace mpq;
+using mpq::testing::for_each_fast_impl;
+using mpq::testing::rand_f;
+using mpq::testing::rand_u8;
 using namespace mpq::kernels;
 
 namespace {
-
-std::vector<float> rand_f(size_t n, std::mt19937& rng, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-std::vector<uint8_t> rand_u8(size_t n, std::mt19937& rng) {
-  std::uniform_int_distribution<int> d(0, 255);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = uint8_t(d(rng));
-  return v;
-}
-
-template <class List, class Fn>
-void for_each_fast_impl(const List& list, Fn run) {
-  for (size_t i = 0; i + 1 < list.impls().size(); ++i) {
-    const auto& impl = list.impls()[i];
-    if (!isa_detected(impl.isa)) {
-      MESSAGE(fmt::format("{}: CPU lacks {}; not run", impl.name, isa_name(impl.isa)));
-      continue;
-    }
-    run(impl);
-  }
-}
 
 // Runs the reference and every fast entry of `list` with output buffer `set(a, ptr)` of `bytes` bytes
 // (prefilled 0xAB, so untouched padding must stay 0xAB) and compares all bytes.
