@@ -103,6 +103,40 @@ struct CnnStep {
   ops::Pool2dParams pool{};            // Op::max_pool
 };
 
+// Builds a step list; every method appends one step and returns the value it writes (value 0 is the network
+// input, step i writes value i + 1).
+class CnnSteps {
+ public:
+  int conv(const ConvUnit& u, int input, int residual, CnnStep::Act act) {
+    CnnStep st;
+    st.conv = &u, st.input = input, st.residual = residual, st.act = act;
+    return push(st);
+  }
+  int max_pool(int input, const ops::Pool2dParams& p) {
+    CnnStep st;
+    st.op = CnnStep::Op::max_pool, st.input = input, st.pool = p;
+    return push(st);
+  }
+  int global_avg_pool(int input) {
+    CnnStep st;
+    st.op = CnnStep::Op::global_avg_pool, st.input = input;
+    return push(st);
+  }
+  int linear(const LinearUnit& u, int input) {
+    CnnStep st;
+    st.op = CnnStep::Op::linear, st.linear = &u, st.input = input;
+    return push(st);
+  }
+  std::vector<CnnStep> take() { return std::move(steps_); }
+
+ private:
+  int push(const CnnStep& st) {
+    steps_.push_back(st);
+    return int(steps_.size());
+  }
+  std::vector<CnnStep> steps_;
+};
+
 // Base of the CNNs. BN folding (default on) is applied per forward call, only in eval mode and only while
 // grad mode is off, so training-mode BN and gradients through eval-mode BN stay exact.
 class CnnModel : public Model {

@@ -79,29 +79,17 @@ class MobileNetV2 final : public CnnModel {
   }
 
   std::vector<CnnStep> inference_steps() const override {
-    using Op = CnnStep::Op;
     using Act = CnnStep::Act;
-    std::vector<CnnStep> s;
-    auto conv = [&](const ConvUnit& u, int in, int res, Act act) {
-      CnnStep st;
-      st.conv = &u, st.input = in, st.residual = res, st.act = act;
-      s.push_back(st);
-      return int(s.size());  // the value it writes
-    };
-    int x = conv(stem_, 0, -1, Act::relu6);
+    CnnSteps s;
+    int x = s.conv(stem_, 0, -1, Act::relu6);
     for (const InvertedResidual& b : blocks_) {
-      const int h = b.expand ? conv(*b.expand, x, -1, Act::relu6) : x;
-      const int d = conv(b.dw, h, -1, Act::relu6);
-      x = conv(b.project, d, b.residual ? x : -1, Act::none);
+      const int h = b.expand ? s.conv(*b.expand, x, -1, Act::relu6) : x;
+      const int d = s.conv(b.dw, h, -1, Act::relu6);
+      x = s.conv(b.project, d, b.residual ? x : -1, Act::none);
     }
-    x = conv(last_, x, -1, Act::relu6);
-    CnnStep gap;
-    gap.op = Op::global_avg_pool, gap.input = x;
-    s.push_back(gap);
-    CnnStep fc;
-    fc.op = Op::linear, fc.linear = &classifier_, fc.input = int(s.size());
-    s.push_back(fc);
-    return s;
+    x = s.conv(last_, x, -1, Act::relu6);
+    s.linear(classifier_, s.global_avg_pool(x));
+    return s.take();
   }
 
   NamedTensors named_tensors() override { return collect(false); }

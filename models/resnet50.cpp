@@ -77,33 +77,18 @@ class ResNet50 final : public CnnModel {
   }
 
   std::vector<CnnStep> inference_steps() const override {
-    using Op = CnnStep::Op;
     using Act = CnnStep::Act;
-    std::vector<CnnStep> s;
-    auto conv = [&](const ConvUnit& u, int in, int res, Act act) {
-      CnnStep st;
-      st.conv = &u, st.input = in, st.residual = res, st.act = act;
-      s.push_back(st);
-      return int(s.size());  // the value it writes
-    };
-    int x = conv(stem_, 0, -1, Act::relu);
-    CnnStep pool;
-    pool.op = Op::max_pool, pool.input = x, pool.pool = ops::Pool2dParams{3, 3, 2, 2, 1, 1, 1, 1, false};
-    s.push_back(pool);
-    x = int(s.size());
+    CnnSteps s;
+    int x = s.conv(stem_, 0, -1, Act::relu);
+    x = s.max_pool(x, ops::Pool2dParams{3, 3, 2, 2, 1, 1, 1, 1, false});  // 3x3 / 2, pad 1
     for (const Bottleneck& b : blocks_) {
-      const int o1 = conv(b.conv1, x, -1, Act::relu);
-      const int o2 = conv(b.conv2, o1, -1, Act::relu);
-      const int sc = b.downsample ? conv(*b.downsample, x, -1, Act::none) : x;
-      x = conv(b.conv3, o2, sc, Act::relu);
+      const int o1 = s.conv(b.conv1, x, -1, Act::relu);
+      const int o2 = s.conv(b.conv2, o1, -1, Act::relu);
+      const int sc = b.downsample ? s.conv(*b.downsample, x, -1, Act::none) : x;
+      x = s.conv(b.conv3, o2, sc, Act::relu);
     }
-    CnnStep gap;
-    gap.op = Op::global_avg_pool, gap.input = x;
-    s.push_back(gap);
-    CnnStep fc;
-    fc.op = Op::linear, fc.linear = &fc_, fc.input = int(s.size());
-    s.push_back(fc);
-    return s;
+    s.linear(fc_, s.global_avg_pool(x));
+    return s.take();
   }
 
   NamedTensors named_tensors() override { return collect(false); }

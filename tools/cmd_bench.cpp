@@ -4,7 +4,6 @@
 // autograd times the fp32 autograd forward instead (the reference path).
 #include <fmt/format.h>
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "core/autograd/node.h"
@@ -35,19 +34,12 @@ int run_bench(const Args& args) {
     label = "fp32";
     for (auto& [n, t] : model->named_tensors()) weight_bytes += int64_t(t->nbytes());
     autograd::NoGradGuard no_grad;
-    for (int i = 0; i < warmup; ++i) model->forward(batch, false);
-    std::vector<double> ms;
-    for (int i = 0; i < runs; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const Tensor out = model->forward(batch, false);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    st = stats_of(std::move(ms));
+    st = time_runs([&] { return model->forward(batch, false); }, warmup, runs);
   } else {
     const quant::Assignment a = requested_assignment(args, *model, batch, label);
     const auto nm = native::compile(*model, a);
     weight_bytes = int64_t(nm->weight_bytes());
-    st = time_runs(*nm, batch, warmup, runs);
+    st = time_runs([&] { return nm->run(batch); }, warmup, runs);
   }
   const std::string name = model->name();
   if (args.flag("json")) {

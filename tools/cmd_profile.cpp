@@ -14,16 +14,11 @@
 //    "implementations": {"fp32": {"<layer>": "<kernel>"}, ...}}
 #include <fmt/format.h>
 
-#include <chrono>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
-#include "core/threading.h"
 #include "tools/cli.h"
 #include "tools/native_run.h"
 

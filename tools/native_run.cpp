@@ -143,12 +143,12 @@ Stats stats_of(std::vector<double> v) {
   return {v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]), v.front(), v.back()};
 }
 
-Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup, int runs) {
-  for (int i = 0; i < warmup; ++i) nm.run(batch);
+Stats time_runs(const std::function<Tensor()>& run, int warmup, int runs) {
+  for (int i = 0; i < warmup; ++i) run();
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Tensor out = nm.run(batch);
+    const Tensor out = run();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return stats_of(std::move(ms));
@@ -213,7 +213,7 @@ nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::
 Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup,
                          int runs) {
   const auto nm = native::compile(m, a);
-  return time_runs(*nm, input, warmup, runs);
+  return time_runs([&] { return nm->run(input); }, warmup, runs);
 }
 
 }  // namespace mpq::cli

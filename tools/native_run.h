@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,8 +49,8 @@ struct Stats {
 };
 Stats stats_of(std::vector<double> v);  // throws on an empty list
 
-// Median / min / max wall time (ms) of `runs` calls of nm.run(batch) after `warmup` calls.
-Stats time_runs(native::NativeModel& nm, const models::Batch& batch, int warmup, int runs);
+// Median / min / max wall time (ms) of `runs` calls of `run` after `warmup` untimed calls.
+Stats time_runs(const std::function<Tensor()>& run, int warmup, int runs);
 
 // The measured per-layer latency table (`mpq profile`'s core): for each precision, the network compiled with
 // every layer at it, `runs` profiled batch-1 runs after `warmup`, per quantizable layer the median step time.
