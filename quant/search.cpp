@@ -73,8 +73,10 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
   check(!opt.max_bytes || int(opt.weight_numel.size()) == n,
         "search: max_bytes needs the weight sizes of all {} layers", n);
   SearchResult r;
-  // most evaluations: start + stage 1 + stage 2 + one final check of an unprobed candidate
-  const int64_t max_total = 1 + ceil_log2(n + 1) + (opt.stage2 ? ceil_log2(n + 1) : 0) + 1;
+  // most evaluations: start + per stage (its end point + a bisection of [0, N)) + one final check of an unprobed
+  // candidate
+  const int64_t per_stage = 1 + ceil_log2(n);
+  const int64_t max_total = 1 + per_stage + (opt.stage2 ? per_stage : 0) + 1;
   std::map<std::vector<Precision>, double> memo;
   auto eval = [&](const std::vector<Precision>& p) {
     auto it = memo.find(p);
@@ -104,10 +106,17 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     for (int i = 0; i < k; ++i) p[size_t(order[size_t(i)])] = to;
     return p;
   };
-  // largest k in [0, kmax] inside the range, assuming k = 0 is inside (it is the previous stage's result)
+  // largest k in [0, kmax] inside the range, assuming k = 0 is inside (it is the previous stage's result).
+  // The end point k = kmax is probed first: when it is inside, it is the answer (one evaluation), and a metric
+  // that dips in the middle but recovers at the end cannot hide it; otherwise bisection on [0, kmax).
   auto bisect = [&](int stage, const std::vector<Precision>& from, const std::vector<int>& order, int kmax,
                     Precision to) {
-    int lo = 0, hi = kmax + 1;
+    if (kmax == 0) return 0;
+    const double m_end = eval(lowered(from, order, kmax, to));
+    const bool end_ok = opt.range.ok(m_end, r.reference);
+    record({stage, kmax, m_end, end_ok});
+    if (end_ok) return kmax;
+    int lo = 0, hi = kmax;
     while (hi - lo > 1) {
       const int mid = lo + (hi - lo) / 2;
       const double m = eval(lowered(from, order, mid, to));

@@ -2,15 +2,17 @@
 // and the latency / memory accounting of a configuration.
 //
 // Start: every layer at `start` (fp16). Stage 1: k8 = the largest k in [0, N] such that lowering the first
-// k layers of order8 to int8 keeps the metric inside the range; bisection on [lo, hi) with lo = 0 known
-// good (the start, checked against the reference) and hi = N + 1 assumed bad, one evaluation per probe:
-// ceil(log2(N + 1)) probes + the start. Stage 2: the same over k4 in [0, k8] for int4, walking order4
-// restricted to the int8 layers. Bisection presumes the metric is monotone in k; every pair of probes of a
-// stage where MORE lowered layers scored HIGHER than fewer (by more than `monotone_tol`), one of them
-// outside the range, is reported as a warning (rises among probes all inside the range change nothing). The final
-// configuration (see SearchOptions for how it is chosen among the candidates) is checked once more: with `recheck`
-// (e.g. another split or a fresh run) it is evaluated again, else the memoised probe value is reused (the evaluators
-// are deterministic) and the report says so.
+// k layers of order8 to int8 keeps the metric inside the range: k = N is probed first (inside: done), else
+// bisection on [lo, hi) with lo = 0 known good (the start, checked against the reference) and hi = N known
+// bad, one evaluation per probe: at most 1 + ceil(log2(N)) probes + the start. Probing the end first costs
+// one evaluation and keeps a dip in the middle of the ordering (real metrics on a few hundred samples are
+// not monotone) from hiding an all-lowered configuration that is inside the range. Stage 2: the same over
+// k4 in [0, k8] for int4, walking order4 restricted to the int8 layers. Bisection presumes the metric is
+// monotone in k; every pair of probes of a stage where MORE lowered layers scored HIGHER than fewer (by more
+// than `monotone_tol`), one of them outside the range, is reported as a warning (rises among probes all
+// inside the range change nothing). The final configuration (see SearchOptions for how it is chosen among
+// the candidates) is checked once more: with `recheck` (e.g. another split or a fresh run) it is evaluated
+// again, else the memoised probe value is reused (the evaluators are deterministic) and the report says so.
 #pragma once
 #include <cstdint>
 #include <functional>
