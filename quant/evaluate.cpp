@@ -34,7 +34,7 @@ void score_logits(const Tensor& logits_in, const std::vector<int>& labels, EvalT
   }
 }
 
-EvalTotals evaluate_images(models::CnnModel& model, const data::ImageNetFolder& folder,
+EvalTotals evaluate_images(models::Model& model, data::Preset preset, const data::ImageNetFolder& folder,
                            const std::vector<int64_t>& indices, int64_t batch,
                            const std::function<void(int64_t, int64_t, const EvalTotals&)>& progress) {
   check(batch > 0, "eval: batch must be positive, got {}", batch);
@@ -43,7 +43,7 @@ EvalTotals evaluate_images(models::CnnModel& model, const data::ImageNetFolder& 
   const int64_t total = int64_t(indices.size());
   for (int64_t b = 0; b < total; b += batch) {
     const std::vector<int64_t> idx(indices.begin() + b, indices.begin() + std::min(total, b + batch));
-    data::ImageBatch ib = folder.load_batch(idx, model.preset());
+    data::ImageBatch ib = folder.load_batch(idx, preset);
     models::Batch mb;
     mb.images = ib.images;  // [n, 3, 224, 224]
     score_logits(model.forward(mb, false), ib.labels, t);

@@ -22,9 +22,10 @@ struct EvalTotals {
 // Adds one batch: logits [N, C] f32, labels [N] (in the model's label space).
 void score_logits(const Tensor& logits, const std::vector<int>& labels, EvalTotals& t);
 
-// Runs the model (eval mode, no grad) over `indices` of the folder in batches; `progress(done, total)` is
-// called after every batch.
-EvalTotals evaluate_images(models::CnnModel& model, const data::ImageNetFolder& folder,
+// Runs the model (eval mode, no grad) over `indices` of the folder in batches, images preprocessed with
+// `preset`; `progress(done, total)` is called after every batch. Any models::Model taking images: the autograd
+// CNNs or a natively compiled one (native::CompiledModel).
+EvalTotals evaluate_images(models::Model& model, data::Preset preset, const data::ImageNetFolder& folder,
                            const std::vector<int64_t>& indices, int64_t batch,
                            const std::function<void(int64_t, int64_t, const EvalTotals&)>& progress = {});
 

@@ -22,22 +22,6 @@
 namespace mpq::cli {
 namespace {
 
-// Native execution of a per-layer configuration over the folder, in batches (same scoring as the autograd path).
-quant::EvalTotals evaluate_native(native::NativeModel& nm, const models::CnnModel& cnn,
-                                  const data::ImageNetFolder& folder, const std::vector<int64_t>& indices, int64_t bs,
-                                  const std::function<void(int64_t, int64_t, const quant::EvalTotals&)>& progress) {
-  quant::EvalTotals t;
-  for (size_t i = 0; i < indices.size(); i += size_t(bs)) {
-    const std::vector<int64_t> idx(indices.begin() + i, indices.begin() + std::min(indices.size(), i + size_t(bs)));
-    const data::ImageBatch b = folder.load_batch(idx, cnn.preset());
-    models::Batch batch;
-    batch.images = b.images;  // [n, 3, 224, 224]
-    quant::score_logits(nm.run(batch), b.labels, t);
-    if (progress) progress(t.samples, int64_t(indices.size()), t);
-  }
-  return t;
-}
-
 int run_eval(const Args& args) {
   if (args.require("model") == "bert") return eval_bert(args);
   args.check_known({"model", "weights", "data", "limit", "batch", "threads", "json", "precision", "config",
@@ -59,10 +43,10 @@ int run_eval(const Args& args) {
   std::vector<int64_t> indices(static_cast<size_t>(total));
   for (int64_t i = 0; i < total; ++i) indices[size_t(i)] = i;
   std::string label = "fp32";
-  std::unique_ptr<native::NativeModel> nm;
+  std::unique_ptr<native::CompiledModel> nm;  // the native executor, when a precision or config is asked
   if (native_run) {
     const quant::Assignment a = requested_assignment(args, *model, models::Batch{}, label);
-    nm = native::compile(*model, a);
+    nm = std::make_unique<native::CompiledModel>(*model, native::compile(*model, a));
   }
   const auto start = std::chrono::steady_clock::now();
   const auto progress = [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
@@ -71,8 +55,8 @@ int run_eval(const Args& args) {
     fmt::print(stderr, "\r[eval {} {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, label,
                done, all, ips, 100.0 * r.top1_frac(), double(all - done) / ips);
   };
-  const quant::EvalTotals t = nm ? evaluate_native(*nm, *cnn, folder, indices, bs, progress)
-                                 : quant::evaluate_images(*cnn, folder, indices, bs, progress);
+  models::Model& runner = nm ? static_cast<models::Model&>(*nm) : *model;
+  const quant::EvalTotals t = quant::evaluate_images(runner, cnn->preset(), folder, indices, bs, progress);
   fmt::print(stderr, "\n");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double top1 = t.top1_frac(), top5 = t.top5_frac(), loss = t.mean_loss();

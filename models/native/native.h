@@ -85,7 +85,6 @@ class CompiledModel : public models::Model {
   std::vector<std::pair<std::string, Tensor*>> parameters() override { return {}; }
   std::vector<models::QuantLayer> quant_layers() const override { return layers_; }
   int64_t num_classes() const override { return classes_; }
-  NativeModel& native() { return *compiled_; }
 
  private:
   std::string name_;
