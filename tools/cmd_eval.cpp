@@ -94,8 +94,9 @@ const Registrar reg(
      "mpq eval --model {resnet50,mobilenetv2,bert} --weights PATH --data DIR [--limit N] [--batch B=16] "
      "[--threads N] [--json] [--precision P | --config FILE] [--int4-group G] [--calib 8] [--calib-data DIR] "
      "[--no-fold-bn]\n"
-     "  --precision / --config run the native per-layer-precision executor (int8 / int4 via --precision calibrate "
-     "on --calib images of --calib-data); without them the fp32 autograd forward runs\n"
+     "  --precision / --config run the native per-layer-precision executor (our kernels, not autotuned; "
+     "int8 / int4 via --precision calibrate on --calib images of --calib-data); without them the fp32 "
+     "autograd forward runs\n"
      "  --json prints one object: model, weights, layout, samples, top1, top5 (fractions 0..1), "
      "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision, engine",
      run_eval});
