@@ -32,7 +32,10 @@ int eval_bert(const Args& a) {
   std::unique_ptr<native::NativeModel> nm;
   if (a.has("precision") || a.has("config")) {
     // uniform int8 / int4 calibrate on the first --calib SST-2 *train* sentences, never the evaluated split
-    nm = native::compile(*model, requested_assignment(a, *model, models::Batch{}, label));
+    // no autotuning, as `mpq eval` for the CNNs: the same kernels, hence the same figure, every run
+    native::CompileOptions co;
+    co.autotune = false;
+    nm = native::compile(*model, requested_assignment(a, *model, models::Batch{}, label), co);
   }
   const auto r =
       nm ? models::evaluate_with([&](const models::Batch& b) { return nm->run(b); }, set, a.get_int("batch", 64))
