@@ -29,6 +29,7 @@ void score_logits(const Tensor& logits_in, const std::vector<int>& labels, EvalT
     for (int64_t j = 0; j < c; ++j) se += std::exp(double(row[j]) - mx);
     t.loss_sum += mx + std::log(se) - double(target);
     t.top1 += greater == 0;
+    t.top1_hits += greater == 0 ? '1' : '0';
     t.top5 += greater < 5;
     ++t.samples;
   }

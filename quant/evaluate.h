@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -13,7 +14,8 @@ namespace mpq::quant {
 
 struct EvalTotals {
   int64_t samples = 0, top1 = 0, top5 = 0;
-  double loss_sum = 0;  // sum of per-sample cross-entropy (natural log)
+  double loss_sum = 0;    // sum of per-sample cross-entropy (natural log)
+  std::string top1_hits;  // [samples] '1' where the top-1 class is the label, '0' elsewhere, in scoring order
   double top1_frac() const { return samples ? double(top1) / double(samples) : 0.0; }
   double top5_frac() const { return samples ? double(top5) / double(samples) : 0.0; }
   double mean_loss() const { return samples ? loss_sum / double(samples) : 0.0; }

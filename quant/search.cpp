@@ -226,16 +226,54 @@ json SearchResult::to_json() const {
           {"memory_ok", memory_ok}};
 }
 
-double MemoMetric::operator()(const std::vector<Precision>& p) {
+MemoMetric::MemoMetric(ConfigMetric f)
+    : f_([f = std::move(f)](const std::vector<Precision>& p) {
+        return ConfigScore{f(p), {}};
+      }) {}
+
+MemoMetric MemoMetric::with_hits(ConfigScorer f) {
+  MemoMetric m;
+  m.f_ = std::move(f);
+  return m;
+}
+
+const ConfigScore& MemoMetric::score(const std::vector<Precision>& p) {
   auto it = memo_.find(p);
   if (it != memo_.end()) {
     ++hits_;
     return it->second;
   }
-  const double v = f_(p);
+  ConfigScore v = f_(p);
   ++fresh_;
-  memo_[p] = v;
-  return v;
+  return memo_[p] = std::move(v);
+}
+
+double paired_standard_error(const std::string& a, const std::string& b) {
+  check(a.size() == b.size(), "paired standard error: {} outcomes against {}", a.size(), b.size());
+  const int64_t n = int64_t(a.size());
+  if (n < 2) return 0;
+  int64_t plus = 0, minus = 0;  // samples only a gets right / only b gets right
+  for (int64_t i = 0; i < n; ++i) {
+    check((a[size_t(i)] == '0' || a[size_t(i)] == '1') && (b[size_t(i)] == '0' || b[size_t(i)] == '1'),
+          "paired standard error: outcome {} is not '0' or '1'", i);
+    plus += a[size_t(i)] > b[size_t(i)];
+    minus += a[size_t(i)] < b[size_t(i)];
+  }
+  const double nd = double(n), mean = double(plus - minus) / nd;
+  // sum (d - mean)^2 = sum d^2 - n mean^2, with sum d^2 = plus + minus
+  const double ss = std::max(0.0, double(plus + minus) - nd * mean * mean);
+  return std::sqrt(ss / (nd * (nd - 1)));
+}
+
+double one_sided_z(double confidence) {
+  check(std::isfinite(confidence) && confidence >= 0.5 && confidence < 1,
+        "--confidence {} must be in [0.5, 1) (0.5: the plain estimate, 0.9: a one-sided 90 % bound)", confidence);
+  double lo = 0, hi = 40;  // Phi(40) rounds to 1 in double
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < confidence ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 namespace {
@@ -256,19 +294,35 @@ char precision_letter(Precision p) {
 }
 }  // namespace
 
+ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> reference, double z, double unit) {
+  check(std::isfinite(z) && z >= 0, "paired lower bound: z {} must be >= 0", z);
+  return [&memo, reference = std::move(reference), z, unit](const std::vector<Precision>& p) {
+    const ConfigScore& s = memo.score(p);
+    if (z == 0) return s.metric;
+    const ConfigScore& ref = memo.score(reference);
+    check(!s.hits.empty() && !ref.hits.empty(),
+          "a confidence bound needs the per-sample outcomes of every configuration (this metric has none)");
+    return s.metric - z * unit * paired_standard_error(s.hits, ref.hits);
+  };
+}
+
 json MemoMetric::to_json() const {
-  json c = json::object();
+  json c = json::object(), h = json::object();
   for (const auto& [p, v] : memo_) {
     std::string key;
     for (Precision q : p) key += precision_letter(q);
-    c[key] = v;
+    c[key] = v.metric;
+    if (!v.hits.empty()) h[key] = v.hits;
   }
-  return {{"configs", c}};
+  return {{"configs", c}, {"hits", h}};
 }
 
 void MemoMetric::merge_json(const json& j) {
   check(j.is_object() && j.contains("configs") && j["configs"].is_object(), "metric memo: field 'configs' missing");
   const Precision all[] = {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4};
+  const json no_hits = json::object();
+  const json& hits = j.contains("hits") ? j["hits"] : no_hits;
+  check(hits.is_object(), "metric memo: field 'hits' is not an object");
   for (const auto& [key, v] : j["configs"].items()) {
     std::vector<Precision> p;
     for (char ch : key) {
@@ -278,7 +332,12 @@ void MemoMetric::merge_json(const json& j) {
       p.push_back(*q);
     }
     check(v.is_number(), "metric memo: configuration '{}' has no number", key);
-    memo_[p] = v.get<double>();
+    ConfigScore s{v.get<double>(), {}};
+    if (hits.contains(key)) {
+      check(hits[key].is_string(), "metric memo: the hits of configuration '{}' are not a string", key);
+      s.hits = hits[key].get<std::string>();
+    }
+    memo_[p] = std::move(s);
   }
 }
 

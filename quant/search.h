@@ -111,27 +111,52 @@ SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& 
                     const ConfigMetric& metric, const AccuracyRange& range, const std::vector<int>& ks = {},
                     std::optional<double> reference = std::nullopt);
 
+// One configuration's evaluation: the metric and the per-sample outcomes behind it (TaskResult::hits: '1' /
+// '0' per sample of the split, in split order; empty for a metric without them).
+struct ConfigScore {
+  double metric = 0;
+  std::string hits;
+};
+using ConfigScorer = std::function<ConfigScore(const std::vector<Precision>&)>;
+
 // A deterministic metric behind a memo: each distinct configuration is evaluated once. The memo can be
 // saved to / restored from JSON (the analysis cache keeps it, keyed by everything the metric depends on),
 // so a second search with another range re-uses every evaluation the first one made.
 class MemoMetric {
  public:
-  explicit MemoMetric(ConfigMetric f) : f_(std::move(f)) {}
-  double operator()(const std::vector<Precision>& p);
+  explicit MemoMetric(ConfigMetric f);          // a plain metric: scores carry no hits
+  static MemoMetric with_hits(ConfigScorer f);  // a metric with its per-sample outcomes
+  double operator()(const std::vector<Precision>& p) { return score(p).metric; }
+  const ConfigScore& score(const std::vector<Precision>& p);
   ConfigMetric fn() {
     return [this](const std::vector<Precision>& p) { return (*this)(p); };
   }
   int64_t fresh() const { return fresh_; }  // evaluations of the underlying metric
   int64_t hits() const { return hits_; }    // answers from the memo
   size_t size() const { return memo_.size(); }
-  nlohmann::json to_json() const;  // {"configs": {"<one letter per layer: 3 h b 8 4>": metric, ...}}
+  // {"configs": {"<one letter per layer: 3 h b 8 4>": metric, ...}, "hits": {"<letters>": "0110...", ...}}
+  nlohmann::json to_json() const;
   void merge_json(const nlohmann::json& j);
 
  private:
-  ConfigMetric f_;
-  std::map<std::vector<Precision>, double> memo_;
+  MemoMetric() = default;
+  ConfigScorer f_;
+  std::map<std::vector<Precision>, ConfigScore> memo_;
   int64_t fresh_ = 0, hits_ = 0;
 };
+
+// Paired comparison of two configurations on the same samples. a, b: hits strings of equal length n ('1' /
+// '0'). The standard error of the mean of d_i = a_i - b_i (the metric difference as a fraction):
+// sqrt(sum_i (d_i - mean d)^2 / (n (n - 1))); 0 for n < 2. Samples both get right or both get wrong add
+// nothing to the spread: only the disagreements do, which is why pairing makes the bound tight.
+double paired_standard_error(const std::string& a, const std::string& b);
+// z with Phi(z) = confidence (Phi the standard normal CDF), confidence in [0.5, 1): the one-sided normal
+// quantile (0.5 -> 0, 0.9 -> 1.2816, 0.95 -> 1.6449). Throws naming the value outside [0.5, 1).
+double one_sided_z(double confidence);
+// What the bisection compares with the range at a confidence level: the memo's metric of p minus
+// z * unit * paired_standard_error(hits of p, hits of `reference`) (unit 100: metrics in percent). z = 0: the
+// metric itself. With z > 0 a configuration whose score has no hits is an error naming the need.
+ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> reference, double z, double unit = 100);
 
 // Weight bytes: numel * bits / 8 (fp32 4, fp16 2, int8 1, int4 0.5 bytes per weight; per-channel / group
 // scales not counted).

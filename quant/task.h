@@ -23,6 +23,9 @@ struct TaskResult {
   double metric = 0;  // higher is better (top-1 as a fraction in [0, 1] for images)
   double loss = 0;    // mean per-sample loss (cross-entropy, natural log)
   int64_t samples = 0;
+  // [samples] per-sample outcome behind `metric`, in `indices` order: '1' where the top-1 / predicted class is
+  // the label, '0' elsewhere. Paired statistics between two configurations (quant/search.h) read it.
+  std::string hits;
 };
 
 class TaskEvaluator {

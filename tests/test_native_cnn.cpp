@@ -585,6 +585,8 @@ TEST_CASE("native cnn: CompiledModel runs the task evaluator (mpq search --eval 
                       idx.size(), sim.metric, nat.metric, sim.loss, nat.loss));
   CHECK(nat.samples == int64_t(idx.size()));
   CHECK(nat.metric == sim.metric);  // every image's top-1 agrees (see the bounds note at the top)
+  CHECK(nat.hits == sim.hits);      // ... image by image
+  CHECK(nat.hits.size() == idx.size());
   CHECK(std::abs(nat.loss - sim.loss) < 0.02 * std::max(1.0, sim.loss));
   models::Batch b;
   b.images = real_images(cnn, {4});

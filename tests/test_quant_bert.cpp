@@ -76,6 +76,16 @@ TEST_CASE("bert task: splits from train (calibration) and dev (search / test), e
   const Tensor z = t.ev->outputs(*model, t.splits.test);  // [48, 2]
   CHECK(z.size(0) == 48);
   CHECK(z.size(1) == 2);
+  // per-sentence outcomes: the argmax of the outputs against the label, in split order
+  REQUIRE(got.hits.size() == 48);
+  int64_t right = 0;
+  for (int64_t i = 0; i < 48; ++i) {
+    const float* row = z.contiguous().data<float>() + 2 * i;  // [2]
+    const bool hit = int(row[1] > row[0]) == rows[size_t(i)].label;
+    CHECK(got.hits[size_t(i)] == (hit ? '1' : '0'));
+    right += hit;
+  }
+  CHECK(double(right) / 48 == got.metric);
   const models::Batch b = t.ev->batch({t.splits.test[0], t.splits.test[1]});
   CHECK(b.labels.size() == 2);
   CHECK(b.labels[0] == dev[size_t(t.splits.test[0] - n_train)].label);

@@ -462,3 +462,77 @@ TEST_CASE("search: the metric memo evaluates each configuration once and round-t
   CHECK_THROWS_WITH_AS(back.merge_json({{"configs", {{"h9", 1.0}}}}), doctest::Contains("unknown precision letter '9'"),
                        Error);
 }
+
+TEST_CASE("search: per-sample hits ride along in the memo and give a paired confidence bound") {
+  // paired standard error against a direct computation of sqrt(sum (d - mean)^2 / (n (n - 1)))
+  auto direct = [](const std::string& a, const std::string& b) {
+    const double n = double(a.size());
+    std::vector<double> d;
+    double mean = 0;
+    for (size_t i = 0; i < a.size(); ++i) d.push_back(double(a[i] - '0') - double(b[i] - '0')), mean += d.back() / n;
+    double ss = 0;
+    for (double v : d) ss += (v - mean) * (v - mean);
+    return std::sqrt(ss / (n * (n - 1)));
+  };
+  CHECK(paired_standard_error("1100", "1010") == doctest::Approx(std::sqrt(2.0 / 12)).epsilon(1e-14));
+  CHECK(paired_standard_error("1111100000", "1111100000") == 0);
+  const std::string a = "1101101110011101", b = "1111101010011111";
+  CHECK(paired_standard_error(a, b) == doctest::Approx(direct(a, b)).epsilon(1e-14));
+  CHECK(paired_standard_error("1", "0") == 0);  // n < 2
+  CHECK_THROWS_WITH_AS(paired_standard_error("10", "1"), doctest::Contains("2 outcomes against 1"), Error);
+  CHECK_THROWS_WITH_AS(paired_standard_error("1x", "10"), doctest::Contains("outcome 1 is not"), Error);
+  // one-sided normal quantiles (tables: 1.2815515655446004, 1.6448536269514722, 1.959963984540054)
+  CHECK(one_sided_z(0.5) == doctest::Approx(0).epsilon(1e-12));
+  CHECK(one_sided_z(0.9) == doctest::Approx(1.2815515655446004).epsilon(1e-12));
+  CHECK(one_sided_z(0.95) == doctest::Approx(1.6448536269514722).epsilon(1e-12));
+  CHECK(one_sided_z(0.975) == doctest::Approx(1.959963984540054).epsilon(1e-12));
+  CHECK_THROWS_WITH_AS(one_sided_z(1.0), doctest::Contains("--confidence 1 must be in [0.5, 1)"), Error);
+  CHECK_THROWS_WITH_AS(one_sided_z(0.4), doctest::Contains("--confidence 0.4"), Error);
+
+  // 4 layers, 200 samples; lowering k layers to int8 makes 3k samples disagree with the fp16 start: 2k
+  // right -> wrong and k wrong -> right (net -k samples = -0.5k points), so the estimate drops 0.5 points per
+  // layer while the disagreements widen the bound.
+  const int n = 4, samples = 200;
+  auto hits_of = [&](int k) {
+    std::string h(size_t(samples), '0');
+    for (int i = 0; i < samples / 2; ++i) h[size_t(i)] = '1';  // fp16: 50 %
+    for (int i = 0; i < 2 * k; ++i) h[size_t(i)] = '0';
+    for (int i = 0; i < k; ++i) h[size_t(samples / 2 + i)] = '1';
+    return h;
+  };
+  int calls = 0;
+  MemoMetric memo = MemoMetric::with_hits([&](const std::vector<Precision>& p) {
+    ++calls;
+    const int k = int(std::count(p.begin(), p.end(), Precision::int8));
+    const std::string h = hits_of(k);
+    return ConfigScore{100.0 * double(std::count(h.begin(), h.end(), '1')) / samples, h};
+  });
+  const std::vector<int> id = {0, 1, 2, 3};
+  const std::vector<Precision> fp16(size_t(n), Precision::fp16);
+  SearchOptions o;
+  o.range.max_drop = 1.0;  // points
+  o.stage2 = false;
+  const SearchResult plain = bisection_search(n, id, id, paired_lower_bound(memo, fp16, 0), o);
+  CHECK(plain.k8 == 2);  // 50 - 0.5 k >= 49
+  const double z = one_sided_z(0.9);
+  const SearchResult bounded = bisection_search(n, id, id, paired_lower_bound(memo, fp16, z), o);
+  // k = 1: estimate 49.5, se of d (one +1, two -1 in 200) = sqrt((3 - 200 * 0.005^2) / (200 * 199)) = 0.8655 pt
+  // -> bound 49.5 - 1.2816 * 0.8655 = 48.39 < 49: even one layer is outside at 90 %
+  CHECK(paired_standard_error(hits_of(1), hits_of(0)) ==
+        doctest::Approx(std::sqrt((3 - 200 * 0.005 * 0.005) / (200.0 * 199))));
+  CHECK(bounded.k8 == 0);
+  CHECK(bounded.final_metric == 50);  // the start agrees with itself: no margin
+  // the memo keeps the hits through JSON
+  const nlohmann::json j = memo.to_json();
+  CHECK(j["hits"]["8888"] == hits_of(4));
+  MemoMetric back = MemoMetric::with_hits([&](const std::vector<Precision>&) -> ConfigScore {
+    FAIL("evaluated despite the memo");
+    return {};
+  });
+  back.merge_json(j);
+  CHECK(back.score(std::vector<Precision>(size_t(n), Precision::int8)).hits == hits_of(4));
+  // a plain metric has no hits: a bound over it is refused with a clear message
+  MemoMetric plain_memo([](const std::vector<Precision>&) { return 1.0; });
+  CHECK_THROWS_WITH_AS(paired_lower_bound(plain_memo, fp16, 1.0)(fp16), doctest::Contains("per-sample outcomes"),
+                       Error);
+}

@@ -84,7 +84,7 @@ int run_search(const Args& args) {
                     "hessian-loss", "signed-interactions",
                     "int4-group",   "estimate-latency",
                     "latency-runs", "seq",
-                    "eval"});
+                    "eval",         "confidence"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -96,6 +96,14 @@ int run_search(const Args& args) {
   const int64_t int4_group = args.get_int("int4-group", 0);
   check(int4_group == 0 || int4_group == 32 || int4_group == 64 || int4_group == 128,
         "--int4-group {}: expected 0 (per channel), 32, 64 or 128", int4_group);
+  // --confidence C: a configuration is inside the range only when the one-sided lower confidence bound of its
+  // search-split metric is, paired against the reference configuration on the same samples:
+  //   metric - z(C) * 100 * paired_standard_error(hits, reference hits) >= threshold   (quant/search.h)
+  // 0.5 (the default, z = 0) is the plain estimate of the paper's method. The bound guards the test split
+  // against a search split on which a configuration is lucky: on a few hundred samples one image is
+  // 0.1-0.8 points.
+  const double confidence = args.get_double("confidence", 0.5);
+  const double conf_z = one_sided_z(confidence);
   const std::string reference = args.get("reference", "fp32");
   check(reference == "fp32" || reference == "fp16", "--reference '{}': expected fp32 or fp16", reference);
   std::optional<double> max_bytes;
@@ -330,18 +338,18 @@ int run_search(const Args& args) {
     }
     scores[p] = augmented_scores(omega, deps[p], !args.flag("signed-interactions"));
   }
-  auto metric_on = [&](const std::vector<int64_t>& idx) -> ConfigMetric {
+  auto metric_on = [&](const std::vector<int64_t>& idx) -> ConfigScorer {
     return [&, idx](const std::vector<Precision>& p) {
+      auto score = [](const TaskResult& t) { return ConfigScore{100 * t.metric, t.hits}; };
       if (eval_engine == "native") {
-        native::CompileOptions co;
-        co.autotune = false;  // speed does not matter here; the numerics of ours and oneDNN's convs agree
-        native::CompiledModel cm(*model, native::compile(*model, make_assignment(names, p, cal, int4_group), co));
-        return 100 * ev.evaluate(cm, idx).metric;
+        native::CompiledModel cm(*model, native::compile(*model, make_assignment(names, p, cal, int4_group),
+                                                         native::CompileOptions::reproducible()));
+        return score(ev.evaluate(cm, idx));
       }
       if (std::all_of(p.begin(), p.end(), [](Precision q) { return q == Precision::fp32; }))
-        return 100 * ev.evaluate(*model, idx).metric;  // the plain fp32 model
+        return score(ev.evaluate(*model, idx));  // the plain fp32 model
       ScopedHook h(*model, std::make_shared<FakeQuantHook>(make_assignment(names, p, cal, int4_group)));
-      return 100 * ev.evaluate(*model, idx).metric;
+      return score(ev.evaluate(*model, idx));
     };
   };
   auto memo_key = [&](const char* split, const std::vector<int64_t>& idx) {
@@ -350,9 +358,11 @@ int run_search(const Args& args) {
                         {"calibration", analysis_key(cal_in)},
                         {"int4_group", int4_group},
                         {"engine", eval_engine},
-                        {"unit", "percent"}});
+                        {"unit", "percent"},
+                        {"per_sample_hits", true}});
   };
-  MemoMetric search_memo(metric_on(sp.search)), test_memo(metric_on(sp.test));
+  MemoMetric search_memo = MemoMetric::with_hits(metric_on(sp.search)),
+             test_memo = MemoMetric::with_hits(metric_on(sp.test));
   const json search_memo_in = memo_key("search", sp.search), test_memo_in = memo_key("test", sp.test);
   if (auto c = cache.load("metric_memo", search_memo_in)) search_memo.merge_json(*c);
   if (auto c = cache.load("metric_memo", test_memo_in)) test_memo.merge_json(*c);
@@ -363,6 +373,9 @@ int run_search(const Args& args) {
   };
 
   const Precision ref_p = reference == "fp32" ? Precision::fp32 : Precision::fp16;
+  // what the bisection compares with the range: the plain search-split metric, or (--confidence > 0.5) its
+  // paired lower bound against the reference configuration
+  const ConfigMetric bounded = paired_lower_bound(search_memo, uniform(ref_p), conf_z);
   SearchOptions so;
   so.range = range;
   so.reference = search_memo(uniform(ref_p));
@@ -382,13 +395,16 @@ int run_search(const Args& args) {
         pr.update(done,
                   fmt::format("stage {} k {} -> {:.2f} % ({})", p.stage, p.k, p.metric, p.ok ? "inside" : "outside"));
       };
-      SearchResult r = bisection_search(n, orders[k].first, orders[k].second, search_memo.fn(), so);
+      SearchResult r = bisection_search(n, orders[k].first, orders[k].second, bounded, so);
       pr.finish();
-      log(
-          fmt::format("bisection ({}): k8 {} k4 {}  search {} {:.2f} % (reference {} {:.2f} %, fp16 {:.2f} %)  {} "
-                      "evaluations  {} warnings",
-                      order_name(k), r.k8, r.k4, metric_label, r.final_metric, reference, r.reference, r.baseline,
-                      r.evaluations, r.warnings.size()));
+      log(fmt::format(
+          "bisection ({}): k8 {} k4 {}  search {} {:.2f} %{} (reference {} {:.2f} %, fp16 {:.2f} %)  {} "
+          "evaluations  {} warnings",
+          order_name(k), r.k8, r.k4, metric_label, r.final_metric,
+          conf_z == 0
+              ? std::string()
+              : fmt::format(" ({:.0f} % lower bound; estimate {:.2f} %)", 100 * confidence, search_memo(r.precisions)),
+          reference, r.reference, r.baseline, r.evaluations, r.warnings.size()));
       searches.push_back({k, std::move(r)});
     }
     phases["bisection"] = seconds_since(tp);
@@ -534,7 +550,14 @@ int run_search(const Args& args) {
       {"metric", metric_test},
       {"within_range", test_ok},
       {"test", test},
-      {"search_split", {{"reference", chosen.reference}, {"fp16", chosen.baseline}, {"chosen", chosen.final_metric}}},
+      {"confidence", confidence},
+      // chosen: the estimate; chosen_bound / fp16: what the bisection compared with the range (the estimate
+      // itself at confidence 0.5)
+      {"search_split",
+       {{"reference", chosen.reference},
+        {"fp16", chosen.baseline},
+        {"chosen", search_memo(chosen.precisions)},
+        {"chosen_bound", chosen.final_metric}}},
       {"k8", chosen.k8},
       {"k4", chosen.k4},
       {"latency_source", latency_source},
@@ -640,7 +663,9 @@ const Registrar reg(
      "mpq search --model {resnet50,mobilenetv2,bert} --weights PATH --data DIR (--max-drop POINTS | --min-relative R)\n"
      "           --out config.json --report DIR [--seed S] [--threads N] [--json]\n"
      "  range:    --max-drop POINTS (>= 0, absolute percentage points of the metric) or --min-relative R (in (0, 1]),\n"
-     "            against --reference fp32 (default: the original model) or fp16, measured on the search split\n"
+     "            against --reference fp32 (default: the original model) or fp16, measured on the search split;\n"
+     "            --confidence C in [0.5, 1): inside only when the one-sided C lower bound of the metric (paired\n"
+     "            against the reference on the same samples) is; 0.5 (default) = the plain estimate\n"
      "  limits:   --max-bytes B (weight bytes of the quantizable layers; the fastest configuration within the\n"
      "            range and B is chosen)\n"
      "  latency:  per-layer table measured with the native executor at fp32/fp16/bf16/int8/int4 (cached;\n"
