@@ -3,11 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <numeric>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
 #include "models/bert_train.h"
 #include "models/io/npy.h"
+#include "models/native/native.h"
+#include "quant/task.h"
 #include "tools/commands.h"
 #include "tools/native_run.h"
 
@@ -26,31 +29,34 @@ int eval_bert(const Args& a) {
   auto ex = data::read_sst2(data_dir + "/" + split + ".tsv");
   const int limit = a.get_int("limit", 0);
   if (limit > 0 && size_t(limit) < ex.size()) ex.resize(size_t(limit));
-  const auto set = models::encode_sst2(tok, ex, int(model->config().seq_len));
-  // --precision / --config: the native per-layer-precision executor; otherwise the fp32 autograd forward.
+  // --precision / --config: the native per-layer-precision executor (native::CompiledModel, compiled without
+  // autotuning like the CNN eval: the same kernels, hence the same figure, every run); otherwise the fp32
+  // autograd forward. Both through the search's sentence evaluator.
+  quant::SentenceTaskEvaluator ev(models::encode_sst2(tok, ex, int(model->config().seq_len)), a.get_int("batch", 64));
   std::string label = "fp32";
-  std::unique_ptr<native::NativeModel> nm;
+  std::unique_ptr<native::CompiledModel> nm;
   if (a.has("precision") || a.has("config")) {
     // uniform int8 / int4 calibrate on the first --calib SST-2 *train* sentences, never the evaluated split
-    // no autotuning, as `mpq eval` for the CNNs: the same kernels, hence the same figure, every run
-    native::CompileOptions co;
-    co.autotune = false;
-    nm = native::compile(*model, requested_assignment(a, *model, models::Batch{}, label), co);
+    const quant::Assignment qa = requested_assignment(a, *model, models::Batch{}, label);
+    nm = std::make_unique<native::CompiledModel>(*model,
+                                                 native::compile(*model, qa, native::CompileOptions::reproducible()));
   }
-  const auto r =
-      nm ? models::evaluate_with([&](const models::Batch& b) { return nm->run(b); }, set, a.get_int("batch", 64))
-         : models::evaluate(*model, set, a.get_int("batch", 64));
+  std::vector<int64_t> all(size_t(ev.size()));
+  std::iota(all.begin(), all.end(), int64_t(0));
+  const auto tf = std::chrono::steady_clock::now();
+  const quant::TaskResult r = nm ? ev.evaluate(*nm, all) : ev.evaluate(*model, all);
+  const double forward_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - tf).count();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (a.flag("json")) {
     nlohmann::json j{{"model", "bert"},    {"weights", weights},
                      {"split", split},     {"samples", r.samples},
-                     {"top1", r.accuracy}, {"loss", r.loss},
-                     {"seconds", secs},    {"forward_seconds", r.seconds},
+                     {"top1", r.metric},   {"loss", r.loss},
+                     {"seconds", secs},    {"forward_seconds", forward_secs},
                      {"precision", label}, {"engine", nm ? "native" : "autograd"}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("bert ({}) on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", label, split,
-               r.samples, 100.0 * r.accuracy, r.loss, secs);
+               r.samples, 100.0 * r.metric, r.loss, secs);
   }
   return 0;
 }

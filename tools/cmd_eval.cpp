@@ -46,13 +46,8 @@ int run_eval(const Args& args) {
   std::unique_ptr<native::CompiledModel> nm;  // the native executor, when a precision or config is asked
   if (native_run) {
     const quant::Assignment a = requested_assignment(args, *model, models::Batch{}, label);
-    // No autotuning: the timing-based choice between our conv and oneDNN's differs from run to run, and the
-    // two round the requantization differently at ties, which moved MobileNetV2 int8 top-1 on 64 images
-    // between 76.6 and 78.1 % across runs. Our kernels only: the same figure every run, and the same
-    // numerics as `mpq search --eval native`.
-    native::CompileOptions co;
-    co.autotune = false;
-    nm = std::make_unique<native::CompiledModel>(*model, native::compile(*model, a, co));
+    nm = std::make_unique<native::CompiledModel>(*model,
+                                                 native::compile(*model, a, native::CompileOptions::reproducible()));
   }
   const auto start = std::chrono::steady_clock::now();
   const auto progress = [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
