@@ -32,3 +32,6 @@ mpq_cli_error(profile_bad_precisions "precision 'fp8' is unknown" profile --mode
               --precisions fp32,fp8)
 mpq_cli_error(empty_data_folder "labels.txt" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
               --data ${PROJECT_SOURCE_DIR}/tests/cli --limit 1)
+mpq_cli_error(search_bad_confidence "--confidence 1.2 must be in \\[0.5, 1\\)" search --model mobilenetv2
+              --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --confidence 1.2 --out /dev/null
+              --report /tmp/mpq-cli-bad-confidence)
