@@ -99,6 +99,9 @@ void rows_map_ref(const RowMapArgs& a, int64_t r0, int64_t r1);
 void layer_norm_rows__avx512(const LayerNormArgs& a, int64_t r0, int64_t r1);
 void softmax_rows__avx512(const SoftmaxArgs& a, int64_t r0, int64_t r1);
 void rows_map__avx512(const RowMapArgs& a, int64_t r0, int64_t r1);
+void layer_norm_rows__avx2(const LayerNormArgs& a, int64_t r0, int64_t r1);
+void softmax_rows__avx2(const SoftmaxArgs& a, int64_t r0, int64_t r1);
+void rows_map__avx2(const RowMapArgs& a, int64_t r0, int64_t r1);
 
 using LayerNormList = KernelList<LayerNormArgs, LayerNormFn>;
 using SoftmaxList = KernelList<SoftmaxArgs, SoftmaxFn>;

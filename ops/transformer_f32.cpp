@@ -1,8 +1,7 @@
 // Transformer row-wise kernels: argument checks, the shared scalar store, the dispatch lists and the
 // threaded entry points (ops/kernels_transformer.h).
 //
-// Order: the AVX-512 version, then the reference. No AVX2 version: these passes are memory-bound and
-// small next to the GEMMs around them; an AVX2-only machine runs the (correct, slower) reference.
+// Order: the AVX-512 version, the AVX2 version (AVX2-only machines and MPQ_ISA=avx2), then the reference.
 #include <omp.h>
 
 #include <algorithm>
@@ -81,16 +80,19 @@ void run_rows(const List& list, const Args& a) {
   }
 }
 
-constexpr std::array<LayerNormList::Impl, 2> kLnImpls{{
+constexpr std::array<LayerNormList::Impl, 3> kLnImpls{{
     {"layer_norm_rows__avx512", Isa::avx512, nullptr, &layer_norm_rows__avx512},
+    {"layer_norm_rows__avx2", Isa::avx2, nullptr, &layer_norm_rows__avx2},
     {"layer_norm_rows_ref", Isa::ref, nullptr, &layer_norm_rows_ref},
 }};
-constexpr std::array<SoftmaxList::Impl, 2> kSoftmaxImpls{{
+constexpr std::array<SoftmaxList::Impl, 3> kSoftmaxImpls{{
     {"softmax_rows__avx512", Isa::avx512, nullptr, &softmax_rows__avx512},
+    {"softmax_rows__avx2", Isa::avx2, nullptr, &softmax_rows__avx2},
     {"softmax_rows_ref", Isa::ref, nullptr, &softmax_rows_ref},
 }};
-constexpr std::array<RowMapList::Impl, 2> kRowMapImpls{{
+constexpr std::array<RowMapList::Impl, 3> kRowMapImpls{{
     {"rows_map__avx512", Isa::avx512, nullptr, &rows_map__avx512},
+    {"rows_map__avx2", Isa::avx2, nullptr, &rows_map__avx2},
     {"rows_map_ref", Isa::ref, nullptr, &rows_map_ref},
 }};
 }  // namespace
