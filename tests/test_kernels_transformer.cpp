@@ -5,7 +5,9 @@
 //   rows_map without gelu: bit-exact in every format (identical f32 ops, identical rounding).
 //   layer_norm: f32 out within 2^-21 (|ref| + 1) (the double sums run in another order; the mean/inv can
 //     differ by one f32 ulp); f16 / bf16 / u8 outputs within one unit of their format.
-//   softmax: f32 within 2^-19 |ref| + 1e-30 (exp within 2 ulp, the f32 row sum in another order);
+//   softmax: f32 within 2^-18 |ref| + 1e-30 (exp within 2 ulp, the f32 row sum in another order: the
+//     reference adds 768 values one by one, whose typical rounding error, sqrt(768) 2^-24 = 2^-19.2, is
+//     where both SIMD versions were measured (2^-19.0), so 2^-19 had no margin);
 //   gelu: within 2^-20 (|ref| + 1) (the erf approximations' measured errors, 8.4e-7 AVX-512 and 7.0e-7 AVX2,
 //     are printed below);
 //   f16 / bf16 / u8 outputs of softmax / gelu / layer_norm: within one unit of the format plus the f32
@@ -252,7 +254,7 @@ TEST_CASE("transformer kernels: softmax (scale, int input, key mask) vs referenc
             a.out = want.out;
             softmax_rows_ref(a, 0, rows);
             compare(
-                got, want, rows, cols, false, [](float w) { return std::ldexp(std::fabs(w), -19) + 1e-30f; },
+                got, want, rows, cols, false, [](float w) { return std::ldexp(std::fabs(w), -18) + 1e-30f; },
                 fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, act_fmt_name(f)));
             if (variant == 2 && f == ActFmt::f32)  // masked keys get exactly 0 (exp underflow), as std::exp
               for (int64_t c = 2; c < cols; c += 3) CHECK(got.value(0, c) == 0.0f);

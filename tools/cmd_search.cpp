@@ -403,7 +403,7 @@ int run_search(const Args& args) {
           order_name(k), r.k8, r.k4, metric_label, r.final_metric,
           conf_z == 0
               ? std::string()
-              : fmt::format(" ({:.0f} % lower bound; estimate {:.2f} %)", 100 * confidence, search_memo(r.precisions)),
+              : fmt::format(" ({:g} % lower bound; estimate {:.2f} %)", 100 * confidence, search_memo(r.precisions)),
           reference, r.reference, r.baseline, r.evaluations, r.warnings.size()));
       searches.push_back({k, std::move(r)});
     }
