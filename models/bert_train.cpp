@@ -47,10 +47,6 @@ Batch make_batch(const EncodedSet& set, const std::vector<size_t>& idx) {
 
 EvalResult evaluate(Bert& model, const EncodedSet& set, int batch_size) {
   autograd::NoGradGuard ng;
-  return evaluate_with([&](const Batch& b) { return model.forward(b, false); }, set, batch_size);
-}
-
-EvalResult evaluate_with(const std::function<Tensor(const Batch&)>& logits_of, const EncodedSet& set, int batch_size) {
   check(batch_size > 0, "evaluate: batch size must be positive, got {}", batch_size);
   const double t0 = now_s();
   EvalResult r;
@@ -60,7 +56,7 @@ EvalResult evaluate_with(const std::function<Tensor(const Batch&)>& logits_of, c
     std::vector<size_t> idx;
     for (size_t i = s; i < std::min(set.size(), s + size_t(batch_size)); ++i) idx.push_back(i);
     const Batch b = make_batch(set, idx);
-    const Tensor logits = logits_of(b);  // [N, C]
+    const Tensor logits = model.forward(b, false);  // [N, C]
     loss_sum += double(ops::cross_entropy(logits, b.labels).item()) * double(idx.size());
     const int64_t C = logits.size(1);
     const float* pl = logits.data<float>();

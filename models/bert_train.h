@@ -31,9 +31,6 @@ struct EvalResult {
 };
 // No-grad, eval mode (no dropout); batches in dataset order.
 EvalResult evaluate(Bert& model, const EncodedSet& set, int batch_size = 64);
-// The same scoring with any logits function (e.g. a compiled native model's run()).
-EvalResult evaluate_with(const std::function<Tensor(const Batch&)>& logits_of, const EncodedSet& set,
-                         int batch_size = 64);
 
 struct TrainOptions {
   int epochs = 3;

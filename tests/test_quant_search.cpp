@@ -55,7 +55,7 @@ struct OutputAsLoss : TaskEvaluator {
   TaskResult evaluate(models::Model& m, const std::vector<int64_t>&) override {
     autograd::NoGradGuard ng;
     const double v = m.forward({}, false).item();
-    return {-v, v, 1};
+    return {-v, v, 1, {}};
   }
   int64_t size() const override { return 1; }
   std::string metric_name() const override { return "neg_output"; }
