@@ -268,7 +268,8 @@ double paired_standard_error(const std::string& a, const std::string& b) {
 double one_sided_z(double confidence) {
   check(std::isfinite(confidence) && confidence >= 0.5 && confidence < 1,
         "--confidence {} must be in [0.5, 1) (0.5: the plain estimate, 0.9: a one-sided 90 % bound)", confidence);
-  double lo = 0, hi = 40;  // Phi(40) rounds to 1 in double
+  if (confidence == 0.5) return 0;  // exactly: the plain estimate (the bisection below only approaches 0)
+  double lo = 0, hi = 40;           // Phi(40) rounds to 1 in double
   for (int it = 0; it < 200; ++it) {
     const double mid = 0.5 * (lo + hi);
     (0.5 * std::erfc(-mid / std::sqrt(2.0)) < confidence ? lo : hi) = mid;
