@@ -29,7 +29,7 @@ std::vector<int> k_grid(int n, int points) {
 ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings, int points, const ConfigMetric& metric,
                              const ConfigValue& latency_ms, const ConfigValue& bytes, const std::string& latency_source,
                              const AccuracyRange& range, std::optional<double> reference,
-                             const std::function<void(int64_t, int64_t)>& progress) {
+                             const std::function<void(int64_t, int64_t)>& progress, Precision start) {
   const std::vector<int> ks = k_grid(n, points);
   const int64_t total = int64_t(orderings.size()) * 2 * int64_t(ks.size());
   int64_t done = 0;
@@ -38,7 +38,7 @@ ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings,
     OrderingFrontier f;
     f.name = o.name;
     for (Precision target : {Precision::int8, Precision::int4}) {
-      const Precision from = target == Precision::int8 ? Precision::fp16 : Precision::int8;
+      const Precision from = target == Precision::int8 ? start : Precision::int8;
       const std::vector<int>& order = target == Precision::int8 ? o.order8 : o.order4;
       check(int(order.size()) == n, "pareto: ordering '{}' has {} entries for {} layers", o.name, order.size(), n);
       // record the configuration of every probe as sweep_k asks for it (k ascending)

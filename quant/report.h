@@ -3,10 +3,11 @@
 //
 // Points. For each ordering (augmented, Hessian-only, single-effect-only, random) two sweeps along the
 // ordering, each evaluated with sweep_k (quant/search.h) on the search split:
-//   stage "int8": start all fp16, the first k layers of the ordering's int8 order lowered to int8;
+//   stage "int8": start all fp16 (or the search's --start precision, bf16), the first k layers of the
+//                 ordering's int8 order lowered to int8;
 //   stage "int4": start all int8 (the end of stage "int8"), the first k layers of the int4 order lowered
 //                 to int4 ("int4 among the int8 layers", method.md step 4, continued to all layers).
-// Both stages share the ordering-independent end points all-fp16, all-int8 and all-int4, so every ordering's
+// Both stages share the ordering-independent end points all-start, all-int8 and all-int4, so every ordering's
 // frontier spans the same latency interval. k runs over a grid (every k, or P evenly spaced values that
 // always include 0 and N). The uniform points fp32 / fp16 / bf16 / int8 / int4 are added with ordering
 // "uniform".
@@ -70,11 +71,12 @@ struct ParetoSweeps {
 // Sweeps every ordering (stages int8 and int4, see the top of this file) over k_grid(n, points).
 // metric: percent (callers memoise it: the shared end points are asked for by every ordering); `range`
 // (in the same units) against `reference` (unset: each sweep's k = 0) only labels the sweep results.
-// progress(done, total) after every point.
+// progress(done, total) after every point. start: the 16-bit precision stage "int8" lowers from.
 ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings, int points, const ConfigMetric& metric,
                              const ConfigValue& latency_ms, const ConfigValue& bytes, const std::string& latency_source,
                              const AccuracyRange& range, std::optional<double> reference = std::nullopt,
-                             const std::function<void(int64_t, int64_t)>& progress = {});
+                             const std::function<void(int64_t, int64_t)>& progress = {},
+                             Precision start = Precision::fp16);
 
 // (latency, F(latency)) at every distinct latency of `pts`, ascending: the corners of the step frontier.
 std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts);

@@ -148,6 +148,17 @@ TEST_CASE("report: ordering sweeps on an additive task give the hand-computed po
   REQUIRE(g.points.size() == 4);
   CHECK(g.points[1].k == 3);
   CHECK(g.points[1].metric == 83);
+  // --start bf16: stage int8 lowers from all-bf16, so every layer not yet lowered is bf16, never fp16
+  int bf16_seen = 0, fp16_seen = 0;
+  const ConfigMetric seen = [&](const std::vector<Precision>& p) {
+    for (Precision q : p) bf16_seen += q == Precision::bf16, fp16_seen += q == Precision::fp16;
+    return metric(p);
+  };
+  const ParetoSweeps b16 = ordering_points(3, {{"good", {0, 1, 2}, {0, 1, 2}}}, 0, seen, lat, bytes, "m", range,
+                                           std::nullopt, {}, Precision::bf16);
+  CHECK(b16.points.size() == 8);
+  CHECK(bf16_seen == 3 + 2 + 1);  // stage int8 at k = 0, 1, 2 (k = 3 and stage int4 have none left)
+  CHECK(fp16_seen == 0);
   CHECK_THROWS_WITH_AS(ordering_points(3, {{"short", {0, 1}, {0, 1}}}, 0, metric, lat, bytes, "m", range),
                        doctest::Contains("'short' has 2 entries for 3 layers"), Error);
 }

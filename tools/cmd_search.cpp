@@ -2,7 +2,7 @@
 //   1. the task: seeded disjoint calibration / search / test splits (quant/task.h make_task);
 //   2. activation calibration (observers, per-layer pick by model-output error)             [cached]
 //   3. Hutchinson Hessian traces on calibration samples                                      [cached]
-//   4. dependencies dL_i, I_ij at int8 and int4 (base fp16) on calibration samples           [cached]
+//   4. dependencies dL_i, I_ij at int8 and int4 (base: the start precision) on calib. samples [cached]
 //   5. orderings (augmented, Hessian-only, single-effect-only, random) and a two-stage bisection per
 //      ordering on the search split; every evaluated configuration is memoised               [cached]
 //   6. the Pareto sweeps of every ordering + the uniform points (quant/report.h)             [cached evals]
@@ -84,7 +84,8 @@ int run_search(const Args& args) {
                     "hessian-loss", "signed-interactions",
                     "int4-group",   "estimate-latency",
                     "latency-runs", "seq",
-                    "eval",         "confidence"});
+                    "eval",         "confidence",
+                    "start"});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const std::string data_dir = args.require("data"), out = args.require("out"), report = args.require("report");
@@ -104,6 +105,12 @@ int run_search(const Args& args) {
   // 0.1-0.8 points.
   const double confidence = args.get_double("confidence", 0.5);
   const double conf_z = one_sided_z(confidence);
+  // --start: the 16-bit precision every layer starts from and the search lowers from (method.md: fp16).
+  // bf16 is the faster 16-bit format on CPUs with AVX512-BF16 (this one: no FP16 arithmetic, so fp16 layers
+  // convert in registers and run f32 FMAs), at a small accuracy cost of its own.
+  const std::string start_name = args.get("start", "fp16");
+  check(start_name == "fp16" || start_name == "bf16", "--start '{}': expected fp16 or bf16", start_name);
+  const Precision start_p = parse_precision(start_name);
   const std::string reference = args.get("reference", "fp32");
   check(reference == "fp32" || reference == "fp16", "--reference '{}': expected fp32 or fp16", reference);
   std::optional<double> max_bytes;
@@ -202,7 +209,7 @@ int run_search(const Args& args) {
     std::ofstream(report + "/latency.json") << table.dump(1) << "\n";
     lat = latency_table_from_json(table, "measured latency table");
   }
-  for (Precision p : {Precision::fp16, Precision::int8, Precision::int4})
+  for (Precision p : {start_p, Precision::int8, Precision::int4})
     for (const std::string& nm : names) {
       auto it = lat.ms.find(nm);
       check(it != lat.ms.end() && it->second.count(p), "latency table '{}' ({}): layer '{}' has no {} time",
@@ -297,6 +304,7 @@ int run_search(const Args& args) {
   DependencyOptions dopt;
   dopt.window = args.get_int("window", 0);
   dopt.int4_group = int4_group;
+  dopt.base = start_p;
   std::map<Precision, DependencyResult> deps;
   {
     const auto tp = std::chrono::steady_clock::now();
@@ -305,6 +313,7 @@ int run_search(const Args& args) {
       const json in = inputs(calib_sub, {{"what", "dependencies"},
                                          {"precision", precision_name(p)},
                                          {"window", dopt.window},
+                                         {"base", precision_name(start_p)},
                                          {"int4_group", int4_group},
                                          {"loss", "distill_fp32"},
                                          {"calibration", analysis_key(cal_in)}});
@@ -383,6 +392,7 @@ int run_search(const Args& args) {
   so.max_bytes = max_bytes;
   so.latency = table_ms;
   so.metric_name = metric_label + " %";
+  so.start = start_p;
   std::vector<std::pair<OrderKind, SearchResult>> searches;
   std::map<OrderKind, std::pair<std::vector<int>, std::vector<int>>> orders;
   {
@@ -398,13 +408,13 @@ int run_search(const Args& args) {
       SearchResult r = bisection_search(n, orders[k].first, orders[k].second, bounded, so);
       pr.finish();
       log(fmt::format(
-          "bisection ({}): k8 {} k4 {}  search {} {:.2f} %{} (reference {} {:.2f} %, fp16 {:.2f} %)  {} "
+          "bisection ({}): k8 {} k4 {}  search {} {:.2f} %{} (reference {} {:.2f} %, {} {:.2f} %)  {} "
           "evaluations  {} warnings",
           order_name(k), r.k8, r.k4, metric_label, r.final_metric,
           conf_z == 0
               ? std::string()
               : fmt::format(" ({:g} % lower bound; estimate {:.2f} %)", 100 * confidence, search_memo(r.precisions)),
-          reference, r.reference, r.baseline, r.evaluations, r.warnings.size()));
+          reference, r.reference, start_name, r.baseline, r.evaluations, r.warnings.size()));
       searches.push_back({k, std::move(r)});
     }
     phases["bisection"] = seconds_since(tp);
@@ -427,11 +437,13 @@ int run_search(const Args& args) {
   if (pareto) {
     for (OrderKind k : kinds) sweeps_in.push_back({order_name(k), orders[k].first, orders[k].second});
     Progress pr("pareto sweeps", 0);
-    ps = ordering_points(n, sweeps_in, pareto_points, search_memo.fn(), table_ms, bytes_of, src_label, range,
-                         chosen.reference, [&](int64_t d, int64_t t) {
-                           pr.set_total(t);
-                           pr.update(d, fmt::format("{} fresh evaluations", search_memo.fresh()));
-                         });
+    ps = ordering_points(
+        n, sweeps_in, pareto_points, search_memo.fn(), table_ms, bytes_of, src_label, range, chosen.reference,
+        [&](int64_t d, int64_t t) {
+          pr.set_total(t);
+          pr.update(d, fmt::format("{} fresh evaluations", search_memo.fresh()));
+        },
+        start_p);
     phases["pareto"] = pr.finish();
     for (Precision p : {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4}) {
       const auto ms = table_opt(p);
@@ -551,11 +563,12 @@ int run_search(const Args& args) {
       {"within_range", test_ok},
       {"test", test},
       {"confidence", confidence},
-      // chosen: the estimate; chosen_bound / fp16: what the bisection compared with the range (the estimate
-      // itself at confidence 0.5)
+      {"start", start_name},
+      // chosen: the estimate; chosen_bound / the start precision: what the bisection compared with the range (the
+      // estimate itself at confidence 0.5)
       {"search_split",
        {{"reference", chosen.reference},
-        {"fp16", chosen.baseline},
+        {start_name, chosen.baseline},
         {"chosen", search_memo(chosen.precisions)},
         {"chosen_bound", chosen.final_metric}}},
       {"k8", chosen.k8},
@@ -666,6 +679,8 @@ const Registrar reg(
      "            against --reference fp32 (default: the original model) or fp16, measured on the search split;\n"
      "            --confidence C in [0.5, 1): inside only when the one-sided C lower bound of the metric (paired\n"
      "            against the reference on the same samples) is; 0.5 (default) = the plain estimate\n"
+     "  start:    --start fp16 (default, method.md) | bf16: the 16-bit precision every layer starts from and the\n"
+     "            bisection lowers from (fp16 -> int8 -> int4, or bf16 -> int8 -> int4)\n"
      "  limits:   --max-bytes B (weight bytes of the quantizable layers; the fastest configuration within the\n"
      "            range and B is chosen)\n"
      "  latency:  per-layer table measured with the native executor at fp32/fp16/bf16/int8/int4 (cached;\n"

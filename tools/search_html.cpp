@@ -71,7 +71,9 @@ SearchHtml search_html(const json& s, const std::vector<ParetoPoint>& pts,
   r.paragraphs.push_back("Splits: " + s["splits"]["note"].get<std::string>() +
                          fmt::format(" (seed {}).", s["splits"]["seed"].get<uint64_t>()));
   r.paragraphs.push_back(
-      "Frontier points: for every ordering, the first k layers of its int8 order lowered from fp16 to int8 (stage "
+      "Frontier points: for every ordering, the first k layers of its int8 order lowered from " +
+      s.value("start", std::string("fp16")) +
+      " to int8 (stage "
       "int8), then from all-int8 the first k of its int4 order lowered to int4 (stage int4), evaluated on the search "
       "split; crosses are the uniform precisions. Lines are step frontiers F(l) = best metric among the ordering's "
       "points with latency <= l. Area between frontiers A - B = integral of F_A(l) - F_B(l) over the latency interval "

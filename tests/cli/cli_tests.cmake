@@ -35,3 +35,6 @@ mpq_cli_error(empty_data_folder "labels.txt" eval --model mobilenetv2 --weights 
 mpq_cli_error(search_bad_confidence "--confidence 1.2 must be in \\[0.5, 1\\)" search --model mobilenetv2
               --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --confidence 1.2 --out /dev/null
               --report /tmp/mpq-cli-bad-confidence)
+mpq_cli_error(search_bad_start "--start 'int8': expected fp16 or bf16" search --model mobilenetv2
+              --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --start int8 --out /dev/null
+              --report /tmp/mpq-cli-bad-start)
