@@ -113,8 +113,10 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
         q.act[op] = p;
       }
     }
-    check(q.precision == Precision::fp32 || q.precision == Precision::fp16 || !q.act.empty(),
-          "{}: precision {} needs 'inputs' with a scale and zero point", where, precision_name(q.precision));
+    // integer layers quantize their inputs (W8A8 / W4A8); fp32 / fp16 / bf16 layers take them as they are
+    const bool integer = q.precision == Precision::int8 || q.precision == Precision::int4;
+    check(!integer || !q.act.empty(), "{}: precision {} needs 'inputs' with a scale and zero point", where,
+          precision_name(q.precision));
     cfg.layers[name] = q;
   }
   for (const auto& l : layers)

@@ -216,8 +216,12 @@ TEST_CASE("config: save / load round trip and clear errors") {
   cfg.model = "mobilenetv2";
   for (size_t i = 0; i < layers.size(); ++i) {
     LayerQuant q;
-    q.precision = i % 3 == 0 ? Precision::int8 : i % 3 == 1 ? Precision::int4 : Precision::fp16;
-    if (q.precision != Precision::fp16) q.act[0] = act_params_from_range(-0.5f, 6.0f + float(i));
+    // every precision; only the integer ones carry activation parameters (`mpq search --start bf16` writes
+    // bf16 layers without them)
+    const Precision all[] = {Precision::int8, Precision::int4, Precision::fp16, Precision::bf16, Precision::fp32};
+    q.precision = all[i % 5];
+    if (q.precision == Precision::int8 || q.precision == Precision::int4)
+      q.act[0] = act_params_from_range(-0.5f, 6.0f + float(i));
     if (q.precision == Precision::int4) q.weight_group = 32;
     cfg.layers[layers[i].name] = q;
   }
@@ -255,6 +259,9 @@ TEST_CASE("config: save / load round trip and clear errors") {
   CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["inputs"][0]["zero_point"] = 300; }), "x",
                                         "mobilenetv2", layers),
                        doctest::Contains("'zero_point' is 300"), Error);
+  CHECK_THROWS_WITH_AS(config_from_json(edited([](auto& j) { j["layers"][0]["inputs"] = nlohmann::json::array(); }),
+                                        "x", "mobilenetv2", layers),
+                       doctest::Contains("precision int8 needs 'inputs' with a scale and zero point"), Error);
   CHECK_THROWS_WITH_AS(load_config(dir + "/absent.json", "mobilenetv2", layers), doctest::Contains("cannot open"),
                        Error);
   // weights identity
