@@ -82,7 +82,7 @@ struct SearchResult {
   int k8_max = 0, k4_max = 0;         // what the two bisections found
   double reference = 0;               // the metric the range is measured against
   double baseline = 0;                // metric of the all-`start` configuration
-  double final_metric = 0;            // re-check value
+  double final_metric = 0;            // re-check value of the metric given (mpq search: its --confidence bound)
   bool final_ok = false;
   bool final_rechecked = false;       // true: evaluated again by `recheck`; false: memoised probe
   std::vector<Probe> probes;          // in evaluation order
