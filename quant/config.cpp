@@ -113,10 +113,9 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
         q.act[op] = p;
       }
     }
-    // integer layers quantize their inputs (W8A8 / W4A8); fp32 / fp16 / bf16 layers take them as they are
-    const bool integer = q.precision == Precision::int8 || q.precision == Precision::int4;
-    check(!integer || !q.act.empty(), "{}: precision {} needs 'inputs' with a scale and zero point", where,
-          precision_name(q.precision));
+    // integer layers quantize their inputs; fp32 / fp16 / bf16 layers take them as they are
+    check(!precision_is_integer(q.precision) || !q.act.empty(),
+          "{}: precision {} needs 'inputs' with a scale and zero point", where, precision_name(q.precision));
     cfg.layers[name] = q;
   }
   for (const auto& l : layers)

@@ -131,7 +131,7 @@ Assignment make_assignment(const std::vector<std::string>& layers, const std::ve
     LayerQuant q;
     q.precision = precisions[i];
     if (q.precision == Precision::int4) q.weight_group = int4_group;
-    if (q.precision == Precision::int8 || q.precision == Precision::int4) {
+    if (precision_is_integer(q.precision)) {
       auto it = calib.find(layers[i]);
       check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration", layers[i],
             precision_name(q.precision));

@@ -25,6 +25,8 @@ enum class Precision { fp32, fp16, bf16, int8, int4 };
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "bf16" | "int8" | "int4"; throws naming it
 int precision_weight_bits(Precision p);           // 32, 16, 16, 8, 4
+// int8 / int4: the layer quantizes its inputs too (W8A8 / W4A8; needs activation scale and zero point)
+inline bool precision_is_integer(Precision p) { return p == Precision::int8 || p == Precision::int4; }
 
 struct LayerQuant {
   Precision precision = Precision::fp32;

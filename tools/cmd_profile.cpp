@@ -47,7 +47,7 @@ int run_profile(const Args& args) {
 
   quant::Calibration calib;  // computed once, only when an integer precision is requested
   for (quant::Precision p : precisions)
-    if ((p == quant::Precision::int8 || p == quant::Precision::int4) && calib.empty())
+    if (quant::precision_is_integer(p) && calib.empty())
       calib = calibrate_batches(*model, calibration_batches(args, *model, batch));
 
   const nlohmann::json j = measure_latency_table(*model, precisions, calib, group, batch, warmup, runs, true);

@@ -131,8 +131,7 @@ quant::Assignment requested_assignment(const Args& args, models::Model& m, const
         group);
   label = quant::precision_name(p);
   quant::Calibration calib;
-  if (p == quant::Precision::int8 || p == quant::Precision::int4)
-    calib = calibrate_batches(m, calibration_batches(args, m, fallback));
+  if (quant::precision_is_integer(p)) calib = calibrate_batches(m, calibration_batches(args, m, fallback));
   return uniform_assignment(m, p, calib, group);
 }
 

@@ -50,8 +50,6 @@ using kernels::ActFmt;
 using quant::Precision;
 
 namespace {
-bool is_int(Precision p) { return p == Precision::int8 || p == Precision::int4; }
-
 quant::ActQuantParams operand(const quant::LayerQuant& q, const std::string& layer, int op) {
   auto it = q.act.find(op);
   check(it != q.act.end(),
@@ -138,12 +136,12 @@ BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const Compil
     L.ln2_name = step + "layernorm2";
     const quant::LayerQuant qk = lq(L.qk_name), pv = lq(L.pv_name);
     L.qk = qk.precision, L.pv = pv.precision;
-    if (is_int(L.qk)) {
+    if (quant::precision_is_integer(L.qk)) {
       L.qk_a = operand(qk, L.qk_name, 0), L.qk_b = operand(qk, L.qk_name, 1);
       check(dh_ <= kAttnQ8MaxK, "native bert: '{}': head dim {} exceeds {} for the int8 attention matmul", L.qk_name,
             dh_, kAttnQ8MaxK);
     }
-    if (is_int(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
+    if (quant::precision_is_integer(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
     switch (L.qk) {
       case Precision::fp16:
         L.qf = {ActFmt::f16};
@@ -200,7 +198,7 @@ BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const Compil
 void BertNative::plan(int64_t L) {
   check(L > 0 && L <= cfg_.max_pos, "native bert: sequence length {} outside [1, {}]", L, cfg_.max_pos);
   for (const Layer& p : layers_)
-    if (is_int(p.pv))
+    if (quant::precision_is_integer(p.pv))
       check(L <= kAttnQ8MaxK, "native bert: '{}': sequence length {} exceeds {} for the int8 attention matmul",
             p.pv_name, L, kAttnQ8MaxK);
   L_ = L;
@@ -217,7 +215,7 @@ void BertNative::plan(int64_t L) {
   pin_.alloc(size_t(D_) * 4), pool_.alloc(size_t(D_) * 4), cin_.alloc(size_t(D_) * 4);
   bool qk_q8 = false, pv_q8 = false, qk_f16 = false, pv_f16 = false, qk_bf16 = false, pv_bf16 = false;
   for (const Layer& p : layers_) {
-    qk_q8 |= is_int(p.qk), pv_q8 |= is_int(p.pv);
+    qk_q8 |= quant::precision_is_integer(p.qk), pv_q8 |= quant::precision_is_integer(p.pv);
     qk_f16 |= p.qk == Precision::fp16, pv_f16 |= p.pv == Precision::fp16;
     qk_bf16 |= p.qk == Precision::bf16, pv_bf16 |= p.pv == Precision::bf16;
   }
