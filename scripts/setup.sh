@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config   # toolchain
   libdnnl-dev libxsimd-dev libbenchmark-dev libfmt-dev doctest-dev nlohmann-json3-dev  # fixed by the design
+  ocl-icd-opencl-dev                             # Debian's oneDNN is built with the OpenCL GPU runtime: its
+                                                 # dnnl-config.cmake calls find_package(OpenCL REQUIRED), but
+                                                 # libdnnl-dev only *recommends* this package
   libturbojpeg0-dev                              # JPEG decoding (libjpeg-turbo)
   clang libclang-rt-14-dev                       # libFuzzer targets and their sanitizer runtimes
   clang-format git                               # the format check of scripts/test.sh
