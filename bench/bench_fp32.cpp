@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "core/threading.h"
-#include "ops/kernels_f32_impls.h"
+#include "ops/kernels/f32_impls.h"
 
 namespace {
 

@@ -23,8 +23,8 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/threading.h"
-#include "ops/kernels_nhwc.h"
-#include "ops/onednn/onednn_context.h"
+#include "ops/kernels/nhwc.h"
+#include "ops/kernels/onednn/onednn_context.h"
 
 namespace {
 

@@ -28,8 +28,8 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/threading.h"
-#include "ops/kernels_f32_impls.h"
-#include "ops/kernels_lowp.h"
+#include "ops/kernels/f32_impls.h"
+#include "ops/kernels/lowp.h"
 
 namespace mpq::bench {
 

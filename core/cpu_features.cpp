@@ -86,24 +86,6 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::ref:
-      return "ref";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::avx_vnni:
-      return "avx_vnni";
-    case Isa::avx512:
-      return "avx512";
-    case Isa::avx512_vnni:
-      return "avx512_vnni";
-    case Isa::avx512_bf16:
-      return "avx512_bf16";
-  }
-  return "?";
-}
-
 bool isa_detected(Isa isa) {
   const CpuFeatures& f = cpu_features();
   const bool avx2 = f.avx2 && f.fma && f.f16c;
@@ -133,10 +115,7 @@ void set_isa_cap(Isa cap) { cap_storage().store(static_cast<int>(cap), std::memo
 
 Isa parse_isa(const char* s) {
   check(s != nullptr, "parse_isa: null string");
-  if (std::strcmp(s, "ref") == 0) return Isa::ref;
-  if (std::strcmp(s, "avx2") == 0) return Isa::avx2;
-  if (std::strcmp(s, "avx512") == 0) return Isa::avx512;
-  fail("MPQ_ISA: unknown value '{}' (expected ref, avx2 or avx512)", s);
+  return parse_enum(kIsaCapNames, s, "MPQ_ISA value");
 }
 
 }  // namespace mpq

@@ -4,6 +4,9 @@
 // environment (read once, at first use) or set_isa_cap() at run time. A kernel tagged with an Isa runs
 // only if the hardware has it AND its level is <= the cap.
 #pragma once
+#include <array>
+
+#include "core/enum_table.h"
 
 namespace mpq {
 
@@ -25,7 +28,16 @@ enum class Isa : int {
   avx512_vnni,  // + VNNI (level of avx512)
   avx512_bf16,  // + VNNI + BF16 (level of avx512)
 };
-const char* isa_name(Isa isa);
+inline constexpr std::array<EnumName<Isa>, 6> kIsaNames{{{Isa::ref, "ref"},
+                                                         {Isa::avx2, "avx2"},
+                                                         {Isa::avx_vnni, "avx_vnni"},
+                                                         {Isa::avx512, "avx512"},
+                                                         {Isa::avx512_vnni, "avx512_vnni"},
+                                                         {Isa::avx512_bf16, "avx512_bf16"}}};
+// The values MPQ_ISA accepts: one per cap level.
+inline constexpr std::array<EnumName<Isa>, 3> kIsaCapNames{
+    {{Isa::ref, "ref"}, {Isa::avx2, "avx2"}, {Isa::avx512, "avx512"}}};
+inline const char* isa_name(Isa isa) { return enum_name(kIsaNames, isa); }
 
 // Hardware has every feature `isa` needs (ignores the cap).
 bool isa_detected(Isa isa);

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <numeric>
 
-#include "core/autograd/engine.h"
 #include "core/error.h"
 
 namespace mpq {
@@ -370,9 +369,6 @@ void Tensor::set_grad_fn(std::shared_ptr<autograd::Node> fn) { must(impl_.get())
 Tensor Tensor::detach() const {
   Tensor t = make_view(*this, shape(), strides(), offset());
   return t;
-}
-void Tensor::backward(const Tensor& seed, bool create_graph) const {
-  autograd::backward({*this}, {seed}, create_graph);
 }
 
 }  // namespace mpq

@@ -107,8 +107,6 @@ class Tensor {
   void set_grad_fn(std::shared_ptr<autograd::Node> fn);
   Tensor detach() const;  // shares storage, no history
   bool is_leaf() const { return !grad_fn(); }
-  // Runs reverse mode from this scalar (or with an explicit seed), accumulating into leaves' .grad.
-  void backward(const Tensor& seed = Tensor(), bool create_graph = false) const;
 
   TensorImpl* impl() const { return impl_.get(); }
   bool same(const Tensor& o) const { return impl_ == o.impl_; }

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/autograd/engine.h"
 #include "core/autograd/node.h"
 #include "core/error.h"
 #include "models/optim.h"
@@ -118,7 +119,7 @@ TrainResult train_bert(Bert& model, const EncodedSet& train, const EncodedSet* d
       const Tensor logits = model.forward(b, true);  // [N, C]
       const Tensor loss = ops::cross_entropy(logits, b.labels);
       opt.zero_grad();
-      loss.backward();
+      autograd::backward(loss);
       if (o.clip > 0.0f) optim::clip_grad_norm(params, o.clip);
       const float lr = o.lr * optim::linear_warmup_decay(step + 1, warmup, total);
       opt.step(lr);

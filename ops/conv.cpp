@@ -16,7 +16,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
-#include "ops/kernels_f32.h"
+#include "ops/kernels/f32.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {

@@ -10,6 +10,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {
@@ -76,13 +77,6 @@ Tensor scatter_rows(const Tensor& g, const Ids& ids, int64_t V) {
   return autograd::record(gw, node, {g});
 }
 
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 Tensor embedding(const Tensor& weight, const std::vector<int32_t>& ids, const Shape& ids_shape) {
@@ -109,10 +103,10 @@ Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed) {
   // keep when a uniform 53-bit draw u >= p
   const double pd = double(p);
   const int64_t n = mask.numel();
-  const uint64_t base = splitmix64(seed);
+  const uint64_t base = splitmix64_at(seed);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    const double u = double(splitmix64(base ^ (uint64_t(i) * 0xD1B54A32D192ED03ull)) >> 11) * 0x1.0p-53;
+    const double u = double(splitmix64_at(base ^ (uint64_t(i) * 0xD1B54A32D192ED03ull)) >> 11) * 0x1.0p-53;
     pm[i] = u >= pd ? keep_scale : 0.0f;
   }
   return mul_const(x, mask);

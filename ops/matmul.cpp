@@ -4,7 +4,7 @@
 // is copied to contiguous first.
 #include "core/autograd/node.h"
 #include "core/error.h"
-#include "ops/kernels_f32.h"
+#include "ops/kernels/f32.h"
 #include "ops/ops.h"
 
 namespace mpq::ops {

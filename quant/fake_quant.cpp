@@ -39,46 +39,6 @@ Tensor round_to_bf16(const Tensor& x) {
   return out;
 }
 
-const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::fp32:
-      return "fp32";
-    case Precision::fp16:
-      return "fp16";
-    case Precision::bf16:
-      return "bf16";
-    case Precision::int8:
-      return "int8";
-    case Precision::int4:
-      return "int4";
-  }
-  return "?";
-}
-
-Precision parse_precision(const std::string& s) {
-  if (s == "fp32") return Precision::fp32;
-  if (s == "fp16") return Precision::fp16;
-  if (s == "bf16") return Precision::bf16;
-  if (s == "int8") return Precision::int8;
-  if (s == "int4") return Precision::int4;
-  fail("precision '{}' is unknown (expected fp32, fp16, bf16, int8 or int4)", s);
-}
-
-int precision_weight_bits(Precision p) {
-  switch (p) {
-    case Precision::fp32:
-      return 32;
-    case Precision::fp16:
-    case Precision::bf16:
-      return 16;
-    case Precision::int8:
-      return 8;
-    case Precision::int4:
-      return 4;
-  }
-  return 32;
-}
-
 Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
   auto it = a_.find(layer);
   if (it == a_.end()) return w;

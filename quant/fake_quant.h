@@ -16,25 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "models/model.h"
 #include "quant/observers.h"
 
 namespace mpq::quant {
-
-enum class Precision { fp32, fp16, bf16, int8, int4 };
-const char* precision_name(Precision p);
-Precision parse_precision(const std::string& s);  // "fp32" | "fp16" | "bf16" | "int8" | "int4"; throws naming it
-int precision_weight_bits(Precision p);           // 32, 16, 16, 8, 4
-// int8 / int4: the layer quantizes its inputs too (W8A8 / W4A8; needs activation scale and zero point)
-inline bool precision_is_integer(Precision p) { return p == Precision::int8 || p == Precision::int4; }
-
-struct LayerQuant {
-  Precision precision = Precision::fp32;
-  int64_t weight_group = 0;           // int4 only: 0 = per output channel, else 32 / 64 / 128
-  std::map<int, ActQuantParams> act;  // operand -> uint8 params (needed for int8 / int4)
-};
-
-using Assignment = std::map<std::string, LayerQuant>;  // layer name -> precision + parameters
 
 class FakeQuantHook : public models::LayerHook {
  public:

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace mpq::quant {
 
@@ -40,25 +41,6 @@ Tensor fake_quant_act(const Tensor& x, const ActQuantParams& p) {
   return out;
 }
 
-const char* observer_name(ObserverKind k) {
-  switch (k) {
-    case ObserverKind::minmax:
-      return "minmax";
-    case ObserverKind::percentile:
-      return "percentile";
-    case ObserverKind::mse:
-      return "mse";
-  }
-  return "?";
-}
-
-ObserverKind parse_observer(const std::string& s) {
-  if (s == "minmax") return ObserverKind::minmax;
-  if (s == "percentile") return ObserverKind::percentile;
-  if (s == "mse") return ObserverKind::mse;
-  fail("observer '{}' is unknown (expected minmax, percentile or mse)", s);
-}
-
 namespace {
 
 double plain_error(const std::vector<float>& xs, const ActQuantParams& p) {
@@ -77,13 +59,6 @@ float quantile(const std::vector<float>& sorted, double q) {
   const size_t i = size_t(std::floor(pos));
   const size_t j = std::min(i + 1, sorted.size() - 1);
   return float(sorted[i] + (pos - double(i)) * (sorted[j] - sorted[i]));
-}
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 }  // namespace
@@ -176,9 +151,9 @@ Tensor CalibrationHook::on_input(const std::string& layer, int operand, const Te
   st.seen += n;
   const int64_t room = opt_.sample_cap - int64_t(st.sample.size());
   const int64_t take = std::min({room, opt_.sample_per_batch, n});
-  uint64_t s = 0x5EEDull + (++calls_);
+  SplitMix64 rng{0x5EEDull + (++calls_)};
   for (int64_t k = 0; k < take; ++k) {
-    const int64_t i = take == n ? k : int64_t(splitmix64(s) % uint64_t(n));  // all, or uniform with replacement
+    const int64_t i = take == n ? k : int64_t(rng.next() % uint64_t(n));  // all, or uniform with replacement
     st.sample.push_back(p[i]);
     st.channel.push_back(int32_t((i / inner) % C));
   }

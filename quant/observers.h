@@ -18,20 +18,17 @@
 // channel-weighted error over the subsample (the weights are the fp32 weights the hook saw). Operands with
 // no weight (attention matmuls) fall back to the plain squared error.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "core/enum_table.h"
+#include "core/precision.h"
 #include "models/model.h"
 
 namespace mpq::quant {
-
-struct ActQuantParams {
-  float scale = 1.0f;      // s > 0
-  int32_t zero_point = 0;  // zp in [0, 255]
-  float lo = 0, hi = 0;    // the (0-widened) range the parameters came from
-};
 
 ActQuantParams act_params_from_range(float lo, float hi);
 // Fake-quant (quantize then dequantize) of an activation tensor, any shape; returns a fresh f32 tensor.
@@ -39,8 +36,10 @@ Tensor fake_quant_act(const Tensor& x, const ActQuantParams& p);
 float fake_quant_act_value(float x, const ActQuantParams& p);
 
 enum class ObserverKind { minmax, percentile, mse };
-const char* observer_name(ObserverKind k);
-ObserverKind parse_observer(const std::string& s);  // throws naming the value
+inline constexpr std::array<EnumName<ObserverKind>, 3> kObserverNames{
+    {{ObserverKind::minmax, "minmax"}, {ObserverKind::percentile, "percentile"}, {ObserverKind::mse, "mse"}}};
+inline const char* observer_name(ObserverKind k) { return enum_name(kObserverNames, k); }
+inline ObserverKind parse_observer(const std::string& s) { return parse_enum(kObserverNames, s, "observer"); }
 
 // Statistics of one activation operand over the calibration batches.
 struct ActivationStats {

@@ -54,28 +54,6 @@ LayerScores augmented_scores(const std::vector<double>& omega, const DependencyR
   return s;
 }
 
-const char* order_name(OrderKind k) {
-  switch (k) {
-    case OrderKind::augmented:
-      return "augmented";
-    case OrderKind::hessian:
-      return "hessian";
-    case OrderKind::single:
-      return "single";
-    case OrderKind::random:
-      return "random";
-  }
-  return "?";
-}
-
-OrderKind parse_order(const std::string& s) {
-  if (s == "augmented") return OrderKind::augmented;
-  if (s == "hessian") return OrderKind::hessian;
-  if (s == "single") return OrderKind::single;
-  if (s == "random") return OrderKind::random;
-  fail("ordering '{}' is unknown (expected augmented, hessian, single or random)", s);
-}
-
 std::vector<int> order_by(const std::vector<double>& score) {
   std::vector<int> idx(score.size());  // [N]
   std::iota(idx.begin(), idx.end(), 0);

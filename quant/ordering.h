@@ -13,10 +13,12 @@
 // quantized; the signed sum then ranked the project layers least sensitive (first in the ordering), and
 // lowering the first of them cost 12 top-1 points on the search split (mpq search, seed 0).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/enum_table.h"
 #include "core/tensor.h"
 #include "quant/dependency.h"
 #include "quant/fake_quant.h"
@@ -41,8 +43,12 @@ LayerScores augmented_scores(const std::vector<double>& omega, const DependencyR
                              bool positive_interactions = true);
 
 enum class OrderKind { augmented, hessian, single, random };
-const char* order_name(OrderKind k);
-OrderKind parse_order(const std::string& s);  // "augmented" | "hessian" | "single" | "random"
+inline constexpr std::array<EnumName<OrderKind>, 4> kOrderNames{{{OrderKind::augmented, "augmented"},
+                                                                 {OrderKind::hessian, "hessian"},
+                                                                 {OrderKind::single, "single"},
+                                                                 {OrderKind::random, "random"}}};
+inline const char* order_name(OrderKind k) { return enum_name(kOrderNames, k); }
+inline OrderKind parse_order(const std::string& s) { return parse_enum(kOrderNames, s, "ordering"); }
 
 // Layer indices, least sensitive (smallest score) first; ties keep the layer order. random: a seeded
 // permutation (quant/splits.h).

@@ -3,26 +3,18 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace mpq::quant {
-
-namespace {
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-}  // namespace
 
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   check(n >= 0, "permutation size {} must be >= 0", n);
   std::vector<int64_t> p(static_cast<size_t>(n));  // [n]
   for (int64_t i = 0; i < n; ++i) p[size_t(i)] = i;
-  uint64_t s = seed;
+  SplitMix64 rng{seed};
   for (int64_t i = n - 1; i > 0; --i) {
     // j uniform in [0, i] (modulo bias < 2^-40 for any realistic n)
-    const int64_t j = int64_t(splitmix64(s) % uint64_t(i + 1));
+    const int64_t j = int64_t(rng.next() % uint64_t(i + 1));
     std::swap(p[size_t(i)], p[size_t(j)]);
   }
   return p;

@@ -52,7 +52,7 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
     if (t.requires_grad()) t.zero_grad();
   Tensor out = f(inputs);
   const Tensor R = randn(out.shape(), opt.seed);
-  ops::sum(ops::mul(out, R)).backward();
+  autograd::backward(ops::sum(ops::mul(out, R)));
 
   auto probe = [&]() {
     autograd::NoGradGuard ng;

@@ -139,24 +139,24 @@ TEST_CASE("autograd: softmax, log_softmax and the cross-entropy losses") {
 TEST_CASE("autograd: engine accumulates into leaves, frees the graph, honours no-grad") {
   Tensor w = Tensor::from_vector({2}, {1.0f, 2.0f}).set_requires_grad();
   Tensor y = ops::sum(ops::mul(w, w));  // d/dw = 2w
-  y.backward();
+  autograd::backward(y);
   CHECK(w.grad().to_vector() == std::vector<float>{2, 4});
-  ops::sum(ops::mul_scalar(w, 3.0f)).backward();  // accumulates: 2w + 3
+  autograd::backward(ops::sum(ops::mul_scalar(w, 3.0f)));  // accumulates: 2w + 3
   CHECK(w.grad().to_vector() == std::vector<float>{5, 7});
   CHECK_FALSE(w.grad().requires_grad());
   // a second backward through a freed graph gives no further gradient
   w.zero_grad();
   Tensor z = ops::sum(ops::exp(w));
-  z.backward();
+  autograd::backward(z);
   CHECK(z.grad_fn()->edges.empty());
   {
     autograd::NoGradGuard ng;
     CHECK_FALSE(ops::mul(w, w).requires_grad());
   }
-  CHECK_THROWS_AS(ops::sum(Tensor::zeros({2})).backward(), Error);
+  CHECK_THROWS_AS(autograd::backward(ops::sum(Tensor::zeros({2}))), Error);
   // a shared sub-expression used twice gets both contributions
   Tensor u = Tensor::from_vector({1}, {3.0f}).set_requires_grad();
   Tensor s = ops::square(u);
-  ops::sum(ops::add(s, ops::mul(s, u))).backward();  // u^2 + u^3 -> 2u + 3u^2 = 33
+  autograd::backward(ops::sum(ops::add(s, ops::mul(s, u))));  // u^2 + u^3 -> 2u + 3u^2 = 33
   CHECK(u.grad().item() == doctest::Approx(33.0f));
 }

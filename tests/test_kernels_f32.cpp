@@ -13,8 +13,8 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
-#include "ops/kernels_f32_impls.h"
-#include "ops/onednn/onednn_context.h"
+#include "ops/kernels/f32_impls.h"
+#include "ops/kernels/onednn/onednn_context.h"
 
 using namespace mpq;
 using namespace mpq::kernels;

@@ -1,7 +1,7 @@
-// Low-precision GEMM kernels (ops/kernels_lowp.h): every registered implementation this CPU has,
+// Low-precision GEMM kernels (ops/kernels/lowp.h): every registered implementation this CPU has,
 // against the reference twins, over edge shapes and every epilogue option.
 //   int8 / int4 (our kernels): BIT-EXACT vs the reference: u8 outputs byte-equal, f32 outputs equal as
-//     floats (same int32 accumulators, same f32 ops in the same order, see ops/kernels_lowp.h).
+//     floats (same int32 accumulators, same f32 ops in the same order, see ops/kernels/lowp.h).
 //   int8 via oneDNN: different f32 rounding order -> u8 within 1, f32 within 1e-5 * (1 + |ref|).
 //   f16 (f32 FMA accumulation): |got - ref| <= (K + 2) * 2^-24 * S (+ 2^-11 |ref| for f16 output),
 //     S = sum_k |a||w| (the standard recursive-summation bound; ref accumulates in double).
@@ -18,7 +18,7 @@
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
-#include "ops/kernels_lowp.h"
+#include "ops/kernels/lowp.h"
 #include "tests/kernel_test_util.h"
 
 using namespace mpq;

@@ -1,4 +1,4 @@
-// Transformer row kernels (ops/kernels_transformer.h): every registered implementation this CPU has,
+// Transformer row kernels (ops/kernels/transformer.h): every registered implementation this CPU has,
 // against the reference twin, over edge shapes (every width 1..17, so every 8- and 16-lane tail, odd widths,
 // leading dimensions > cols), every output format and every option.
 // Tolerances (the reference uses std::exp / std::erf and sums in order):
@@ -23,7 +23,7 @@
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
-#include "ops/kernels_transformer.h"
+#include "ops/kernels/transformer.h"
 #include "tests/kernel_test_util.h"
 
 using namespace mpq;

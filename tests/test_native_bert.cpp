@@ -149,14 +149,14 @@ quant::Calibration calibrate(models::Bert& m) {
   return hook->finish();
 }
 
-quant::Assignment uniform(const models::Bert& m, quant::Precision p, const quant::Calibration& cal, int64_t group) {
+Assignment uniform(const models::Bert& m, Precision p, const quant::Calibration& cal, int64_t group) {
   std::vector<std::string> names;
   for (const auto& l : m.quant_layers()) names.push_back(l.name);
-  return quant::make_assignment(names, std::vector<quant::Precision>(names.size(), p), cal, group);
+  return quant::make_assignment(names, std::vector<Precision>(names.size(), p), cal, group);
 }
 
 // Native vs the fake-quant simulation of the same assignment on 3 padded dev sentences.
-double native_vs_fake(models::Bert& m, const quant::Assignment& a, const char* what, bool classes = true) {
+double native_vs_fake(models::Bert& m, const Assignment& a, const char* what, bool classes = true) {
   const models::Batch b = dev_batch(m, 0, 3);
   const Tensor want = reference(m, b, std::make_shared<quant::FakeQuantHook>(a));
   auto nm = native::compile_bert(m, a, {});
@@ -173,38 +173,37 @@ double native_vs_fake(models::Bert& m, const quant::Assignment& a, const char* w
 TEST_CASE("native bert: uniform int8 (W8A8 linears and int8 attention matmuls) vs fake quant") {
   auto m = trained();
   const quant::Calibration cal = calibrate(*m);
-  CHECK(native_vs_fake(*m, uniform(*m, quant::Precision::int8, cal, 0), "int8") < 2e-3);
+  CHECK(native_vs_fake(*m, uniform(*m, Precision::int8, cal, 0), "int8") < 2e-3);
 }
 
 TEST_CASE("native bert: uniform fp16 / bf16 vs fake quant") {
   auto m = trained();
-  CHECK(native_vs_fake(*m, uniform(*m, quant::Precision::fp16, {}, 0), "fp16") < 1e-4);
-  CHECK(native_vs_fake(*m, uniform(*m, quant::Precision::bf16, {}, 0), "bf16") < 3e-4);
+  CHECK(native_vs_fake(*m, uniform(*m, Precision::fp16, {}, 0), "fp16") < 1e-4);
+  CHECK(native_vs_fake(*m, uniform(*m, Precision::bf16, {}, 0), "bf16") < 3e-4);
 }
 
 TEST_CASE("native bert: uniform int4 (per channel, group 32) vs fake quant") {
   auto m = trained();
   const quant::Calibration cal = calibrate(*m);
-  CHECK(native_vs_fake(*m, uniform(*m, quant::Precision::int4, cal, 0), "int4 per channel") < 2e-3);
-  CHECK(native_vs_fake(*m, uniform(*m, quant::Precision::int4, cal, 32), "int4 group 32") < 2e-3);
+  CHECK(native_vs_fake(*m, uniform(*m, Precision::int4, cal, 0), "int4 per channel") < 2e-3);
+  CHECK(native_vs_fake(*m, uniform(*m, Precision::int4, cal, 32), "int4 group 32") < 2e-3);
 }
 
 TEST_CASE("native bert: deterministic mixes of all five precisions vs fake quant") {
   auto m = trained();
   const quant::Calibration cal = calibrate(*m);
-  const quant::Precision all[] = {quant::Precision::fp32, quant::Precision::fp16, quant::Precision::bf16,
-                                  quant::Precision::int8, quant::Precision::int4};
+  const Precision all[] = {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4};
   std::vector<std::string> names;
   for (const auto& l : m->quant_layers()) names.push_back(l.name);
   for (int offset : {0, 2, 3}) {
     // Layer i gets all[(i + offset) % 5]: within a layer, query / key / value differ (so their inputs
     // need up to three formats), and the attention matmuls meet every neighbour precision.
-    std::vector<quant::Precision> ps;
+    std::vector<Precision> ps;
     for (size_t i = 0; i < names.size(); ++i) ps.push_back(all[(i + size_t(offset)) % 5]);
-    quant::Assignment a = quant::make_assignment(names, ps, cal, 32);
+    Assignment a = quant::make_assignment(names, ps, cal, 32);
     int n = 0;
     for (auto& [name, q] : a)  // every other int4 layer per output channel
-      if (q.precision == quant::Precision::int4 && n++ % 2 == 1) q.weight_group = 0;
+      if (q.precision == Precision::int4 && n++ % 2 == 1) q.weight_group = 0;
     const std::string what = "mix offset " + std::to_string(offset);
     CHECK(native_vs_fake(*m, a, what.c_str()) < 2e-3);
   }
@@ -335,17 +334,17 @@ TEST_CASE("native bert: the int8 attention product is bit-exact (every non-oneDN
 TEST_CASE("native bert: bad assignments and inputs are named") {
   auto m = trained();
   const quant::Calibration cal = calibrate(*m);
-  quant::Assignment a = uniform(*m, quant::Precision::int8, cal, 0);
+  Assignment a = uniform(*m, Precision::int8, cal, 0);
   a["bert.encoder.layer.1.intermediate.dense"].act.clear();
   CHECK_THROWS_WITH(
       native::compile_bert(*m, a, {}),
       doctest::Contains("'bert.encoder.layer.1.intermediate.dense' is int8 but its input has no calibrated"));
-  a = uniform(*m, quant::Precision::int8, cal, 0);
+  a = uniform(*m, Precision::int8, cal, 0);
   a["bert.encoder.layer.0.attention.self.pv"].act.erase(1);
   CHECK_THROWS_WITH(native::compile_bert(*m, a, {}), doctest::Contains("'bert.encoder.layer.0.attention.self.pv'"));
-  a = uniform(*m, quant::Precision::int4, cal, 16);
+  a = uniform(*m, Precision::int4, cal, 16);
   CHECK_THROWS_WITH(native::compile_bert(*m, a, {}), doctest::Contains("int4 weight_group 16"));
-  quant::Assignment bad;
+  Assignment bad;
   bad["bert.encoder.layer.9.output.dense"] = {};
   CHECK_THROWS_WITH(native::compile_bert(*m, bad, {}), doctest::Contains("'bert.encoder.layer.9.output.dense'"));
 
@@ -364,7 +363,7 @@ TEST_CASE("native bert: profiled steps, implementations and weight bytes") {
   auto m = trained();
   const quant::Calibration cal = calibrate(*m);
   auto n32 = native::compile_bert(*m, {}, {});
-  auto n8 = native::compile_bert(*m, uniform(*m, quant::Precision::int8, cal, 0), {});
+  auto n8 = native::compile_bert(*m, uniform(*m, Precision::int8, cal, 0), {});
   const models::Batch b = dev_batch(*m, 0, 1);
   std::vector<native::StepTime> steps;
   const Tensor lp = n8->run_profiled(b, steps);

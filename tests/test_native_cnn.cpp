@@ -38,7 +38,6 @@
 #include "quant/task.h"
 
 using namespace mpq;
-using quant::Precision;
 
 namespace {
 
@@ -115,13 +114,13 @@ std::vector<std::string> layer_names(const models::Model& m) {
   return names;
 }
 
-quant::Assignment uniform(const models::Model& m, Precision p, const quant::Calibration& cal, int64_t group = 0) {
+Assignment uniform(const models::Model& m, Precision p, const quant::Calibration& cal, int64_t group = 0) {
   const auto names = layer_names(m);
   return quant::make_assignment(names, std::vector<Precision>(names.size(), p), cal, group);
 }
 
 // Layer i gets precision kMix[i % 5]: along the chain every kind of producer -> consumer boundary occurs.
-quant::Assignment mixed(const models::Model& m, const quant::Calibration& cal, int64_t group) {
+Assignment mixed(const models::Model& m, const quant::Calibration& cal, int64_t group) {
   static const Precision kMix[] = {Precision::int8, Precision::fp16, Precision::int4, Precision::bf16, Precision::fp32};
   const auto names = layer_names(m);
   std::vector<Precision> ps;
@@ -136,7 +135,7 @@ native::CompileOptions no_tune() {
 }
 
 // Native logits of `a` vs the fake-quant forward of the same assignment.
-Diff vs_simulation(models::Model& m, const quant::Assignment& a, const Tensor& x, const std::string& what,
+Diff vs_simulation(models::Model& m, const Assignment& a, const Tensor& x, const std::string& what,
                    const native::CompileOptions& opt = no_tune()) {
   Tensor sim;
   {
@@ -197,8 +196,8 @@ void check_precisions(models::Model& m, const Tensor& calib, const Tensor& x, co
   CHECK(d.top1_same);
   CHECK(d.l2_rel < b.int8_u8_residual);
   const auto names = layer_names(m);
-  const quant::Assignment all8 = uniform(m, Precision::int8, cal);
-  quant::Assignment prefix;
+  const Assignment all8 = uniform(m, Precision::int8, cal);
+  Assignment prefix;
   for (size_t i = 0; i < 10; ++i) prefix[names[i]] = all8.at(names[i]);
   d = vs_simulation(m, prefix, x, name + " first 10 layers int8");
   CHECK(d.top1_same);
@@ -314,7 +313,7 @@ TEST_CASE("native cnn: activation formats follow the producer / consumer rule") 
   }
   {
     // an int8 producer cannot write f16: its fp16 reader converts the f32 value
-    quant::Assignment a = uniform(*m, Precision::fp16, cal);
+    Assignment a = uniform(*m, Precision::fp16, cal);
     a["layer1.0.conv1"] = uniform(*m, Precision::int8, cal).at("layer1.0.conv1");
     auto nat = native::compile_cnn(*m, a, no_tune());
     CHECK(output_format(internals(*nat), "layer1.0.conv1").dt == Dt::f32);
@@ -368,7 +367,7 @@ TEST_CASE("native cnn: packed weights are the fake-quant weights, bit for bit") 
   auto m = models::make_resnet50(models::ResNetLayout::keras);
   models::formula_init(*m);
   const quant::Calibration cal = calibrate(*m, models::formula_input(1, 64, 64));
-  quant::Assignment a = uniform(*m, Precision::int8, cal);
+  Assignment a = uniform(*m, Precision::int8, cal);
   a["layer1.0.conv2"] = uniform(*m, Precision::int4, cal, 32).at("layer1.0.conv2");  // 3x3, grouped: torch order
   a["layer2.0.conv2"] = uniform(*m, Precision::int4, cal, 0).at("layer2.0.conv2");   // 3x3, per channel
   a["layer1.0.conv1"] = uniform(*m, Precision::int4, cal, 64).at("layer1.0.conv1");  // 1x1, grouped
@@ -412,13 +411,13 @@ TEST_CASE("native cnn: errors name the layer or the input") {
   auto m = models::make_resnet50(models::ResNetLayout::torchvision);
   models::formula_init(*m);
   const quant::Calibration cal = calibrate(*m, models::formula_input(1, 32, 32));
-  quant::Assignment a = uniform(*m, Precision::int8, cal);
+  Assignment a = uniform(*m, Precision::int8, cal);
   a["layer2.1.conv2"].act.clear();  // int8 without calibrated input parameters
   CHECK_THROWS_WITH_AS(native::compile_cnn(*m, a, no_tune()), doctest::Contains("layer2.1.conv2"), Error);
-  quant::Assignment b;
-  b["layer9.conv1"] = quant::LayerQuant{};
+  Assignment b;
+  b["layer9.conv1"] = LayerQuant{};
   CHECK_THROWS_WITH_AS(native::compile_cnn(*m, b, no_tune()), doctest::Contains("layer9.conv1"), Error);
-  quant::Assignment c = uniform(*m, Precision::int4, cal, 16);  // the int4 kernels group by 32, 64 or 128
+  Assignment c = uniform(*m, Precision::int4, cal, 16);  // the int4 kernels group by 32, 64 or 128
   CHECK_THROWS_WITH_AS(native::compile_cnn(*m, c, no_tune()), doctest::Contains("group 16"), Error);
   auto nat = native::compile_cnn(*m, {}, no_tune());
   CHECK_THROWS_WITH_AS(native_run(*nat, Tensor::zeros({1, 4, 32, 32})), doctest::Contains("[1, 4, 32, 32]"), Error);
@@ -454,7 +453,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     return double(seed >> 11) / double(1ull << 53);
   };
   for (const Case& c : cases) {
-    INFO(fmt::format("{} -> {} k{} s{} g{} {}", c.in, c.out, c.k, c.stride, c.groups, quant::precision_name(c.p)));
+    INFO(fmt::format("{} -> {} k{} s{} g{} {}", c.in, c.out, c.k, c.stride, c.groups, precision_name(c.p)));
     models::ConvUnit u(models::ConvSpec{"t.conv", "t.bn", c.in, c.out, c.k, c.stride, c.groups, false, c.pad, 1e-5f});
     for (auto& [name, t] : std::vector<std::pair<std::string, Tensor*>>{{"t.conv.weight", &u.weight},
                                                                         {"t.bn.weight", &u.gamma},
@@ -462,7 +461,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
                                                                         {"t.bn.running_mean", &u.running_mean},
                                                                         {"t.bn.running_var", &u.running_var}})
       models::formula_init(name, *t);
-    quant::LayerQuant q;
+    LayerQuant q;
     q.precision = c.p;
     q.act[0] = quant::act_params_from_range(-1.0f, 3.0f);
     const Layer L = make_conv_layer(u, q, c.act);
@@ -526,7 +525,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
   }
   // combinations oneDNN does not offer give no alternative (ours runs)
   models::ConvUnit u(models::ConvSpec{"t.conv", "", 8, 8, 1, 1, 1, true, models::PadMode::symmetric, 1e-5f});
-  quant::LayerQuant q;
+  LayerQuant q;
   q.precision = Precision::int4;
   q.act[0] = quant::act_params_from_range(0.0f, 1.0f);
   const Layer L = make_conv_layer(u, q, Act::none);
@@ -550,13 +549,13 @@ TEST_CASE("native cnn: autotuned (ours vs oneDNN per layer) mobilenetv2 keeps th
   for (const Precision p : {Precision::bf16, Precision::int8}) {
     auto a = uniform(*m, p, cal);
     // the same bounds as the untuned check (oneDNN's u8 rounding at ties adds flips of the same kind)
-    const Diff dq = vs_simulation(*m, a, x, std::string("mobilenetv2 autotuned ") + quant::precision_name(p), tune);
+    const Diff dq = vs_simulation(*m, a, x, std::string("mobilenetv2 autotuned ") + precision_name(p), tune);
     CHECK(dq.top1_same);
     CHECK(dq.l2_rel < (p == Precision::int8 ? 0.1 : 0.03));
     std::map<std::string, int> kinds;
     for (const auto& [layer, impl] : native::compile_cnn(*m, a, tune)->implementations())
       ++kinds[impl.find("onednn") != std::string::npos ? "oneDNN" : "ours"];
-    MESSAGE(std::string(quant::precision_name(p))
+    MESSAGE(std::string(precision_name(p))
             << ": layers won by ours " << kinds["ours"] << ", by oneDNN " << kinds["oneDNN"]);
     CHECK(kinds["ours"] + kinds["oneDNN"] == 53);
   }
@@ -570,7 +569,7 @@ TEST_CASE("native cnn: CompiledModel runs the task evaluator (mpq search --eval 
   const std::vector<int64_t> idx =
       std::getenv("MPQ_SANITIZED") ? std::vector<int64_t>{4, 5} : std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10};
   const quant::Calibration cal = calibrate(*m, real_images(cnn, {0, 1}));
-  const quant::Assignment a = mixed(*m, cal, 32);
+  const Assignment a = mixed(*m, cal, 32);
   quant::TaskResult sim;
   {
     quant::ScopedHook h(*m, std::make_shared<quant::FakeQuantHook>(a));

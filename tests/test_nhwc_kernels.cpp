@@ -1,4 +1,4 @@
-// NHWC kernels (ops/kernels_nhwc.h): the reference twins against independent oracles, and every registered
+// NHWC kernels (ops/kernels/nhwc.h): the reference twins against independent oracles, and every registered
 // implementation (whose ISA this CPU has) against the reference over edge shapes.
 //   Independent oracles: ops::conv2d (NCHW, groups = C) for depthwise and im2col, ops::max_pool2d for max
 //   pooling, fake_quant_act_value / core f32_to_f16 for the conversions, double sums for average pooling.
@@ -7,7 +7,7 @@
 //     int8 depthwise: conv2d on the integer values (x - za) and w is EXACT in f32 (|acc| < 2^24), so the
 //       reference's f32 output must equal lowp_epilogue_scalar(acc) bit for bit.
 //   Implementations vs the reference: BIT-EXACT on every output byte, float paths included (every
-//   implementation performs the op sequence documented in kernels_nhwc.h), and bytes outside [0, C) of
+//   implementation performs the op sequence documented in kernels/nhwc.h), and bytes outside [0, C) of
 //   each output row (channel stride padding) must be left untouched.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -23,7 +23,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/tensor.h"
-#include "ops/kernels_nhwc.h"
+#include "ops/kernels/nhwc.h"
 #include "ops/ops.h"
 #include "quant/observers.h"
 #include "tests/kernel_test_util.h"

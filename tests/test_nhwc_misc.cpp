@@ -1,4 +1,4 @@
-// NHWC im2col, pooling, conversions and residual add (ops/kernels_nhwc.h): references against independent
+// NHWC im2col, pooling, conversions and residual add (ops/kernels/nhwc.h): references against independent
 // oracles, every registered implementation this CPU has against the reference, BIT-EXACT (all of these
 // are exact or perform the documented f32 ops in the documented order).
 //   im2col: col x W^T (double) vs ops::conv2d, |diff| <= 1e-5 * (1 + sum |x||w|); pad value checked.
@@ -21,7 +21,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/tensor.h"
-#include "ops/kernels_nhwc.h"
+#include "ops/kernels/nhwc.h"
 #include "ops/ops.h"
 #include "quant/observers.h"
 #include "tests/kernel_test_util.h"
@@ -237,7 +237,7 @@ TEST_CASE("nhwc: quantize / dequantize / requantize equal fake_quant_act; implem
     const int64_t n = int64_t(x.size());
     std::vector<uint8_t> q(x.size());
     quantize_f32_u8_ref({n, x.data(), q.data(), s, zp});
-    const quant::ActQuantParams p{s, zp};
+    const ActQuantParams p{s, zp};
     for (size_t i = 0; i < x.size(); ++i) {
       const float fq = quant::fake_quant_act_value(x[i], p);
       REQUIRE_MESSAGE(f32_bits(dequantize_value(q[i], s, zp)) == f32_bits(fq + 0.0f),

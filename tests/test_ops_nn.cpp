@@ -16,7 +16,7 @@
 #include "core/autograd/engine.h"
 #include "core/error.h"
 #include "ops/fold_bn.h"
-#include "ops/kernels_f32.h"
+#include "ops/kernels/f32.h"
 #include "ops/ops.h"
 #include "tests/gradcheck.h"
 

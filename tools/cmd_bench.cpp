@@ -36,7 +36,7 @@ int run_bench(const Args& args) {
     autograd::NoGradGuard no_grad;
     st = time_runs([&] { return model->forward(batch, false); }, warmup, runs);
   } else {
-    const quant::Assignment a = requested_assignment(args, *model, batch, label);
+    const Assignment a = requested_assignment(args, *model, batch, label);
     const auto nm = native::compile(*model, a);
     weight_bytes = int64_t(nm->weight_bytes());
     st = time_runs([&] { return nm->run(batch); }, warmup, runs);

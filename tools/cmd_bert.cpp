@@ -37,7 +37,7 @@ int eval_bert(const Args& a) {
   std::unique_ptr<native::CompiledModel> nm;
   if (a.has("precision") || a.has("config")) {
     // uniform int8 / int4 calibrate on the first --calib SST-2 *train* sentences, never the evaluated split
-    const quant::Assignment qa = requested_assignment(a, *model, models::Batch{}, label);
+    const Assignment qa = requested_assignment(a, *model, models::Batch{}, label);
     nm = std::make_unique<native::CompiledModel>(*model,
                                                  native::compile(*model, qa, native::CompileOptions::reproducible()));
   }

@@ -45,7 +45,7 @@ int run_eval(const Args& args) {
   std::string label = "fp32";
   std::unique_ptr<native::CompiledModel> nm;  // the native executor, when a precision or config is asked
   if (native_run) {
-    const quant::Assignment a = requested_assignment(args, *model, models::Batch{}, label);
+    const Assignment a = requested_assignment(args, *model, models::Batch{}, label);
     nm = std::make_unique<native::CompiledModel>(*model,
                                                  native::compile(*model, a, native::CompileOptions::reproducible()));
   }

@@ -25,11 +25,11 @@
 namespace mpq::cli {
 namespace {
 
-std::vector<quant::Precision> parse_precision_list(const std::string& s) {
-  std::vector<quant::Precision> out;
+std::vector<Precision> parse_precision_list(const std::string& s) {
+  std::vector<Precision> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(quant::parse_precision(item));
+  while (std::getline(ss, item, ',')) out.push_back(parse_precision(item));
   check(!out.empty(), "--precisions: empty list");
   return out;
 }
@@ -46,8 +46,8 @@ int run_profile(const Args& args) {
   const models::Batch batch = latency_input(args, *model);
 
   quant::Calibration calib;  // computed once, only when an integer precision is requested
-  for (quant::Precision p : precisions)
-    if (quant::precision_is_integer(p) && calib.empty())
+  for (Precision p : precisions)
+    if (precision_is_integer(p) && calib.empty())
       calib = calibrate_batches(*model, calibration_batches(args, *model, batch));
 
   const nlohmann::json j = measure_latency_table(*model, precisions, calib, group, batch, warmup, runs, true);
@@ -63,8 +63,8 @@ int run_profile(const Args& args) {
                                        {"weight_bytes", j["weight_bytes"]}})
                            .dump());
   } else {
-    for (quant::Precision p : precisions) {
-      const std::string pn = quant::precision_name(p);
+    for (Precision p : precisions) {
+      const std::string pn = precision_name(p);
       fmt::print("{} {:>5}: end-to-end {:8.2f} ms (median), non-layer steps {:.2f} ms, weights {:.2f} MB\n",
                  model->name(), pn, j["end_to_end_ms"][pn].get<double>(), j["other_ms"][pn].get<double>(),
                  j["weight_bytes"][pn].get<double>() / 1e6);

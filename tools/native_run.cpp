@@ -107,15 +107,14 @@ quant::Calibration calibrate_batches(models::Model& m, const std::vector<models:
   return hook->finish();
 }
 
-quant::Assignment uniform_assignment(const models::Model& m, quant::Precision p, const quant::Calibration& calib,
-                                     int64_t int4_group) {
+Assignment uniform_assignment(const models::Model& m, Precision p, const quant::Calibration& calib,
+                              int64_t int4_group) {
   std::vector<std::string> names;
   for (const models::QuantLayer& l : m.quant_layers()) names.push_back(l.name);
-  return quant::make_assignment(names, std::vector<quant::Precision>(names.size(), p), calib, int4_group);
+  return quant::make_assignment(names, std::vector<Precision>(names.size(), p), calib, int4_group);
 }
 
-quant::Assignment requested_assignment(const Args& args, models::Model& m, const models::Batch& fallback,
-                                       std::string& label) {
+Assignment requested_assignment(const Args& args, models::Model& m, const models::Batch& fallback, std::string& label) {
   check(!(args.has("config") && args.has("precision")), "give either --config or --precision, not both");
   if (args.has("config")) {
     const std::string path = args.get("config");
@@ -125,13 +124,13 @@ quant::Assignment requested_assignment(const Args& args, models::Model& m, const
     label = path;
     return cfg.layers;
   }
-  const quant::Precision p = quant::parse_precision(args.get("precision", "fp32"));
+  const Precision p = parse_precision(args.get("precision", "fp32"));
   const int64_t group = args.get_int("int4-group", 0);
   check(group == 0 || group == 32 || group == 64 || group == 128, "--int4-group must be 0, 32, 64 or 128, got {}",
         group);
-  label = quant::precision_name(p);
+  label = precision_name(p);
   quant::Calibration calib;
-  if (quant::precision_is_integer(p)) calib = calibrate_batches(m, calibration_batches(args, m, fallback));
+  if (precision_is_integer(p)) calib = calibrate_batches(m, calibration_batches(args, m, fallback));
   return uniform_assignment(m, p, calib, group);
 }
 
@@ -153,7 +152,7 @@ Stats time_runs(const std::function<Tensor()>& run, int warmup, int runs) {
   return stats_of(std::move(ms));
 }
 
-nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::Precision>& precisions,
+nlohmann::json measure_latency_table(models::Model& m, const std::vector<Precision>& precisions,
                                      const quant::Calibration& calib, int64_t int4_group, const models::Batch& input,
                                      int warmup, int runs, bool progress) {
   check(runs > 0 && warmup >= 0, "latency table: runs must be positive and warmup non-negative");
@@ -161,8 +160,8 @@ nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::
   for (const models::QuantLayer& l : m.quant_layers()) quant_names.insert(l.name);
   nlohmann::json layers = nlohmann::json::object(), other = nlohmann::json::object(), e2e = nlohmann::json::object(),
                  bytes = nlohmann::json::object(), impls = nlohmann::json::object();
-  for (quant::Precision p : precisions) {
-    const std::string pn = quant::precision_name(p);
+  for (Precision p : precisions) {
+    const std::string pn = precision_name(p);
     if (progress) fmt::print(stderr, "[profile {}] compiling {}\n", m.name(), pn);
     const auto nm = native::compile(m, uniform_assignment(m, p, calib, int4_group));
     std::map<std::string, std::vector<double>> per_step;  // layer -> ms per timed run
@@ -209,8 +208,7 @@ nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::
           {"implementations", impls}};
 }
 
-Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup,
-                         int runs) {
+Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup, int runs) {
   const auto nm = native::compile(m, a);
   return time_runs([&] { return nm->run(input); }, warmup, runs);
 }

@@ -37,12 +37,10 @@ quant::Calibration calibrate_batches(models::Model& m, const std::vector<models:
 // when the file states one and --weights is given), else every layer at --precision P (default fp32) with
 // --int4-group G (0 = per output channel). Calibration runs only when P is int8 / int4. `label` gets a
 // short description ("int8", or the config path).
-quant::Assignment requested_assignment(const Args& args, models::Model& m, const models::Batch& fallback,
-                                       std::string& label);
+Assignment requested_assignment(const Args& args, models::Model& m, const models::Batch& fallback, std::string& label);
 
 // Every layer at precision p with the given calibration (needed for int8 / int4).
-quant::Assignment uniform_assignment(const models::Model& m, quant::Precision p, const quant::Calibration& calib,
-                                     int64_t int4_group);
+Assignment uniform_assignment(const models::Model& m, Precision p, const quant::Calibration& calib, int64_t int4_group);
 
 struct Stats {
   double median = 0, min = 0, max = 0;
@@ -56,13 +54,13 @@ Stats time_runs(const std::function<Tensor()>& run, int warmup, int runs);
 // every layer at it, `runs` profiled batch-1 runs after `warmup`, per quantizable layer the median step time.
 // Returns the profile JSON (see tools/cmd_profile.cpp) whose "layers" / "measured" / "source" fields
 // quant::latency_table_from_json reads. `progress` prints per-run progress on stderr.
-nlohmann::json measure_latency_table(models::Model& m, const std::vector<quant::Precision>& precisions,
+nlohmann::json measure_latency_table(models::Model& m, const std::vector<Precision>& precisions,
                                      const quant::Calibration& calib, int64_t int4_group, const models::Batch& input,
                                      int warmup, int runs, bool progress);
 
 // The end-to-end measurement the search confirms its final configuration with: compiles `a` natively and
 // returns the median batch-1 latency (ms) of `runs` runs after `warmup` on the latency input.
-Stats measure_assignment(models::Model& m, const quant::Assignment& a, const models::Batch& input, int warmup = 3,
+Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup = 3,
                          int runs = 20);
 
 }  // namespace mpq::cli

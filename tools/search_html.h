@@ -21,7 +21,7 @@ struct SearchHtml {
 // summary: the object `mpq search --json` prints; pts: the Pareto points (search split); chosen: the written
 // configuration; lat: the per-layer latency table the figures come from.
 SearchHtml search_html(const nlohmann::json& summary, const std::vector<quant::ParetoPoint>& pts,
-                       const std::vector<models::QuantLayer>& layers, const quant::Assignment& chosen,
+                       const std::vector<models::QuantLayer>& layers, const Assignment& chosen,
                        const quant::LatencyTable& lat);
 
 }  // namespace mpq::cli

@@ -10,6 +10,10 @@ namespace mpq::autograd {
 // .grad of every reachable leaf with requires_grad. With create_graph the accumulated gradients carry
 // history (for double backward) and the graph is kept; otherwise the graph's saved tensors are freed.
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& seeds, bool create_graph = false);
+// The same from one output (a scalar, or with an explicit seed of its shape).
+inline void backward(const Tensor& output, const Tensor& seed = Tensor(), bool create_graph = false) {
+  backward(std::vector<Tensor>{output}, std::vector<Tensor>{seed}, create_graph);
+}
 
 // Gradients of `outputs` w.r.t. `inputs` (leaves), returned instead of accumulated. Inputs that the
 // outputs do not depend on get zeros. retain_graph defaults to create_graph.

@@ -38,7 +38,7 @@
 
 namespace mpq::native {
 
-std::unique_ptr<NativeModel> compile_bert(models::Model& model, const quant::Assignment& a, const CompileOptions& opt) {
+std::unique_ptr<NativeModel> compile_bert(models::Model& model, const Assignment& a, const CompileOptions& opt) {
   auto* bert = dynamic_cast<models::Bert*>(&model);
   check(bert != nullptr, "compile_bert: model '{}' is not BERT", model.name());
   return std::make_unique<bert::BertNative>(*bert, a, opt);
@@ -47,22 +47,21 @@ std::unique_ptr<NativeModel> compile_bert(models::Model& model, const quant::Ass
 namespace bert {
 
 using kernels::ActFmt;
-using quant::Precision;
 
 namespace {
-quant::ActQuantParams operand(const quant::LayerQuant& q, const std::string& layer, int op) {
+ActQuantParams operand(const LayerQuant& q, const std::string& layer, int op) {
   auto it = q.act.find(op);
   check(it != q.act.end(),
         "native bert: attention matmul '{}' is {} but its input {} has no calibrated scale / zero point "
         "(LayerQuant::act[{}]); calibrate it first",
-        layer, quant::precision_name(q.precision), op, op);
+        layer, precision_name(q.precision), op, op);
   check(it->second.scale > 0.0f && it->second.zero_point >= 0 && it->second.zero_point <= 255,
         "native bert: attention matmul '{}': bad input {} scale {} / zero point {}", layer, op, it->second.scale,
         it->second.zero_point);
   return it->second;
 }
 
-Fmt u8_fmt(const quant::ActQuantParams& p) { return {ActFmt::u8, p.scale, p.zero_point}; }
+Fmt u8_fmt(const ActQuantParams& p) { return {ActFmt::u8, p.scale, p.zero_point}; }
 }  // namespace
 
 void Prof::add(const std::string& name, bool quant, double ms) {
@@ -81,8 +80,7 @@ void Prof::mark(const std::string& name, bool quant) {
   t0 = t;
 }
 
-BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const CompileOptions& opt)
-    : cfg_(m.config()), opt_(opt) {
+BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {
   D_ = cfg_.hidden, H_ = cfg_.heads, dh_ = cfg_.head_dim(), F_ = cfg_.ffn, C_ = cfg_.num_labels;
   std::set<std::string> known;
   for (const models::QuantLayer& l : m.quant_layers()) known.insert(l.name);
@@ -99,7 +97,7 @@ BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const Compil
   };
   auto lq = [&](const std::string& name) {
     auto it = a.find(name);
-    return it == a.end() ? quant::LayerQuant{} : it->second;
+    return it == a.end() ? LayerQuant{} : it->second;
   };
   auto vec = [&](const std::string& name, int64_t n) { return std::vector<float>(W(name), W(name) + n); };
 
@@ -134,14 +132,14 @@ BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const Compil
     const std::string step = "layer." + std::to_string(i) + ".";
     L.softmax_name = step + "softmax", L.ln1_name = step + "layernorm1", L.gelu_name = step + "gelu";
     L.ln2_name = step + "layernorm2";
-    const quant::LayerQuant qk = lq(L.qk_name), pv = lq(L.pv_name);
+    const LayerQuant qk = lq(L.qk_name), pv = lq(L.pv_name);
     L.qk = qk.precision, L.pv = pv.precision;
-    if (quant::precision_is_integer(L.qk)) {
+    if (precision_is_integer(L.qk)) {
       L.qk_a = operand(qk, L.qk_name, 0), L.qk_b = operand(qk, L.qk_name, 1);
       check(dh_ <= kAttnQ8MaxK, "native bert: '{}': head dim {} exceeds {} for the int8 attention matmul", L.qk_name,
             dh_, kAttnQ8MaxK);
     }
-    if (quant::precision_is_integer(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
+    if (precision_is_integer(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
     switch (L.qk) {
       case Precision::fp16:
         L.qf = {ActFmt::f16};
@@ -198,7 +196,7 @@ BertNative::BertNative(models::Bert& m, const quant::Assignment& a, const Compil
 void BertNative::plan(int64_t L) {
   check(L > 0 && L <= cfg_.max_pos, "native bert: sequence length {} outside [1, {}]", L, cfg_.max_pos);
   for (const Layer& p : layers_)
-    if (quant::precision_is_integer(p.pv))
+    if (precision_is_integer(p.pv))
       check(L <= kAttnQ8MaxK, "native bert: '{}': sequence length {} exceeds {} for the int8 attention matmul",
             p.pv_name, L, kAttnQ8MaxK);
   L_ = L;
@@ -215,7 +213,7 @@ void BertNative::plan(int64_t L) {
   pin_.alloc(size_t(D_) * 4), pool_.alloc(size_t(D_) * 4), cin_.alloc(size_t(D_) * 4);
   bool qk_q8 = false, pv_q8 = false, qk_f16 = false, pv_f16 = false, qk_bf16 = false, pv_bf16 = false;
   for (const Layer& p : layers_) {
-    qk_q8 |= quant::precision_is_integer(p.qk), pv_q8 |= quant::precision_is_integer(p.pv);
+    qk_q8 |= precision_is_integer(p.qk), pv_q8 |= precision_is_integer(p.pv);
     qk_f16 |= p.qk == Precision::fp16, pv_f16 |= p.pv == Precision::fp16;
     qk_bf16 |= p.qk == Precision::bf16, pv_bf16 |= p.pv == Precision::bf16;
   }

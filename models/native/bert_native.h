@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "models/bert.h"
 #include "models/native/native.h"
-#include "ops/kernels_f32_impls.h"
-#include "ops/kernels_lowp.h"
-#include "ops/kernels_transformer.h"
-#include "quant/fake_quant.h"
+#include "ops/kernels/f32_impls.h"
+#include "ops/kernels/lowp.h"
+#include "ops/kernels/transformer.h"
 
 namespace mpq::native::bert {
 
@@ -51,7 +51,7 @@ struct Fmt {
 //   int4: gemm_qu8_qc4w (u8 A, int4 W per channel or per group of 32 / 64 / 128).
 struct Linear {
   std::string name;
-  quant::Precision prec = quant::Precision::fp32;
+  Precision prec = Precision::fp32;
   int64_t N = 0, K = 0;
   std::vector<float> bias;  // [N]
   std::vector<float> wt;    // fp32: W^T [K, N]
@@ -69,9 +69,8 @@ struct Linear {
   std::string impl;
 
   // Packs W [N, K] and b [N] for precision lq.precision (int4 group per lq.weight_group).
-  void build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k,
-             const quant::LayerQuant& lq);
-  bool has_epilogue() const { return prec != quant::Precision::fp32; }
+  void build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k, const LayerQuant& lq);
+  bool has_epilogue() const { return prec != Precision::fp32; }
   // Can the GEMM's epilogue write this format directly?
   bool can_write(kernels::ActFmt f) const;
   // C = A W^T. fp32: raw product only (bias and residual are the caller's). Others: + bias, + residual
@@ -137,7 +136,7 @@ struct Prof {
 
 class BertNative : public NativeModel {
  public:
-  BertNative(models::Bert& m, const quant::Assignment& a, const CompileOptions& opt);
+  BertNative(models::Bert& m, const Assignment& a, const CompileOptions& opt);
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;
@@ -149,9 +148,9 @@ class BertNative : public NativeModel {
     std::vector<float> ln1_g, ln1_b, ln2_g, ln2_b;  // [D] attention.output.LayerNorm, output.LayerNorm
     std::string qk_name, pv_name;
     std::string softmax_name, ln1_name, gelu_name, ln2_name;  // profiled steps "layer.i.softmax", ...
-    quant::Precision qk = quant::Precision::fp32, pv = quant::Precision::fp32;
-    quant::ActQuantParams qk_a, qk_b, pv_a, pv_b;  // int attention operands (Q, K; P, V)
-    Fmt qf, kf, vf, pf;  // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
+    Precision qk = Precision::fp32, pv = Precision::fp32;
+    ActQuantParams qk_a, qk_b, pv_a, pv_b;  // int attention operands (Q, K; P, V)
+    Fmt qf, kf, vf, pf;                     // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
     // The layer input X is f32; q / k / v read X itself (slot -1) or a converted copy XC[slot]. Slot 0 is
     // written by the layer norm that produces X; the others by a conversion pass before the first reader.
     std::vector<Fmt> slot_fmt;  // distinct non-f32 input formats of q, k, v

@@ -11,7 +11,6 @@ namespace mpq::native::bert {
 
 using kernels::ActFmt;
 using kernels::ActOut;
-using quant::Precision;
 
 void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t group, std::vector<int8_t>& q,
                          std::vector<float>& scales) {
@@ -33,7 +32,7 @@ void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t
 }
 
 void Linear::build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k,
-                   const quant::LayerQuant& lq) {
+                   const LayerQuant& lq) {
   name = layer, prec = lq.precision, N = n, K = k;
   bias.assign(b, b + N);
   auto act_in = [&] {
@@ -41,8 +40,8 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
     check(it != lq.act.end(),
           "native bert: layer '{}' is {} but its input has no calibrated scale / zero point (LayerQuant::act[0]); "
           "calibrate it first",
-          layer, quant::precision_name(prec));
-    const quant::ActQuantParams& p = it->second;
+          layer, precision_name(prec));
+    const ActQuantParams& p = it->second;
     check(p.scale > 0.0f && p.zero_point >= 0 && p.zero_point <= 255,
           "native bert: layer '{}': bad input scale {} / zero point {}", layer, p.scale, p.zero_point);
     return Fmt{ActFmt::u8, p.scale, p.zero_point};

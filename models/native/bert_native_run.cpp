@@ -11,7 +11,6 @@ namespace mpq::native::bert {
 
 using kernels::ActFmt;
 using kernels::ActOut;
-using quant::Precision;
 using Clock = std::chrono::steady_clock;
 
 namespace {

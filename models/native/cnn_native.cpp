@@ -27,7 +27,6 @@
 namespace mpq::native {
 namespace cnn {
 
-using quant::Precision;
 using Op = models::CnnStep::Op;
 
 namespace {
@@ -74,7 +73,7 @@ void round_bf16(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(f32_to_bf16(x[i]));
 }
 
-CnnNative::CnnNative(models::CnnModel& m, const quant::Assignment& a, const CompileOptions& opt) : opt_(opt) {
+CnnNative::CnnNative(models::CnnModel& m, const Assignment& a, const CompileOptions& opt) : opt_(opt) {
   model_name_ = m.name();
   classes_ = m.num_classes();
   std::set<std::string> known;
@@ -84,8 +83,8 @@ CnnNative::CnnNative(models::CnnModel& m, const quant::Assignment& a, const Comp
   check(opt.autotune_reps >= 1, "native compile: autotune_reps must be >= 1, got {}", opt.autotune_reps);
 
   autograd::NoGradGuard no_grad;
-  const quant::LayerQuant fp32;  // layers missing from the assignment
-  auto lookup = [&](const std::string& name) -> const quant::LayerQuant& {
+  const LayerQuant fp32;  // layers missing from the assignment
+  auto lookup = [&](const std::string& name) -> const LayerQuant& {
     auto it = a.find(name);
     return it == a.end() ? fp32 : it->second;
   };
@@ -466,7 +465,7 @@ std::map<std::string, std::string> CnnNative::implementations() const {
 
 }  // namespace cnn
 
-std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const quant::Assignment& a, const CompileOptions& opt) {
+std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const Assignment& a, const CompileOptions& opt) {
   auto* cnn = dynamic_cast<models::CnnModel*>(&model);
   check(cnn != nullptr, "native compile_cnn: model '{}' is not a CNN", model.name());
   return std::make_unique<cnn::CnnNative>(*cnn, a, opt);

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "models/cnn_common.h"
 #include "models/native/native.h"
-#include "ops/kernels_f32_impls.h"
-#include "ops/kernels_lowp.h"
-#include "ops/kernels_nhwc.h"
-#include "quant/fake_quant.h"
+#include "ops/kernels/f32_impls.h"
+#include "ops/kernels/lowp.h"
+#include "ops/kernels/nhwc.h"
 
 namespace mpq::native::cnn {
 
@@ -53,7 +53,7 @@ struct Geom {
 
 struct Layer {
   std::string name;  // == QuantLayer::name
-  quant::Precision prec = quant::Precision::fp32;
+  Precision prec = Precision::fp32;
   Kind kind = Kind::gemm;
   bool linear = false;  // a LinearUnit (rows = images)
   int64_t cin = 0, cout = 0, k = 1, stride = 1;
@@ -144,7 +144,7 @@ struct LayerIO {
 // inside each step). A new input size (N, H, W) builds and autotunes a new plan on first use.
 class CnnNative final : public NativeModel {
  public:
-  CnnNative(models::CnnModel& m, const quant::Assignment& a, const CompileOptions& opt);
+  CnnNative(models::CnnModel& m, const Assignment& a, const CompileOptions& opt);
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;
@@ -182,8 +182,8 @@ class CnnNative final : public NativeModel {
 // ---- cnn_native_layer.cpp: packing and the per-layer kernels ----
 // A layer from a conv unit (BN folded as ConvUnit::forward folds it) or a linear unit, weights packed for
 // the precision of `q` (errors name the layer).
-Layer make_conv_layer(const models::ConvUnit& u, const quant::LayerQuant& q, models::CnnStep::Act act);
-Layer make_linear_layer(const models::LinearUnit& u, const quant::LayerQuant& q);
+Layer make_conv_layer(const models::ConvUnit& u, const LayerQuant& q, models::CnnStep::Act act);
+Layer make_linear_layer(const models::LinearUnit& u, const LayerQuant& q);
 Geom conv_geom(const Layer& L, int64_t H, int64_t W);
 
 void run_layer_ours(const Layer& L, const Geom& g, const LayerRun& r, const LayerIO& io);

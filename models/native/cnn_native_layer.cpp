@@ -13,11 +13,9 @@
 #include "core/error.h"
 #include "models/native/cnn_native.h"
 #include "ops/fold_bn.h"
-#include "ops/kernels_f32_impls.h"
+#include "ops/kernels/f32_impls.h"
 
 namespace mpq::native::cnn {
-
-using quant::Precision;
 
 const char* dt_name(Dt d) { return d == Dt::f32 ? "f32" : d == Dt::f16 ? "f16" : "u8"; }
 
@@ -74,7 +72,7 @@ int64_t effective_group(const std::string& name, int64_t group, int64_t row) {
   return group;
 }
 
-void set_input(Layer& L, const quant::LayerQuant& q) {
+void set_input(Layer& L, const LayerQuant& q) {
   switch (L.prec) {
     case Precision::fp32:
     case Precision::bf16:  // bf16 layers read f32 and round to bf16 at the boundary
@@ -89,8 +87,8 @@ void set_input(Layer& L, const quant::LayerQuant& q) {
       check(it != q.act.end(),
             "native compile: layer '{}' is {} but has no calibrated input scale / zero point (operand 0): "
             "calibrate first (quant::calibrate / make_assignment)",
-            L.name, quant::precision_name(L.prec));
-      const quant::ActQuantParams& a = it->second;
+            L.name, precision_name(L.prec));
+      const ActQuantParams& a = it->second;
       check(a.scale > 0 && std::isfinite(a.scale) && a.zero_point >= 0 && a.zero_point <= 255,
             "native compile: layer '{}' input scale {} / zero point {} are invalid", L.name, a.scale, a.zero_point);
       L.in = Fmt{Dt::u8, a.scale, a.zero_point};
@@ -178,7 +176,7 @@ void set_clamp(Layer& L, models::CnnStep::Act act) {
 
 }  // namespace
 
-Layer make_conv_layer(const models::ConvUnit& u, const quant::LayerQuant& q, models::CnnStep::Act act) {
+Layer make_conv_layer(const models::ConvUnit& u, const LayerQuant& q, models::CnnStep::Act act) {
   const models::ConvSpec& S = u.spec;
   Layer L;
   L.name = S.conv;
@@ -218,7 +216,7 @@ Layer make_conv_layer(const models::ConvUnit& u, const quant::LayerQuant& q, mod
   return L;
 }
 
-Layer make_linear_layer(const models::LinearUnit& u, const quant::LayerQuant& q) {
+Layer make_linear_layer(const models::LinearUnit& u, const LayerQuant& q) {
   Layer L;
   L.name = u.name;
   L.prec = q.precision;
@@ -261,7 +259,7 @@ size_t Layer::weight_bytes() const {
 bool Layer::can_write(Dt d) const {
   if (d != Dt::f16) return true;  // every path writes f32 and u8
   // f16 output: our fp32 epilogue, the f16 GEMM and the depthwise kernels; the integer and bf16 GEMMs
-  // offer only f32 / u8 (ops/kernels_lowp.h).
+  // offer only f32 / u8 (ops/kernels/lowp.h).
   return kind == Kind::depthwise || prec == Precision::fp32 || prec == Precision::fp16;
 }
 
@@ -318,7 +316,7 @@ kernels::LowpEpilogue make_ep(const Layer& L, const LayerIO& io, int64_t res_off
   return ep;
 }
 
-// The epilogue of ops/kernels_lowp.h (same f32 operations in the same order as lowp_epilogue_scalar) over an
+// The epilogue of ops/kernels/lowp.h (same f32 operations in the same order as lowp_epilogue_scalar) over an
 // f32 accumulator acc [M, N] (fp32 layers: gemm_f32 has no epilogue). C [M, N] may alias acc.
 template <class Store>
 void epilogue_loop(const float* acc, int64_t M, int64_t N, const kernels::LowpEpilogue& ep, Store store) {

@@ -10,7 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "ops/onednn/onednn_context.h"
+#include "ops/kernels/onednn/onednn_context.h"
 
 namespace mpq::native::cnn {
 namespace {
@@ -18,7 +18,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-using quant::Precision;
 
 class DnnConv final : public OnednnConv {
  public:

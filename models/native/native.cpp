@@ -8,8 +8,7 @@
 
 namespace mpq::native {
 
-std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignment& assignment,
-                                     const CompileOptions& opt) {
+std::unique_ptr<NativeModel> compile(models::Model& model, const Assignment& assignment, const CompileOptions& opt) {
   std::set<std::string> known;
   for (const models::QuantLayer& l : model.quant_layers()) known.insert(l.name);
   for (const auto& [name, q] : assignment)

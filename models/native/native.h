@@ -1,5 +1,5 @@
 // Native inference: a model compiled for one per-layer precision assignment and run by the low-precision
-// kernels (ops/kernels_lowp.h, ops/kernels_nhwc.h, oneDNN alternatives), with no autograd and no Tensor
+// kernels (ops/kernels/lowp.h, ops/kernels/nhwc.h, oneDNN alternatives), with no autograd and no Tensor
 // op per element-wise step.
 //
 // Compilation packs every weight ONCE into its kernel's layout at the layer's precision (fp32, fp16, bf16,
@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "core/tensor.h"
 #include "models/model.h"
-#include "quant/fake_quant.h"
 
 namespace mpq::native {
 
@@ -80,7 +80,7 @@ class NativeModel {
 // Compiles `model` (ResNet50 / MobileNetV2 / BERT, any layout the loaders produce) for `assignment`
 // (every quantizable layer; missing layers run fp32). int8 / int4 layers need calibrated input parameters
 // (LayerQuant::act); errors name the layer. The model must outlive nothing: weights are copied / packed.
-std::unique_ptr<NativeModel> compile(models::Model& model, const quant::Assignment& assignment,
+std::unique_ptr<NativeModel> compile(models::Model& model, const Assignment& assignment,
                                      const CompileOptions& opt = {});
 
 // A compiled model seen through the models::Model interface, so that code written against Model (the task
@@ -105,7 +105,7 @@ class CompiledModel : public models::Model {
 };
 
 // Per model kind (called by compile()).
-std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
-std::unique_ptr<NativeModel> compile_bert(models::Model& model, const quant::Assignment& a, const CompileOptions& opt);
+std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const Assignment& a, const CompileOptions& opt);
+std::unique_ptr<NativeModel> compile_bert(models::Model& model, const Assignment& a, const CompileOptions& opt);
 
 }  // namespace mpq::native
