@@ -1,9 +1,12 @@
 #include "quant/cache.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_write.h"
 #include "core/error.h"
 #include "quant/fake_quant.h"
 
@@ -30,8 +33,11 @@ WeightsId weights_identity(const std::string& path) {
   WeightsId id;
   id.path = fs::absolute(path).lexically_normal().string();
   id.size = int64_t(fs::file_size(path));
-  id.mtime_ns = int64_t(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(fs::last_write_time(path).time_since_epoch()).count());
+  // stat's st_mtim counts from the Unix epoch; std::filesystem's file_time_type does not (libstdc++'s file
+  // clock starts in 2174, so its count is negative today)
+  struct stat st {};
+  check(::stat(path.c_str(), &st) == 0, "weights '{}': cannot stat", path);
+  id.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + int64_t(st.st_mtim.tv_nsec);
   std::ifstream f(path, std::ios::binary);
   check(bool(f), "weights '{}': cannot open for reading", path);
   constexpr int64_t kMiB = int64_t(1) << 20;
@@ -65,6 +71,7 @@ std::string AnalysisCache::path_for(const std::string& kind, const std::string& 
 }
 
 std::optional<json> AnalysisCache::load(const std::string& kind, const json& inputs) const {
+  if (dir_.empty()) return std::nullopt;
   const std::string p = path_for(kind, analysis_key(inputs));
   std::ifstream f(p);
   if (!f) return std::nullopt;
@@ -74,19 +81,12 @@ std::optional<json> AnalysisCache::load(const std::string& kind, const json& inp
 }
 
 void AnalysisCache::store(const std::string& kind, const json& inputs, const json& payload) const {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  check(!ec, "analysis cache: cannot create directory '{}': {}", dir_, ec.message());
-  const std::string p = path_for(kind, analysis_key(inputs));
-  const std::string tmp = p + ".tmp";
-  {
-    std::ofstream f(tmp);
-    check(bool(f), "analysis cache: cannot write '{}'", tmp);
-    f << json{{"kind", kind}, {"inputs", inputs}, {"payload", payload}}.dump(1) << "\n";
-    check(bool(f), "analysis cache: write to '{}' failed", tmp);
-  }
-  fs::rename(tmp, p, ec);  // atomic replace
-  check(!ec, "analysis cache: cannot rename '{}' to '{}': {}", tmp, p, ec.message());
+  if (dir_.empty()) return;
+  ensure_directory(dir_, "analysis cache");
+  // a unique temporary file per writer, renamed over the entry: two searches sharing a cache never
+  // interleave their writes (the later rename wins with a whole file)
+  write_file_atomic(path_for(kind, analysis_key(inputs)),
+                    json{{"kind", kind}, {"inputs", inputs}, {"payload", payload}}.dump(1) + "\n");
 }
 
 json to_json(const HutchinsonResult& r) {

@@ -36,6 +36,7 @@ nlohmann::json analysis_inputs(const std::string& model, const WeightsId& w, con
                                const nlohmann::json& settings);
 std::string analysis_key(const nlohmann::json& inputs);
 
+// An empty folder name: no cache (load finds nothing, store keeps nothing).
 class AnalysisCache {
  public:
   explicit AnalysisCache(std::string dir) : dir_(std::move(dir)) {}
@@ -43,6 +44,21 @@ class AnalysisCache {
   // The stored payload, or nullopt when absent / stale (stored inputs differ from `inputs`).
   std::optional<nlohmann::json> load(const std::string& kind, const nlohmann::json& inputs) const;
   void store(const std::string& kind, const nlohmann::json& inputs, const nlohmann::json& payload) const;
+
+  // The one load-or-compute-and-store step of every cached analysis: the stored payload decoded by `from`
+  // when present, else compute() encoded by `to` and stored. *hit tells which happened.
+  template <class T, class Compute, class To, class From>
+  T cached(const std::string& kind, const nlohmann::json& inputs, Compute compute, To to, From from,
+           bool* hit = nullptr) const {
+    if (auto c = load(kind, inputs)) {
+      if (hit) *hit = true;
+      return from(*c);
+    }
+    if (hit) *hit = false;
+    T v = compute();
+    store(kind, inputs, to(v));
+    return v;
+  }
 
  private:
   std::string dir_;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/atomic_write.h"
 #include "core/error.h"
 
 namespace mpq::quant {
@@ -30,11 +31,7 @@ json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer
 }
 
 void save_config(const std::string& path, const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers) {
-  const json j = config_to_json(cfg, layers);
-  std::ofstream f(path);
-  check(bool(f), "save config: cannot write '{}'", path);
-  f << j.dump(1) << "\n";
-  check(bool(f), "save config: write to '{}' failed", path);
+  write_file_atomic(path, config_to_json(cfg, layers).dump(1) + "\n");
 }
 
 namespace {

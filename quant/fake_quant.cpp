@@ -102,4 +102,10 @@ Assignment make_assignment(const std::vector<std::string>& layers, const std::ve
   return a;
 }
 
+Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group) {
+  std::vector<std::string> names;
+  for (const models::QuantLayer& l : m.quant_layers()) names.push_back(l.name);
+  return make_assignment(names, std::vector<Precision>(names.size(), p), calib, int4_group);
+}
+
 }  // namespace mpq::quant

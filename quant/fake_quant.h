@@ -45,6 +45,9 @@ Tensor round_to_bf16(const Tensor& x);
 Assignment make_assignment(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
                            const Calibration& calib, int64_t int4_group = 0);
 
+// Every layer of `m` at precision p with the given calibration (needed for int8 / int4).
+Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group = 0);
+
 // Sets a FakeQuantHook on the model for the scope of this object and restores the previous hook after.
 class ScopedHook {
  public:

@@ -223,4 +223,14 @@ Calibration calibrate(models::Model& m, TaskEvaluator& ev, const std::vector<int
   return cal;
 }
 
+Calibration calibrate_batches(models::Model& m, const std::vector<models::Batch>& batches) {
+  auto hook = std::make_shared<CalibrationHook>();
+  {
+    ScopedHook scoped(m, hook);
+    autograd::NoGradGuard ng;
+    for (const models::Batch& b : batches) m.forward(b, false);
+  }
+  return hook->finish();
+}
+
 }  // namespace mpq::quant

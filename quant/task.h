@@ -126,4 +126,8 @@ struct CalibrateOptions {
 Calibration calibrate(models::Model& m, TaskEvaluator& ev, const std::vector<int64_t>& indices,
                       const CalibrateOptions& opt = {});
 
+// Activation ranges observed on `batches` (observers picked per layer input by the channel-weighted proxy:
+// no task, no labels; what `mpq eval|bench|profile --precision int8` calibrates with).
+Calibration calibrate_batches(models::Model& m, const std::vector<models::Batch>& batches);
+
 }  // namespace mpq::quant

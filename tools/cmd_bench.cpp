@@ -9,6 +9,7 @@
 #include "core/autograd/node.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "models/native/measure.h"
 #include "tools/cli.h"
 #include "tools/native_run.h"
 
@@ -20,13 +21,12 @@ int run_bench(const Args& args) {
                     "warmup", "seq", "json", "engine"});
   const std::string engine = args.get("engine", "native");
   check(engine == "native" || engine == "autograd", "--engine must be native or autograd, got '{}'", engine);
-  const int runs = args.get_int("runs", 30), warmup = args.get_int("warmup", 3);
-  check(runs > 0 && warmup >= 0, "--runs must be positive and --warmup non-negative");
+  const int runs = int(args.get_int("runs", 30, 1, 1000000)), warmup = int(args.get_int("warmup", 3, 0, 1000000));
   auto model = load_or_default_model(args);
   const models::Batch batch = latency_input(args, *model);
 
   std::string label;
-  Stats st;
+  native::Stats st;
   int64_t weight_bytes = 0;
   if (engine == "autograd") {
     check(!args.has("config") && args.get("precision", "fp32") == "fp32",
@@ -34,12 +34,12 @@ int run_bench(const Args& args) {
     label = "fp32";
     for (auto& [n, t] : model->named_tensors()) weight_bytes += int64_t(t->nbytes());
     autograd::NoGradGuard no_grad;
-    st = time_runs([&] { return model->forward(batch, false); }, warmup, runs);
+    st = native::time_runs([&] { model->forward(batch, false); }, warmup, runs);
   } else {
     const Assignment a = requested_assignment(args, *model, batch, label);
     const auto nm = native::compile(*model, a);
     weight_bytes = int64_t(nm->weight_bytes());
-    st = time_runs([&] { return nm->run(batch); }, warmup, runs);
+    st = native::time_runs([&] { nm->run(batch); }, warmup, runs);
   }
   const std::string name = model->name();
   if (args.flag("json")) {

@@ -27,12 +27,13 @@ int eval_bert(const Args& a) {
   auto model = models::load_bert_model(weights);
   const auto tok = data::BertTokenizer::from_file(models::bert_dir_of(weights) + "/vocab.txt");
   auto ex = data::read_sst2(data_dir + "/" + split + ".tsv");
-  const int limit = a.get_int("limit", 0);
+  const int64_t limit = a.get_int("limit", 0, 0, INT32_MAX);  // 0: all
   if (limit > 0 && size_t(limit) < ex.size()) ex.resize(size_t(limit));
   // --precision / --config: the native per-layer-precision executor (native::CompiledModel, compiled without
   // autotuning like the CNN eval: the same kernels, hence the same figure, every run); otherwise the fp32
   // autograd forward. Both through the search's sentence evaluator.
-  quant::SentenceTaskEvaluator ev(models::encode_sst2(tok, ex, int(model->config().seq_len)), a.get_int("batch", 64));
+  quant::SentenceTaskEvaluator ev(models::encode_sst2(tok, ex, int(model->config().seq_len)),
+                                  a.get_int("batch", 64, 1, 65536));
   std::string label = "fp32";
   std::unique_ptr<native::CompiledModel> nm;
   if (a.has("precision") || a.has("config")) {

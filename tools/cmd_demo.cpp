@@ -8,40 +8,42 @@
 #include <fmt/format.h>
 
 #include <string>
-#include <vector>
 
-#include "core/error.h"
 #include "tools/cli.h"
+#include "tools/search_cli.h"
 
 namespace mpq::cli {
 namespace {
 
 int run_demo(const Args& args) {
-  args.check_known({"data", "weights", "dir", "max-drop", "min-relative", "seed", "threads", "json", "calib", "search",
-                    "test", "draws"});
+  args.check_known(
+      {"data", "weights", "dir", "max-drop", "min-relative", "seed", "json", "calib", "search", "test", "draws"});
   const std::string shared = MPQ_DEFAULT_DATA;
   const std::string dir = args.get("dir", "mpq-demo");
-  std::vector<std::string> argv = {
-      "mpq", "search", "--model", "mobilenetv2", "--weights",
-      args.get("weights", shared + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite"), "--data",
-      args.get("data", shared + "/imagenet-val-1300"), "--out", dir + "/config.json", "--report", dir + "/report",
-      // 8 calibration, 128 search and 256 test images: the whole demo stays well
-      // under 15 minutes on 2 cores (the search's own defaults are 16 / 128 / 256)
-      "--calib", args.get("calib", "8"), "--search", args.get("search", "128"), "--test", args.get("test", "256")};
-  if (args.has("min-relative")) {
-    argv.insert(argv.end(), {"--min-relative", args.get("min-relative")});
-  } else {
-    argv.insert(argv.end(), {"--max-drop", args.get("max-drop", "0.5")});
-  }
-  for (const char* k : {"seed", "threads", "draws"})
-    if (args.has(k)) argv.insert(argv.end(), {std::string("--") + k, args.get(k)});
-  if (args.flag("json")) argv.push_back("--json");
-  std::string line;
-  for (size_t i = 0; i < argv.size(); ++i) line += (i ? " " : "") + argv[i];
-  fmt::print(stderr, "mpq demo runs: {}\n", line);
-  std::vector<char*> ptrs;
-  for (std::string& s : argv) ptrs.push_back(s.data());
-  return registry().at("search").run(Args(int(ptrs.size()), ptrs.data(), 2));
+  quant::SearchRequest r;
+  r.weights = args.get("weights", shared + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
+  r.data = args.get("data", shared + "/imagenet-val-1300");
+  // 8 calibration, 128 search and 256 test images: the whole demo stays within minutes on 2 cores (the
+  // search's own defaults are 16 / 128 / 256)
+  r.splits.calib = args.get_int("calib", 8, 1, INT32_MAX);
+  r.splits.search = args.get_int("search", 128, 1, INT32_MAX);
+  r.splits.test = args.get_int("test", 256, 0, INT32_MAX);
+  usage_check(!(args.has("max-drop") && args.has("min-relative")), "give at most one of --max-drop and --min-relative");
+  if (args.has("min-relative"))
+    r.range.min_relative = args.get_double("min-relative", 1, 1e-9, 1);
+  else
+    r.range.max_drop = args.get_double("max-drop", 0.5, 0, 100);
+  r.seed = uint64_t(args.get_int("seed", 0, 0, INT64_MAX));
+  r.draws = int(args.get_int("draws", 16, 1, 100000));
+  r.cache_dir = dir + "/report/cache";
+  fmt::print(stderr,
+             "mpq demo = mpq search --model mobilenetv2 --weights {} --data {} --calib {} --search {} --test {} {} "
+             "--out {}/config.json --report {}/report\n",
+             r.weights, r.data, r.splits.calib, r.splits.search, r.splits.test,
+             r.range.max_drop ? fmt::format("--max-drop {}", *r.range.max_drop)
+                              : fmt::format("--min-relative {}", *r.range.min_relative),
+             dir, dir);
+  return run_search_request("mobilenetv2", r, dir + "/config.json", dir + "/report", args.flag("json"));
 }
 
 const Registrar reg({"demo",

@@ -28,16 +28,15 @@ int run_eval(const Args& args) {
                     "int4-group", "calib", "calib-data", "no-fold-bn"});
   const bool native_run = args.has("precision") || args.has("config");
   const std::string model_name = args.require("model"), weights = args.require("weights");
+  const int64_t limit = args.get_int("limit", 0, 0, INT32_MAX);  // 0: all
+  const int64_t bs = args.get_int("batch", 16, 1, 65536);
   const auto t0 = std::chrono::steady_clock::now();
   auto model = models::load_model(model_name, weights);
   auto* cnn = dynamic_cast<models::CnnModel*>(model.get());
   check(cnn != nullptr, "eval: model '{}' is not an image classifier", model_name);
   cnn->set_fold_bn(!args.flag("no-fold-bn"));
   const data::ImageNetFolder folder(args.require("data"));
-  const int64_t limit = args.get_int("limit", 0);
   const int64_t total = limit > 0 ? std::min<int64_t>(limit, int64_t(folder.size())) : int64_t(folder.size());
-  const int64_t bs = args.get_int("batch", 16);
-  check(bs > 0, "--batch must be positive, got {}", bs);
   const bool json = args.flag("json");
 
   std::vector<int64_t> indices(static_cast<size_t>(total));

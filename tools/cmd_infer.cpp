@@ -26,7 +26,7 @@ int run_infer(const Args& args) {
   if (!(x.dtype() == DType::f32 && x.dim() == 4 && x.size(1) == 3))
     fail("input '{}': expected an f32 array [N, 3, H, W] (preprocessed NCHW), got {} {}", in_path,
          dtype_name(x.dtype()), shape_str(x.shape()));
-  const int64_t bs = std::max(1, args.get_int("batch", 16));
+  const int64_t bs = args.get_int("batch", 16, 1, 65536);
   autograd::NoGradGuard no_grad;
   std::vector<Tensor> outs;
   for (int64_t b = 0; b < x.size(0); b += bs) {

@@ -19,8 +19,11 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "models/native/measure.h"
+#include "quant/task.h"
 #include "tools/cli.h"
 #include "tools/native_run.h"
+#include "tools/progress.h"
 
 namespace mpq::cli {
 namespace {
@@ -29,8 +32,14 @@ std::vector<Precision> parse_precision_list(const std::string& s) {
   std::vector<Precision> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(parse_precision(item));
-  check(!out.empty(), "--precisions: empty list");
+  while (std::getline(ss, item, ',')) {
+    try {
+      out.push_back(parse_precision(item));
+    } catch (const Error& e) {
+      throw UsageError(fmt::format("--precisions: {}", e.what()));
+    }
+  }
+  usage_check(!out.empty(), "--precisions: empty list");
   return out;
 }
 
@@ -38,9 +47,8 @@ int run_profile(const Args& args) {
   args.check_known({"model", "weights", "out", "precisions", "int4-group", "calib", "calib-data", "threads", "runs",
                     "warmup", "seq", "json"});
   const std::string out_path = args.require("out");
-  const int runs = args.get_int("runs", 20), warmup = args.get_int("warmup", 3);
-  check(runs > 0 && warmup >= 0, "--runs must be positive and --warmup non-negative");
-  const int64_t group = args.get_int("int4-group", 0);
+  const int runs = int(args.get_int("runs", 20, 1, 1000000)), warmup = int(args.get_int("warmup", 3, 0, 1000000));
+  const int64_t group = int4_group_option(args);
   const auto precisions = parse_precision_list(args.get("precisions", "fp32,fp16,bf16,int8,int4"));
   auto model = load_or_default_model(args);
   const models::Batch batch = latency_input(args, *model);
@@ -48,9 +56,11 @@ int run_profile(const Args& args) {
   quant::Calibration calib;  // computed once, only when an integer precision is requested
   for (Precision p : precisions)
     if (precision_is_integer(p) && calib.empty())
-      calib = calibrate_batches(*model, calibration_batches(args, *model, batch));
+      calib = quant::calibrate_batches(*model, calibration_batches(args, *model, batch));
 
-  const nlohmann::json j = measure_latency_table(*model, precisions, calib, group, batch, warmup, runs, true);
+  const nlohmann::json j = native::measure_latency_table(
+      *model, precisions, [&](Precision p) { return quant::uniform_assignment(*model, p, calib, group); }, batch,
+      warmup, runs, progress_printer(model->name()));
   std::ofstream f(out_path);
   check(bool(f), "profile: cannot write '{}'", out_path);
   f << j.dump(1) << "\n";

@@ -31,8 +31,9 @@ int run_train(const Args& a) {
 
   std::vector<std::string> sentences;
   for (const auto& e : train_ex) sentences.push_back(e.sentence);
-  const int vocab_size = a.get_int("vocab-size", 8000);
-  data::Vocab vocab = data::build_wordpiece_vocab(sentences, size_t(vocab_size), a.get_int("min-freq", 2));
+  const int vocab_size = int(a.get_int("vocab-size", 8000, 16, 1 << 20));
+  data::Vocab vocab =
+      data::build_wordpiece_vocab(sentences, size_t(vocab_size), int(a.get_int("min-freq", 2, 1, INT32_MAX)));
   data::BertTokenizer tok(vocab);
   fmt::print(stderr, "vocab: {} tokens, [UNK] rate on dev {:.2f}%\n", vocab.size(), 100.0 * data::unk_rate(tok, [&] {
                                                                                       std::vector<std::string> s;
@@ -43,16 +44,16 @@ int run_train(const Args& a) {
 
   models::BertConfig cfg;
   cfg.vocab_size = int64_t(vocab.size());
-  cfg.layers = a.get_int("layers", 4);
-  cfg.hidden = a.get_int("hidden", 256);
-  cfg.heads = a.get_int("heads", 4);
-  cfg.ffn = a.get_int("ffn", 1024);
-  cfg.seq_len = a.get_int("seq", 64);
+  cfg.layers = a.get_int("layers", 4, 1, 64);
+  cfg.hidden = a.get_int("hidden", 256, 1, 8192);
+  cfg.heads = a.get_int("heads", 4, 1, 256);
+  cfg.ffn = a.get_int("ffn", 1024, 1, 65536);
+  cfg.seq_len = a.get_int("seq", 64, 2, 4096);
   cfg.max_pos = std::max<int64_t>(cfg.seq_len, 64);
-  cfg.hidden_dropout = cfg.attn_dropout = float(a.get_double("dropout", 0.1));
+  cfg.hidden_dropout = cfg.attn_dropout = float(a.get_double("dropout", 0.1, 0, 0.99));
   cfg.num_labels = 2;
   models::Bert m(cfg);
-  const uint64_t seed = uint64_t(a.get_int("seed", 0));
+  const uint64_t seed = uint64_t(a.get_int("seed", 0, 0, INT64_MAX));
   m.init_random(seed);
   int64_t nparams = 0;
   for (auto& [n, t] : m.parameters()) nparams += t->numel();
@@ -62,11 +63,11 @@ int run_train(const Args& a) {
   const auto tr = models::encode_sst2(tok, train_ex, int(cfg.seq_len));
   const auto dv = models::encode_sst2(tok, dev_ex, int(cfg.seq_len));
   models::TrainOptions o;
-  o.epochs = a.get_int("epochs", 3);
-  o.batch = a.get_int("batch", 32);
-  o.lr = float(a.get_double("lr", 5e-4));
-  o.warmup = float(a.get_double("warmup", 0.1));
-  o.weight_decay = float(a.get_double("weight-decay", 0.01));
+  o.epochs = int(a.get_int("epochs", 3, 1, 100000));
+  o.batch = int(a.get_int("batch", 32, 1, 65536));
+  o.lr = float(a.get_double("lr", 5e-4, 1e-12, 10));
+  o.warmup = float(a.get_double("warmup", 0.1, 0, 1));
+  o.weight_decay = float(a.get_double("weight-decay", 0.01, 0, 10));
   o.seed = seed;
   const auto res = models::train_bert(m, tr, &dv, o);
 

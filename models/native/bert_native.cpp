@@ -364,6 +364,18 @@ size_t BertNative::weight_bytes() const {
   return b + pooler_.bytes() + cls_.bytes();
 }
 
+std::map<std::string, size_t> BertNative::layer_weight_bytes() const {
+  std::map<std::string, size_t> m;
+  for (const Layer& p : layers_) {
+    for (const Linear* l : {&p.q, &p.k, &p.v, &p.ao, &p.fi, &p.fo}) m[l->name] = l->bytes();
+    m[p.qk_name] = 0;
+    m[p.pv_name] = 0;
+  }
+  m[pooler_.name] = pooler_.bytes();
+  m[cls_.name] = cls_.bytes();
+  return m;
+}
+
 std::map<std::string, std::string> BertNative::implementations() const {
   std::map<std::string, std::string> m;
   for (const Layer& p : layers_) {

@@ -140,6 +140,7 @@ class BertNative : public NativeModel {
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;
+  std::map<std::string, size_t> layer_weight_bytes() const override;
   std::map<std::string, std::string> implementations() const override;
 
  private:

@@ -456,6 +456,12 @@ size_t CnnNative::weight_bytes() const {
   return b;
 }
 
+std::map<std::string, size_t> CnnNative::layer_weight_bytes() const {
+  std::map<std::string, size_t> m;
+  for (const Layer& L : layers_) m[L.name] = L.weight_bytes();
+  return m;
+}
+
 std::map<std::string, std::string> CnnNative::implementations() const {
   std::map<std::string, std::string> out;
   const Plan& p = *plans_[last_plan_];

@@ -148,6 +148,7 @@ class CnnNative final : public NativeModel {
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;
+  std::map<std::string, size_t> layer_weight_bytes() const override;
   std::map<std::string, std::string> implementations() const override;
 
   // For tests: the format of every value (index = value id) and of what each layer reads.

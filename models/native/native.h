@@ -72,6 +72,8 @@ class NativeModel {
   virtual Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) = 0;
   // Bytes of packed weights (including scales / column sums) of this configuration.
   virtual size_t weight_bytes() const = 0;
+  // The part of weight_bytes() each quantizable layer holds (0 for the weightless attention matmuls).
+  virtual std::map<std::string, size_t> layer_weight_bytes() const = 0;
   // Per quantizable layer, the implementation that runs it (e.g. "gemm_qu8_qc8w_14x32c4__avx512vnni",
   // "conv_u8s8__onednn"), after autotuning.
   virtual std::map<std::string, std::string> implementations() const = 0;

@@ -5,18 +5,23 @@ set(MPQ_SHARED ${PROJECT_SOURCE_DIR}/../shared/data)
 set(MPQ_TFLITE ${MPQ_SHARED}/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite)
 set(MPQ_IMAGES ${MPQ_SHARED}/imagenet-val-1300)
 
+# usage errors (exit status 2) and runtime errors (exit status 1), tools/cli.h
+function(mpq_cli_usage name regex)
+  add_test(NAME cli.${name} COMMAND ${PROJECT_SOURCE_DIR}/tests/cli/expect_error.sh 2 "${regex}" $<TARGET_FILE:mpq>
+                                    ${ARGN})
+endfunction()
 function(mpq_cli_error name regex)
-  add_test(NAME cli.${name} COMMAND ${PROJECT_SOURCE_DIR}/tests/cli/expect_error.sh "${regex}" $<TARGET_FILE:mpq>
+  add_test(NAME cli.${name} COMMAND ${PROJECT_SOURCE_DIR}/tests/cli/expect_error.sh 1 "${regex}" $<TARGET_FILE:mpq>
                                     ${ARGN})
 endfunction()
 
-mpq_cli_error(unknown_command "unknown command" frobnicate)
-mpq_cli_error(unknown_option "--limt" bench --model mobilenetv2 --limt 3)
-mpq_cli_error(bench_unknown_model "unknown model 'alexnet'" bench --model alexnet)
-mpq_cli_error(bench_unknown_precision "precision 'int3' is unknown" bench --model mobilenetv2 --precision int3)
-mpq_cli_error(bench_config_and_precision "either --config or --precision" bench --model mobilenetv2 --precision int8
+mpq_cli_usage(unknown_command "unknown command" frobnicate)
+mpq_cli_usage(unknown_option "--limt" bench --model mobilenetv2 --limt 3)
+mpq_cli_usage(bench_unknown_model "--model 'alexnet': expected one of resnet50, mobilenetv2, bert" bench --model alexnet)
+mpq_cli_usage(bench_unknown_precision "precision 'int3' is unknown" bench --model mobilenetv2 --precision int3)
+mpq_cli_usage(bench_config_and_precision "either --config or --precision" bench --model mobilenetv2 --precision int8
               --config ${PROJECT_SOURCE_DIR}/tests/data/config_other_model.json)
-mpq_cli_error(bench_bad_group "--int4-group must be 0, 32, 64 or 128" bench --model mobilenetv2 --precision int4
+mpq_cli_usage(bench_bad_group "--int4-group must be 0, 32, 64 or 128" bench --model mobilenetv2 --precision int4
               --int4-group 48)
 mpq_cli_error(missing_weights "nosuch.tflite" eval --model mobilenetv2 --weights /nonexistent/nosuch.tflite
               --data ${MPQ_IMAGES} --limit 1)
@@ -27,14 +32,38 @@ mpq_cli_error(config_other_model "resnet50" eval --model mobilenetv2 --weights $
 mpq_cli_error(config_bad_precision "int3" eval --model mobilenetv2 --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES}
               --limit 1 --config ${PROJECT_SOURCE_DIR}/tests/data/config_bad_precision.json)
 mpq_cli_error(config_missing_file "nosuch_config.json" bench --model mobilenetv2 --config /nonexistent/nosuch_config.json)
-mpq_cli_error(profile_needs_out "--out" profile --model mobilenetv2)
-mpq_cli_error(profile_bad_precisions "precision 'fp8' is unknown" profile --model mobilenetv2 --out /dev/null
+mpq_cli_usage(profile_needs_out "--out" profile --model mobilenetv2)
+mpq_cli_usage(profile_bad_precisions "precision 'fp8' is unknown" profile --model mobilenetv2 --out /dev/null
               --precisions fp32,fp8)
 mpq_cli_error(empty_data_folder "labels.txt" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
               --data ${PROJECT_SOURCE_DIR}/tests/cli --limit 1)
-mpq_cli_error(search_bad_confidence "--confidence 1.2 must be in \\[0.5, 1\\)" search --model mobilenetv2
+mpq_cli_usage(search_bad_confidence "--confidence 1.2 is out of range \\[0.5, 1\\]" search --model mobilenetv2
               --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --confidence 1.2 --out /dev/null
               --report /tmp/mpq-cli-bad-confidence)
-mpq_cli_error(search_bad_start "--start 'int8': expected fp16 or bf16" search --model mobilenetv2
+mpq_cli_usage(search_bad_start "--start 'int8': expected one of fp16, bf16" search --model mobilenetv2
               --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --start int8 --out /dev/null
               --report /tmp/mpq-cli-bad-start)
+
+# command-line conventions (issue 13): numbers range-checked with the flag named, repeated options refused
+mpq_cli_usage(limit_negative "--limit -1 is out of range" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
+              --data ${MPQ_IMAGES} --limit -1)
+mpq_cli_usage(limit_overflow "--limit 4294967297 is out of range" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
+              --data ${MPQ_IMAGES} --limit 4294967297)
+mpq_cli_usage(threads_negative "--threads -7 is out of range" bench --model mobilenetv2 --threads -7)
+mpq_cli_usage(threads_huge "--threads 10000 is out of range" bench --model mobilenetv2 --threads 10000)
+mpq_cli_usage(batch_negative "--batch -3 is out of range" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
+              --data ${MPQ_IMAGES} --batch -3)
+mpq_cli_usage(repeated_option "--limit is given twice" eval --model mobilenetv2 --weights ${MPQ_TFLITE}
+              --data ${MPQ_IMAGES} --limit 3 --limit 4)
+mpq_cli_usage(trailing_junk "--runs expects an integer, got '5x'" bench --model mobilenetv2 --runs 5x)
+mpq_cli_usage(flag_with_value "--json is a flag and takes no value" bench --model mobilenetv2 --json yes)
+mpq_cli_usage(positional "unexpected argument 'extra'" bench extra --model mobilenetv2)
+# the search checks its outputs before any analysis: an --out in a folder that cannot be created
+mpq_cli_error(search_out_unwritable "--out: cannot create folder '/proc/mpq-no'" search --model mobilenetv2
+              --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --out /proc/mpq-no/config.json
+              --report /tmp/mpq-cli-out-unwritable)
+# -h and --version answer with status 0
+add_test(NAME cli.short_help COMMAND $<TARGET_FILE:mpq> bench -h)
+set_tests_properties(cli.short_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: mpq bench")
+add_test(NAME cli.version COMMAND $<TARGET_FILE:mpq> --version)
+set_tests_properties(cli.version PROPERTIES PASS_REGULAR_EXPRESSION "mpq [0-9.]+ \\(git [0-9a-f]+.*\\), kernels dispatch (ref|avx2|avx_vnni|avx512|avx512_vnni|avx512_bf16)")

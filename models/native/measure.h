@@ -1,0 +1,37 @@
+// Timing of compiled models: the one statistic every measurement of this project reports (the median of
+// warm runs, with min / max beside it), the end-to-end latency of an assignment, and the per-layer
+// latency table that `mpq profile` prints and the search reads.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/precision.h"
+#include "models/model.h"
+
+namespace mpq::native {
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+Stats stats_of(std::vector<double> v);  // throws on an empty list
+
+// Median / min / max wall time (ms) of `runs` calls of `run` after `warmup` untimed calls.
+Stats time_runs(const std::function<void()>& run, int warmup, int runs);
+
+// Compiles `a` (autotuned) and times batch-1 runs of `input`: the end-to-end latency of a configuration.
+Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup = 3,
+                         int runs = 20);
+
+// The measured per-layer latency table: for each precision the network compiled with every layer at it
+// (`assignment_for(p)`), `runs` profiled batch-1 runs after `warmup`, per quantizable layer the median step
+// time. Returns {"source", "measured": true, "model", "threads", "runs", "layers": {name: {prec: ms}},
+// "other_ms", "end_to_end_ms", "weight_bytes", "layer_weight_bytes": {name: {prec: bytes}},
+// "implementations"}. progress(precision, run, runs, ms) after every timed run, when given.
+nlohmann::json measure_latency_table(models::Model& m, const std::vector<Precision>& precisions,
+                                     const std::function<Assignment(Precision)>& assignment_for,
+                                     const models::Batch& input, int warmup, int runs,
+                                     const std::function<void(Precision, int, int, double)>& progress = {});
+
+}  // namespace mpq::native

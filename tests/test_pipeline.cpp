@@ -1,0 +1,149 @@
+// The whole search pipeline (quant/pipeline.h) run to success on the smallest real model: the committed
+// 2-layer BERT on real SST-2 sentences, with small splits and sweeps so that it takes seconds. Checks the
+// chosen configuration against the probes that justified it, the written files against the outcome, and
+// that a second run answers from the analysis cache with the same outcome and no fresh evaluation.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/zoo.h"
+#include "quant/config.h"
+#include "quant/pipeline.h"
+#include "quant/pipeline_report.h"
+
+using namespace mpq;
+using namespace mpq::quant;
+
+namespace {
+const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2/model.safetensors";
+const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
+
+std::string fresh_dir(const std::string& name) {
+  const auto d = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(d);
+  return d.string();
+}
+
+struct Recorder : SearchObserver {
+  std::vector<std::string> phases_ended;
+  int64_t progress_calls = 0;
+  void progress(const std::string&, int64_t, int64_t, const std::string&) override { ++progress_calls; }
+  void phase_end(const std::string& phase) override { phases_ended.push_back(phase); }
+};
+
+SearchRequest tiny_request(const std::string& cache) {
+  SearchRequest r;
+  r.weights = kWeights;
+  r.data = kSst2;
+  r.range.max_drop = 1.0;
+  r.splits.calib = 8, r.splits.search = 64, r.splits.test = 64;
+  r.draws = 2;
+  r.dep_samples = 4;
+  r.pareto_points = 3;
+  r.latency_runs = 2;
+  r.orderings = {OrderKind::augmented, OrderKind::hessian, OrderKind::random};
+  r.cache_dir = cache;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a cached rerun") {
+  const std::string dir = fresh_dir("mpq-test-pipeline");
+  const SearchRequest req = tiny_request(dir + "/cache");
+  auto model = models::load_model("bert", kWeights);
+  Recorder rec;
+  const SearchOutcome o = run_search(*model, req, rec);
+
+  const size_t n = o.layers.size();
+  REQUIRE(n == model->quant_layers().size());
+  REQUIRE(o.runs.size() == 3);
+  CHECK(o.calib_samples == 8);
+  CHECK(o.search_samples == 64);
+  CHECK(o.test_samples == 64);
+  for (const char* ph : {"latency", "calibration", "hessian", "dependencies", "bisection", "pareto", "test"})
+    CHECK(std::find(rec.phases_ended.begin(), rec.phases_ended.end(), ph) != rec.phases_ended.end());
+  CHECK(rec.progress_calls > 0);
+
+  // the chosen configuration is the first ordering's bisection result, and every layer of it is assigned
+  const SearchResult& b = o.runs[0].bisection;
+  REQUIRE(o.chosen_precisions == b.precisions);
+  REQUIRE(o.chosen.size() == n);
+  int lowered8 = 0, lowered4 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Precision p = o.chosen.at(o.layers[i].name).precision;
+    CHECK(p == b.precisions[i]);
+    lowered8 += p == Precision::int8 || p == Precision::int4;
+    lowered4 += p == Precision::int4;
+    if (precision_is_integer(p)) CHECK(!o.chosen.at(o.layers[i].name).act.empty());
+  }
+  CHECK(lowered8 == b.k8);
+  CHECK(lowered4 == b.k4);
+  // the search-split metric the bisection accepted is inside the range against the search-split reference
+  CHECK(req.range.ok(b.final_metric, b.reference));
+  CHECK(b.final_ok);
+  // test split: the reference and the verdict agree with the numbers
+  CHECK(o.baseline_test == doctest::Approx(o.test.at("fp32")));
+  CHECK(o.metric_test == doctest::Approx(o.test.at("chosen")));
+  CHECK(o.within_range == req.range.ok(o.metric_test, o.baseline_test));
+  for (const auto& [k, v] : o.test) {
+    CHECK(v >= 0);
+    CHECK(v <= 100);
+  }
+  // areas: augmented vs hessian, augmented vs random, hessian vs random
+  REQUIRE(o.areas.size() == 3);
+  CHECK(o.areas[0].a == "augmented");
+  CHECK(o.areas[0].b == "hessian");
+  CHECK(o.areas[2].a == "hessian");
+  CHECK(o.areas[2].b == "random");
+  REQUIRE(o.end_to_end_available);
+  CHECK(*o.end_to_end.chosen > 0);
+
+  // files
+  write_search_outputs(o, dir + "/config.json", dir + "/report");
+  const QuantConfig cfg = load_config(dir + "/config.json", "bert", model->quant_layers());
+  for (const auto& [name, q] : o.chosen) {
+    REQUIRE(cfg.layers.count(name));
+    CHECK(cfg.layers.at(name).precision == q.precision);
+  }
+  for (const char* f :
+       {"report.json", "report.html", "pareto.svg", "pareto_zoom.svg", "pareto.csv", "probes.csv", "latency.json"})
+    CHECK(std::filesystem::file_size(dir + "/report/" + f) > 0);
+  std::ifstream rj(dir + "/report/report.json");
+  const nlohmann::json s = nlohmann::json::parse(rj);
+  CHECK(s["k8"].get<int>() == b.k8);
+  CHECK(s["k4"].get<int>() == b.k4);
+  CHECK(s["metric"].get<double>() == doctest::Approx(o.metric_test));
+  CHECK(s["within_range"].get<bool>() == o.within_range);
+  CHECK(s["searches"].size() == 3);
+  CHECK(s["pareto"]["areas"].size() == 3);
+  std::ifstream csv(dir + "/report/pareto.csv");
+  int64_t lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  CHECK(lines == int64_t(o.pareto.points.size()) + 1);  // header + one row per point
+
+  // a second run answers every analysis and every probe from the cache, with the same outcome
+  Recorder rec2;
+  const SearchOutcome again = run_search(*model, req, rec2);
+  CHECK(again.evaluations_fresh == 0);
+  CHECK(again.chosen_precisions == o.chosen_precisions);
+  CHECK(again.test == o.test);
+  CHECK(again.traces.trace == o.traces.trace);
+}
+
+TEST_CASE("pipeline: a request outside its domain is refused before any work, naming the value") {
+  auto model = models::load_model("bert", kWeights);
+  Recorder rec;
+  SearchRequest r = tiny_request("");
+  r.range = {};
+  CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("--max-drop"), Error);
+  r = tiny_request("");
+  r.int4_group = 48;
+  CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("int4 group 48"), Error);
+  r = tiny_request("");
+  r.start = Precision::int8;
+  CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("start 'int8'"), Error);
+  CHECK(rec.phases_ended.empty());
+}
