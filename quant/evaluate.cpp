@@ -18,6 +18,14 @@ void score_logits(const Tensor& logits_in, const std::vector<int>& labels, EvalT
     const float* row = p + i * c;  // [C]
     const int label = labels[size_t(i)];
     check(label >= 0 && label < c, "eval: label {} out of range for {} model outputs", label, c);
+    bool finite = true;
+    for (int64_t j = 0; j < c; ++j) finite = finite && std::isfinite(row[j]);
+    ++t.samples;
+    if (!finite) {
+      ++t.nonfinite;
+      t.top1_hits += '0';
+      continue;
+    }
     const float target = row[label];
     int64_t greater = 0;
     double mx = row[0];
@@ -31,7 +39,6 @@ void score_logits(const Tensor& logits_in, const std::vector<int>& labels, EvalT
     t.top1 += greater == 0;
     t.top1_hits += greater == 0 ? '1' : '0';
     t.top5 += greater < 5;
-    ++t.samples;
   }
 }
 

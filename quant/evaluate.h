@@ -12,13 +12,17 @@
 
 namespace mpq::quant {
 
+// A sample whose logits hold a NaN or an infinity is a miss for top-1 and top-5 (a NaN compares false with
+// everything, so counting "logits greater than the target" would call it a hit), is counted in `nonfinite`,
+// and adds nothing to the loss sum (the mean loss is over the finite samples; callers report `nonfinite`).
 struct EvalTotals {
   int64_t samples = 0, top1 = 0, top5 = 0;
-  double loss_sum = 0;    // sum of per-sample cross-entropy (natural log)
+  int64_t nonfinite = 0;  // samples with a non-finite logit
+  double loss_sum = 0;    // sum of per-sample cross-entropy (natural log) over the finite samples
   std::string top1_hits;  // [samples] '1' where the top-1 class is the label, '0' elsewhere, in scoring order
   double top1_frac() const { return samples ? double(top1) / double(samples) : 0.0; }
   double top5_frac() const { return samples ? double(top5) / double(samples) : 0.0; }
-  double mean_loss() const { return samples ? loss_sum / double(samples) : 0.0; }
+  double mean_loss() const { return samples > nonfinite ? loss_sum / double(samples - nonfinite) : 0.0; }
 };
 
 // Adds one batch: logits [N, C] f32, labels [N] (in the model's label space).

@@ -19,7 +19,7 @@ namespace {
 
 ConfigScorer scorer(Context& c, const Calibration& cal, std::vector<int64_t> idx) {
   return [&c, &cal, idx](const std::vector<Precision>& p) {
-    auto score = [](const TaskResult& t) { return ConfigScore{100 * t.metric, t.hits}; };
+    auto score = [](const TaskResult& t) { return ConfigScore{100 * t.metric, t.hits, t.nonfinite}; };
     const Assignment a = make_assignment(c.names, p, cal, c.req.int4_group);
     if (c.req.engine == ProbeEngine::native) {
       native::CompiledModel cm(c.model, native::compile(c.model, a, native::CompileOptions::reproducible()));
@@ -149,7 +149,11 @@ void test_stage(Context& c, Probes& probes, SearchOutcome& out) {
   probes.save();
   out.baseline_test = out.test.at(precision_name(c.req.reference));
   out.metric_test = out.test.at("chosen");
-  out.within_range = c.req.range.ok(out.metric_test, out.baseline_test);
+  const int64_t nonfinite = probes.test.score(out.chosen_precisions).nonfinite;
+  out.within_range = c.req.range.ok(out.metric_test, out.baseline_test) && nonfinite == 0;
+  if (nonfinite > 0)
+    out.warnings.push_back(
+        fmt::format("test split: the chosen configuration produced non-finite outputs on {} samples", nonfinite));
   if (!out.within_range)
     out.warnings.push_back(fmt::format(
         "test split: the chosen configuration scores {:.2f} %, below the range's threshold {:.2f} % (reference {} "

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "core/error.h"
@@ -82,7 +83,10 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     auto it = memo.find(p);
     if (it != memo.end()) return it->second;
     const double v = metric(p);
-    check(std::isfinite(v), "search: {} is not finite ({})", opt.metric_name, v);
+    // -infinity is a verdict (the configuration produced non-finite outputs: outside every range); NaN or
+    // +infinity can only be a bug of the metric
+    check(!std::isnan(v) && v != std::numeric_limits<double>::infinity(), "search: {} is not a number ({})",
+          opt.metric_name, v);
     ++r.evaluations;
     return memo[p] = v;
   };
@@ -176,7 +180,7 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     r.precisions = c.p, r.k8 = c.k8, r.k4 = c.k4;
     if (opt.recheck) {
       r.final_metric = opt.recheck(c.p);
-      check(std::isfinite(r.final_metric), "search: re-check {} is not finite", opt.metric_name);
+      check(!std::isnan(r.final_metric), "search: re-check {} is not a number", opt.metric_name);
       ++r.evaluations;
       r.final_rechecked = true;
     } else {
@@ -299,6 +303,7 @@ ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> referen
   check(std::isfinite(z) && z >= 0, "paired lower bound: z {} must be >= 0", z);
   return [&memo, reference = std::move(reference), z, unit](const std::vector<Precision>& p) {
     const ConfigScore& s = memo.score(p);
+    if (s.nonfinite > 0) return -std::numeric_limits<double>::infinity();
     if (z == 0) return s.metric;
     const ConfigScore& ref = memo.score(reference);
     check(!s.hits.empty() && !ref.hits.empty(),
@@ -308,14 +313,15 @@ ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> referen
 }
 
 json MemoMetric::to_json() const {
-  json c = json::object(), h = json::object();
+  json c = json::object(), h = json::object(), nf = json::object();
   for (const auto& [p, v] : memo_) {
     std::string key;
     for (Precision q : p) key += precision_letter(q);
     c[key] = v.metric;
     if (!v.hits.empty()) h[key] = v.hits;
+    if (v.nonfinite > 0) nf[key] = v.nonfinite;
   }
-  return {{"configs", c}, {"hits", h}};
+  return {{"configs", c}, {"hits", h}, {"nonfinite", nf}};
 }
 
 void MemoMetric::merge_json(const json& j) {
@@ -333,7 +339,11 @@ void MemoMetric::merge_json(const json& j) {
       p.push_back(*q);
     }
     check(v.is_number(), "metric memo: configuration '{}' has no number", key);
-    ConfigScore s{v.get<double>(), {}};
+    ConfigScore s{v.get<double>(), {}, 0};
+    if (j.contains("nonfinite") && j["nonfinite"].is_object() && j["nonfinite"].contains(key)) {
+      check(j["nonfinite"][key].is_number_integer(), "metric memo: nonfinite of '{}' is not an integer", key);
+      s.nonfinite = j["nonfinite"][key].get<int64_t>();
+    }
     if (hits.contains(key)) {
       check(hits[key].is_string(), "metric memo: the hits of configuration '{}' are not a string", key);
       s.hits = hits[key].get<std::string>();

@@ -116,6 +116,7 @@ SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& 
 struct ConfigScore {
   double metric = 0;
   std::string hits;
+  int64_t nonfinite = 0;  // samples whose outputs were NaN / infinite: such a configuration is never in range
 };
 using ConfigScorer = std::function<ConfigScore(const std::vector<Precision>&)>;
 
@@ -155,7 +156,8 @@ double paired_standard_error(const std::string& a, const std::string& b);
 double one_sided_z(double confidence);
 // What the bisection compares with the range at a confidence level: the memo's metric of p minus
 // z * unit * paired_standard_error(hits of p, hits of `reference`) (unit 100: metrics in percent). z = 0: the
-// metric itself. With z > 0 a configuration whose score has no hits is an error naming the need.
+// metric itself. With z > 0 a configuration whose score has no hits is an error naming the need. A
+// configuration that produced any non-finite output gets -infinity: it is outside every range.
 ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> reference, double z, double unit = 100);
 
 // Weight bytes: numel * bits / 8 (fp32 4, fp16 2, int8 1, int4 0.5 bytes per weight; per-channel / group

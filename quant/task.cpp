@@ -45,7 +45,7 @@ TaskResult ImageTaskEvaluator::evaluate(models::Model& m, const std::vector<int6
     mb.images = ib.images;  // [n, 3, 224, 224]
     score_logits(m.forward(mb, false), ib.labels, t);
   }
-  return {t.top1_frac(), t.mean_loss(), t.samples, std::move(t.top1_hits)};
+  return {t.top1_frac(), t.mean_loss(), t.samples, std::move(t.top1_hits), t.nonfinite};
 }
 
 Tensor ImageTaskEvaluator::outputs(models::Model& m, const std::vector<int64_t>& indices) {
@@ -94,7 +94,7 @@ TaskResult SentenceTaskEvaluator::evaluate(models::Model& m, const std::vector<i
     const models::Batch mb = batch({indices.begin() + b, indices.begin() + std::min(total, b + batch_)});
     score_logits(m.forward(mb, false), {mb.labels.begin(), mb.labels.end()}, t);
   }
-  return {t.top1_frac(), t.mean_loss(), t.samples, std::move(t.top1_hits)};
+  return {t.top1_frac(), t.mean_loss(), t.samples, std::move(t.top1_hits), t.nonfinite};
 }
 
 Tensor SentenceTaskEvaluator::outputs(models::Model& m, const std::vector<int64_t>& indices) {

@@ -26,6 +26,7 @@ struct TaskResult {
   // [samples] per-sample outcome behind `metric`, in `indices` order: '1' where the top-1 / predicted class is
   // the label, '0' elsewhere. Paired statistics between two configurations (quant/search.h) read it.
   std::string hits;
+  int64_t nonfinite = 0;  // samples whose outputs held a NaN / infinity (each one a miss in `metric`)
 };
 
 class TaskEvaluator {

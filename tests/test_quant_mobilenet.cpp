@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "core/threading.h"
 #include "models/cnn_common.h"
@@ -63,4 +64,21 @@ TEST_CASE("mobilenetv2 real weights: uniform int8 within 3 top-1 points of fp32 
   CHECK(std::abs(f32.metric - f16.metric) <= 1.0 / 32 + 1e-9);
   CHECK(i4.loss > i8.loss);
   CHECK(i4.metric <= i8.metric);
+}
+
+TEST_CASE("mobilenetv2 with one NaN weight: every image a miss, counted as non-finite (no longer 100 % top-1)") {
+  const std::string shared = MPQ_SHARED_DATA;
+  auto model = models::load_model("mobilenetv2", shared + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
+  auto* cnn = dynamic_cast<models::CnnModel*>(model.get());
+  REQUIRE(cnn);
+  const auto layers = model->quant_layers();
+  for (auto& [name, t] : model->named_tensors())
+    if (name == layers.back().weight) t->data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  const data::ImageNetFolder folder(shared + "/imagenet-val-1300");
+  ImageTaskEvaluator ev(folder, cnn->preset(), 4);
+  const TaskResult r = ev.evaluate(*model, {0, 1, 2, 3});
+  CHECK(r.samples == 4);
+  CHECK(r.nonfinite == 4);
+  CHECK(r.metric == 0.0);
+  CHECK(r.hits == "0000");
 }

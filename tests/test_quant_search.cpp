@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "core/autograd/node.h"
@@ -15,6 +16,7 @@
 #include "quant/cache.h"
 #include "quant/config.h"
 #include "quant/dependency.h"
+#include "quant/evaluate.h"
 #include "quant/ordering.h"
 #include "quant/search.h"
 
@@ -542,4 +544,46 @@ TEST_CASE("search: per-sample hits ride along in the memo and give a paired conf
   MemoMetric plain_memo([](const std::vector<Precision>&) { return 1.0; });
   CHECK_THROWS_WITH_AS(paired_lower_bound(plain_memo, fp16, 1.0)(fp16), doctest::Contains("per-sample outcomes"),
                        Error);
+}
+
+TEST_CASE("evaluate: a logit row holding a NaN or an infinity is a miss, counted as non-finite") {
+  // three samples, label 1: a clean hit, a NaN at the label (the old "nothing is greater than NaN" hit), an
+  // infinity elsewhere
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const Tensor logits = Tensor::from_vector({3, 3}, {0.f, 2.f, 1.f, 0.f, nan, 1.f, inf, 2.f, 1.f});  // [3, 3]
+  EvalTotals t;
+  score_logits(logits, {1, 1, 1}, t);
+  CHECK(t.samples == 3);
+  CHECK(t.top1 == 1);
+  CHECK(t.top5 == 1);
+  CHECK(t.nonfinite == 2);
+  CHECK(t.top1_hits == "100");
+  CHECK(std::isfinite(t.mean_loss()));
+  CHECK(t.mean_loss() == doctest::Approx(std::log(1 + std::exp(-2.0) + std::exp(-1.0))));
+}
+
+TEST_CASE("search: a configuration with non-finite outputs is outside every range, whatever its metric") {
+  // 4 layers; lowering layer 3 (the last of the order) makes the outputs NaN, which the metric alone would
+  // score as perfect
+  const int n = 4;
+  auto scorer = [](const std::vector<Precision>& p) {
+    ConfigScore s{100.0, std::string(8, '1'), 0};
+    if (p[3] != Precision::fp16) s.nonfinite = 8;
+    return s;
+  };
+  MemoMetric memo = MemoMetric::with_hits(scorer);
+  const ConfigMetric bound = paired_lower_bound(memo, std::vector<Precision>(n, Precision::fp32), 0.0);
+  CHECK(bound(std::vector<Precision>(n, Precision::int8)) == -std::numeric_limits<double>::infinity());
+  SearchOptions so;
+  so.range.max_drop = 0.5;
+  so.reference = 100.0;
+  so.stage2 = false;
+  const SearchResult r = bisection_search(n, {0, 1, 2, 3}, {0, 1, 2, 3}, bound, so);
+  CHECK(r.k8 == 3);
+  CHECK(r.precisions[3] == Precision::fp16);
+  // the memo keeps the count through its JSON form
+  MemoMetric copy = MemoMetric::with_hits(scorer);
+  copy.merge_json(memo.to_json());
+  CHECK(copy.score(std::vector<Precision>(n, Precision::int8)).nonfinite == 8);
+  CHECK(copy.fresh() == 0);
 }

@@ -49,11 +49,17 @@ int eval_bert(const Args& a) {
   const double forward_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - tf).count();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (a.flag("json")) {
-    nlohmann::json j{{"model", "bert"},    {"weights", weights},
-                     {"split", split},     {"samples", r.samples},
-                     {"top1", r.metric},   {"loss", r.loss},
-                     {"seconds", secs},    {"forward_seconds", forward_secs},
-                     {"precision", label}, {"engine", nm ? "native" : "autograd"}};
+    nlohmann::json j{{"model", "bert"},
+                     {"weights", weights},
+                     {"split", split},
+                     {"samples", r.samples},
+                     {"accuracy_pct", 100 * r.metric},
+                     {"nonfinite_samples", r.nonfinite},
+                     {"loss", r.loss},
+                     {"seconds", secs},
+                     {"forward_seconds", forward_secs},
+                     {"precision", label},
+                     {"engine", nm ? "native" : "autograd"}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("bert ({}) on SST-2 {} ({} samples): accuracy {:.2f}%  loss {:.4f}  ({:.2f}s)\n", label, split,

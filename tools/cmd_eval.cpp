@@ -18,6 +18,7 @@
 #include "quant/evaluate.h"
 #include "tools/commands.h"
 #include "tools/native_run.h"
+#include "tools/progress.h"
 
 namespace mpq::cli {
 namespace {
@@ -49,15 +50,15 @@ int run_eval(const Args& args) {
                                                  native::compile(*model, a, native::CompileOptions::reproducible()));
   }
   const auto start = std::chrono::steady_clock::now();
+  Progress bar(fmt::format("eval {} {}", model_name, label), int64_t(indices.size()));
   const auto progress = [&](int64_t done, int64_t all, const quant::EvalTotals& r) {
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double ips = double(done) / std::max(el, 1e-9);
-    fmt::print(stderr, "\r[eval {} {}] {}/{} images  {:.1f} img/s  top1 {:.2f}%  ETA {:.0f} s   ", model_name, label,
-               done, all, ips, 100.0 * r.top1_frac(), double(all - done) / ips);
+    bar.update(done,
+               fmt::format("{:.1f} img/s  top1 {:.2f}%", double(done) / std::max(el, 1e-9), 100.0 * r.top1_frac()));
   };
   models::Model& runner = nm ? static_cast<models::Model&>(*nm) : *model;
   const quant::EvalTotals t = quant::evaluate_images(runner, cnn->preset(), folder, indices, bs, progress);
-  fmt::print(stderr, "\n");
+  bar.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double top1 = t.top1_frac(), top5 = t.top5_frac(), loss = t.mean_loss();
   if (json) {
@@ -65,10 +66,9 @@ int run_eval(const Args& args) {
                         {"weights", weights},
                         {"layout", cnn->layout()},
                         {"samples", t.samples},
-                        {"top1", top1},
-                        {"top5", top5},
                         {"top1_pct", 100 * top1},
                         {"top5_pct", 100 * top5},
+                        {"nonfinite_samples", t.nonfinite},
                         {"loss", loss},
                         {"seconds", seconds},
                         {"batch", bs},
@@ -79,6 +79,10 @@ int run_eval(const Args& args) {
   } else {
     fmt::print("model {} ({} layout, {}), {} samples: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({:.1f} s)\n",
                model_name, cnn->layout(), label, t.samples, 100 * top1, 100 * top5, loss, seconds);
+  }
+  if (t.nonfinite > 0) {
+    fmt::print(stderr, "mpq eval: warning: {} of {} samples produced non-finite logits (counted as misses)\n",
+               t.nonfinite, t.samples);
   }
   return 0;
 }
@@ -91,8 +95,9 @@ const Registrar reg(
      "  --precision / --config run the native per-layer-precision executor (our kernels, not autotuned; "
      "int8 / int4 via --precision calibrate on --calib images of --calib-data); without them the fp32 "
      "autograd forward runs\n"
-     "  --json prints one object: model, weights, layout, samples, top1, top5 (fractions 0..1), "
-     "top1_pct, top5_pct, loss (mean CE), seconds, batch, threads, precision, engine",
+     "  --json prints one object: model, weights, layout, samples, top1_pct, top5_pct (percent), "
+     "nonfinite_samples (logits with a NaN / infinity: misses), loss (mean CE over the finite samples), seconds, "
+     "batch, threads, precision, engine",
      run_eval});
 
 }  // namespace
