@@ -51,10 +51,11 @@ struct SearchRequest {
   std::string data;     // ImageNet-style folder (CNNs) or SST-2 folder (BERT)
   // the accuracy range and how it is judged
   AccuracyRange range;
-  double confidence = 0.5;                // [0.5, 1): paired lower bound (0.5 = the plain estimate)
-  Precision reference = Precision::fp32;  // what the range is measured against: fp32 or fp16
-  Precision start = Precision::fp16;      // the 16-bit precision the bisection lowers from: fp16 or bf16
-  std::optional<double> max_bytes;        // weight-bytes limit
+  double confidence = 0.5;                   // [0.5, 1): paired lower bound (0.5 = the plain estimate)
+  Precision reference = Precision::fp32;     // what the range is measured against: fp32 or fp16
+  Precision start = Precision::fp16;         // the 16-bit precision the bisection lowers from: fp16 or bf16
+  Objective objective = Objective::latency;  // what the final choice minimises inside the range
+  std::optional<double> max_bytes;           // stored-bytes limit (BytesTable)
   // splits and analysis
   TaskOptions splits;
   uint64_t seed = 0;
@@ -111,6 +112,7 @@ struct SearchOutcome {
   std::string metric_label;  // "top-1" | "accuracy"
   std::vector<models::QuantLayer> layers;
   std::vector<int64_t> numel;  // [N] weight elements per layer
+  BytesTable bytes;            // stored bytes per layer and precision (models/native/model_file.h)
   int64_t calib_samples = 0, search_samples = 0, test_samples = 0;
   std::string split_note;
   // analysis

@@ -22,6 +22,7 @@ Context::Context(models::Model& m, const SearchRequest& r, SearchObserver& o)
       obs(o),
       task(make_task(m, r.weights, r.data, r.splits, r.seed)),
       layers(m.quant_layers()),
+      bytes(bytes_table(m, r.int4_group)),
       weights_id(weights_identity(r.weights)),
       cache(r.cache_dir),
       latency_input(models::latency_input(m, r.latency_seq)),

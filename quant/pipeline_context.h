@@ -23,6 +23,7 @@ struct Context {
   std::vector<models::QuantLayer> layers;
   std::vector<std::string> names;          // [N]
   std::vector<int64_t> numel;              // [N] weight elements (0: weightless attention matmuls)
+  BytesTable bytes;                        // stored bytes of a configuration
   std::map<std::string, Tensor*> tensors;  // the model's tensors by name
   std::vector<int64_t> calib_sub;          // the calibration samples of the Hessian and dependencies
   WeightsId weights_id;

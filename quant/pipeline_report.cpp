@@ -118,7 +118,8 @@ json latency_json(const SearchOutcome& o) {
 json summary_json(const SearchOutcome& o, const std::string& config_path, const std::string& report_dir) {
   const SearchRequest& r = o.request;
   const SearchResult& chosen = o.runs.front().bisection;
-  const std::vector<Precision> u16(o.layers.size(), Precision::fp16), u4(o.layers.size(), Precision::int4);
+  const size_t n = o.layers.size();
+  const double int8_bytes = o.bytes(std::vector<Precision>(n, Precision::int8));
   json test = json::object();
   for (const auto& [k, v] : o.test) test[k] = v;
   json phases = json::object();
@@ -149,9 +150,13 @@ json summary_json(const SearchOutcome& o, const std::string& config_path, const 
               {"chosen_bound", chosen.final_metric}}},
             {"k8", chosen.k8},
             {"k4", chosen.k4},
+            {"objective", enum_name(kObjectiveNames, r.objective)},
             {"weight_bytes", chosen.weight_bytes},
-            {"fp16_weight_bytes", weight_bytes(o.numel, u16)},
-            {"int4_weight_bytes", weight_bytes(o.numel, u4)},
+            {"int8_weight_bytes", int8_bytes},
+            {"fp16_weight_bytes", o.bytes(std::vector<Precision>(n, Precision::fp16))},
+            {"fp32_weight_bytes", o.bytes(std::vector<Precision>(n, Precision::fp32))},
+            {"int4_weight_bytes", o.bytes(std::vector<Precision>(n, Precision::int4))},
+            {"bytes_vs_int8", chosen.weight_bytes / int8_bytes},
             {"max_bytes", opt_json(r.max_bytes)},
             {"evaluations", chosen.evaluations},
             {"evaluations_fresh", o.evaluations_fresh},

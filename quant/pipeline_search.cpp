@@ -71,7 +71,8 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
   SearchOptions so;
   so.range = r.range;
   so.reference = probes.search(c.uniform(r.reference));
-  so.weight_numel = c.numel;
+  so.objective = r.objective;
+  so.bytes = [&](const std::vector<Precision>& p) { return c.bytes(p); };
   so.max_bytes = r.max_bytes;
   so.latency = [&](const std::vector<Precision>& p) { return config_latency_ms(lat, c.names, p); };
   so.metric_name = c.task.metric_label + " %";
@@ -111,7 +112,7 @@ void pareto_stage(Context& c, Probes& probes, const LatencyTable& lat, SearchOut
   std::vector<OrderingSweep> sweeps;
   for (const OrderingRun& r : out.runs) sweeps.push_back({order_name(r.kind), r.order8, r.order4});
   const ConfigValue ms = [&](const std::vector<Precision>& p) { return config_latency_ms(lat, c.names, p); };
-  const ConfigValue bytes = [&](const std::vector<Precision>& p) { return weight_bytes(c.numel, p); };
+  const ConfigValue bytes = [&](const std::vector<Precision>& p) { return c.bytes(p); };
   out.pareto = ordering_points(
       c.n(), sweeps, c.req.pareto_points, probes.search.fn(), ms, bytes, src, c.req.range,
       out.runs.front().bisection.reference,
@@ -124,8 +125,8 @@ void pareto_stage(Context& c, Probes& probes, const LatencyTable& lat, SearchOut
                                          precision_name(p), precision_name(p)));
       continue;
     }
-    out.pareto.points.push_back({"uniform", precision_name(p), c.n(), probes.search(c.uniform(p)), *t,
-                                 weight_bytes(c.numel, c.uniform(p)), src});
+    out.pareto.points.push_back(
+        {"uniform", precision_name(p), c.n(), probes.search(c.uniform(p)), *t, c.bytes(c.uniform(p)), src});
   }
   probes.save();
   // areas: the first ordering against each other one, and the second against the last (Hessian-only vs random)
@@ -226,7 +227,8 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
   out.test_samples = int64_t(c.task.splits.test.size());
   out.split_note = c.task.split_note;
   out.threads = num_threads();
-  if (request.max_bytes) check_max_bytes(*request.max_bytes, c.numel, model.name());
+  out.bytes = c.bytes;
+  if (request.max_bytes) check_max_bytes(*request.max_bytes, c.bytes, model.name());
 
   out.latency = latency_stage(c, out.latency_profile);
   json cal_inputs;
@@ -246,8 +248,7 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
         "search: no configuration inside the accuracy range fits max bytes {:.0f} (the most lowered one in range, k8 "
         "{} "
         "k4 {}, needs {:.0f} weight bytes; the all-int4 footprint is {:.0f})",
-        *request.max_bytes, chosen.k8, chosen.k4, chosen.weight_bytes,
-        weight_bytes(c.numel, c.uniform(Precision::int4)));
+        *request.max_bytes, chosen.k8, chosen.k4, chosen.weight_bytes, c.bytes(c.uniform(Precision::int4)));
   }
   for (const auto& w : chosen.warnings)
     out.warnings.push_back(fmt::format("{}: {}", order_name(request.orderings[0]), w));

@@ -55,7 +55,6 @@ void add_paragraphs(const SearchOutcome& o, HtmlReport& r) {
 HtmlTable result_table(const SearchOutcome& o) {
   const SearchResult& b = o.runs.front().bisection;
   const LatencyFigures& u = o.compared();
-  const std::vector<Precision> u16(o.layers.size(), Precision::fp16);
   return {"Result",
           {"quantity", "value"},
           {{"reference (" + std::string(precision_name(o.request.reference)) + ") " + o.metric_label + ", test split",
@@ -65,7 +64,11 @@ HtmlTable result_table(const SearchOutcome& o) {
            {"latency fp16 / bf16 / fp32",
             num(u.fp16, "{:.3f}") + " / " + num(u.bf16, "{:.3f}") + " / " + num(u.fp32, "{:.3f}") + " ms"},
            {"latency source", o.latency_source},
-           {"weight bytes chosen / fp16", fmt::format("{:.0f} / {:.0f}", b.weight_bytes, weight_bytes(o.numel, u16))},
+           {"stored bytes chosen / all-int8 / all-fp16",
+            fmt::format("{:.0f} / {:.0f} / {:.0f} ({:.3f}x int8)", b.weight_bytes,
+                        o.bytes(std::vector<Precision>(o.layers.size(), Precision::int8)),
+                        o.bytes(std::vector<Precision>(o.layers.size(), Precision::fp16)),
+                        b.weight_bytes / o.bytes(std::vector<Precision>(o.layers.size(), Precision::int8)))},
            {"bisection evaluations", std::to_string(b.evaluations)},
            {"wall time", num(o.seconds, "{:.1f}") + " s"}}};
 }

@@ -71,8 +71,9 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
   check(n >= 0, "search: {} layers", n);
   check_perm(order8, n, "order8");
   if (opt.stage2) check_perm(order4, n, "order4");
-  check(!opt.max_bytes || int(opt.weight_numel.size()) == n,
-        "search: max_bytes needs the weight sizes of all {} layers", n);
+  check(!opt.max_bytes || bool(opt.bytes), "search: max_bytes needs the bytes of a configuration");
+  check(opt.objective != Objective::bytes || bool(opt.bytes),
+        "search: the bytes objective needs the bytes of a configuration");
   SearchResult r;
   // most evaluations: start + per stage (its end point + a bisection of [0, N)) + one final check of an unprobed
   // candidate
@@ -151,14 +152,19 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
   for (int k8 = 0; k8 <= r.k8_max; ++k8) cands.push_back({k8, 0, lowered(base, order8, k8, Precision::int8)});
   for (int k4 = 1; k4 <= r.k4_max; ++k4) cands.push_back({r.k8_max, k4, lowered(s1, int8_layers, k4, Precision::int4)});
   for (Cand& c : cands) {
-    if (!opt.weight_numel.empty()) c.bytes = weight_bytes(opt.weight_numel, c.p);
+    if (opt.bytes) c.bytes = opt.bytes(c.p);
     if (opt.latency) c.ms = opt.latency(c.p);
   }
   auto fits = [&](const Cand& c) { return !opt.max_bytes || c.bytes <= *opt.max_bytes; };
   // better(a, b): a is preferred over b
   auto better = [&](const Cand& a, const Cand& b) {
-    if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
-    if (a.bytes != b.bytes) return a.bytes < b.bytes;
+    if (opt.objective == Objective::bytes) {
+      if (a.bytes != b.bytes) return a.bytes < b.bytes;
+      if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
+    } else {
+      if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
+      if (a.bytes != b.bytes) return a.bytes < b.bytes;
+    }
     return a.k8 + a.k4 > b.k8 + b.k4;
   };
   auto pick = [&](const std::function<bool(const Cand&)>& allowed) -> const Cand* {
@@ -202,7 +208,7 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
                  : ""));
     if (fallback) final_check(*fallback);
   }
-  if (!opt.weight_numel.empty()) r.weight_bytes = weight_bytes(opt.weight_numel, r.precisions);
+  if (opt.bytes) r.weight_bytes = opt.bytes(r.precisions);
   if (opt.latency) r.latency_ms = opt.latency(r.precisions);
   return r;
 }
@@ -389,13 +395,29 @@ double weight_bytes(const std::vector<int64_t>& numel, const std::vector<Precisi
   return b;
 }
 
-void check_max_bytes(double max_bytes, const std::vector<int64_t>& numel, const std::string& model) {
+void check_max_bytes(double max_bytes, const BytesTable& bytes, const std::string& model) {
   check(std::isfinite(max_bytes) && max_bytes > 0, "--max-bytes {}: expected a positive number of bytes", max_bytes);
-  const double int4 = weight_bytes(numel, std::vector<Precision>(numel.size(), Precision::int4));
-  check(max_bytes >= int4,
-        "--max-bytes {:.0f} is below the all-int4 weight footprint of {}'s {} quantizable layers ({:.0f} bytes): no "
-        "configuration fits",
-        max_bytes, model, numel.size(), int4);
+  double smallest = bytes.fixed;
+  for (const auto& l : bytes.layer) {
+    double m = std::numeric_limits<double>::infinity();
+    for (const auto& [p, b] : l) m = std::min(m, b);
+    smallest += l.empty() ? 0.0 : m;
+  }
+  check(max_bytes >= smallest,
+        "--max-bytes {:.0f} is below the smallest footprint of {}'s {} quantizable layers ({:.0f} bytes, every layer "
+        "at its smallest precision): no configuration fits",
+        max_bytes, model, bytes.layer.size(), smallest);
+}
+
+double BytesTable::operator()(const std::vector<Precision>& p) const {
+  check(p.size() == layer.size(), "bytes table: {} precisions for {} layers", p.size(), layer.size());
+  double b = fixed;
+  for (size_t i = 0; i < p.size(); ++i) {
+    auto it = layer[i].find(p[i]);
+    check(it != layer[i].end(), "bytes table: layer {} has no {} size", i, precision_name(p[i]));
+    b += it->second;
+  }
+  return b;
 }
 
 json LatencyTable::to_json() const {

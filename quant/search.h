@@ -14,6 +14,7 @@
 // the candidates) is checked once more: with `recheck` (e.g. another split or a fresh run) it is evaluated
 // again, else the memoised probe value is reused (the evaluators are deterministic) and the report says so.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_table.h"
 #include "models/model.h"
 #include "quant/fake_quant.h"
 
@@ -53,13 +55,21 @@ using ConfigValue = std::function<double(const std::vector<Precision>&)>;   // [
 // range, so the candidates are
 //   (k8, 0) for k8 in [0, k8max]   and   (k8max, k4) for k4 in [0, k4max];
 // among those within max_bytes the search takes the one with the smallest `latency` (ties: fewer weight
-// bytes, then more lowered layers). Without `latency` it takes the most lowered one, (k8max, k4max). With
+// bytes, then more lowered layers), or with Objective::bytes the one with the fewest bytes (ties: smaller
+// latency, then more lowered layers). Without either value it takes the most lowered one, (k8max, k4max). With
 // a measured latency table the fastest need not be the most lowered (an int4 layer can be slower than its
 // int8 version on a CPU). A candidate that was not a probe costs one more evaluation (the final check);
 // if the final check fails, the fastest candidate that a probe verified inside the range is taken instead
 // (with a warning). When no candidate fits max_bytes, the smallest one is kept with memory_ok = false.
+// What the final choice optimises: the fastest configuration (ties: fewer bytes), or the smallest one (ties:
+// faster). Both respect max_bytes.
+enum class Objective { latency, bytes };
+inline constexpr std::array<EnumName<Objective>, 2> kObjectiveNames{
+    {{Objective::latency, "latency"}, {Objective::bytes, "bytes"}}};
+
 struct SearchOptions {
   AccuracyRange range;
+  Objective objective = Objective::latency;
   // The metric the range is measured against (e.g. the fp32 model's on the search split). Unset: the
   // starting configuration's. When set and the starting configuration itself is outside the range, the
   // search throws naming both values (the request cannot be met by any lowering).
@@ -69,8 +79,8 @@ struct SearchOptions {
   double monotone_tol = 0;             // metric rise tolerated between probes before a warning
   ConfigMetric recheck;                // optional independent re-evaluation of the final configuration
   ConfigValue latency;                 // optional per-configuration latency (ms) for the final choice
-  std::optional<double> max_bytes;     // optional limit on the weight bytes (weight_bytes below)
-  std::vector<int64_t> weight_numel;   // [N], needed with max_bytes
+  std::optional<double> max_bytes;     // optional limit on the weight bytes (`bytes` below)
+  ConfigValue bytes;                   // stored bytes of a configuration; needed with max_bytes / objective bytes
   std::string metric_name = "metric";  // used in messages
   // after every probe: the probe, evaluations so far, and the most evaluations this search can take
   std::function<void(const Probe&, int64_t done, int64_t max_total)> progress;
@@ -88,7 +98,7 @@ struct SearchResult {
   std::vector<Probe> probes;          // in evaluation order
   int64_t evaluations = 0;            // metric evaluations (the recheck's one included when fresh)
   std::vector<std::string> warnings;  // non-monotone probes, memory limit, fallbacks
-  double weight_bytes = 0;            // of the final configuration (when weight_numel is given)
+  double weight_bytes = 0;            // of the final configuration (when `bytes` is given)
   std::optional<double> latency_ms;   // of the final configuration (when `latency` is given)
   bool memory_ok = true;
   nlohmann::json to_json() const;
@@ -160,13 +170,24 @@ double one_sided_z(double confidence);
 // configuration that produced any non-finite output gets -infinity: it is outside every range.
 ConfigMetric paired_lower_bound(MemoMetric& memo, std::vector<Precision> reference, double z, double unit = 100);
 
-// Weight bytes: numel * bits / 8 (fp32 4, fp16 2, int8 1, int4 0.5 bytes per weight; per-channel / group
-// scales not counted).
+// The payload alone: numel * bits / 8 (fp32 4, fp16 2, int8 1, int4 0.5 bytes per weight; no scales, biases
+// or tables). A simple model for tests of the search; the search itself counts with a BytesTable.
 double weight_bytes(const std::vector<int64_t>& numel, const std::vector<Precision>& p);
 
-// Throws unless max_bytes >= the all-int4 weight footprint (no configuration could fit below it); the
-// message names the model, the limit and the footprint.
-void check_max_bytes(double max_bytes, const std::vector<int64_t>& numel, const std::string& model);
+// What a configuration stores when deployed (models/native/model_file.h): per layer and precision the
+// packed weights, scales, bias and activation parameters, plus `fixed`, what the model stores whatever the
+// configuration (BERT's layer norms and token-type table; 0 for the CNNs, whose batch norms fold into the
+// convs).
+struct BytesTable {
+  std::vector<std::map<Precision, double>> layer;  // [N] precision -> bytes
+  double fixed = 0;
+  double operator()(const std::vector<Precision>& p) const;
+};
+BytesTable bytes_table(models::Model& m, int64_t int4_group);
+
+// Throws unless max_bytes >= the smallest footprint (every layer int4; no configuration could fit below it);
+// the message names the model, the limit and the footprint.
+void check_max_bytes(double max_bytes, const BytesTable& bytes, const std::string& model);
 
 // Per-layer latency (ms) by precision. `measured` is false for the MAC-based placeholder, whose `source`
 // says so; reports must not call such numbers measured.

@@ -157,7 +157,7 @@ TEST_CASE("search: bisection finds the exact k in ceil(log2(N))+2 evaluations on
   for (int i = 0; i < 20; ++i) id[size_t(i)] = i;
   SearchOptions o2;
   o2.range.max_drop = 3.5;
-  o2.weight_numel.assign(20, 100);
+  o2.bytes = [](const std::vector<Precision>& p) { return weight_bytes(std::vector<int64_t>(20, 100), p); };
   o2.max_bytes = 1000;
   const SearchResult r2 = bisection_search(20, id, id, m2, o2);
   CHECK(r2.k8 == 10);
@@ -391,7 +391,7 @@ TEST_CASE("search: range validation, reference check and the final choice by lat
   };
   SearchOptions o;
   o.range.max_drop = 1;
-  o.weight_numel = {100, 100, 100, 100};
+  o.bytes = [](const std::vector<Precision>& p) { return weight_bytes({100, 100, 100, 100}, p); };
   SearchResult s = bisection_search(4, id, id, metric, o);  // no latency: the most lowered
   CHECK(s.k8 == 4);
   CHECK(s.k4 == 4);
@@ -410,6 +410,13 @@ TEST_CASE("search: range validation, reference check and the final choice by lat
   CHECK(s.memory_ok);
   CHECK(s.evaluations == 4);  // (4, 2) was not probed: the final check evaluates it
   o.max_bytes.reset();
+  // the bytes objective takes the smallest candidate, (4, 4) at 200 bytes, although int4 is slower
+  o.objective = Objective::bytes;
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k4 == 4);
+  CHECK(s.weight_bytes == 200);
+  CHECK(*s.latency_ms == 24);
+  o.objective = Objective::latency;
   // layer 0's int8 is fast, the others' int8 and int4 slow: (1, 0) = 1 + 30 ms is the fastest, never probed
   o.latency = lat(1, 20, 30);
   asked.clear();
@@ -435,13 +442,18 @@ TEST_CASE("search: range validation, reference check and the final choice by lat
                        Error);
   o.reference = 100.5;  // 100 >= 100.5 - 1: fine
   CHECK(bisection_search(4, id, id, metric, o).reference == 100.5);
-  // memory limits
-  CHECK_THROWS_WITH_AS(check_max_bytes(199, {100, 100, 100, 100}, "tiny"),
-                       doctest::Contains("--max-bytes 199 is below the all-int4 weight footprint of tiny's 4 "
-                                         "quantizable layers (200 bytes)"),
+  // memory limits: 4 layers of 50 .. 400 bytes, 10 bytes stored whatever the configuration
+  BytesTable bt;
+  bt.layer.assign(4, {{Precision::fp16, 200}, {Precision::int8, 100}, {Precision::int4, 50}});
+  bt.fixed = 10;
+  CHECK(bt(std::vector<Precision>(4, Precision::int8)) == 410);
+  CHECK_THROWS_WITH_AS(bt(std::vector<Precision>(4, Precision::fp32)), doctest::Contains("no fp32 size"), Error);
+  CHECK_THROWS_WITH_AS(check_max_bytes(209, bt, "tiny"),
+                       doctest::Contains("--max-bytes 209 is below the smallest footprint of tiny's 4 quantizable "
+                                         "layers (210 bytes"),
                        Error);
-  CHECK_NOTHROW(check_max_bytes(200, {100, 100, 100, 100}, "tiny"));
-  CHECK_THROWS_WITH_AS(check_max_bytes(-5, {100}, "tiny"), doctest::Contains("positive"), Error);
+  CHECK_NOTHROW(check_max_bytes(210, bt, "tiny"));
+  CHECK_THROWS_WITH_AS(check_max_bytes(-5, bt, "tiny"), doctest::Contains("positive"), Error);
 }
 
 TEST_CASE("search: the metric memo evaluates each configuration once and round-trips through JSON") {

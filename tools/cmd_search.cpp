@@ -45,6 +45,8 @@ quant::SearchRequest search_request(const Args& args) {
   r.start = parse_precision(args.get_choice("start", "fp16", {"fp16", "bf16"}));
   r.reference = parse_precision(args.get_choice("reference", "fp32", {"fp32", "fp16"}));
   if (args.has("max-bytes")) r.max_bytes = args.get_double("max-bytes", 0, 1, 1e15);
+  r.objective =
+      parse_enum(quant::kObjectiveNames, args.get_choice("objective", "latency", {"latency", "bytes"}), "--objective");
   r.orderings = parse_orderings(args.get("orderings", "augmented,hessian,single,random"));
   r.engine =
       parse_enum(quant::kProbeEngineNames, args.get_choice("eval", "simulated", {"simulated", "native"}), "--eval");
@@ -103,7 +105,8 @@ int run_search(const Args& args) {
                     "seq",
                     "eval",
                     "confidence",
-                    "start"});
+                    "start",
+                    "objective"});
   const std::string model = args.require("model"), out = args.require("out"), report = args.require("report");
   quant::SearchRequest r = search_request(args);
   r.cache_dir = args.get("cache", report + "/cache");
@@ -120,8 +123,9 @@ const Registrar reg(
      "            against the reference on the same samples) is; 0.5 (default) = the plain estimate\n"
      "  start:    --start fp16 (default, method.md) | bf16: the 16-bit precision every layer starts from and the\n"
      "            bisection lowers from (fp16 -> int8 -> int4, or bf16 -> int8 -> int4)\n"
-     "  limits:   --max-bytes B (weight bytes of the quantizable layers; the fastest configuration within the\n"
-     "            range and B is chosen)\n"
+     "  choice:   --objective latency (default: the fastest configuration inside the range) | bytes (the\n"
+     "            smallest; ties broken by latency); --max-bytes B limits the stored bytes for either (weights,\n"
+     "            scales, biases, activation parameters, tables: what `mpq export` writes)\n"
      "  latency:  per-layer table measured with the native executor at fp32/fp16/bf16/int8/int4 (cached;\n"
      "            --latency-runs 10), or --latency latency.json from `mpq profile`, or --estimate-latency (a\n"
      "            MAC-based ESTIMATE); the chosen configuration and the uniform points are then measured end to end\n"
