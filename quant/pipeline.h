@@ -97,8 +97,8 @@ struct OrderingRun {
 };
 
 struct AreaRow {
-  std::string a, b;  // ordering names: area of A's frontier over B's
-  FrontierArea area;
+  std::string a, b;   // ordering names: area of A's frontier over B's
+  FrontierArea area;  // in area.space (latency: points x ms, bytes: points x MB)
 };
 
 // Latency figures of the configurations the report compares (ms; unset when not available).

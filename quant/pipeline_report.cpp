@@ -23,7 +23,9 @@ json areas_json(const SearchOutcome& o) {
   json areas = json::array();
   for (const AreaRow& r : o.areas) {
     const FrontierArea& fa = r.area;
-    areas.push_back({{"a", r.a},
+    areas.push_back({{"space", enum_name(kSpaceNames, fa.space)},
+                     {"unit", fmt::format("points x {}", space_unit(fa.space))},
+                     {"a", r.a},
                      {"b", r.b},
                      {"lo_ms", fa.lo_ms},
                      {"hi_ms", fa.hi_ms},
@@ -205,6 +207,10 @@ void write_search_outputs(const SearchOutcome& o, const std::string& config_path
   const SearchHtml html = search_html(o);
   write_file_atomic(file("pareto.svg"), html.svg_full);
   write_file_atomic(file("pareto_zoom.svg"), html.svg_zoom);
+  write_file_atomic(file("pareto_bytes.svg"), html.svg_bytes);
+  write_file_atomic(file("pareto_bytes_zoom.svg"), html.svg_bytes_zoom);
+  write_file_atomic(file("precisions.svg"), html.svg_precisions);
+  write_file_atomic(file("sensitivity.svg"), html.svg_sensitivity);
   write_file_atomic(file("report.html"), html.html);
 }
 

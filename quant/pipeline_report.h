@@ -2,7 +2,8 @@
 //   config.json                      the chosen configuration (quant/config.h), loadable by eval / bench / export
 //   REPORT/report.json               summary_json below
 //   REPORT/report.html               self-contained page: both plots inlined, tables, warnings
-//   REPORT/pareto.svg, pareto_zoom.svg, pareto.csv, probes.csv, latency.json (when measured here)
+//   REPORT/pareto.svg, pareto_zoom.svg (latency space), pareto_bytes.svg, pareto_bytes_zoom.svg (bytes
+//   space), precisions.svg, sensitivity.svg, pareto.csv, probes.csv, latency.json (when measured here)
 // Every file is written atomically (core/atomic_write.h).
 #pragma once
 #include <nlohmann/json.hpp>
@@ -19,9 +20,13 @@ namespace mpq::quant {
 nlohmann::json summary_json(const SearchOutcome& o, const std::string& config_path, const std::string& report_dir);
 
 struct SearchHtml {
-  std::string svg_full;  // every point
-  std::string svg_zoom;  // the metric axis cut to the region near the reference (points below are clipped)
-  std::string html;      // self-contained: both plots inlined, no external resources
+  std::string svg_full;         // metric vs latency, every point
+  std::string svg_zoom;         // the same with the metric axis cut near the reference (points below clipped)
+  std::string svg_bytes;        // metric vs stored bytes, every point
+  std::string svg_bytes_zoom;   // the same, zoomed
+  std::string svg_precisions;   // per-layer precision map of the chosen configuration
+  std::string svg_sensitivity;  // per-layer sensitivity bars (int4 scores: Hessian term, single, dependencies)
+  std::string html;             // self-contained: every plot inlined, no external resources
 };
 SearchHtml search_html(const SearchOutcome& o);
 

@@ -134,8 +134,9 @@ void pareto_stage(Context& c, Probes& probes, const LatencyTable& lat, SearchOut
   const auto& ks = c.req.orderings;
   for (size_t i = 1; i < ks.size(); ++i) pairs.push_back({order_name(ks[0]), order_name(ks[i])});
   if (ks.size() > 2) pairs.push_back({order_name(ks[1]), order_name(ks.back())});
-  for (const auto& [a, b] : pairs)
-    out.areas.push_back({a, b, frontier_area(points_of(out.pareto.points, a), points_of(out.pareto.points, b))});
+  for (Space sp : {Space::latency, Space::bytes})
+    for (const auto& [a, b] : pairs)
+      out.areas.push_back({a, b, frontier_area(points_of(out.pareto.points, a), points_of(out.pareto.points, b), sp)});
 }
 
 void test_stage(Context& c, Probes& probes, SearchOutcome& out) {

@@ -60,9 +60,12 @@ ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings,
   return out;
 }
 
-std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts) {
-  std::vector<std::pair<double, double>> lm;  // (latency, metric)
-  for (const ParetoPoint& p : pts) lm.push_back({p.latency_ms, p.metric});
+double space_x(const ParetoPoint& p, Space s) { return s == Space::latency ? p.latency_ms : p.weight_bytes / 1e6; }
+const char* space_unit(Space s) { return s == Space::latency ? "ms" : "MB"; }
+
+std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts, Space space) {
+  std::vector<std::pair<double, double>> lm;  // (x, metric)
+  for (const ParetoPoint& p : pts) lm.push_back({space_x(p, space), p.metric});
   std::sort(lm.begin(), lm.end());
   std::vector<std::pair<double, double>> f;
   for (const auto& [l, m] : lm) {
@@ -87,10 +90,11 @@ double frontier_at(const std::vector<std::pair<double, double>>& f, double l) {
 }
 }  // namespace
 
-FrontierArea frontier_area(const std::vector<ParetoPoint>& a, const std::vector<ParetoPoint>& b) {
+FrontierArea frontier_area(const std::vector<ParetoPoint>& a, const std::vector<ParetoPoint>& b, Space space) {
   FrontierArea r;
+  r.space = space;
   if (a.empty() || b.empty()) return r;
-  const auto fa = step_frontier(a), fb = step_frontier(b);
+  const auto fa = step_frontier(a, space), fb = step_frontier(b, space);
   r.lo_ms = std::max(fa.front().first, fb.front().first);
   r.hi_ms = std::min(fa.back().first, fb.back().first);
   if (!(r.hi_ms > r.lo_ms)) {
@@ -182,20 +186,23 @@ Style style_of(const std::string& ordering, size_t fallback) {
   return it != known.end() ? it->second : Style{extra[fallback % 4], int(fallback % 4)};
 }
 
-std::string marker(double x, double y, const Style& s) {
+// hollow: outline only (the int4 stage's points), else filled (the int8 stage's)
+std::string marker(double x, double y, const Style& s, bool hollow = false) {
   const double r = 3.5;
+  const std::string paint = hollow ? fmt::format("fill=\"white\" stroke=\"{}\" stroke-width=\"1.5\"", s.colour)
+                                   : fmt::format("fill=\"{}\"", s.colour);
   switch (s.marker) {
     case 0:
-      return fmt::format("<circle cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"{}\" fill=\"{}\"/>", x, y, r, s.colour);
+      return fmt::format("<circle cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"{}\" {}/>", x, y, r, paint);
     case 1:
-      return fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>", x - r, y - r,
-                         2 * r, 2 * r, s.colour);
+      return fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{}\" height=\"{}\" {}/>", x - r, y - r, 2 * r, 2 * r,
+                         paint);
     case 2:
-      return fmt::format("<polygon points=\"{:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f}\" fill=\"{}\"/>", x, y - r - 1,
-                         x - r - 0.5, y + r, x + r + 0.5, y + r, s.colour);
+      return fmt::format("<polygon points=\"{:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f}\" {}/>", x, y - r - 1,
+                         x - r - 0.5, y + r, x + r + 0.5, y + r, paint);
     default:
-      return fmt::format("<polygon points=\"{:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f}\" fill=\"{}\"/>", x,
-                         y - r - 1, x + r + 1, y, x, y + r + 1, x - r - 1, y, s.colour);
+      return fmt::format("<polygon points=\"{:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f} {:.2f},{:.2f}\" {}/>", x,
+                         y - r - 1, x + r + 1, y, x, y + r + 1, x - r - 1, y, paint);
   }
 }
 
@@ -210,7 +217,7 @@ std::string pareto_svg(const std::vector<ParetoPoint>& pts, const PlotOptions& o
   const double W = opt.width, H = opt.height, x0 = 70, x1 = W - 170, y0 = 40, y1 = H - 55;
   double xlo = 1e300, xhi = -1e300, ylo = 1e300, yhi = -1e300;
   for (const ParetoPoint& p : pts) {
-    xlo = std::min(xlo, p.latency_ms), xhi = std::max(xhi, p.latency_ms);
+    xlo = std::min(xlo, space_x(p, opt.space)), xhi = std::max(xhi, space_x(p, opt.space));
     ylo = std::min(ylo, p.metric), yhi = std::max(yhi, p.metric);
   }
   if (pts.empty()) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
@@ -259,19 +266,32 @@ std::string pareto_svg(const std::vector<ParetoPoint>& pts, const PlotOptions& o
   for (size_t i = 0; i < names.size(); ++i) {
     const Style st = style_of(names[i], i);
     const std::vector<ParetoPoint> mine = points_of(pts, names[i]);
-    const auto f = step_frontier(mine);
+    const auto f = step_frontier(mine, opt.space);
     std::string line;
     for (size_t c = 0; c < f.size(); ++c) {
       if (c > 0) line += fmt::format("{:.2f},{:.2f} ", X(f[c].first), Y(f[c - 1].second));
       line += fmt::format("{:.2f},{:.2f} ", X(f[c].first), Y(f[c].second));
     }
     s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>\n", line, st.colour);
-    for (const ParetoPoint& p : mine) s += marker(X(p.latency_ms), Y(p.metric), st) + "\n";
+    for (const ParetoPoint& p : mine) s += marker(X(space_x(p, opt.space)), Y(p.metric), st, p.stage == "int4") + "\n";
+  }
+  if (opt.threshold)
+    s += fmt::format(
+        "<line x1=\"{0}\" y1=\"{1:.2f}\" x2=\"{2}\" y2=\"{1:.2f}\" stroke=\"#a00\" stroke-dasharray=\"6,4\"/>"
+        "<text x=\"{3}\" y=\"{4:.2f}\" font-size=\"11\" fill=\"#a00\" text-anchor=\"end\">range threshold</text>\n",
+        x0, Y(*opt.threshold), x1, x1 - 4, Y(*opt.threshold) - 4);
+  if (opt.chosen) {
+    const double cx = X(space_x(*opt.chosen, opt.space)), cy = Y(opt.chosen->metric);
+    s += fmt::format(
+        "<circle cx=\"{0:.2f}\" cy=\"{1:.2f}\" r=\"9\" fill=\"none\" stroke=\"black\" stroke-width=\"2\"/>"
+        "<text x=\"{0:.2f}\" y=\"{2:.2f}\" font-size=\"11\" font-weight=\"bold\" "
+        "text-anchor=\"middle\">chosen</text>\n",
+        cx, cy, cy - 13);
   }
   // uniform points; points that land within 4 px of each other share one label ("fp32/fp16/bf16")
   std::vector<std::pair<std::pair<double, double>, std::string>> crosses;
   for (const ParetoPoint& p : points_of(pts, "uniform")) {
-    const double x = X(p.latency_ms), y = Y(p.metric);
+    const double x = X(space_x(p, opt.space)), y = Y(p.metric);
     auto it = std::find_if(crosses.begin(), crosses.end(), [&](const auto& c) {
       return std::abs(c.first.first - x) < 4 && std::abs(c.first.second - y) < 4;
     });
@@ -298,11 +318,17 @@ std::string pareto_svg(const std::vector<ParetoPoint>& pts, const PlotOptions& o
     s += marker(x1 + 30, ly, st);
     s += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", x1 + 52, ly + 4, html_escape(names[i]));
   }
-  if (!points_of(pts, "uniform").empty())
+  if (!points_of(pts, "uniform").empty()) {
     s += fmt::format(
         "<path d=\"M{0},{1} l10,10 m0,-10 l-10,10\" stroke=\"black\" stroke-width=\"2\"/><text x=\"{2}\" "
         "y=\"{3}\">uniform</text>\n",
         x1 + 25, ly - 5, x1 + 52, ly + 4);
+    ly += 20;
+  }
+  const Style grey{"#444", 0};
+  s += marker(x1 + 30, ly, grey) + fmt::format("<text x=\"{}\" y=\"{}\">int8 stage</text>\n", x1 + 52, ly + 4);
+  ly += 20;
+  s += marker(x1 + 30, ly, grey, true) + fmt::format("<text x=\"{}\" y=\"{}\">int4 stage</text>\n", x1 + 52, ly + 4);
   s += "</svg>\n";
   return s;
 }

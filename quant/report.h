@@ -26,6 +26,7 @@
 //                (the average metric advantage of A over B at equal latency; 0 when hi <= lo)
 // computed exactly: both frontiers are constant between consecutive point latencies.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -34,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/enum_table.h"
 #include "quant/search.h"
 
 namespace mpq::quant {
@@ -78,17 +80,27 @@ ParetoSweeps ordering_points(int n, const std::vector<OrderingSweep>& orderings,
                              const std::function<void(int64_t, int64_t)>& progress = {},
                              Precision start = Precision::fp16);
 
-// (latency, F(latency)) at every distinct latency of `pts`, ascending: the corners of the step frontier.
-std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts);
+// The two spaces a frontier lives in: metric against measured latency (ms) or against stored bytes (reported
+// in MB = 1e6 bytes). In both, smaller is better along the x axis, so the step frontier and the area between
+// two frontiers are defined the same way with x = latency_ms or x = weight_bytes / 1e6.
+enum class Space { latency, bytes };
+inline constexpr std::array<EnumName<Space>, 2> kSpaceNames{{{Space::latency, "latency"}, {Space::bytes, "bytes"}}};
+double space_x(const ParetoPoint& p, Space s);  // latency_ms, or weight_bytes / 1e6
+const char* space_unit(Space s);                // "ms" | "MB"
+
+// (x, F(x)) at every distinct x of `pts`, ascending: the corners of the step frontier.
+std::vector<std::pair<double, double>> step_frontier(const std::vector<ParetoPoint>& pts, Space space = Space::latency);
 
 struct FrontierArea {
-  double lo_ms = 0, hi_ms = 0;  // common latency interval
-  double area = 0;              // metric points x ms (see the top of this file)
+  Space space = Space::latency;
+  double lo_ms = 0, hi_ms = 0;  // common x interval (ms, or MB in the bytes space)
+  double area = 0;              // metric points x ms (or x MB; see the top of this file)
   double positive = 0, negative = 0;
   double mean_diff = 0;  // metric points
   bool empty = true;     // hi <= lo (then every figure is 0)
 };
-FrontierArea frontier_area(const std::vector<ParetoPoint>& a, const std::vector<ParetoPoint>& b);
+FrontierArea frontier_area(const std::vector<ParetoPoint>& a, const std::vector<ParetoPoint>& b,
+                           Space space = Space::latency);
 
 // The points of one ordering (or of "uniform").
 std::vector<ParetoPoint> points_of(const std::vector<ParetoPoint>& pts, const std::string& ordering);
@@ -97,16 +109,35 @@ std::vector<ParetoPoint> points_of(const std::vector<ParetoPoint>& pts, const st
 std::string pareto_csv(const std::vector<ParetoPoint>& pts);
 
 struct PlotOptions {
+  Space space = Space::latency;  // the x axis
   std::string title;
   std::string x_label = "latency (ms)";
   std::string y_label = "metric (%)";
   double y_min = std::numeric_limits<double>::quiet_NaN();  // NaN: from the data; else points below are clipped
   std::string id = "p";  // prefix of element ids (two plots inlined in one HTML page need distinct ids)
   int width = 760, height = 460;
+  std::optional<double> threshold;    // the accuracy range's threshold: a dashed horizontal line
+  std::optional<ParetoPoint> chosen;  // highlighted with a ring and a label
 };
 // Hand-written SVG: axes with ticks and labels, per ordering its step frontier as a polyline and its points
-// as markers (one colour and marker shape per ordering), the uniform points as labelled crosses, a legend.
+// as markers (one colour and marker shape per ordering; stage int8 filled, stage int4 hollow), the uniform
+// points as labelled crosses, the range threshold as a dashed line, the chosen point ringed, a legend.
 std::string pareto_svg(const std::vector<ParetoPoint>& pts, const PlotOptions& opt);
+
+// Per-layer precision map: one cell per layer, in layer order, wrapped into rows, coloured by precision
+// (a legend names the colours; each cell's tooltip names its layer).
+std::string precision_map_svg(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
+                              const std::string& title);
+
+// Per-layer sensitivity chart: for every layer one group of horizontal bars, one per series (e.g. the
+// rescaled Hessian term a * Omega_i, the single effect dL_i and the dependency sum 1/2 sum_j I_ij, all in
+// loss units), signed around a zero line, on one common scale.
+struct BarSeries {
+  std::string name;
+  std::vector<double> values;  // [N]
+};
+std::string sensitivity_svg(const std::vector<std::string>& layers, const std::vector<BarSeries>& series,
+                            const std::string& title);
 
 // "Nice" tick positions (steps of 1, 2 or 5 x 10^e) covering [lo, hi], about `target` of them.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "quant/pipeline_report.h"
 
@@ -100,15 +101,17 @@ void add_search_tables(const SearchOutcome& o, HtmlReport& r) {
     st.rows.push_back({f.name, std::to_string(f.int8.best_k), std::to_string(f.int8.prefix_k),
                        std::to_string(f.int4.best_k), std::to_string(f.int4.prefix_k)});
   if (!st.rows.empty()) r.tables.push_back(st);
-  HtmlTable at{
-      "Area between step frontiers (search split)",
-      {"A", "B", "latency interval (ms)", "area A - B (points x ms)", "A above B", "B above A", "mean (points)"},
-      {}};
-  for (const AreaRow& a : o.areas)
-    at.rows.push_back({a.a, a.b,
-                       a.area.empty ? "none in common" : fmt::format("[{:.4g}, {:.4g}]", a.area.lo_ms, a.area.hi_ms),
-                       num(a.area.area, "{:.4g}"), num(a.area.positive, "{:.4g}"), num(a.area.negative, "{:.4g}"),
-                       num(a.area.mean_diff, "{:+.3f}")});
+  HtmlTable at{"Area between step frontiers (search split), in the latency and the bytes space",
+               {"space", "A", "B", "x interval", "area A - B", "A above B", "B above A", "mean (points)"},
+               {}};
+  for (const AreaRow& a : o.areas) {
+    const char* u = space_unit(a.area.space);
+    at.rows.push_back(
+        {enum_name(kSpaceNames, a.area.space), a.a, a.b,
+         a.area.empty ? "none in common" : fmt::format("[{:.4g}, {:.4g}] {}", a.area.lo_ms, a.area.hi_ms, u),
+         fmt::format("{:.4g} points x {}", a.area.area, u), num(a.area.positive, "{:.4g}"),
+         num(a.area.negative, "{:.4g}"), num(a.area.mean_diff, "{:+.3f}")});
+  }
   if (!at.rows.empty()) r.tables.push_back(at);
 }
 
@@ -157,23 +160,59 @@ HtmlTable chosen_table(const SearchOutcome& o) {
 
 }  // namespace
 
+namespace {
+
+// The four Pareto plots: latency and bytes spaces, each in full and zoomed near the reference.
+void add_plots(const SearchOutcome& o, SearchHtml& out) {
+  const bool measured = o.latency.measured;
+  const SearchResult& b = o.runs.front().bisection;
+  const double ref = b.reference, thr = o.request.range.threshold(ref);
+  PlotOptions po;
+  po.threshold = thr;
+  po.chosen = ParetoPoint{"chosen", "chosen", 0, o.chosen_search_metric, b.latency_ms.value_or(0), b.weight_bytes, ""};
+  po.y_label = o.metric_label + " (%)";
+  auto plot = [&](Space sp, bool zoom, const std::string& id) {
+    po.space = sp;
+    po.id = id;
+    po.x_label = sp == Space::bytes ? "stored bytes (MB: weights, scales, biases, tables)"
+                 : measured         ? "latency (ms, sum of measured per-layer times)"
+                                    : "latency ESTIMATE (ms, MAC-based)";
+    po.title = fmt::format("{}: {} (search split) vs {}{}", o.model, o.metric_label,
+                           sp == Space::bytes ? "stored bytes"
+                           : measured         ? "measured per-layer latency"
+                                              : "latency ESTIMATE (MAC-based, not measured)",
+                           zoom ? " (zoom)" : "");
+    po.y_min = zoom ? ref - std::max(2.0, 3 * (ref - thr)) : std::numeric_limits<double>::quiet_NaN();
+    return pareto_svg(o.pareto.points, po);
+  };
+  out.svg_full = plot(Space::latency, false, "lat");
+  out.svg_zoom = plot(Space::latency, true, "latz");
+  out.svg_bytes = plot(Space::bytes, false, "bytes");
+  out.svg_bytes_zoom = plot(Space::bytes, true, "bytesz");
+}
+
+void add_layer_charts(const SearchOutcome& o, SearchHtml& out) {
+  std::vector<std::string> names;
+  for (const auto& l : o.layers) names.push_back(l.name);
+  out.svg_precisions = precision_map_svg(names, o.chosen_precisions, "Chosen precision per layer (layer order)");
+  auto it = o.scores.find(Precision::int4);
+  if (it == o.scores.end()) return;
+  const LayerScores& sc = it->second;
+  std::vector<double> hess(sc.omega.size());  // [N] the Hessian term in loss units
+  for (size_t i = 0; i < hess.size(); ++i) hess[i] = sc.scale * sc.omega[i];
+  out.svg_sensitivity = sensitivity_svg(names,
+                                        {{"Hessian term a*Omega_i (int4)", hess},
+                                         {"single effect dL_i (int4)", sc.single},
+                                         {"dependency sum 1/2 sum_j I_ij (int4)", sc.half_interaction}},
+                                        "Per-layer sensitivity at int4 (loss units; the augmented score is the sum)");
+}
+
+}  // namespace
+
 SearchHtml search_html(const SearchOutcome& o) {
   SearchHtml out;
-  const bool measured = o.latency.measured;
-  const std::string lat_word = measured ? "measured per-layer latency" : "latency ESTIMATE (MAC-based, not measured)";
-  PlotOptions po;
-  po.title = fmt::format("{}: {} (search split) vs {}", o.model, o.metric_label, lat_word);
-  po.x_label = measured ? "latency (ms, sum of measured per-layer times)" : "latency ESTIMATE (ms, MAC-based)";
-  po.y_label = o.metric_label + " (%)";
-  po.id = "full";
-  out.svg_full = pareto_svg(o.pareto.points, po);
-  const double ref = o.runs.front().bisection.reference;
-  const double thr = o.request.range.threshold(ref);
-  po.id = "zoom";
-  po.y_min = ref - std::max(2.0, 3 * (ref - thr));
-  po.title += " (zoom)";
-  out.svg_zoom = pareto_svg(o.pareto.points, po);
-
+  add_plots(o, out);
+  add_layer_charts(o, out);
   HtmlReport r;
   r.title = fmt::format("mpq search: {} ({})", o.model, o.request.weights);
   add_paragraphs(o, r);
@@ -181,7 +220,7 @@ SearchHtml search_html(const SearchOutcome& o) {
   add_search_tables(o, r);
   r.tables.push_back(settings_table(o));
   r.tables.push_back(chosen_table(o));
-  r.svgs = {out.svg_full, out.svg_zoom};
+  r.svgs = {out.svg_full, out.svg_zoom, out.svg_bytes, out.svg_bytes_zoom, out.svg_precisions, out.svg_sensitivity};
   r.warnings = o.warnings;
   out.html = render_html(r);
   return out;

@@ -92,12 +92,15 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
     CHECK(v >= 0);
     CHECK(v <= 100);
   }
-  // areas: augmented vs hessian, augmented vs random, hessian vs random
-  REQUIRE(o.areas.size() == 3);
+  // areas: augmented vs hessian, augmented vs random, hessian vs random; in the latency space, then bytes
+  REQUIRE(o.areas.size() == 6);
   CHECK(o.areas[0].a == "augmented");
   CHECK(o.areas[0].b == "hessian");
   CHECK(o.areas[2].a == "hessian");
   CHECK(o.areas[2].b == "random");
+  for (size_t i = 0; i < 6; ++i) CHECK(o.areas[i].area.space == (i < 3 ? Space::latency : Space::bytes));
+  // the chosen configuration's stored bytes, by the table
+  CHECK(b.weight_bytes == doctest::Approx(o.bytes(o.chosen_precisions)));
   REQUIRE(o.end_to_end_available);
   CHECK(*o.end_to_end.chosen > 0);
 
@@ -118,7 +121,9 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
   CHECK(s["metric"].get<double>() == doctest::Approx(o.metric_test));
   CHECK(s["within_range"].get<bool>() == o.within_range);
   CHECK(s["searches"].size() == 3);
-  CHECK(s["pareto"]["areas"].size() == 3);
+  CHECK(s["pareto"]["areas"].size() == 6);
+  CHECK(s["bytes_vs_int8"].get<double>() == doctest::Approx(b.weight_bytes / s["int8_weight_bytes"].get<double>()));
+  CHECK(s["objective"] == "latency");
   std::ifstream csv(dir + "/report/pareto.csv");
   int64_t lines = 0;
   for (std::string line; std::getline(csv, line);) ++lines;

@@ -2,6 +2,8 @@
 // two frontiers (hand-computed, exact), nice ticks, CSV, SVG and HTML output.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <string>
 
@@ -195,7 +197,7 @@ TEST_CASE("report: CSV, SVG and HTML") {
   CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
   CHECK(svg.find("</svg>") == svg.size() - 7);
   CHECK(count(svg, "<polyline") == 2);         // one frontier per ordering, none for uniform
-  CHECK(count(svg, "<circle") == 2 + 1);       // augmented points + legend
+  CHECK(count(svg, "<circle") == 2 + 1 + 2);   // augmented points + legend + the two stage legend markers
   CHECK(count(svg, "<rect x=") >= 1 + 1 + 1);  // hessian point + legend + clip / frame
   CHECK(svg.find("top-1 &lt;vs&gt; latency") != std::string::npos);
   CHECK(svg.find(">augmented</text>") != std::string::npos);
@@ -218,6 +220,50 @@ TEST_CASE("report: CSV, SVG and HTML") {
   o.y_min = 75;
   const std::string zoom = pareto_svg(pts, o);
   CHECK(zoom.find(">77.5</text>") != std::string::npos);
+  o.y_min = std::numeric_limits<double>::quiet_NaN();
+
+  // the bytes space: x = MB (0.875 .. 3.5), the chosen point ringed, the threshold dashed, int4-stage points hollow
+  std::vector<ParetoPoint> staged = pts;
+  staged.push_back({"augmented", "int4", 20, 70, 7, 1000000, "measured"});
+  PlotOptions b;
+  b.space = Space::bytes;
+  b.id = "bytes";
+  b.x_label = "stored bytes (MB)";
+  b.threshold = 77.5;
+  b.chosen = staged[1];
+  const std::string bsvg = pareto_svg(staged, b);
+  CHECK(bsvg.find(">3.5</text>") != std::string::npos);  // x ticks in MB
+  CHECK(bsvg.find(">chosen</text>") != std::string::npos);
+  CHECK(bsvg.find("r=\"9\"") != std::string::npos);
+  CHECK(bsvg.find("stroke-dasharray") != std::string::npos);
+  CHECK(bsvg.find(">range threshold</text>") != std::string::npos);
+  CHECK(count(bsvg, "fill=\"white\" stroke=\"#d62728\"") == 1);  // the augmented int4-stage point, hollow
+  CHECK(space_x(staged.back(), Space::bytes) == 1.0);
+  // the area in the bytes space, by hand: A (1 MB, 70), (2 MB, 80) against B (1 MB, 75), (2 MB, 78) at equal
+  // latency: over [1, 2] MB F_A = 70 and F_B = 75, so A - B = -5 points x MB; in the latency space A is ahead
+  const std::vector<ParetoPoint> A = {{"a", "int4", 1, 70, 5, 1e6, ""}, {"a", "int4", 2, 80, 4, 2e6, ""}};
+  const std::vector<ParetoPoint> B = {{"b", "int4", 1, 75, 5, 1e6, ""}, {"b", "int4", 2, 78, 4, 2e6, ""}};
+  const FrontierArea ab = frontier_area(A, B, Space::bytes);
+  CHECK(ab.space == Space::bytes);
+  CHECK(!ab.empty);
+  CHECK(ab.lo_ms == 1.0);
+  CHECK(ab.hi_ms == 2.0);
+  CHECK(ab.area == doctest::Approx(-5.0));
+  CHECK(ab.negative == doctest::Approx(5.0));
+  const FrontierArea al = frontier_area(A, B, Space::latency);  // over [4, 5] ms: 80 vs 78
+  CHECK(al.area == doctest::Approx(2.0));
+
+  const std::string map =
+      precision_map_svg({"a", "b<c", "d"}, {Precision::int8, Precision::int4, Precision::int8}, "map");
+  CHECK(count(map, "<title>") == 3);
+  CHECK(map.find("<title>1 b&lt;c: int4</title>") != std::string::npos);
+  CHECK(map.find(">int8 (2)</text>") != std::string::npos);
+  CHECK_THROWS_AS(precision_map_svg({"a"}, {}, "bad"), Error);
+  const std::string sens = sensitivity_svg({"a", "b"}, {{"s1", {1.0, -2.0}}, {"s2", {0.5, 0.0}}}, "sens");
+  CHECK(count(sens, "<title>") == 4);
+  CHECK(sens.find("half width = 2") != std::string::npos);
+  CHECK(sens.find("<title>b: s1 -2</title>") != std::string::npos);
+  CHECK_THROWS_AS(sensitivity_svg({"a"}, {{"s", {1.0, 2.0}}}, "bad"), Error);
 
   HtmlReport r;
   r.title = "mpq search: mobilenetv2 & co";

@@ -54,10 +54,14 @@ void print_summary(const quant::SearchOutcome& o, const std::string& config_path
   fmt::print("  latency [{}]: chosen {} | fp16 {} ({} vs fp16) | bf16 {} ({}) | fp32 {} ({})\n", o.latency_source,
              ms_text(u.chosen), ms_text(u.fp16), pct(u.chosen, u.fp16), ms_text(u.bf16), pct(u.chosen, u.bf16),
              ms_text(u.fp32), pct(u.chosen, u.fp32));
+  const double int8_bytes = o.bytes(std::vector<Precision>(o.layers.size(), Precision::int8));
+  fmt::print("  stored bytes: chosen {:.3f} MB = {:.3f}x all-int8 ({:.3f} MB); objective {}\n", b.weight_bytes / 1e6,
+             b.weight_bytes / int8_bytes, int8_bytes / 1e6, enum_name(quant::kObjectiveNames, o.request.objective));
   for (const quant::AreaRow& a : o.areas)
     if (!a.area.empty)
-      fmt::print("  frontier area {} - {}: {:.4g} points x ms over [{:.3f}, {:.3f}] ms (mean {:+.3f} points)\n", a.a,
-                 a.b, a.area.area, a.area.lo_ms, a.area.hi_ms, a.area.mean_diff);
+      fmt::print("  frontier area ({}) {} - {}: {:.4g} points x {} over [{:.3f}, {:.3f}] {} (mean {:+.3f} points)\n",
+                 enum_name(quant::kSpaceNames, a.area.space), a.a, a.b, a.area.area, quant::space_unit(a.area.space),
+                 a.area.lo_ms, a.area.hi_ms, quant::space_unit(a.area.space), a.area.mean_diff);
   for (const auto& w : o.warnings) fmt::print("  warning: {}\n", w);
   fmt::print(
       "  config {}  report {}/report.html  {} evaluations by the bisection, {} fresh in all, wall {:.1f} s on {} "
