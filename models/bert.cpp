@@ -255,9 +255,12 @@ Tensor Bert::encode(const Batch& batch, bool training) {
 
   std::vector<int32_t> pos(static_cast<size_t>(L));  // [L]
   for (int64_t i = 0; i < L; ++i) pos[size_t(i)] = int32_t(i);
-  Tensor x = ops::embedding(word_emb_, batch.ids, {N, L});                                        // [N, L, D]
-  Tensor pt = ops::add(ops::embedding(pos_emb_, pos, {L}), ops::embedding(type_emb_, {0}, {1}));  // [L, D]
-  x = ops::add(x, pt);                                                                            // [N, L, D]
+  // the word and position tables are quantizable layers (their storage precision): the hook sees them whole
+  const Tensor word = hook_ ? hook_->on_weight(kWordEmbeddings, word_emb_) : word_emb_;       // [V, D]
+  const Tensor posw = hook_ ? hook_->on_weight(kPositionEmbeddings, pos_emb_) : pos_emb_;     // [P, D]
+  Tensor x = ops::embedding(word, batch.ids, {N, L});                                         // [N, L, D]
+  Tensor pt = ops::add(ops::embedding(posw, pos, {L}), ops::embedding(type_emb_, {0}, {1}));  // [L, D]
+  x = ops::add(x, pt);                                                                        // [N, L, D]
   x = ops::dropout(ops::layer_norm(x, emb_ln_.g, emb_ln_.b, cfg_.ln_eps), cfg_.hidden_dropout, training, next_seed());
 
   Tensor mask_add = Tensor::zeros({N, 1, 1, L});  // [N, 1, 1, L]: 0 for tokens, -10000 for padding (HF)
@@ -299,9 +302,18 @@ std::vector<QuantLayer> Bert::quant_layers() const {
   };
   // Producers/consumers follow the data path through non-quantizable ops (reshape, softmax, LayerNorm, GELU,
   // tanh). Residual partners: the two layers whose outputs meet at a residual add: attention.output.dense of
-  // layer i with the block input's producer (output.dense of layer i-1; none for layer 0, whose input is the
-  // embeddings), and output.dense of layer i with attention.output.dense of layer i. Listed symmetrically.
+  // layer i with the block input's producer (output.dense of layer i-1; for layer 0 the two embedding tables,
+  // whose sum is layer 0's input), and output.dense of layer i with attention.output.dense of layer i. Listed
+  // symmetrically. The embedding tables come first: they feed layer 0's query / key / value.
   const std::string pooler = "bert.pooler.dense", cls = "classifier";
+  const std::string l0 = "bert.encoder.layer.0.";
+  const std::vector<std::string> l0_qkv = {l0 + "attention.self.query", l0 + "attention.self.key",
+                                           l0 + "attention.self.value"};
+  add(kWordEmbeddings, LayerKind::embedding, std::string(kWordEmbeddings) + ".weight", 0, {}, l0_qkv,
+      {kPositionEmbeddings, l0 + "attention.output.dense"});
+  add(kPositionEmbeddings, LayerKind::embedding, std::string(kPositionEmbeddings) + ".weight", 0, {}, l0_qkv,
+      {kWordEmbeddings, l0 + "attention.output.dense"});
+  const std::vector<std::string> embeddings = {kWordEmbeddings, kPositionEmbeddings};
   for (int64_t i = 0; i < cfg_.layers; ++i) {
     const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
     const std::string q = p + "attention.self.query", k = p + "attention.self.key", v = p + "attention.self.value";
@@ -309,7 +321,7 @@ std::vector<QuantLayer> Bert::quant_layers() const {
     const std::string ao = p + "attention.output.dense", fi = p + "intermediate.dense", fo = p + "output.dense";
     const std::string prev_fo = i > 0 ? "bert.encoder.layer." + std::to_string(i - 1) + ".output.dense" : "";
     const std::string next = i + 1 < cfg_.layers ? "bert.encoder.layer." + std::to_string(i + 1) + "." : "";
-    std::vector<std::string> in_prod = prev_fo.empty() ? std::vector<std::string>{} : std::vector<std::string>{prev_fo};
+    std::vector<std::string> in_prod = prev_fo.empty() ? embeddings : std::vector<std::string>{prev_fo};
     std::vector<std::string> fo_cons =
         next.empty() ? std::vector<std::string>{pooler}
                      : std::vector<std::string>{next + "attention.self.query", next + "attention.self.key",

@@ -64,6 +64,10 @@ struct BertLayerParams {
   BertLayerNorm out_ln;   // [D]
 };
 
+// The quantizable embedding tables' layer names (LayerKind::embedding; the tables are their ".weight").
+inline constexpr const char* kWordEmbeddings = "bert.embeddings.word_embeddings";
+inline constexpr const char* kPositionEmbeddings = "bert.embeddings.position_embeddings";
+
 class Bert : public Model {
  public:
   explicit Bert(BertConfig cfg);  // zero-filled parameters of the configured shapes

@@ -13,7 +13,13 @@
 
 namespace mpq::models {
 
-enum class LayerKind { conv, depthwise_conv, linear, attention_matmul };
+// embedding: a table of rows gathered by token id (BERT's word and position embeddings); its precision is
+// the table's storage (int8 / int4 rows with per-row or per-group scales), it quantizes no activation.
+enum class LayerKind { conv, depthwise_conv, linear, attention_matmul, embedding };
+// How many activation operands a layer of this kind quantizes at int8 / int4 (and calibrates).
+constexpr int layer_operands(LayerKind k) {
+  return k == LayerKind::attention_matmul ? 2 : k == LayerKind::embedding ? 0 : 1;
+}
 
 // Geometry of a conv layer (LayerKind conv / depthwise_conv): what rebuilding its im2col rows from the
 // layer's input needs (weight-rounding calibration, quant/gptq_hessian.h). Square kernels, no dilation.
@@ -24,7 +30,8 @@ struct ConvGeometry {
   int64_t pad = 0;       // !tf_same: zero padding on every side
 };
 
-// One quantizable layer: every conv and linear, plus BERT's two attention matmuls (QK^T, PV).
+// One quantizable layer: every conv and linear, plus BERT's two attention matmuls (QK^T, PV) and its word and
+// position embedding tables.
 struct QuantLayer {
   std::string name;  // stable, e.g. "layer1.0.conv2", "bert.encoder.layer.3.attention.self.query"
   LayerKind kind = LayerKind::conv;

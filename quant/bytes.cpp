@@ -16,14 +16,14 @@ BytesTable bytes_table(models::Model& m, int64_t int4_group) {
   std::set<std::string> owned;  // tensors a layer stores (weight and bias)
   for (const models::QuantLayer& l : m.quant_layers()) {
     native::StoredLayer s;
-    s.operands = l.kind == models::LayerKind::attention_matmul ? 2 : 1;
+    s.operands = models::layer_operands(l.kind);
     if (!l.weight.empty()) {
       auto it = tensors.find(l.weight);
       check(it != tensors.end(), "bytes: layer {} names weight {} that the model lacks", l.name, l.weight);
       const Tensor& w = *it->second;
       s.out = w.size(0);
       s.in = w.numel() / s.out;
-      s.bias = true;  // convs carry the folded batch norm's bias, linears their own
+      s.bias = l.kind != models::LayerKind::embedding;  // convs: the folded batch norm's bias; linears: their own
       owned.insert(l.weight);
       const std::string stem = l.weight.substr(0, l.weight.rfind('.'));
       owned.insert(stem + ".bias");

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "core/atomic_write.h"
@@ -71,8 +72,8 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
             id.path, id.size, id.head_tail_hash, expect->path, expect->size, expect->head_tail_hash);
     cfg.weights = id;
   }
-  std::set<std::string> known;
-  for (const auto& l : layers) known.insert(l.name);
+  std::map<std::string, models::LayerKind> known;  // name -> kind
+  for (const auto& l : layers) known[l.name] = l.kind;
   check(j.contains("layers") && j["layers"].is_array(), "config '{}': field 'layers' is missing or not an array", what);
   for (size_t k = 0; k < j["layers"].size(); ++k) {
     const json& e = j["layers"][k];
@@ -110,9 +111,12 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
         q.act[op] = p;
       }
     }
-    // integer layers quantize their inputs; fp32 / fp16 / bf16 layers take them as they are
-    check(!precision_is_integer(q.precision) || !q.act.empty(),
-          "{}: precision {} needs 'inputs' with a scale and zero point", where, precision_name(q.precision));
+    // integer layers quantize each of their inputs (embedding tables have none); fp32 / fp16 / bf16 layers take
+    // them as they are
+    const int operands = models::layer_operands(known.at(name));
+    check(!precision_is_integer(q.precision) || int(q.act.size()) == operands,
+          "{}: precision {} needs 'inputs' with a scale and zero point for each of its {} operand(s), got {}", where,
+          precision_name(q.precision), operands, q.act.size());
     cfg.layers[name] = q;
   }
   for (const auto& l : layers)

@@ -81,9 +81,8 @@ DependencyResult measure_dependencies(const std::vector<models::QuantLayer>& lay
 
 SetLoss model_set_loss(models::Model& m, TaskEvaluator& ev, const std::vector<int64_t>& indices,
                        const Calibration& calib, const DependencyOptions& opt) {
-  std::vector<std::string> names;
-  for (const auto& l : m.quant_layers()) names.push_back(l.name);
-  auto ref = std::make_shared<std::vector<double>>();  // [N * C] fp32 output probabilities (distill)
+  const std::vector<models::QuantLayer> names = m.quant_layers();  // the layers, in index order
+  auto ref = std::make_shared<std::vector<double>>();              // [N * C] fp32 output probabilities (distill)
   int64_t classes = 0;
   if (opt.distill) {
     ScopedHook none(m, nullptr);

@@ -82,30 +82,30 @@ Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tens
   return x;
 }
 
-Assignment make_assignment(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
+Assignment make_assignment(const std::vector<models::QuantLayer>& layers, const std::vector<Precision>& precisions,
                            const Calibration& calib, int64_t int4_group) {
   check(layers.size() == precisions.size(), "make_assignment: {} layers but {} precisions", layers.size(),
         precisions.size());
   Assignment a;
   for (size_t i = 0; i < layers.size(); ++i) {
+    const models::QuantLayer& l = layers[i];
     LayerQuant q;
     q.precision = precisions[i];
     if (q.precision == Precision::int4) q.weight_group = int4_group;
-    if (precision_is_integer(q.precision)) {
-      auto it = calib.find(layers[i]);
-      check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration", layers[i],
+    if (precision_is_integer(q.precision) && models::layer_operands(l.kind) > 0) {
+      auto it = calib.find(l.name);
+      check(it != calib.end() && !it->second.empty(), "make_assignment: layer '{}' at {} has no calibration", l.name,
             precision_name(q.precision));
       for (const auto& [op, ci] : it->second) q.act[op] = ci.params;
     }
-    a[layers[i]] = q;
+    a[l.name] = q;
   }
   return a;
 }
 
 Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group) {
-  std::vector<std::string> names;
-  for (const models::QuantLayer& l : m.quant_layers()) names.push_back(l.name);
-  return make_assignment(names, std::vector<Precision>(names.size(), p), calib, int4_group);
+  const std::vector<models::QuantLayer> layers = m.quant_layers();
+  return make_assignment(layers, std::vector<Precision>(layers.size(), p), calib, int4_group);
 }
 
 }  // namespace mpq::quant

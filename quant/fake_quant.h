@@ -40,9 +40,10 @@ Tensor round_to_f16(const Tensor& x);
 // Rounds every element to the nearest bfloat16 (ties to even, core/dtype.h f32_to_bf16) and back to f32.
 Tensor round_to_bf16(const Tensor& x);
 
-// Builds an assignment: layer i gets precisions[i] with its calibrated activation params (int8 / int4 need
-// an entry in `calib` for every operand; error otherwise, naming the layer).
-Assignment make_assignment(const std::vector<std::string>& layers, const std::vector<Precision>& precisions,
+// Builds an assignment: layer i gets precisions[i] with its calibrated activation params (int8 / int4 layers
+// with activation operands -- every kind but embedding tables -- need an entry in `calib` for each operand;
+// error otherwise, naming the layer).
+Assignment make_assignment(const std::vector<models::QuantLayer>& layers, const std::vector<Precision>& precisions,
                            const Calibration& calib, int64_t int4_group = 0);
 
 // Every layer of `m` at precision p with the given calibration (needed for int8 / int4).

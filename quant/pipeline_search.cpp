@@ -20,7 +20,7 @@ namespace {
 ConfigScorer scorer(Context& c, const Calibration& cal, std::vector<int64_t> idx) {
   return [&c, &cal, idx](const std::vector<Precision>& p) {
     auto score = [](const TaskResult& t) { return ConfigScore{100 * t.metric, t.hits, t.nonfinite}; };
-    const Assignment a = make_assignment(c.names, p, cal, c.req.int4_group);
+    const Assignment a = make_assignment(c.layers, p, cal, c.req.int4_group);
     if (c.req.engine == ProbeEngine::native) {
       native::CompiledModel cm(c.model, native::compile(c.model, a, native::CompileOptions::reproducible()));
       return score(c.task.ev->evaluate(cm, idx));
@@ -174,11 +174,11 @@ void latency_comparison_stage(Context& c, const LatencyTable& lat, SearchOutcome
   out.end_to_end_available = true;
   out.end_to_end.chosen = e2e(out.chosen);
   ph.progress(1, 4, "chosen");
-  out.end_to_end.fp16 = e2e(make_assignment(c.names, c.uniform(Precision::fp16), cal, c.req.int4_group));
+  out.end_to_end.fp16 = e2e(make_assignment(c.layers, c.uniform(Precision::fp16), cal, c.req.int4_group));
   ph.progress(2, 4, "fp16");
-  out.end_to_end.bf16 = e2e(make_assignment(c.names, c.uniform(Precision::bf16), cal, c.req.int4_group));
+  out.end_to_end.bf16 = e2e(make_assignment(c.layers, c.uniform(Precision::bf16), cal, c.req.int4_group));
   ph.progress(3, 4, "bf16");
-  out.end_to_end.fp32 = e2e(make_assignment(c.names, c.uniform(Precision::fp32), cal, c.req.int4_group));
+  out.end_to_end.fp32 = e2e(make_assignment(c.layers, c.uniform(Precision::fp32), cal, c.req.int4_group));
   ph.progress(4, 4, "fp32");
   out.table = {table_ms(c, lat, out.chosen_precisions),      table_ms(c, lat, c.uniform(Precision::fp16)),
                table_ms(c, lat, c.uniform(Precision::bf16)), table_ms(c, lat, c.uniform(Precision::fp32)),
@@ -254,7 +254,7 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
   for (const auto& w : chosen.warnings)
     out.warnings.push_back(fmt::format("{}: {}", order_name(request.orderings[0]), w));
   out.chosen_precisions = chosen.precisions;
-  out.chosen = make_assignment(c.names, chosen.precisions, out.calibration, request.int4_group);
+  out.chosen = make_assignment(c.layers, chosen.precisions, out.calibration, request.int4_group);
   out.chosen_search_metric = probes.search(chosen.precisions);
 
   pareto_stage(c, probes, out.latency, out);

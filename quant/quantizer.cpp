@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/kernels/quantize_weights.h"
 
 namespace mpq::quant {
 
@@ -17,20 +18,12 @@ Tensor fake_quant_weight(const Tensor& w, const WeightQuantSpec& spec) {
   const int64_t G = spec.group > 0 ? spec.group : K;
   if (!(K % G == 0))
     fail("fake_quant_weight: group size {} does not divide the {} inputs of weight {}", G, K, shape_str(w.shape()));
-  const float qmax = float((1 << (spec.bits - 1)) - 1);
-  Tensor out = Tensor::zeros(w.shape());  // [O, ...]
-  const float* src = c.data<float>();
+  std::vector<int8_t> q(size_t(O * K));            // [O, K]
+  std::vector<float> scales(size_t(O * (K / G)));  // [O][K / G]
+  kernels::quantize_rows({c.data<float>(), O, K, spec.group, spec.bits, q.data(), scales.data()});
+  Tensor out = Tensor::empty(w.shape());  // [O, ...]: q * s, the one f32 product the kernels compute
   float* dst = out.data<float>();
-#pragma omp parallel for if (O * K > (1 << 16)) schedule(static)
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t g0 = 0; g0 < K; g0 += G) {
-      const float* s = src + o * K + g0;
-      float* d = dst + o * K + g0;
-      float amax = 0;
-      for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(s[i]));
-      const float scale = amax > 0 ? amax / qmax : 1.0f;
-      for (int64_t i = 0; i < G; ++i) d[i] = std::clamp(std::nearbyint(s[i] / scale), -qmax, qmax) * scale;
-    }
+  for (int64_t i = 0; i < O * K; ++i) dst[i] = float(q[size_t(i)]) * scales[size_t((i / K) * (K / G) + (i % K) / G)];
   return out;
 }
 

@@ -156,7 +156,8 @@ TEST_CASE("bert: malformed checkpoints give errors naming the tensor or field") 
 TEST_CASE("bert: quantizable layers and their relations") {
   auto m = models::load_bert_model(kGolden + "/model.safetensors");
   const auto ql = m->quant_layers();
-  CHECK(ql.size() == 2 * 8 + 2);  // per layer: Q, K, V, QK, PV, attn out, FFN in, FFN out; + pooler, classifier
+  // word and position tables; per layer: Q, K, V, QK, PV, attn out, FFN in, FFN out; pooler, classifier
+  CHECK(ql.size() == 2 + 2 * 8 + 2);
   std::map<std::string, models::QuantLayer> by;
   for (const auto& l : ql) by[l.name] = l;
   for (const auto& l : ql) {
@@ -172,6 +173,15 @@ TEST_CASE("bert: quantizable layers and their relations") {
         std::vector<std::string>{"bert.encoder.layer.1.attention.output.dense"});
   CHECK(by["bert.encoder.layer.1.attention.output.dense"].residual_partners ==
         std::vector<std::string>{"bert.encoder.layer.0.output.dense"});
+  // the embedding tables feed layer 0's query / key / value and meet its attention output at the residual add
+  const models::QuantLayer& word = by[models::kWordEmbeddings];
+  CHECK(word.kind == models::LayerKind::embedding);
+  CHECK(word.weight == "bert.embeddings.word_embeddings.weight");
+  CHECK(word.consumers.size() == 3);
+  CHECK(by["bert.encoder.layer.0.attention.self.query"].producers ==
+        std::vector<std::string>{models::kWordEmbeddings, models::kPositionEmbeddings});
+  CHECK(by["bert.encoder.layer.0.attention.output.dense"].residual_partners ==
+        std::vector<std::string>{models::kWordEmbeddings, models::kPositionEmbeddings});
 }
 
 TEST_CASE("bert: a few training steps on 64 SST-2 sentences lower the loss") {
@@ -258,6 +268,9 @@ TEST_CASE("bert: the layer hook sees every quantizable layer's weight and operan
     if (l.kind == models::LayerKind::attention_matmul) {
       CHECK(rec->inputs[l.name + "#0"] == 1);
       CHECK(rec->inputs[l.name + "#1"] == 1);
+    } else if (l.kind == models::LayerKind::embedding) {  // the table, no activation operand
+      CHECK(rec->weights[l.name] == 1);
+      CHECK(rec->inputs.count(l.name + "#0") == 0);
     } else {
       CHECK(rec->weights[l.name] == 1);
       CHECK(rec->inputs[l.name + "#0"] == 1);

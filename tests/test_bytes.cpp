@@ -43,6 +43,13 @@ TEST_CASE("bytes table: the committed BERT, layer by layer and the tensors outsi
       CHECK(bt.layer[i].at(Precision::fp32) == 0);
       continue;
     }
+    if (layers[i].kind == models::LayerKind::embedding) {  // [V, D] rows: codes + a scale per row, no bias
+      const double w = double(numel[layers[i].weight]);
+      in_layers += numel[layers[i].weight];
+      CHECK(bt.layer[i].at(Precision::fp32) == 4 * w);
+      CHECK(bt.layer[i].at(Precision::int4) == w / 2 + 4 * (w / 128));  // D = 128, one scale per row
+      continue;
+    }
     const std::string bias = layers[i].weight.substr(0, layers[i].weight.size() - 6) + "bias";
     REQUIRE(numel.count(bias));
     in_layers += numel[layers[i].weight] + numel[bias];

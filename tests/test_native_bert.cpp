@@ -152,7 +152,7 @@ quant::Calibration calibrate(models::Bert& m) {
 Assignment uniform(const models::Bert& m, Precision p, const quant::Calibration& cal, int64_t group) {
   std::vector<std::string> names;
   for (const auto& l : m.quant_layers()) names.push_back(l.name);
-  return quant::make_assignment(names, std::vector<Precision>(names.size(), p), cal, group);
+  return quant::make_assignment(m.quant_layers(), std::vector<Precision>(names.size(), p), cal, group);
 }
 
 // Native vs the fake-quant simulation of the same assignment on 3 padded dev sentences.
@@ -200,7 +200,7 @@ TEST_CASE("native bert: deterministic mixes of all five precisions vs fake quant
     // need up to three formats), and the attention matmuls meet every neighbour precision.
     std::vector<Precision> ps;
     for (size_t i = 0; i < names.size(); ++i) ps.push_back(all[(i + size_t(offset)) % 5]);
-    Assignment a = quant::make_assignment(names, ps, cal, 32);
+    Assignment a = quant::make_assignment(m->quant_layers(), ps, cal, 32);
     int n = 0;
     for (auto& [name, q] : a)  // every other int4 layer per output channel
       if (q.precision == Precision::int4 && n++ % 2 == 1) q.weight_group = 0;

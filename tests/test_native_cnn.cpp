@@ -116,7 +116,7 @@ std::vector<std::string> layer_names(const models::Model& m) {
 
 Assignment uniform(const models::Model& m, Precision p, const quant::Calibration& cal, int64_t group = 0) {
   const auto names = layer_names(m);
-  return quant::make_assignment(names, std::vector<Precision>(names.size(), p), cal, group);
+  return quant::make_assignment(m.quant_layers(), std::vector<Precision>(names.size(), p), cal, group);
 }
 
 // Layer i gets precision kMix[i % 5]: along the chain every kind of producer -> consumer boundary occurs.
@@ -125,7 +125,7 @@ Assignment mixed(const models::Model& m, const quant::Calibration& cal, int64_t 
   const auto names = layer_names(m);
   std::vector<Precision> ps;
   for (size_t i = 0; i < names.size(); ++i) ps.push_back(kMix[i % 5]);
-  return quant::make_assignment(names, ps, cal, group);
+  return quant::make_assignment(m.quant_layers(), ps, cal, group);
 }
 
 native::CompileOptions no_tune() {

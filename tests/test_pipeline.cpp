@@ -77,7 +77,8 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
     CHECK(p == b.precisions[i]);
     lowered8 += p == Precision::int8 || p == Precision::int4;
     lowered4 += p == Precision::int4;
-    if (precision_is_integer(p)) CHECK(!o.chosen.at(o.layers[i].name).act.empty());
+    if (precision_is_integer(p))
+      CHECK(int(o.chosen.at(o.layers[i].name).act.size()) == models::layer_operands(o.layers[i].kind));
   }
   CHECK(lowered8 == b.k8);
   CHECK(lowered4 == b.k4);

@@ -38,7 +38,7 @@ TEST_CASE("mobilenetv2 real weights: uniform int8 within 3 top-1 points of fp32 
   auto run = [&](Precision p) {
     if (p == Precision::fp32) return ev.evaluate(*model, sp.search);
     ScopedHook h(*model, std::make_shared<FakeQuantHook>(
-                             make_assignment(names, std::vector<Precision>(names.size(), p), cal, 0)));
+                             make_assignment(model->quant_layers(), std::vector<Precision>(names.size(), p), cal, 0)));
     return ev.evaluate(*model, sp.search);
   };
   auto timed = [&](Precision p) {

@@ -102,11 +102,17 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
   auto vec = [&](const std::string& name, int64_t n) { return std::vector<float>(W(name), W(name) + n); };
 
   const std::string e = "bert.embeddings.";
-  word_ = vec(e + "word_embeddings.weight", cfg_.vocab_size * D_);
-  pt_ = vec(e + "position_embeddings.weight", cfg_.max_pos * D_);
+  word_.build(models::kWordEmbeddings, W(std::string(models::kWordEmbeddings) + ".weight"), cfg_.vocab_size, D_,
+              lq(models::kWordEmbeddings));
+  pos_.build(models::kPositionEmbeddings, W(std::string(models::kPositionEmbeddings) + ".weight"), cfg_.max_pos, D_,
+             lq(models::kPositionEmbeddings));
+  pt_.assign(size_t(cfg_.max_pos * D_), 0.0f);                 // [max_pos, D]
   const float* type0 = W(e + "token_type_embeddings.weight");  // row 0 of [T, D]
-  for (int64_t p = 0; p < cfg_.max_pos; ++p)
-    for (int64_t d = 0; d < D_; ++d) pt_[size_t(p * D_ + d)] = pt_[size_t(p * D_ + d)] + type0[d];
+  for (int64_t p = 0; p < cfg_.max_pos; ++p) {
+    float* row = pt_.data() + p * D_;
+    pos_.gather(p, row);
+    for (int64_t d = 0; d < D_; ++d) row[d] = row[d] + type0[d];
+  }
   emb_g_ = vec(e + "LayerNorm.weight", D_);
   emb_b_ = vec(e + "LayerNorm.bias", D_);
 
@@ -352,11 +358,10 @@ void BertNative::choose_attention(Layer& p) {
 }
 
 // Everything the compiled model keeps to run: packed linear weights with their scales, column sums and
-// f32 biases, the layer norm parameters, and the embeddings in f32 (word table + the position table with
-// token type 0 folded in). The embeddings are counted: they are the same for every configuration (95.4 MB
-// at BERT-base: 30522 x 768 + 512 x 768 floats), so differences between configurations are the linears'.
+// f32 biases, the layer norm parameters, and the word and position tables at their precisions (the f32
+// position + token-type sum built from them at compile time is a cache of max_pos x D floats, not counted).
 size_t BertNative::weight_bytes() const {
-  size_t b = (word_.size() + pt_.size() + emb_g_.size() + emb_b_.size()) * sizeof(float);
+  size_t b = word_.bytes() + pos_.bytes() + (emb_g_.size() + emb_b_.size()) * sizeof(float);
   for (const Layer& p : layers_) {
     for (const Linear* l : {&p.q, &p.k, &p.v, &p.ao, &p.fi, &p.fo}) b += l->bytes();
     b += (p.ln1_g.size() + p.ln1_b.size() + p.ln2_g.size() + p.ln2_b.size()) * sizeof(float);
@@ -366,6 +371,8 @@ size_t BertNative::weight_bytes() const {
 
 std::map<std::string, size_t> BertNative::layer_weight_bytes() const {
   std::map<std::string, size_t> m;
+  m[word_.name] = word_.bytes();
+  m[pos_.name] = pos_.bytes();
   for (const Layer& p : layers_) {
     for (const Linear* l : {&p.q, &p.k, &p.v, &p.ao, &p.fi, &p.fo}) m[l->name] = l->bytes();
     m[p.qk_name] = 0;
@@ -378,6 +385,8 @@ std::map<std::string, size_t> BertNative::layer_weight_bytes() const {
 
 std::map<std::string, std::string> BertNative::implementations() const {
   std::map<std::string, std::string> m;
+  m[word_.name] = std::string("embedding_gather_") + precision_name(word_.prec) + "_ref";
+  m[pos_.name] = std::string("embedding_fold_") + precision_name(pos_.prec) + "_at_compile";
   for (const Layer& p : layers_) {
     for (const Linear* l : {&p.q, &p.k, &p.v, &p.ao, &p.fi, &p.fo}) m[l->name] = l->impl;
     m[p.qk_name] = p.qk_impl;

@@ -17,6 +17,7 @@
 
 #include "core/precision.h"
 #include "models/bert.h"
+#include "models/native/embedding_table.h"
 #include "models/native/native.h"
 #include "ops/kernels/f32_impls.h"
 #include "ops/kernels/lowp.h"
@@ -191,8 +192,9 @@ class BertNative : public NativeModel {
   models::BertConfig cfg_;
   int64_t D_ = 0, H_ = 0, dh_ = 0, F_ = 0, C_ = 0;
   CompileOptions opt_;
-  std::vector<float> word_;           // [V, D]
-  std::vector<float> pt_;             // [max_pos, D] position + token_type[0] embeddings (added once, as HF)
+  EmbeddingTable word_;               // [V, D] at the word embedding layer's precision
+  EmbeddingTable pos_;                // [max_pos, D] at the position embedding layer's precision
+  std::vector<float> pt_;             // [max_pos, D] f32: pos_'s rows + token_type[0] (added once, as HF)
   std::vector<float> emb_g_, emb_b_;  // [D]
   std::vector<Layer> layers_;
   Linear pooler_, cls_;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/native/bert_native.h"
+#include "ops/kernels/quantize_weights.h"
 
 namespace mpq::native::bert {
 
@@ -15,20 +16,10 @@ using kernels::ActOut;
 void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t group, std::vector<int8_t>& q,
                          std::vector<float>& scales) {
   const int64_t G = group > 0 ? group : K;
-  check(K % G == 0, "quantize_weight_sym: group {} does not divide K={}", G, K);
-  const float qmax = float((1 << (bits - 1)) - 1);
-  q.assign(size_t(N * K), 0);
-  scales.assign(size_t(N * (K / G)), 0.0f);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t g0 = 0; g0 < K; g0 += G) {
-      const float* s = W + n * K + g0;  // [G] (the expressions of quant/quantizer.cpp fake_quant_weight)
-      float amax = 0;
-      for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(s[i]));
-      const float scale = amax > 0 ? amax / qmax : 1.0f;
-      for (int64_t i = 0; i < G; ++i)
-        q[size_t(n * K + g0 + i)] = int8_t(std::clamp(std::nearbyint(s[i] / scale), -qmax, qmax));
-      scales[size_t(n * (K / G) + g0 / G)] = scale;
-    }
+  check(G > 0 && K % G == 0, "quantize_weight_sym: group {} does not divide K={}", G, K);
+  q.assign(size_t(N * K), 0);                // [N, K]
+  scales.assign(size_t(N * (K / G)), 0.0f);  // [N][K / G]
+  kernels::quantize_rows({W, N, K, group, bits, q.data(), scales.data()});
 }
 
 void Linear::build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k,

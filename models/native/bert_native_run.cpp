@@ -69,9 +69,11 @@ void BertNative::forward_seq(const int32_t* ids, const int32_t* mask, float* log
   float* mk = ptr(mask_);
   prof.start();
   for (int64_t j = 0; j < L; ++j) {
-    std::memcpy(S + j * D, word_.data() + int64_t(ids[j]) * D, size_t(D) * sizeof(float));
+    word_.gather(int64_t(ids[j]), S + j * D);
     mk[j] = (mask ? mask[j] != 0 : ids[j] != 0) ? 0.0f : -10000.0f;  // HF's additive mask
   }
+  prof.mark(word_.name, true);
+  prof.mark(pos_.name, true);  // folded into pt_ at compile time: the add happens in the layer norm below
   kernels::LayerNormArgs ln;
   ln.rows = L, ln.cols = D, ln.x = S, ln.ldx = D, ln.res = pt_.data(), ln.ldr = D;  // word + (position + type)
   ln.gamma = emb_g_.data(), ln.beta = emb_b_.data(), ln.eps = cfg_.ln_eps;

@@ -14,6 +14,7 @@
 #include "models/native/cnn_native.h"
 #include "ops/fold_bn.h"
 #include "ops/kernels/f32_impls.h"
+#include "ops/kernels/quantize_weights.h"
 
 namespace mpq::native::cnn {
 
@@ -21,23 +22,10 @@ const char* dt_name(Dt d) { return d == Dt::f32 ? "f32" : d == Dt::f16 ? "f16" :
 
 namespace {
 
-// quant/quantizer.h's fake_quant_weight with the integers kept: per row of K elements, groups of G
-// consecutive elements (G = K: per row), s = max|w| / qmax (1 for an all-zero group),
-// q = clamp(nearbyint(w / s), -qmax, qmax) -- the same f32 operations, so q * s equals its output bit
-// for bit. q: [O, K]; scales: [O][K / G].
+// The shared round-to-nearest quantizer (ops/kernels/quantize_weights.h), the one the simulation uses: per row
+// of K elements, groups of G consecutive elements (G = K: per row). q: [O, K]; scales: [O][K / G].
 void quantize_rows(const float* w, int64_t O, int64_t K, int64_t G, int bits, int8_t* q, float* scales) {
-  const float qmax = float((1 << (bits - 1)) - 1);
-  const int64_t ng = K / G;
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t g = 0; g < ng; ++g) {
-      const float* s = w + o * K + g * G;
-      int8_t* d = q + o * K + g * G;
-      float amax = 0;
-      for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(s[i]));
-      const float scale = amax > 0 ? amax / qmax : 1.0f;
-      for (int64_t i = 0; i < G; ++i) d[i] = int8_t(std::clamp(std::nearbyint(s[i] / scale), -qmax, qmax));
-      scales[o * ng + g] = scale;
-    }
+  kernels::quantize_rows({w, O, K, G == K ? 0 : G, bits, q, scales});
 }
 
 // PyTorch row order (c, kh, kw) -> im2col column order (kh, kw, c): dst[o][(kh*k + kw)*C + c] =

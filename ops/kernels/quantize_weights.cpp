@@ -1,0 +1,34 @@
+#include "ops/kernels/quantize_weights.h"
+
+#include <array>
+#include <cmath>
+
+namespace mpq::kernels {
+
+void check_quantize_rows_args(const QuantizeRowsArgs& a) {
+  check(a.rows >= 0 && a.K >= 0, "quantize rows: {} x {} weights", a.rows, a.K);
+  check(a.bits >= 2 && a.bits <= 8, "quantize rows: {} bits not supported (2..8)", a.bits);
+  const int64_t G = a.group > 0 ? a.group : a.K;
+  check(a.group >= 0 && (a.K == 0 || (G > 0 && a.K % G == 0)), "quantize rows: group {} does not divide row length {}",
+        a.group, a.K);
+  check(a.rows * a.K == 0 || (a.w && a.q && a.scales), "quantize rows: null buffer");
+}
+
+const QuantizeRowsList& quantize_rows_list() {
+  static constexpr std::array<QuantizeRowsList::Impl, 2> impls{{
+      {"quantize_rows_f32_s8__avx512", Isa::avx512, nullptr, quantize_rows__avx512},
+      {"quantize_rows_f32_s8_ref", Isa::ref, nullptr, quantize_rows_ref},
+  }};
+  static const QuantizeRowsList list("quantize_rows", impls);
+  return list;
+}
+
+void quantize_rows(const QuantizeRowsArgs& a) {
+  check_quantize_rows_args(a);
+  // a NaN or an infinity has no integer code: refuse it instead of producing an undefined one
+  for (int64_t i = 0; i < a.rows * a.K; ++i)
+    check(std::isfinite(a.w[i]), "quantize rows: weight {} of row {} is {} (not finite)", i % a.K, i / a.K, a.w[i]);
+  quantize_rows_list().select(a).fn(a);
+}
+
+}  // namespace mpq::kernels

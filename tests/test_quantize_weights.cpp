@@ -1,0 +1,79 @@
+// The shared round-to-nearest weight quantizer (ops/kernels/quantize_weights.h): every implementation equals
+// the reference bit for bit over edge shapes (tails of 16 lanes, groups, rows of 9 like a 3x3 depthwise),
+// and the reference equals an independent double-precision restatement of its definition.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "core/error.h"
+#include "ops/kernels/quantize_weights.h"
+#include "tests/kernel_test_util.h"
+
+using namespace mpq;
+using namespace mpq::kernels;
+
+TEST_CASE("quantize rows: implementations bit-exact vs the reference; reference vs the definition") {
+  std::mt19937 rng(7);
+  struct Case {
+    int64_t rows, K, group;
+    int bits;
+  };
+  const Case cases[] = {{3, 9, 0, 4},    {5, 9, 0, 8},   {2, 1, 0, 8},    {4, 17, 0, 4},
+                        {7, 31, 0, 8},   {3, 64, 32, 4}, {2, 128, 64, 4}, {2, 384, 128, 4},
+                        {1, 1000, 0, 8}, {6, 48, 16, 3}, {1, 4608, 0, 4}, {9, 33, 11, 4}};
+  for (const Case& c : cases) {
+    CAPTURE(c.rows);
+    CAPTURE(c.K);
+    CAPTURE(c.group);
+    CAPTURE(c.bits);
+    std::vector<float> w = testing::rand_f(size_t(c.rows * c.K), rng, -0.3f, 0.3f);  // [rows, K]
+    if (c.K >= 4) {
+      w[1] = 0.0f;  // exact zero, a tie at half a step, and a whole all-zero group in row 0
+      w[2] = -0.0f;
+    }
+    if (c.group > 0)
+      for (int64_t i = 0; i < c.group; ++i) w[size_t(i)] = 0.0f;
+    const int64_t G = c.group > 0 ? c.group : c.K;
+    std::vector<int8_t> qr(w.size()), qi(w.size());
+    std::vector<float> sr(size_t(c.rows * (c.K / G))), si(sr.size());
+    QuantizeRowsArgs a{w.data(), c.rows, c.K, c.group, c.bits, qr.data(), sr.data()};
+    quantize_rows_ref(a);
+    // the definition, in double: s = max|w| / qmax; q = round half to even of w / s, clamped
+    const double qmax = double((1 << (c.bits - 1)) - 1);
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t g = 0; g < c.K / G; ++g) {
+        double amax = 0;
+        for (int64_t i = 0; i < G; ++i) amax = std::max(amax, std::fabs(double(w[size_t(r * c.K + g * G + i)])));
+        const float s = amax > 0 ? float(amax) / float(qmax) : 1.0f;
+        CHECK(sr[size_t(r * (c.K / G) + g)] == s);
+        for (int64_t i = 0; i < G; ++i) {
+          const float x = w[size_t(r * c.K + g * G + i)] / s;
+          const double q = std::clamp(double(std::nearbyint(x)), -qmax, qmax);
+          CHECK(double(qr[size_t(r * c.K + g * G + i)]) == q);
+        }
+      }
+    const int ran = testing::for_each_fast_impl(quantize_rows_list(), [&](const auto& impl) {
+      CAPTURE(impl.name);
+      std::fill(qi.begin(), qi.end(), int8_t(99));
+      impl.fn({w.data(), c.rows, c.K, c.group, c.bits, qi.data(), si.data()});
+      CHECK(qi == qr);
+      CHECK(si == sr);
+    });
+    CHECK(ran >= 0);
+  }
+}
+
+TEST_CASE("quantize rows: bad arguments and non-finite weights are refused, naming them") {
+  std::vector<float> w(18, 0.1f);
+  std::vector<int8_t> q(18);
+  std::vector<float> s(2);
+  CHECK_THROWS_WITH_AS(quantize_rows({w.data(), 2, 9, 4, 4, q.data(), s.data()}),
+                       doctest::Contains("group 4 does not divide row length 9"), Error);
+  CHECK_THROWS_WITH_AS(quantize_rows({w.data(), 2, 9, 0, 9, q.data(), s.data()}), doctest::Contains("9 bits"), Error);
+  w[11] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(quantize_rows({w.data(), 2, 9, 0, 4, q.data(), s.data()}),
+                       doctest::Contains("weight 2 of row 1 is nan"), Error);
+}
