@@ -204,13 +204,17 @@ bool onednn_bf16_preferred(const BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 16;
 }
 
+bool q4_panel_preferred(const Q4GemmArgs& g) { return g.w->group == 0; }
+
 constexpr std::array<Q8GemmList::Impl, 4> kQ8Impls{{
     {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},
     {"gemm_qu8_qc8w_14x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc8w_14x32c4__avx512vnni},
     {"gemm_qu8_qc8w_1x32c4__avx2", Isa::avx2, nullptr, &gemm_qu8_qc8w_1x32c4__avx2},
     {"gemm_qu8_qc8w_ref", Isa::ref, nullptr, &gemm_qu8_qc8w_ref},
 }};
-constexpr std::array<Q4GemmList::Impl, 2> kQ4Impls{{
+constexpr std::array<Q4GemmList::Impl, 3> kQ4Impls{{
+    {"gemm_qu8_qc4w_14x32c4_panel__avx512vnni", Isa::avx512_vnni, &q4_panel_preferred,
+     &gemm_qu8_qc4w_14x32c4_panel__avx512vnni},
     {"gemm_qu8_qc4w_12x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc4w_12x32c4__avx512vnni},
     {"gemm_qu8_qc4w_ref", Isa::ref, nullptr, &gemm_qu8_qc4w_ref},
 }};

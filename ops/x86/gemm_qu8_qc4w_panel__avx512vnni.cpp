@@ -1,0 +1,257 @@
+// W4A8 GEMM with AVX-512 VNNI, nibbles unpacked ONCE per packed panel (ops/kernels_lowp.h PackedQ4W).
+//
+// The register-unpacking kernel (gemm_qs8_qc4w__avx512vnni.cpp) unpacks every 64-byte nibble chunk again for
+// every 12-row tile: 6 extra vector ops per 24 vpdpbusd, and it keeps two registers for the LUT and mask.
+// Here each thread unpacks a weight panel (32 columns x Kp) into an int8 scratch panel in exactly the
+// PackedQ8W panel layout ([Kp/4][32 cols][4 k] = Kp * 32 bytes), then runs every row tile of its share
+// against that panel from L1 / L2, as the W8A8 kernel does. Only the int4 panel (Kp * 16 bytes) is read from
+// the weights; the int8 copy is a transient per-thread scratch of at most the thread's panels (tile-major
+// order, <= 512 KiB) or one panel (panel-major order).
+//
+// Unpacking a 64-byte chunk (k-step s of a panel): low nibbles = columns 0-15 x 4 k, high nibbles = columns
+// 16-31 x 4 k, in the byte order of the int8 panel's two 64-byte halves; vpshufb through a 16-entry LUT
+// nibble -> sign-extended int8 ([0..7, -8..-1]). The unpacked values are the int codes of PackedQ4W::at().
+//
+// Tile 14x32 (28 int32 accumulators + 2 weight vectors), accumulators start at -z * colsum[n] (exact int32),
+// so they end at acc - zc. Activations: u8 A with K % 4 == 0 is read in place (rows of A, no packing pass);
+// otherwise rows are packed into dwords of 4 (pack_a_u8x4: s8 -> u8 by xor 0x80, K tail zero).
+// Epilogue straight from the accumulator registers, specialised at compile time on the output (f32 / u8)
+// and the residual (none / f32 / u8): the op sequence of lowp_epilogue_scalar (y = fma(f, sa * s[n], bias),
+// residual, max / min clamp -- always applied: with infinite bounds they are the identity on every non-NaN
+// value, as in the reference -- then the u8 quantization), so outputs are bit-exact with the reference.
+//
+// Per-channel weights only (group == 0); grouped weights go to gemm_qu8_qc4w_12x32c4__avx512vnni (its
+// per-group float accumulation needs 2 more registers per accumulator: tile 7x32).
+#include <immintrin.h>
+
+#include "ops/x86/gemm_lowp_driver.h"
+
+namespace mpq::kernels {
+namespace {
+
+constexpr int kMR = 14;            // rows per tile
+constexpr int64_t kPanelQ8 = 128;  // bytes of one unpacked k-step (32 columns x 4 k)
+
+// Unpacks panel chunks [s0, s1) of a nibble panel (src [ks][64 B]) into dst [ks][128 B] (int8 [32][4]).
+inline void unpack_panel(const uint8_t* __restrict src, int64_t ks, int8_t* __restrict dst) {
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
+  const __m512i nib = _mm512_set1_epi8(0x0f);
+  for (int64_t s = 0; s < ks; ++s) {
+    const __m512i x = _mm512_load_si512(src + s * 64);
+    _mm512_store_si512(dst + s * kPanelQ8, _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib)));
+    _mm512_store_si512(dst + s * kPanelQ8 + 64,
+                       _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib)));
+  }
+}
+
+enum class Res { none, f32, u8 };
+
+// Per-panel constants of the tile: initial accumulators (-z * colsum), per-column scale sa * s[n], bias,
+// column masks. Computed once per panel, read by every tile.
+struct PanelCtx {
+  __m512i nzc0, nzc1;
+  __m512 sc0, sc1, bias0, bias1;
+  __mmask16 m0, m1;
+};
+
+// Epilogue constants, held by value in the tile (a local: GCC keeps it in registers across the stores).
+struct EpiK {
+  __m512 lo, hi, inv_os, zp_f, res_scale;
+  __m512i res_zp;
+  const uint8_t* res;  // residual [M, ld_res] (f32 or u8), or null
+  int64_t ld_res;
+  uint8_t* C;  // [M, ldc] f32 or u8
+  int64_t ldc;
+};
+
+// C[m, n .. n+15] from the int32 accumulator acc (already acc - zc): lowp_epilogue_scalar's op sequence.
+template <LowpOut Out, Res R>
+inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
+  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), sc, b);
+  if constexpr (R == Res::f32) {
+    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(e.res) + m * e.ld_res + n));
+  } else if constexpr (R == Res::u8) {
+    const __m128i r8 = _mm_maskz_loadu_epi8(mask, e.res + m * e.ld_res + n);
+    const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), e.res_zp);
+    y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), e.res_scale, y);
+  }
+  y = _mm512_max_ps(y, e.lo);  // y > lo ? y : lo
+  y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
+  if constexpr (Out == LowpOut::f32) {
+    _mm512_mask_storeu_ps(reinterpret_cast<float*>(e.C) + m * e.ldc + n, mask, y);
+  } else {
+    __m512 t = _mm512_mul_ps(y, e.inv_os);
+    t = _mm512_add_ps(t, e.zp_f);
+    t = _mm512_max_ps(t, _mm512_setzero_ps());
+    t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
+    _mm512_mask_cvtepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));  // RNE (default MXCSR)
+  }
+}
+
+// Rows [r0, r0 + H) x the 32 columns of one panel. Activation dword of row i, k-step s at a + i * rs + s * ss
+// (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR). bp: the unpacked panel [ks][32][4].
+template <int H, LowpOut Out, Res R>
+void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64_t rs, int64_t ss,
+          const int8_t* __restrict bp, int64_t ks, int64_t r0, int64_t n0) {
+  __m512i c0[H], c1[H];
+#pragma GCC unroll 14
+  for (int i = 0; i < H; ++i) c0[i] = pc.nzc0, c1[i] = pc.nzc1;
+  for (int64_t s = 0; s < ks; ++s) {
+    const __m512i b0 = _mm512_load_si512(bp + s * kPanelQ8);
+    const __m512i b1 = _mm512_load_si512(bp + s * kPanelQ8 + 64);
+    const uint8_t* as = a + s * ss;
+#pragma GCC unroll 14
+    for (int i = 0; i < H; ++i) {
+      int32_t ad;
+      std::memcpy(&ad, as + i * rs, 4);
+      const __m512i ai = _mm512_set1_epi32(ad);
+      c0[i] = _mm512_dpbusd_epi32(c0[i], ai, b0);
+      c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
+    }
+  }
+  // The accumulators leave the registers through a plain unrolled store (as in the W8A8 kernel): an
+  // epilogue reading c0 / c1 directly made GCC keep a memory copy of both arrays updated in the k loop.
+  alignas(64) int32_t acc[H][32];  // [H][32] int32
+#pragma GCC unroll 14
+  for (int i = 0; i < H; ++i) {
+    _mm512_store_si512(acc[i], c0[i]);
+    _mm512_store_si512(acc[i] + 16, c1[i]);
+  }
+  const EpiK e = ek;
+  const PanelCtx p = pc;
+  for (int i = 0; i < H; ++i) {
+    store16<Out, R>(e, _mm512_load_si512(acc[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
+    store16<Out, R>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
+  }
+}
+
+using TileFn = void (*)(const EpiK&, const PanelCtx&, const uint8_t*, int64_t, int64_t, const int8_t*, int64_t, int64_t,
+                        int64_t);
+
+template <LowpOut Out, Res R, size_t... I>
+constexpr std::array<TileFn, kMR + 1> tile_table(std::index_sequence<I...>) {
+  return {nullptr, &tile<int(I) + 1, Out, R>...};
+}
+template <LowpOut Out, Res R>
+constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R>(std::make_index_sequence<kMR>{});
+
+const std::array<TileFn, kMR + 1>& tiles_for(const LowpEpilogue& ep) {
+  const bool u8 = ep.out == LowpOut::u8;
+  if (!ep.residual) return u8 ? kTiles<LowpOut::u8, Res::none> : kTiles<LowpOut::f32, Res::none>;
+  if (ep.residual_u8) return u8 ? kTiles<LowpOut::u8, Res::u8> : kTiles<LowpOut::f32, Res::u8>;
+  return u8 ? kTiles<LowpOut::u8, Res::f32> : kTiles<LowpOut::f32, Res::f32>;
+}
+
+PanelCtx panel_ctx(const Q4GemmArgs& g, int64_t p) {
+  const PackedQ4W& w = *g.w;
+  const int64_t n0 = p * 32;
+  const int ncols = int(std::min<int64_t>(32, w.N - n0));
+  const __m512i z = _mm512_set1_epi32(g.a_signed ? g.za + 128 : g.za);
+  const __m512 sa = _mm512_set1_ps(g.sa);
+  PanelCtx c;
+  c.nzc0 = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0)));
+  c.nzc1 =
+      _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16)));
+  c.sc0 = _mm512_mul_ps(sa, _mm512_loadu_ps(w.scale.data() + n0));  // sa * s[n], one f32 multiply
+  c.sc1 = _mm512_mul_ps(sa, _mm512_loadu_ps(w.scale.data() + n0 + 16));
+  c.m0 = lane_mask(ncols), c.m1 = lane_mask(ncols - 16);
+  c.bias0 = g.ep.bias ? _mm512_maskz_loadu_ps(c.m0, g.ep.bias + n0) : _mm512_setzero_ps();
+  c.bias1 = g.ep.bias ? _mm512_maskz_loadu_ps(c.m1, g.ep.bias + n0 + 16) : _mm512_setzero_ps();
+  return c;
+}
+
+EpiK epi_consts(const Q4GemmArgs& g) {
+  const LowpEpilogue& ep = g.ep;
+  EpiK e;
+  e.lo = _mm512_set1_ps(ep.clamp_lo), e.hi = _mm512_set1_ps(ep.clamp_hi);
+  e.inv_os = _mm512_set1_ps(1.0f / ep.out_scale), e.zp_f = _mm512_set1_ps(float(ep.out_zp));
+  e.res_scale = _mm512_set1_ps(ep.res_scale), e.res_zp = _mm512_set1_epi32(ep.res_zp);
+  e.res = static_cast<const uint8_t*>(ep.residual), e.ld_res = ep.ld_res;
+  e.C = static_cast<uint8_t*>(g.C), e.ldc = g.ldc;
+  return e;
+}
+
+// Rows [m0, m1) x panels [p0, p1) on one thread.
+void run_block(const Q4GemmArgs& g, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  if (m1 <= m0 || p1 <= p0) return;
+  const PackedQ4W& w = *g.w;
+  const int64_t ks = w.Kp / 4, K = w.K;
+  const int64_t rows = m1 - m0, ntiles = (rows + kMR - 1) / kMR;
+  const int64_t base = rows / ntiles, extra = rows % ntiles;
+  auto tile_start = [&](int64_t t) { return m0 + t * base + std::min(t, extra); };
+  const bool in_place = !g.a_signed && K % 4 == 0;
+  const int64_t tile_bytes = ks * kMR * 4;  // packed A of one tile: [ks][kMR] dwords
+  // A chunk of up to ~384 KiB of packed rows stays in L2 (in place: the same number of rows of A).
+  const int64_t chunk = std::max<int64_t>(1, int64_t(384 * 1024) / tile_bytes);
+  const int64_t panel_bytes = ks * kPanelQ8;
+  // Small weights (all of this thread's unpacked panels fit in 512 KiB, half of L2): unpack them all once
+  // and go tile-major, each C row block written once while its A rows stay in L1. Otherwise panel-major:
+  // one panel is unpacked per A chunk and reused by every tile of the chunk.
+  const bool tile_major = panel_bytes * (p1 - p0) <= 512 * 1024;
+  thread_local LowpScratch a_scratch, w_scratch;
+  auto* Ap = in_place ? nullptr : static_cast<int32_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles))));
+  auto* Wp = static_cast<int8_t*>(w_scratch.get(size_t(panel_bytes * (tile_major ? p1 - p0 : 1))));
+  const EpiK ek = epi_consts(g);
+  const auto& fns = tiles_for(g.ep);
+  const int64_t rs = in_place ? g.lda : 4, ss = in_place ? 4 : 4 * kMR;
+  auto a_of = [&](int64_t t, int64_t tc) {  // tile t (absolute), tc: its index in the current chunk
+    return in_place ? g.A + tile_start(t) * g.lda : reinterpret_cast<const uint8_t*>(Ap + tc * ks * kMR);
+  };
+  auto run_tile = [&](int64_t t, int64_t tc, const PanelCtx& pc, const int8_t* bp, int64_t p) {
+    const int64_t r = tile_start(t);
+    fns[size_t(tile_start(t + 1) - r)](ek, pc, a_of(t, tc), rs, ss, bp, ks, r, p * 32);
+  };
+  if (tile_major)
+    for (int64_t p = p0; p < p1; ++p) unpack_panel(w.w.data() + p * ks * 64, ks, Wp + (p - p0) * panel_bytes);
+  std::vector<PanelCtx> ctx(size_t(p1 - p0));
+  for (int64_t p = p0; p < p1; ++p) ctx[size_t(p - p0)] = panel_ctx(g, p);
+  for (int64_t t0 = 0; t0 < ntiles; t0 += chunk) {
+    const int64_t tn = std::min(chunk, ntiles - t0);
+    if (!in_place)
+      for (int64_t t = 0; t < tn; ++t) {
+        const int64_t r = tile_start(t0 + t);
+        pack_a_u8x4<kMR>(g, r, int(tile_start(t0 + t + 1) - r), ks, K, Ap + t * ks * kMR);
+      }
+    if (tile_major) {
+      for (int64_t t = 0; t < tn; ++t)
+        for (int64_t p = p0; p < p1; ++p) run_tile(t0 + t, t, ctx[size_t(p - p0)], Wp + (p - p0) * panel_bytes, p);
+    } else {
+      for (int64_t p = p0; p < p1; ++p) {
+        unpack_panel(w.w.data() + p * ks * 64, ks, Wp);
+        for (int64_t t = 0; t < tn; ++t) run_tile(t0 + t, t, ctx[size_t(p - p0)], Wp, p);
+      }
+    }
+  }
+}
+
+void run(const Q4GemmArgs& g) {
+  if (g.M == 0) return;
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (2.0 * double(g.M) * double(g.w->N) * double(g.w->K) < 4e6) nt = 1;
+  const int64_t npanels = (g.w->N + 31) / 32, ntiles = (g.M + kMR - 1) / kMR;
+  int tn = int(std::min<int64_t>(nt, npanels));
+  int tm = std::max(1, int(std::min<int64_t>(nt / tn, ntiles)));
+  // As LowpDriver::run: split M when there are many row tiles and few panels.
+  if ((npanels < nt || (ntiles >= 8 * nt && npanels < 8 * nt)) && ntiles >= nt) tn = 1, tm = nt;
+  const int used = tn * tm;
+  auto work = [&](int id) {
+    const int im = id / tn, in = id % tn;
+    run_block(g, g.M * im / tm, g.M * (im + 1) / tm, npanels * in / tn, npanels * (in + 1) / tn);
+  };
+  if (used == 1) {
+    work(0);
+    return;
+  }
+#pragma omp parallel num_threads(used)
+  work(omp_get_thread_num());
+}
+
+}  // namespace
+
+void gemm_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4GemmArgs& g) {
+  check_q4_args(g);
+  if (g.w->group != 0) return gemm_qu8_qc4w_12x32c4__avx512vnni(g);  // see the header comment
+  run(g);
+}
+
+}  // namespace mpq::kernels
