@@ -22,8 +22,14 @@
 //
 // Per-channel weights only (group == 0); grouped weights go to gemm_qu8_qc4w_12x32c4__avx512vnni (its
 // per-group float accumulation needs 2 more registers per accumulator: tile 7x32).
+//
+// conv_qu8_qc4w_14x32c4_panel__avx512vnni (ops/kernels_nhwc.h): the same tiles on an implicit im2col: each
+// thread gathers the im2col rows of its A chunk (<= 384 KiB, in L2) from the NHWC image with 64-byte vector
+// copies per kernel row (the whole 7x7x3 stem row is 7 masked copies of 21 bytes), row stride Kp with zero
+// bytes K..Kp-1, and reads them in place -- no materialised col buffer and no separate packing pass.
 #include <immintrin.h>
 
+#include "ops/kernels_nhwc.h"
 #include "ops/x86/gemm_lowp_driver.h"
 
 namespace mpq::kernels {
@@ -171,17 +177,59 @@ EpiK epi_consts(const Q4GemmArgs& g) {
   return e;
 }
 
-// Rows [m0, m1) x panels [p0, p1) on one thread.
-void run_block(const Q4GemmArgs& g, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+// Byte copies / fills of n bytes with 64-byte vector moves and one masked tail (AVX-512 BW).
+inline void copy_bytes(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n) {
+  for (; n >= 64; n -= 64, dst += 64, src += 64) _mm512_storeu_si512(dst, _mm512_loadu_si512(src));
+  if (n > 0) {
+    const __mmask64 m = _cvtu64_mask64((uint64_t(1) << n) - 1);
+    _mm512_mask_storeu_epi8(dst, m, _mm512_maskz_loadu_epi8(m, src));
+  }
+}
+inline void fill_bytes(uint8_t* dst, __m512i v, int64_t n) {
+  for (; n >= 64; n -= 64, dst += 64) _mm512_storeu_si512(dst, v);
+  if (n > 0) _mm512_mask_storeu_epi8(dst, _cvtu64_mask64((uint64_t(1) << n) - 1), v);
+}
+
+// Row m (output pixel) of the im2col matrix of c (columns (kh, kw, ch), as im2col_nhwc_ref) into dst [Kp]:
+// taps outside the image hold the zero point, bytes K..Kp-1 hold 0 (they meet the zero weight padding).
+void im2col_row_u8(const Q4ConvArgs& c, int64_t m, int64_t Kp, uint8_t* __restrict dst) {
+  const ConvGeom& g = c.g;
+  const int64_t oh = m / g.OW, ow = m % g.OW;
+  const int64_t ih0 = oh * g.stride_h - g.pad_top, iw0 = ow * g.stride_w - g.pad_left;
+  const int64_t kw0 = std::clamp<int64_t>(-iw0, 0, g.KW), kw1 = std::clamp<int64_t>(g.W - iw0, kw0, g.KW);
+  const int64_t seg = g.KW * g.C;  // bytes of one kernel row
+  const __m512i pad = _mm512_set1_epi8(char(c.za));
+  for (int64_t kh = 0; kh < g.KH; ++kh, dst += seg) {
+    const int64_t ih = ih0 + kh;
+    if (ih < 0 || ih >= g.H) {
+      fill_bytes(dst, pad, seg);
+      continue;
+    }
+    fill_bytes(dst, pad, kw0 * g.C);
+    const uint8_t* src = c.x + (ih * g.W + iw0 + kw0) * g.ldx;
+    if (g.ldx == g.C)
+      copy_bytes(dst + kw0 * g.C, src, (kw1 - kw0) * g.C);
+    else
+      for (int64_t kw = kw0; kw < kw1; ++kw) copy_bytes(dst + kw * g.C, src + (kw - kw0) * g.ldx, g.C);
+    fill_bytes(dst + kw1 * g.C, pad, (g.KW - kw1) * g.C);
+  }
+  fill_bytes(dst, _mm512_setzero_si512(), Kp - g.KH * seg);
+}
+
+// Rows [m0, m1) x panels [p0, p1) on one thread. conv: the rows of A are gathered from its image (im2col)
+// chunk by chunk; else from g.A.
+void run_block(const Q4GemmArgs& g, const Q4ConvArgs* conv, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   if (m1 <= m0 || p1 <= p0) return;
   const PackedQ4W& w = *g.w;
-  const int64_t ks = w.Kp / 4, K = w.K;
+  const int64_t ks = w.Kp / 4, K = w.K, Kp = w.Kp;
   const int64_t rows = m1 - m0, ntiles = (rows + kMR - 1) / kMR;
   const int64_t base = rows / ntiles, extra = rows % ntiles;
   auto tile_start = [&](int64_t t) { return m0 + t * base + std::min(t, extra); };
-  const bool in_place = !g.a_signed && K % 4 == 0;
-  const int64_t tile_bytes = ks * kMR * 4;  // packed A of one tile: [ks][kMR] dwords
-  // A chunk of up to ~384 KiB of packed rows stays in L2 (in place: the same number of rows of A).
+  // A source: in place (u8 A, K % 4 == 0: rows of A), im2col (rows gathered into a row-major chunk buffer
+  // [rows][Kp], read the same way) or packed (pack_a_u8x4 into [tiles][ks][kMR] dwords).
+  const bool in_place = !conv && !g.a_signed && K % 4 == 0;
+  const int64_t tile_bytes = ks * kMR * 4;  // A bytes of one tile
+  // A chunk of up to ~384 KiB of A rows stays in L2 (in place: the same number of rows of A).
   const int64_t chunk = std::max<int64_t>(1, int64_t(384 * 1024) / tile_bytes);
   const int64_t panel_bytes = ks * kPanelQ8;
   // Small weights (all of this thread's unpacked panels fit in 512 KiB, half of L2): unpack them all once
@@ -189,17 +237,15 @@ void run_block(const Q4GemmArgs& g, int64_t m0, int64_t m1, int64_t p0, int64_t 
   // one panel is unpacked per A chunk and reused by every tile of the chunk.
   const bool tile_major = panel_bytes * (p1 - p0) <= 512 * 1024;
   thread_local LowpScratch a_scratch, w_scratch;
-  auto* Ap = in_place ? nullptr : static_cast<int32_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles))));
+  uint8_t* Ab = in_place ? nullptr : static_cast<uint8_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles))));
   auto* Wp = static_cast<int8_t*>(w_scratch.get(size_t(panel_bytes * (tile_major ? p1 - p0 : 1))));
   const EpiK ek = epi_consts(g);
   const auto& fns = tiles_for(g.ep);
-  const int64_t rs = in_place ? g.lda : 4, ss = in_place ? 4 : 4 * kMR;
-  auto a_of = [&](int64_t t, int64_t tc) {  // tile t (absolute), tc: its index in the current chunk
-    return in_place ? g.A + tile_start(t) * g.lda : reinterpret_cast<const uint8_t*>(Ap + tc * ks * kMR);
-  };
-  auto run_tile = [&](int64_t t, int64_t tc, const PanelCtx& pc, const int8_t* bp, int64_t p) {
+  const int64_t rs = in_place ? g.lda : conv ? Kp : 4, ss = (in_place || conv) ? 4 : 4 * kMR;
+  auto run_tile = [&](int64_t t, int64_t t0, const PanelCtx& pc, const int8_t* bp, int64_t p) {
     const int64_t r = tile_start(t);
-    fns[size_t(tile_start(t + 1) - r)](ek, pc, a_of(t, tc), rs, ss, bp, ks, r, p * 32);
+    const uint8_t* a = in_place ? g.A + r * g.lda : conv ? Ab + (r - tile_start(t0)) * Kp : Ab + (t - t0) * tile_bytes;
+    fns[size_t(tile_start(t + 1) - r)](ek, pc, a, rs, ss, bp, ks, r, p * 32);
   };
   if (tile_major)
     for (int64_t p = p0; p < p1; ++p) unpack_panel(w.w.data() + p * ks * 64, ks, Wp + (p - p0) * panel_bytes);
@@ -207,24 +253,28 @@ void run_block(const Q4GemmArgs& g, int64_t m0, int64_t m1, int64_t p0, int64_t 
   for (int64_t p = p0; p < p1; ++p) ctx[size_t(p - p0)] = panel_ctx(g, p);
   for (int64_t t0 = 0; t0 < ntiles; t0 += chunk) {
     const int64_t tn = std::min(chunk, ntiles - t0);
-    if (!in_place)
+    if (conv) {
+      for (int64_t r = tile_start(t0); r < tile_start(t0 + tn); ++r)
+        im2col_row_u8(*conv, r, Kp, Ab + (r - tile_start(t0)) * Kp);
+    } else if (!in_place) {
       for (int64_t t = 0; t < tn; ++t) {
         const int64_t r = tile_start(t0 + t);
-        pack_a_u8x4<kMR>(g, r, int(tile_start(t0 + t + 1) - r), ks, K, Ap + t * ks * kMR);
+        pack_a_u8x4<kMR>(g, r, int(tile_start(t0 + t + 1) - r), ks, K, reinterpret_cast<int32_t*>(Ab + t * tile_bytes));
       }
+    }
     if (tile_major) {
-      for (int64_t t = 0; t < tn; ++t)
-        for (int64_t p = p0; p < p1; ++p) run_tile(t0 + t, t, ctx[size_t(p - p0)], Wp + (p - p0) * panel_bytes, p);
+      for (int64_t t = t0; t < t0 + tn; ++t)
+        for (int64_t p = p0; p < p1; ++p) run_tile(t, t0, ctx[size_t(p - p0)], Wp + (p - p0) * panel_bytes, p);
     } else {
       for (int64_t p = p0; p < p1; ++p) {
         unpack_panel(w.w.data() + p * ks * 64, ks, Wp);
-        for (int64_t t = 0; t < tn; ++t) run_tile(t0 + t, t, ctx[size_t(p - p0)], Wp, p);
+        for (int64_t t = t0; t < t0 + tn; ++t) run_tile(t, t0, ctx[size_t(p - p0)], Wp, p);
       }
     }
   }
 }
 
-void run(const Q4GemmArgs& g) {
+void run(const Q4GemmArgs& g, const Q4ConvArgs* conv) {
   if (g.M == 0) return;
   int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (2.0 * double(g.M) * double(g.w->N) * double(g.w->K) < 4e6) nt = 1;
@@ -236,7 +286,7 @@ void run(const Q4GemmArgs& g) {
   const int used = tn * tm;
   auto work = [&](int id) {
     const int im = id / tn, in = id % tn;
-    run_block(g, g.M * im / tm, g.M * (im + 1) / tm, npanels * in / tn, npanels * (in + 1) / tn);
+    run_block(g, conv, g.M * im / tm, g.M * (im + 1) / tm, npanels * in / tn, npanels * (in + 1) / tn);
   };
   if (used == 1) {
     work(0);
@@ -251,7 +301,22 @@ void run(const Q4GemmArgs& g) {
 void gemm_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4GemmArgs& g) {
   check_q4_args(g);
   if (g.w->group != 0) return gemm_qu8_qc4w_12x32c4__avx512vnni(g);  // see the header comment
-  run(g);
+  run(g, nullptr);
+}
+
+void conv_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4ConvArgs& a) {
+  check_q4_conv_args(a);
+  if (a.w->group != 0) {  // grouped weights: the whole im2col matrix, then the grouped GEMM
+    const int64_t M = a.g.OH * a.g.OW;
+    thread_local LowpScratch col_scratch;
+    auto* col = static_cast<uint8_t*>(col_scratch.get(size_t(M * a.w->Kp)));  // [M, Kp] u8
+#pragma omp parallel for if (M * a.w->Kp >= (1 << 16) && !omp_in_parallel()) schedule(static)
+    for (int64_t m = 0; m < M; ++m) im2col_row_u8(a, m, a.w->Kp, col + m * a.w->Kp);
+    Q4GemmArgs g = q4_conv_gemm_args(a, col);
+    g.lda = a.w->Kp;
+    return gemm_qu8_qc4w_12x32c4__avx512vnni(g);
+  }
+  run(q4_conv_gemm_args(a, nullptr), &a);
 }
 
 }  // namespace mpq::kernels
