@@ -190,30 +190,122 @@ inline void fill_bytes(uint8_t* dst, __m512i v, int64_t n) {
   if (n > 0) _mm512_mask_storeu_epi8(dst, _cvtu64_mask64((uint64_t(1) << n) - 1), v);
 }
 
-// Row m (output pixel) of the im2col matrix of c (columns (kh, kw, ch), as im2col_nhwc_ref) into dst [Kp]:
-// taps outside the image hold the zero point, bytes K..Kp-1 hold 0 (they meet the zero weight padding).
-void im2col_row_u8(const Q4ConvArgs& c, int64_t m, int64_t Kp, uint8_t* __restrict dst) {
+// Byte vectors of VB = 16 / 32 / 64 bytes (the short-row im2col picks the narrowest that holds a kernel row:
+// every unaligned store that crosses a cache line costs about twice one that does not, and a 64-byte store
+// at an arbitrary offset almost always crosses one).
+template <int VB>
+struct BytesV;
+template <>
+struct BytesV<16> {
+  using T = __m128i;
+  static T set1(char c) { return _mm_set1_epi8(c); }
+  static T load(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static T mask_load(T src, uint64_t m, const uint8_t* p) { return _mm_mask_loadu_epi8(src, __mmask16(m), p); }
+  static void store(uint8_t* p, T v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+};
+template <>
+struct BytesV<32> {
+  using T = __m256i;
+  static T set1(char c) { return _mm256_set1_epi8(c); }
+  static T load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static T mask_load(T src, uint64_t m, const uint8_t* p) { return _mm256_mask_loadu_epi8(src, __mmask32(m), p); }
+  static void store(uint8_t* p, T v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+};
+template <>
+struct BytesV<64> {
+  using T = __m512i;
+  static T set1(char c) { return _mm512_set1_epi8(c); }
+  static T load(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static T mask_load(T src, uint64_t m, const uint8_t* p) { return _mm512_mask_loadu_epi8(src, _cvtu64_mask64(m), p); }
+  static void store(uint8_t* p, T v) { _mm512_storeu_si512(p, v); }
+};
+
+// The im2col rows [r0, r1) of a conv whose kernel rows are contiguous and short (ldx == C, KW*C <= VB:
+// the stems, 7 x 3 = 21 and 3 x 3 = 9 bytes): per kernel row one load of VB bytes at the window start and
+// one store; lanes outside the image keep the zero point (masked load at the left / right border and near
+// the end of the image: masked-off lanes never fault). Bytes past the kernel row are overwritten by the next
+// store or the K tail.
+template <int VB>
+void im2col_short_rows_u8(const Q4ConvArgs& c, int64_t r0, int64_t r1, int64_t Kp, uint8_t* __restrict dst) {
+  using V = BytesV<VB>;
   const ConvGeom& g = c.g;
-  const int64_t oh = m / g.OW, ow = m % g.OW;
-  const int64_t ih0 = oh * g.stride_h - g.pad_top, iw0 = ow * g.stride_w - g.pad_left;
-  const int64_t kw0 = std::clamp<int64_t>(-iw0, 0, g.KW), kw1 = std::clamp<int64_t>(g.W - iw0, kw0, g.KW);
-  const int64_t seg = g.KW * g.C;  // bytes of one kernel row
-  const __m512i pad = _mm512_set1_epi8(char(c.za));
-  for (int64_t kh = 0; kh < g.KH; ++kh, dst += seg) {
-    const int64_t ih = ih0 + kh;
-    if (ih < 0 || ih >= g.H) {
-      fill_bytes(dst, pad, seg);
-      continue;
+  const int64_t seg = g.KW * g.C, K = g.KH * seg;
+  const typename V::T pad = V::set1(char(c.za));
+  const uint8_t* x_end = c.x + g.H * g.W * g.C;  // end of the image
+  // Output columns whose whole window row lies inside the image: iw0 = ow * stride_w - pad_left >= 0 and
+  // iw0 + KW <= W.
+  const int64_t ow_lo = std::min<int64_t>(g.OW, (g.pad_left + g.stride_w - 1) / g.stride_w);
+  const int64_t room = g.W - g.KW + g.pad_left;
+  const int64_t ow_hi = room < 0 ? ow_lo : std::max(ow_lo, std::min<int64_t>(g.OW, room / g.stride_w + 1));
+  const uint32_t zero = 0;
+  // Pixel (oh, ow) at any column: masked loads of the valid bytes of each kernel row.
+  auto border = [&](int64_t oh, int64_t ow, uint8_t* d) {
+    const int64_t ih0 = oh * g.stride_h - g.pad_top, iw0 = ow * g.stride_w - g.pad_left;
+    const int64_t kw0 = std::clamp<int64_t>(-iw0, 0, g.KW), kw1 = std::clamp<int64_t>(g.W - iw0, kw0, g.KW);
+    const int64_t nv = (kw1 - kw0) * g.C;  // valid bytes of a kernel row, at offset kw0 * C
+    const uint64_t valid = ((nv >= 64 ? ~uint64_t(0) : (uint64_t(1) << nv) - 1) << (kw0 * g.C));
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = ih0 + kh;
+      const uint8_t* src = c.x + (ih * g.W + iw0) * g.C;  // pixel (ih, iw0): may lie left of the image
+      V::store(d + kh * seg, ih >= 0 && ih < g.H ? V::mask_load(pad, valid, src) : pad);
     }
-    fill_bytes(dst, pad, kw0 * g.C);
-    const uint8_t* src = c.x + (ih * g.W + iw0 + kw0) * g.ldx;
-    if (g.ldx == g.C)
-      copy_bytes(dst + kw0 * g.C, src, (kw1 - kw0) * g.C);
-    else
-      for (int64_t kw = kw0; kw < kw1; ++kw) copy_bytes(dst + kw * g.C, src + (kw - kw0) * g.ldx, g.C);
-    fill_bytes(dst + kw1 * g.C, pad, (g.KW - kw1) * g.C);
+    std::memcpy(d + K, &zero, 4);  // K tail (Kp - K <= 3 bytes; spills into the next row, written next)
+  };
+  int64_t r = r0;
+  while (r < r1) {
+    const int64_t oh = r / g.OW, ow_end = std::min(g.OW, r1 - oh * g.OW);  // this output row's share
+    const int64_t ih0 = oh * g.stride_h - g.pad_top;
+    const int64_t kh0 = std::clamp<int64_t>(-ih0, 0, g.KH), kh1 = std::clamp<int64_t>(g.H - ih0, kh0, g.KH);
+    for (int64_t ow = r - oh * g.OW; ow < ow_end; ++ow, ++r) {
+      uint8_t* d = dst + (r - r0) * Kp;
+      const uint8_t* src = c.x + (ih0 * g.W + ow * g.stride_w - g.pad_left) * g.C;  // window origin (ih0, iw0)
+      if (ow < ow_lo || ow >= ow_hi || src + (kh1 - 1) * g.W * g.C + VB > x_end) {
+        border(oh, ow, d);
+        continue;
+      }
+      // Interior column: whole kernel rows, plain loads (bytes past a kernel row are overwritten by the
+      // next store or the K tail).
+      for (int64_t kh = 0; kh < kh0; ++kh) V::store(d + kh * seg, pad);
+      for (int64_t kh = kh0; kh < kh1; ++kh) V::store(d + kh * seg, V::load(src + kh * g.W * g.C));
+      for (int64_t kh = kh1; kh < g.KH; ++kh) V::store(d + kh * seg, pad);
+      std::memcpy(d + K, &zero, 4);
+    }
   }
-  fill_bytes(dst, _mm512_setzero_si512(), Kp - g.KH * seg);
+}
+
+// Rows [r0, r1) (output pixels) of the im2col matrix of c (columns (kh, kw, ch), as im2col_nhwc_ref) into
+// dst [r1 - r0][Kp]: taps outside the image hold the zero point, bytes K..Kp-1 hold 0 (they meet the zero
+// weight padding). dst must have 64 bytes of slack after the last row (whole-vector stores may spill past a
+// row's end into bytes that are written next; rows are written in ascending order).
+void im2col_rows_u8(const Q4ConvArgs& c, int64_t r0, int64_t r1, int64_t Kp, uint8_t* __restrict dst) {
+  const ConvGeom& g = c.g;
+  const int64_t seg = g.KW * g.C, K = g.KH * seg;  // bytes of one kernel row, of one im2col row
+  if (g.ldx == g.C && seg <= 16) return im2col_short_rows_u8<16>(c, r0, r1, Kp, dst);
+  if (g.ldx == g.C && seg <= 32) return im2col_short_rows_u8<32>(c, r0, r1, Kp, dst);
+  if (g.ldx == g.C && seg <= 64) return im2col_short_rows_u8<64>(c, r0, r1, Kp, dst);
+  const __m512i pad = _mm512_set1_epi8(char(c.za)), zero = _mm512_setzero_si512();
+  int64_t oh = r0 / g.OW, ow = r0 % g.OW;
+  for (int64_t r = r0; r < r1; ++r, dst += Kp) {
+    const int64_t ih0 = oh * g.stride_h - g.pad_top, iw0 = ow * g.stride_w - g.pad_left;
+    const int64_t kw0 = std::clamp<int64_t>(-iw0, 0, g.KW), kw1 = std::clamp<int64_t>(g.W - iw0, kw0, g.KW);
+    uint8_t* d = dst;
+    for (int64_t kh = 0; kh < g.KH; ++kh, d += seg) {
+      const int64_t ih = ih0 + kh;
+      if (ih < 0 || ih >= g.H) {
+        fill_bytes(d, pad, seg);
+        continue;
+      }
+      fill_bytes(d, pad, kw0 * g.C);
+      const uint8_t* src = c.x + (ih * g.W + iw0 + kw0) * g.ldx;
+      if (g.ldx == g.C)
+        copy_bytes(d + kw0 * g.C, src, (kw1 - kw0) * g.C);
+      else
+        for (int64_t kw = kw0; kw < kw1; ++kw) copy_bytes(d + kw * g.C, src + (kw - kw0) * g.ldx, g.C);
+      fill_bytes(d + kw1 * g.C, pad, (g.KW - kw1) * g.C);
+    }
+    if (Kp > K) _mm512_mask_storeu_epi8(dst + K, _cvtu64_mask64((uint64_t(1) << (Kp - K)) - 1), zero);  // K tail
+    if (++ow == g.OW) ow = 0, ++oh;
+  }
 }
 
 // Rows [m0, m1) x panels [p0, p1) on one thread. conv: the rows of A are gathered from its image (im2col)
@@ -237,7 +329,9 @@ void run_block(const Q4GemmArgs& g, const Q4ConvArgs* conv, int64_t m0, int64_t 
   // one panel is unpacked per A chunk and reused by every tile of the chunk.
   const bool tile_major = panel_bytes * (p1 - p0) <= 512 * 1024;
   thread_local LowpScratch a_scratch, w_scratch;
-  uint8_t* Ab = in_place ? nullptr : static_cast<uint8_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles))));
+  // (+ 64 bytes: the slack im2col_rows_u8 needs)
+  uint8_t* Ab =
+      in_place ? nullptr : static_cast<uint8_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles) + 64)));
   auto* Wp = static_cast<int8_t*>(w_scratch.get(size_t(panel_bytes * (tile_major ? p1 - p0 : 1))));
   const EpiK ek = epi_consts(g);
   const auto& fns = tiles_for(g.ep);
@@ -254,8 +348,7 @@ void run_block(const Q4GemmArgs& g, const Q4ConvArgs* conv, int64_t m0, int64_t 
   for (int64_t t0 = 0; t0 < ntiles; t0 += chunk) {
     const int64_t tn = std::min(chunk, ntiles - t0);
     if (conv) {
-      for (int64_t r = tile_start(t0); r < tile_start(t0 + tn); ++r)
-        im2col_row_u8(*conv, r, Kp, Ab + (r - tile_start(t0)) * Kp);
+      im2col_rows_u8(*conv, tile_start(t0), tile_start(t0 + tn), Kp, Ab);
     } else if (!in_place) {
       for (int64_t t = 0; t < tn; ++t) {
         const int64_t r = tile_start(t0 + t);
@@ -309,9 +402,8 @@ void conv_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4ConvArgs& a) {
   if (a.w->group != 0) {  // grouped weights: the whole im2col matrix, then the grouped GEMM
     const int64_t M = a.g.OH * a.g.OW;
     thread_local LowpScratch col_scratch;
-    auto* col = static_cast<uint8_t*>(col_scratch.get(size_t(M * a.w->Kp)));  // [M, Kp] u8
-#pragma omp parallel for if (M * a.w->Kp >= (1 << 16) && !omp_in_parallel()) schedule(static)
-    for (int64_t m = 0; m < M; ++m) im2col_row_u8(a, m, a.w->Kp, col + m * a.w->Kp);
+    auto* col = static_cast<uint8_t*>(col_scratch.get(size_t(M * a.w->Kp + 64)));  // [M, Kp] u8 + slack
+    im2col_rows_u8(a, 0, M, a.w->Kp, col);
     Q4GemmArgs g = q4_conv_gemm_args(a, col);
     g.lda = a.w->Kp;
     return gemm_qu8_qc4w_12x32c4__avx512vnni(g);
