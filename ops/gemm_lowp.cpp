@@ -222,7 +222,11 @@ bool onednn_bf16_preferred(const BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 16;
 }
 
-bool q4_panel_preferred(const Q4GemmArgs& g) { return g.w->group == 0; }
+// The panel kernel unpacks each weight panel once into a scratch panel and pays that store + reload back
+// only when more than one row tile reads the panel: at M <= 12 (one tile of the register-unpacking kernel,
+// e.g. GEMV-like linears streaming weights from DRAM) the register kernel was 1.5-2x faster
+// (bench_membound cold M = 1 / 4 / 8), from two tiles up the panel kernel wins (bench_model_shapes).
+bool q4_panel_preferred(const Q4GemmArgs& g) { return g.w->group == 0 && g.M > 12; }
 
 constexpr std::array<Q8GemmList::Impl, 4> kQ8Impls{{
     {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},
