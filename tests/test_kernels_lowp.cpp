@@ -35,11 +35,12 @@ struct EpiCfg {
   int id;
   std::string describe() const {
     static const char* names[] = {"f32 plain",           "f32 bias relu",          "u8 bias relu6 zp",
-                                  "u8 bias u8-residual", "f32 f32-residual clamp", "u8 no-bias"};
+                                  "u8 bias u8-residual", "f32 f32-residual clamp", "u8 no-bias",
+                                  "u8 bias relu",        "u8 f32-residual clamp",  "u8 relu [0, 4e6] huge t"};
     return names[id];
   }
 };
-constexpr int kNumEpi = 6;
+constexpr int kNumEpi = 9;
 
 struct EpiData {
   std::vector<float> bias;      // [N]
@@ -69,6 +70,17 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
       break;
     case 5:
       ep.out = LowpOut::u8, ep.out_scale = 0.1f, ep.out_zp = 7;
+      break;
+    case 6:
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.out = LowpOut::u8, ep.out_scale = 0.04f, ep.out_zp = 0;
+      break;
+    case 7:
+      ep.residual = d.res_f32.data(), ep.ld_res = N, ep.clamp_lo = -1.0f, ep.clamp_hi = 2.0f;
+      ep.out = LowpOut::u8, ep.out_scale = 0.02f, ep.out_zp = 60;
+      break;
+    case 8:  // t = y / out_scale reaches 4e10 > 2^31: the saturation must happen before the int conversion
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.clamp_hi = 4e6f;
+      ep.out = LowpOut::u8, ep.out_scale = 1e-4f, ep.out_zp = 2;
       break;
     default:
       break;
@@ -208,7 +220,7 @@ void f16_case(int64_t M, int64_t N, int64_t K, bool a_f32, bool out_f16, int epi
   EpiData d;
   F16GemmArgs g;
   g.M = M, g.A = a_f32 ? static_cast<const void*>(Af.data()) : Ah.data(), g.lda = lda, g.a_f32 = a_f32, g.w = &pw;
-  g.ep = make_epi(epi == 2 || epi == 3 || epi == 5 ? 1 : epi, M, N, d, rng);
+  g.ep = make_epi(epi == 2 || epi == 3 || epi >= 5 ? 1 : epi, M, N, d, rng);
   if (out_f16) g.ep.out = LowpOut::f16;
   auto S = abs_dot(
       M, N, K,
@@ -238,7 +250,7 @@ void bf16_case(int64_t M, int64_t N, int64_t K, bool a_f32, int epi, std::mt1993
   EpiData d;
   BF16GemmArgs g;
   g.M = M, g.A = a_f32 ? static_cast<const void*>(Af.data()) : Ab.data(), g.lda = lda, g.a_f32 = a_f32, g.w = &pw;
-  g.ep = make_epi(epi == 2 || epi == 3 || epi == 5 ? 1 : epi, M, N, d, rng);
+  g.ep = make_epi(epi == 2 || epi == 3 || epi >= 5 ? 1 : epi, M, N, d, rng);
   auto S = abs_dot(
       M, N, K, [&](int64_t m, int64_t k) { return double(bf16_to_f32(Ab[size_t(m * lda + k)])); },
       [&](int64_t n, int64_t k) { return double(bf16_to_f32(pw.at(n, k))); });

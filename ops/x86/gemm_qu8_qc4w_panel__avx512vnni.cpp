@@ -29,6 +29,9 @@
 // bytes K..Kp-1, and reads them in place -- no materialised col buffer and no separate packing pass.
 #include <immintrin.h>
 
+#include <cmath>
+#include <limits>
+
 #include "ops/kernels_nhwc.h"
 #include "ops/x86/gemm_lowp_driver.h"
 
@@ -70,8 +73,19 @@ struct EpiK {
   int64_t ldc;
 };
 
+// How much of the documented clamp / u8 saturation a call needs (chosen per call from the epilogue; every
+// mode gives the bits of lowp_epilogue_scalar on every input, see tiles_for):
+//   full:          y = min(max(y, lo), hi); u8: t = min(max(t, 0), 255), q = RNE(t), low byte
+//   no_hi:         hi == +inf: after max(y, lo) y is never NaN, so min(y, +inf) == y is left out
+//   no_hi_nonneg:  no_hi, and (u8) lo >= 0, zp >= 0, finite 1 / out_scale: t = y * inv + zp >= 0, not NaN, so
+//                  max(t, 0) == t is left out
+//   bounded:       (u8) as no_hi_nonneg but finite hi, and t <= fl(fl(hi * inv) + zp) < 2^31 (the
+//                  roundings are monotonic): q = RNE(t) fits int32, max(t, 0) is t, and an unsigned saturating
+//                  narrow (vpmovusdb) of q equals RNE(min(t, 255))
+enum class Clamp { full, no_hi, no_hi_nonneg, bounded };
+
 // C[m, n .. n+15] from the int32 accumulator acc (already acc - zc): lowp_epilogue_scalar's op sequence.
-template <LowpOut Out, Res R>
+template <LowpOut Out, Res R, Clamp Cl>
 inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
   __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), sc, b);
   if constexpr (R == Res::f32) {
@@ -81,22 +95,26 @@ inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, 
     const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), e.res_zp);
     y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), e.res_scale, y);
   }
-  y = _mm512_max_ps(y, e.lo);  // y > lo ? y : lo
-  y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
+  y = _mm512_max_ps(y, e.lo);                                                           // y > lo ? y : lo
+  if constexpr (Cl == Clamp::full || Cl == Clamp::bounded) y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
   if constexpr (Out == LowpOut::f32) {
     _mm512_mask_storeu_ps(reinterpret_cast<float*>(e.C) + m * e.ldc + n, mask, y);
   } else {
     __m512 t = _mm512_mul_ps(y, e.inv_os);
     t = _mm512_add_ps(t, e.zp_f);
-    t = _mm512_max_ps(t, _mm512_setzero_ps());
-    t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
-    _mm512_mask_cvtepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));  // RNE (default MXCSR)
+    if constexpr (Cl == Clamp::bounded) {
+      _mm512_mask_cvtusepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));
+    } else {
+      if constexpr (Cl == Clamp::full || Cl == Clamp::no_hi) t = _mm512_max_ps(t, _mm512_setzero_ps());
+      t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
+      _mm512_mask_cvtepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));  // RNE (default MXCSR)
+    }
   }
 }
 
 // Rows [r0, r0 + H) x the 32 columns of one panel. Activation dword of row i, k-step s at a + i * rs + s * ss
 // (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR). bp: the unpacked panel [ks][32][4].
-template <int H, LowpOut Out, Res R>
+template <int H, LowpOut Out, Res R, Clamp Cl>
 void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64_t rs, int64_t ss,
           const int8_t* __restrict bp, int64_t ks, int64_t r0, int64_t n0) {
   __m512i c0[H], c1[H];
@@ -126,26 +144,42 @@ void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64
   const EpiK e = ek;
   const PanelCtx p = pc;
   for (int i = 0; i < H; ++i) {
-    store16<Out, R>(e, _mm512_load_si512(acc[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
-    store16<Out, R>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
+    store16<Out, R, Cl>(e, _mm512_load_si512(acc[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
+    store16<Out, R, Cl>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
   }
 }
 
 using TileFn = void (*)(const EpiK&, const PanelCtx&, const uint8_t*, int64_t, int64_t, const int8_t*, int64_t, int64_t,
                         int64_t);
 
-template <LowpOut Out, Res R, size_t... I>
+template <LowpOut Out, Res R, Clamp Cl, size_t... I>
 constexpr std::array<TileFn, kMR + 1> tile_table(std::index_sequence<I...>) {
-  return {nullptr, &tile<int(I) + 1, Out, R>...};
+  return {nullptr, &tile<int(I) + 1, Out, R, Cl>...};
 }
-template <LowpOut Out, Res R>
-constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R>(std::make_index_sequence<kMR>{});
+template <LowpOut Out, Res R, Clamp Cl>
+constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R, Cl>(std::make_index_sequence<kMR>{});
+
+template <LowpOut Out, Clamp Cl>
+const std::array<TileFn, kMR + 1>& tiles_res(const LowpEpilogue& ep) {
+  if (!ep.residual) return kTiles<Out, Res::none, Cl>;
+  return ep.residual_u8 ? kTiles<Out, Res::u8, Cl> : kTiles<Out, Res::f32, Cl>;
+}
 
 const std::array<TileFn, kMR + 1>& tiles_for(const LowpEpilogue& ep) {
-  const bool u8 = ep.out == LowpOut::u8;
-  if (!ep.residual) return u8 ? kTiles<LowpOut::u8, Res::none> : kTiles<LowpOut::f32, Res::none>;
-  if (ep.residual_u8) return u8 ? kTiles<LowpOut::u8, Res::u8> : kTiles<LowpOut::f32, Res::u8>;
-  return u8 ? kTiles<LowpOut::u8, Res::f32> : kTiles<LowpOut::f32, Res::f32>;
+  const float inf = std::numeric_limits<float>::infinity();
+  const bool hi_inf = ep.clamp_hi == inf;
+  if (ep.out == LowpOut::f32)
+    return hi_inf ? tiles_res<LowpOut::f32, Clamp::no_hi>(ep) : tiles_res<LowpOut::f32, Clamp::full>(ep);
+  // The same f32 operations as Epi / lowp_epilogue_scalar compute the bound (1 / out_scale, then * hi, + zp).
+  const float inv = 1.0f / ep.out_scale;
+  const bool nonneg = ep.clamp_lo >= 0.0f && std::isfinite(inv) && ep.out_zp >= 0;  // then t >= 0
+  if (nonneg && hi_inf) return tiles_res<LowpOut::u8, Clamp::no_hi_nonneg>(ep);
+  if (nonneg && std::isfinite(ep.clamp_hi)) {
+    float tmax = ep.clamp_hi * inv;
+    tmax = tmax + float(ep.out_zp);
+    if (tmax < 2147483520.0f) return tiles_res<LowpOut::u8, Clamp::bounded>(ep);  // the largest float < 2^31
+  }
+  return hi_inf ? tiles_res<LowpOut::u8, Clamp::no_hi>(ep) : tiles_res<LowpOut::u8, Clamp::full>(ep);
 }
 
 PanelCtx panel_ctx(const Q4GemmArgs& g, int64_t p) {
