@@ -88,27 +88,36 @@ enum class Clamp { full, no_hi, no_hi_nonneg, bounded };
 template <LowpOut Out, Res R, Clamp Cl>
 inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
   __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), sc, b);
+  const bool full = mask == __mmask16(0xffff);
   if constexpr (R == Res::f32) {
-    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(e.res) + m * e.ld_res + n));
+    const float* r = reinterpret_cast<const float*>(e.res) + m * e.ld_res + n;
+    y = _mm512_add_ps(y, full ? _mm512_loadu_ps(r) : _mm512_maskz_loadu_ps(mask, r));
   } else if constexpr (R == Res::u8) {
-    const __m128i r8 = _mm_maskz_loadu_epi8(mask, e.res + m * e.ld_res + n);
+    const uint8_t* rp = e.res + m * e.ld_res + n;
+    const __m128i r8 = full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp)) : _mm_maskz_loadu_epi8(mask, rp);
     const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), e.res_zp);
     y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), e.res_scale, y);
   }
   y = _mm512_max_ps(y, e.lo);                                                           // y > lo ? y : lo
   if constexpr (Cl == Clamp::full || Cl == Clamp::bounded) y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
+  // Stores (and residual loads): plain ones for full 16-lane blocks (masked stores, and above all vpmovdb
+  // straight to memory, cost several times a plain store on this CPU), masked only in the column tail.
   if constexpr (Out == LowpOut::f32) {
-    _mm512_mask_storeu_ps(reinterpret_cast<float*>(e.C) + m * e.ldc + n, mask, y);
+    float* c = reinterpret_cast<float*>(e.C) + m * e.ldc + n;
+    full ? _mm512_storeu_ps(c, y) : _mm512_mask_storeu_ps(c, mask, y);
   } else {
     __m512 t = _mm512_mul_ps(y, e.inv_os);
     t = _mm512_add_ps(t, e.zp_f);
+    __m128i q;
     if constexpr (Cl == Clamp::bounded) {
-      _mm512_mask_cvtusepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));
+      q = _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(t));
     } else {
       if constexpr (Cl == Clamp::full || Cl == Clamp::no_hi) t = _mm512_max_ps(t, _mm512_setzero_ps());
       t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
-      _mm512_mask_cvtepi32_storeu_epi8(e.C + m * e.ldc + n, mask, _mm512_cvtps_epi32(t));  // RNE (default MXCSR)
+      q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));  // RNE (default MXCSR)
     }
+    uint8_t* c = e.C + m * e.ldc + n;
+    full ? _mm_storeu_si128(reinterpret_cast<__m128i*>(c), q) : _mm_mask_storeu_epi8(c, mask, q);
   }
 }
 
