@@ -152,9 +152,10 @@ void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64
   }
   const EpiK e = ek;
   const PanelCtx p = pc;
+  const bool two = p.m1 != 0;  // N tail of 16 columns or fewer (e.g. N = 16): no second half to write
   for (int i = 0; i < H; ++i) {
     store16<Out, R, Cl>(e, _mm512_load_si512(acc[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
-    store16<Out, R, Cl>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
+    if (two) store16<Out, R, Cl>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
   }
 }
 
