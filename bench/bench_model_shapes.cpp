@@ -82,6 +82,7 @@ const std::pair<const char*, const char*> kRuns[] = {
     {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
     {"q4", "gemm_qu8_qc4w_14x32c4_panel__avx512vnni"},
     {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
+    {"q4g128", "gemm_qu8_qc4w_14x32c4_panel__avx512vnni"},
     {"f16", "gemm_f16_14x32__avx512"},
     {"bf16", "gemm_bf16_14x32c2__avx512bf16"},
     {"bf16", "gemm_bf16__onednn"},

@@ -3,7 +3,7 @@
 // Order (measured on the 2-core Zen 4 box with bench/bench_lowp.cpp; see the dispatch lists below):
 //   int8:  gemm_qu8_qc8w__onednn (K <= 64 only), gemm_qu8_qc8w_14x32c4__avx512vnni,
 //          gemm_qu8_qc8w_1x32c4__avx2 (AVX2-only machines / MPQ_ISA=avx2), ref
-//   int4:  gemm_qu8_qc4w_14x32c4_panel__avx512vnni (per channel), gemm_qu8_qc4w_12x32c4__avx512vnni, ref
+//   int4:  gemm_qu8_qc4w_14x32c4_panel__avx512vnni (M > 12), gemm_qu8_qc4w_12x32c4__avx512vnni, ref
 //          (oneDNN 2.6 has no int4); the implicit-GEMM conv: conv_qu8_qc4w_14x32c4_panel__avx512vnni, ref
 //   f16:   gemm_f16_14x32__avx512, ref (oneDNN 2.6 has no f16 compute)
 //   bf16:  gemm_bf16__onednn (bf16 A, f32 out, M >= 16 only), gemm_bf16_14x32c2__avx512bf16, ref
@@ -226,7 +226,7 @@ bool onednn_bf16_preferred(const BF16GemmArgs& g) {
 // only when more than one row tile reads the panel: at M <= 12 (one tile of the register-unpacking kernel,
 // e.g. GEMV-like linears streaming weights from DRAM) the register kernel was 1.5-2x faster
 // (bench_membound cold M = 1 / 4 / 8), from two tiles up the panel kernel wins (bench_model_shapes).
-bool q4_panel_preferred(const Q4GemmArgs& g) { return g.w->group == 0 && g.M > 12; }
+bool q4_panel_preferred(const Q4GemmArgs& g) { return g.M > 12; }
 
 constexpr std::array<Q8GemmList::Impl, 4> kQ8Impls{{
     {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},

@@ -20,8 +20,10 @@
 // residual, max / min clamp -- always applied: with infinite bounds they are the identity on every non-NaN
 // value, as in the reference -- then the u8 quantization), so outputs are bit-exact with the reference.
 //
-// Per-channel weights only (group == 0); grouped weights go to gemm_qu8_qc4w_12x32c4__avx512vnni (its
-// per-group float accumulation needs 2 more registers per accumulator: tile 7x32).
+// Grouped weights (32 / 64 / 128 along K): the same 14x32 int32 tile per group; at each group end
+// f = fma(float(acc_g - z * colsum_g), s_g, f) (g = 0: a plain multiply) into an f32 row block in L1, the
+// documented order, then the epilogue with scale sa (the register kernel needs 4 registers per 16 outputs
+// for this and is held to 7x32 tiles).
 //
 // conv_qu8_qc4w_14x32c4_panel__avx512vnni (ops/kernels_nhwc.h): the same tiles on an implicit im2col: each
 // thread gathers the im2col rows of its A chunk (<= 384 KiB, in L2) from the NHWC image with 64-byte vector
@@ -58,9 +60,12 @@ enum class Res { none, f32, u8 };
 // Per-panel constants of the tile: initial accumulators (-z * colsum), per-column scale sa * s[n], bias,
 // column masks. Computed once per panel, read by every tile.
 struct PanelCtx {
-  __m512i nzc0, nzc1;
-  __m512 sc0, sc1, bias0, bias1;
+  __m512i nzc0, nzc1;             // per channel: -z * colsum[n]; grouped: z (the group's colsum is loaded per group)
+  __m512 sc0, sc1, bias0, bias1;  // scale: sa * s[n] per channel, sa grouped
   __mmask16 m0, m1;
+  const int32_t* colsum;  // grouped: colsum of group 0 at the panel's first column; group g at + g * gstride
+  const float* scale;     // grouped: the same for the group scales
+  int64_t gstride, spg;   // grouped: Np (between groups), k-steps per group
 };
 
 // Epilogue constants, held by value in the tile (a local: GCC keeps it in registers across the stores).
@@ -84,10 +89,11 @@ struct EpiK {
 //                  narrow (vpmovusdb) of q equals RNE(min(t, 255))
 enum class Clamp { full, no_hi, no_hi_nonneg, bounded };
 
-// C[m, n .. n+15] from the int32 accumulator acc (already acc - zc): lowp_epilogue_scalar's op sequence.
+// C[m, n .. n+15]: lowp_epilogue_scalar's op sequence.
+// f: the pre-scale value (float(acc - zc) per channel, the per-group sum grouped).
 template <LowpOut Out, Res R, Clamp Cl>
-inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
-  __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), sc, b);
+inline void store16(const EpiK& e, __m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
+  __m512 y = _mm512_fmadd_ps(f, sc, b);
   const bool full = mask == __mmask16(0xffff);
   if constexpr (R == Res::f32) {
     const float* r = reinterpret_cast<const float*>(e.res) + m * e.ld_res + n;
@@ -121,15 +127,37 @@ inline void store16(const EpiK& e, __m512i acc, __m512 sc, __m512 b, int64_t m, 
   }
 }
 
-// Rows [r0, r0 + H) x the 32 columns of one panel. Activation dword of row i, k-step s at a + i * rs + s * ss
-// (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR). bp: the unpacked panel [ks][32][4].
+// Rows [r0, r0 + H) x the 32 columns of one panel (bp: the unpacked panel [ks][32][4]). Activation dword of
+// row i, k-step s at a + i * rs + s * ss (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR). The k
+// loop is written out in both branches: passed to a helper as array pointers, GCC kept c0 / c1 in memory.
+// Per channel: int32 accumulators over all of K, starting at -z * colsum[n], f = float(acc - zc).
+// Grouped (ops/kernels_lowp.h): int32 accumulators per group, then f = float(acc_0 - zc_0) * s_0 and
+// f = fma(float(acc_g - zc_g), s_g, f) into an f32 row block in L1 (the registers hold the int32 tile).
+// The epilogue of a tile from its pre-scale values f [H][32] (in L1).
 template <int H, LowpOut Out, Res R, Clamp Cl>
-void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64_t rs, int64_t ss,
-          const int8_t* __restrict bp, int64_t ks, int64_t r0, int64_t n0) {
+inline void tile_store(const EpiK& ek, const PanelCtx& pc, const float (*f)[32], int64_t r0, int64_t n0) {
+  const EpiK e = ek;
+  const PanelCtx p = pc;
+  const bool two = p.m1 != 0;  // N tail of 16 columns or fewer (e.g. N = 16): no second half to write
+  for (int i = 0; i < H; ++i) {
+    store16<Out, R, Cl>(e, _mm512_load_ps(f[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
+    if (two) store16<Out, R, Cl>(e, _mm512_load_ps(f[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
+  }
+}
+
+// acc[i] = init + k-steps [s0, s1) of activation row i x the unpacked panel (int32, exact). The accumulators
+// leave the registers through plain unrolled stores right after the k loop, arrays local to this function, and
+// it is not inlined: every other arrangement tried (an epilogue reading the registers directly, the k loop
+// inlined into the per-group loop or sharing a float store with it) made GCC keep a memory copy of both
+// arrays updated in the k loop at some tile heights (2-3x slower).
+template <int H>
+__attribute__((noinline)) void tile_ksteps(__m512i init0, __m512i init1, const uint8_t* __restrict a, int64_t rs,
+                                           int64_t ss, const int8_t* __restrict bp, int64_t s0, int64_t s1,
+                                           int32_t (*__restrict acc)[32]) {
   __m512i c0[H], c1[H];
 #pragma GCC unroll 14
-  for (int i = 0; i < H; ++i) c0[i] = pc.nzc0, c1[i] = pc.nzc1;
-  for (int64_t s = 0; s < ks; ++s) {
+  for (int i = 0; i < H; ++i) c0[i] = init0, c1[i] = init1;
+  for (int64_t s = s0; s < s1; ++s) {
     const __m512i b0 = _mm512_load_si512(bp + s * kPanelQ8);
     const __m512i b1 = _mm512_load_si512(bp + s * kPanelQ8 + 64);
     const uint8_t* as = a + s * ss;
@@ -142,54 +170,102 @@ void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64
       c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
     }
   }
-  // The accumulators leave the registers through a plain unrolled store (as in the W8A8 kernel): an
-  // epilogue reading c0 / c1 directly made GCC keep a memory copy of both arrays updated in the k loop.
-  alignas(64) int32_t acc[H][32];  // [H][32] int32
 #pragma GCC unroll 14
   for (int i = 0; i < H; ++i) {
     _mm512_store_si512(acc[i], c0[i]);
     _mm512_store_si512(acc[i] + 16, c1[i]);
   }
-  const EpiK e = ek;
-  const PanelCtx p = pc;
-  const bool two = p.m1 != 0;  // N tail of 16 columns or fewer (e.g. N = 16): no second half to write
+}
+
+// Per channel: int32 accumulators over all of K, starting at -z * colsum[n]; f = float(acc - zc).
+template <int H>
+inline void tile_acc(const PanelCtx& pc, const uint8_t* a, int64_t rs, int64_t ss, const int8_t* bp, int64_t ks,
+                     float (*f)[32]) {
+  alignas(64) int32_t acc[H][32];  // [H][32] int32
+  tile_ksteps<H>(pc.nzc0, pc.nzc1, a, rs, ss, bp, 0, ks, acc);
   for (int i = 0; i < H; ++i) {
-    store16<Out, R, Cl>(e, _mm512_load_si512(acc[i]), p.sc0, p.bias0, r0 + i, n0, p.m0);
-    if (two) store16<Out, R, Cl>(e, _mm512_load_si512(acc[i] + 16), p.sc1, p.bias1, r0 + i, n0 + 16, p.m1);
+    _mm512_store_ps(f[i], _mm512_cvtepi32_ps(_mm512_load_si512(acc[i])));
+    _mm512_store_ps(f[i] + 16, _mm512_cvtepi32_ps(_mm512_load_si512(acc[i] + 16)));
   }
+}
+
+// Grouped (ops/kernels_lowp.h): int32 accumulators per group, then f = float(acc_0 - zc_0) * s_0 and
+// f = fma(float(acc_g - zc_g), s_g, f), zc_g = z * colsum_g, into the f32 row block f in L1.
+template <int H>
+inline void tile_acc_grouped(const PanelCtx& pc, const uint8_t* a, int64_t rs, int64_t ss, const int8_t* bp, int64_t ks,
+                             float (*f)[32]) {
+  alignas(64) int32_t acc[H][32];  // [H][32] int32 of one group
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t gi = 0; gi * pc.spg < ks; ++gi) {
+    tile_ksteps<H>(zero, zero, a, rs, ss, bp, gi * pc.spg, (gi + 1) * pc.spg, acc);
+    const int32_t* cs = pc.colsum + gi * pc.gstride;  // [32]
+    const float* sc = pc.scale + gi * pc.gstride;     // [32]
+    const __m512i zc0 = _mm512_mullo_epi32(pc.nzc0, _mm512_loadu_si512(cs));
+    const __m512i zc1 = _mm512_mullo_epi32(pc.nzc0, _mm512_loadu_si512(cs + 16));
+    const __m512 s0 = _mm512_loadu_ps(sc), s1 = _mm512_loadu_ps(sc + 16);
+    for (int i = 0; i < H; ++i) {
+      const __m512 x0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(acc[i]), zc0));
+      const __m512 x1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(acc[i] + 16), zc1));
+      if (gi == 0) {
+        _mm512_store_ps(f[i], _mm512_mul_ps(x0, s0));
+        _mm512_store_ps(f[i] + 16, _mm512_mul_ps(x1, s1));
+      } else {
+        _mm512_store_ps(f[i], _mm512_fmadd_ps(x0, s0, _mm512_load_ps(f[i])));
+        _mm512_store_ps(f[i] + 16, _mm512_fmadd_ps(x1, s1, _mm512_load_ps(f[i] + 16)));
+      }
+    }
+  }
+}
+
+// Rows [r0, r0 + H) x the 32 columns of one panel; bp: the unpacked panel [ks][32][4]. Activation dword of
+// row i, k-step s at a + i * rs + s * ss (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR).
+template <int H, LowpOut Out, Res R, Clamp Cl, bool Grouped>
+void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64_t rs, int64_t ss,
+          const int8_t* __restrict bp, int64_t ks, int64_t r0, int64_t n0) {
+  alignas(64) float f[H][32];  // [H][32] f32 pre-scale values
+  if constexpr (Grouped)
+    tile_acc_grouped<H>(pc, a, rs, ss, bp, ks, f);
+  else
+    tile_acc<H>(pc, a, rs, ss, bp, ks, f);
+  tile_store<H, Out, R, Cl>(ek, pc, f, r0, n0);
 }
 
 using TileFn = void (*)(const EpiK&, const PanelCtx&, const uint8_t*, int64_t, int64_t, const int8_t*, int64_t, int64_t,
                         int64_t);
 
-template <LowpOut Out, Res R, Clamp Cl, size_t... I>
+template <LowpOut Out, Res R, Clamp Cl, bool G, size_t... I>
 constexpr std::array<TileFn, kMR + 1> tile_table(std::index_sequence<I...>) {
-  return {nullptr, &tile<int(I) + 1, Out, R, Cl>...};
+  return {nullptr, &tile<int(I) + 1, Out, R, Cl, G>...};
 }
-template <LowpOut Out, Res R, Clamp Cl>
-constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R, Cl>(std::make_index_sequence<kMR>{});
+template <LowpOut Out, Res R, Clamp Cl, bool G>
+constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R, Cl, G>(std::make_index_sequence<kMR>{});
 
-template <LowpOut Out, Clamp Cl>
+template <LowpOut Out, Clamp Cl, bool G>
 const std::array<TileFn, kMR + 1>& tiles_res(const LowpEpilogue& ep) {
-  if (!ep.residual) return kTiles<Out, Res::none, Cl>;
-  return ep.residual_u8 ? kTiles<Out, Res::u8, Cl> : kTiles<Out, Res::f32, Cl>;
+  if (!ep.residual) return kTiles<Out, Res::none, Cl, G>;
+  return ep.residual_u8 ? kTiles<Out, Res::u8, Cl, G> : kTiles<Out, Res::f32, Cl, G>;
 }
 
-const std::array<TileFn, kMR + 1>& tiles_for(const LowpEpilogue& ep) {
+// Grouped weights take the full clamp only (their per-group float accumulation dominates the epilogue; fewer
+// instantiations).
+const std::array<TileFn, kMR + 1>& tiles_for(const LowpEpilogue& ep, bool grouped) {
+  const bool f32 = ep.out == LowpOut::f32;
+  if (grouped)
+    return f32 ? tiles_res<LowpOut::f32, Clamp::full, true>(ep) : tiles_res<LowpOut::u8, Clamp::full, true>(ep);
   const float inf = std::numeric_limits<float>::infinity();
   const bool hi_inf = ep.clamp_hi == inf;
-  if (ep.out == LowpOut::f32)
-    return hi_inf ? tiles_res<LowpOut::f32, Clamp::no_hi>(ep) : tiles_res<LowpOut::f32, Clamp::full>(ep);
+  if (f32)
+    return hi_inf ? tiles_res<LowpOut::f32, Clamp::no_hi, false>(ep) : tiles_res<LowpOut::f32, Clamp::full, false>(ep);
   // The same f32 operations as Epi / lowp_epilogue_scalar compute the bound (1 / out_scale, then * hi, + zp).
   const float inv = 1.0f / ep.out_scale;
   const bool nonneg = ep.clamp_lo >= 0.0f && std::isfinite(inv) && ep.out_zp >= 0;  // then t >= 0
-  if (nonneg && hi_inf) return tiles_res<LowpOut::u8, Clamp::no_hi_nonneg>(ep);
+  if (nonneg && hi_inf) return tiles_res<LowpOut::u8, Clamp::no_hi_nonneg, false>(ep);
   if (nonneg && std::isfinite(ep.clamp_hi)) {
     float tmax = ep.clamp_hi * inv;
     tmax = tmax + float(ep.out_zp);
-    if (tmax < 2147483520.0f) return tiles_res<LowpOut::u8, Clamp::bounded>(ep);  // the largest float < 2^31
+    if (tmax < 2147483520.0f) return tiles_res<LowpOut::u8, Clamp::bounded, false>(ep);  // the largest float < 2^31
   }
-  return hi_inf ? tiles_res<LowpOut::u8, Clamp::no_hi>(ep) : tiles_res<LowpOut::u8, Clamp::full>(ep);
+  return hi_inf ? tiles_res<LowpOut::u8, Clamp::no_hi, false>(ep) : tiles_res<LowpOut::u8, Clamp::full, false>(ep);
 }
 
 PanelCtx panel_ctx(const Q4GemmArgs& g, int64_t p) {
@@ -204,6 +280,8 @@ PanelCtx panel_ctx(const Q4GemmArgs& g, int64_t p) {
       _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(z, _mm512_loadu_si512(w.colsum.data() + n0 + 16)));
   c.sc0 = _mm512_mul_ps(sa, _mm512_loadu_ps(w.scale.data() + n0));  // sa * s[n], one f32 multiply
   c.sc1 = _mm512_mul_ps(sa, _mm512_loadu_ps(w.scale.data() + n0 + 16));
+  c.colsum = w.colsum.data() + n0, c.scale = w.scale.data() + n0, c.gstride = w.Np, c.spg = w.steps_per_group();
+  if (w.group != 0) c.nzc0 = c.nzc1 = z, c.sc0 = c.sc1 = sa;  // grouped: zc_g = z * colsum_g, scale sa
   c.m0 = lane_mask(ncols), c.m1 = lane_mask(ncols - 16);
   c.bias0 = g.ep.bias ? _mm512_maskz_loadu_ps(c.m0, g.ep.bias + n0) : _mm512_setzero_ps();
   c.bias1 = g.ep.bias ? _mm512_maskz_loadu_ps(c.m1, g.ep.bias + n0 + 16) : _mm512_setzero_ps();
@@ -378,7 +456,7 @@ void run_block(const Q4GemmArgs& g, const Q4ConvArgs* conv, int64_t m0, int64_t 
       in_place ? nullptr : static_cast<uint8_t*>(a_scratch.get(size_t(tile_bytes * std::min(chunk, ntiles) + 64)));
   auto* Wp = static_cast<int8_t*>(w_scratch.get(size_t(panel_bytes * (tile_major ? p1 - p0 : 1))));
   const EpiK ek = epi_consts(g);
-  const auto& fns = tiles_for(g.ep);
+  const auto& fns = tiles_for(g.ep, w.group != 0);
   const int64_t rs = in_place ? g.lda : conv ? Kp : 4, ss = (in_place || conv) ? 4 : 4 * kMR;
   auto run_tile = [&](int64_t t, int64_t t0, const PanelCtx& pc, const int8_t* bp, int64_t p) {
     const int64_t r = tile_start(t);
@@ -437,21 +515,11 @@ void run(const Q4GemmArgs& g, const Q4ConvArgs* conv) {
 
 void gemm_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4GemmArgs& g) {
   check_q4_args(g);
-  if (g.w->group != 0) return gemm_qu8_qc4w_12x32c4__avx512vnni(g);  // see the header comment
   run(g, nullptr);
 }
 
 void conv_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4ConvArgs& a) {
   check_q4_conv_args(a);
-  if (a.w->group != 0) {  // grouped weights: the whole im2col matrix, then the grouped GEMM
-    const int64_t M = a.g.OH * a.g.OW;
-    thread_local LowpScratch col_scratch;
-    auto* col = static_cast<uint8_t*>(col_scratch.get(size_t(M * a.w->Kp + 64)));  // [M, Kp] u8 + slack
-    im2col_rows_u8(a, 0, M, a.w->Kp, col);
-    Q4GemmArgs g = q4_conv_gemm_args(a, col);
-    g.lda = a.w->Kp;
-    return gemm_qu8_qc4w_12x32c4__avx512vnni(g);
-  }
   run(q4_conv_gemm_args(a, nullptr), &a);
 }
 
