@@ -38,10 +38,15 @@ const GemmShape kLayers[] = {
 };
 
 const std::pair<const char*, const char*> kRuns[] = {
-    {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"}, {"q8", "gemm_qu8_qc8w__onednn"},
-    {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"}, {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
-    {"f16", "gemm_f16_14x32__avx512"},           {"bf16", "gemm_bf16_14x32c2__avx512bf16"},
-    {"f32", "gemm_f32_14x32__avx512"},           {"f32", "gemm_f32__onednn"},
+    {"q8", "gemm_qu8_qc8w_14x32c4__avx512vnni"},
+    {"q8", "gemm_qu8_qc8w__onednn"},
+    {"q4", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
+    {"q4", "gemm_qu8_qc4w_14x32c4_panel__avx512vnni"},
+    {"q4g128", "gemm_qu8_qc4w_12x32c4__avx512vnni"},
+    {"f16", "gemm_f16_14x32__avx512"},
+    {"bf16", "gemm_bf16_14x32c2__avx512bf16"},
+    {"f32", "gemm_f32_14x32__avx512"},
+    {"f32", "gemm_f32__onednn"},
 };
 
 double bytes_per_weight(const std::string& prec) {

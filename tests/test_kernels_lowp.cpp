@@ -35,11 +35,12 @@ struct EpiCfg {
   int id;
   std::string describe() const {
     static const char* names[] = {"f32 plain",           "f32 bias relu",          "u8 bias relu6 zp",
-                                  "u8 bias u8-residual", "f32 f32-residual clamp", "u8 no-bias"};
+                                  "u8 bias u8-residual", "f32 f32-residual clamp", "u8 no-bias",
+                                  "u8 bias relu",        "u8 f32-residual clamp",  "u8 relu [0, 4e6] huge t"};
     return names[id];
   }
 };
-constexpr int kNumEpi = 6;
+constexpr int kNumEpi = 9;
 
 struct EpiData {
   std::vector<float> bias;      // [N]
@@ -69,6 +70,17 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
       break;
     case 5:
       ep.out = LowpOut::u8, ep.out_scale = 0.1f, ep.out_zp = 7;
+      break;
+    case 6:
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.out = LowpOut::u8, ep.out_scale = 0.04f, ep.out_zp = 0;
+      break;
+    case 7:
+      ep.residual = d.res_f32.data(), ep.ld_res = N, ep.clamp_lo = -1.0f, ep.clamp_hi = 2.0f;
+      ep.out = LowpOut::u8, ep.out_scale = 0.02f, ep.out_zp = 60;
+      break;
+    case 8:  // t = y / out_scale reaches 4e10 > 2^31: the saturation must happen before the int conversion
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.clamp_hi = 4e6f;
+      ep.out = LowpOut::u8, ep.out_scale = 1e-4f, ep.out_zp = 2;
       break;
     default:
       break;
@@ -122,14 +134,15 @@ void check_all_impls(const List& list, Args g, int64_t N, const std::string& par
   g.C = ref.data();
   list.impls().back().fn(g);
   for (const auto& impl : list.impls()) {
-    // oneDNN entries are only *selected* on their preferred shapes (supports()), but run here on every
-    // shape they can compute (no residual; bf16: bf16 A and f32 out), so they are tested more widely.
-    const bool dnn_ok = is_onednn(impl.name) && g.ep.residual == nullptr && onednn_can(g);
-    if (!isa_detected(impl.isa) || impl.isa == Isa::ref || !(impl.usable(g) || dnn_ok)) continue;
+    // Entries are only *selected* on their preferred shapes (supports()), but every entry must compute any
+    // valid arguments (ops/kernels/registry.h), so ours run here on every shape; oneDNN entries on every
+    // shape they can compute (no residual; bf16: bf16 A and f32 out).
+    const bool dnn = is_onednn(impl.name);
+    if (!isa_detected(impl.isa) || impl.isa == Isa::ref) continue;
+    if (dnn && !(impl.usable(g) || (g.ep.residual == nullptr && onednn_can(g)))) continue;
     std::vector<uint8_t> got(ref.size(), 0xAB);
     g.C = got.data();
     impl.fn(g);
-    const bool dnn = is_onednn(impl.name);
     const std::string err =
         compare_out(g.ep.out, got, ref, g.M, N, ldc, dnn ? f32_abs_rel_onednn : 0.0, dnn ? 1 : 0, bound);
     INFO(fmt::format("{} {}", impl.name, params));
@@ -207,7 +220,7 @@ void f16_case(int64_t M, int64_t N, int64_t K, bool a_f32, bool out_f16, int epi
   EpiData d;
   F16GemmArgs g;
   g.M = M, g.A = a_f32 ? static_cast<const void*>(Af.data()) : Ah.data(), g.lda = lda, g.a_f32 = a_f32, g.w = &pw;
-  g.ep = make_epi(epi == 2 || epi == 3 || epi == 5 ? 1 : epi, M, N, d, rng);
+  g.ep = make_epi(epi == 2 || epi == 3 || epi >= 5 ? 1 : epi, M, N, d, rng);
   if (out_f16) g.ep.out = LowpOut::f16;
   auto S = abs_dot(
       M, N, K,
@@ -237,7 +250,7 @@ void bf16_case(int64_t M, int64_t N, int64_t K, bool a_f32, int epi, std::mt1993
   EpiData d;
   BF16GemmArgs g;
   g.M = M, g.A = a_f32 ? static_cast<const void*>(Af.data()) : Ab.data(), g.lda = lda, g.a_f32 = a_f32, g.w = &pw;
-  g.ep = make_epi(epi == 2 || epi == 3 || epi == 5 ? 1 : epi, M, N, d, rng);
+  g.ep = make_epi(epi == 2 || epi == 3 || epi >= 5 ? 1 : epi, M, N, d, rng);
   auto S = abs_dot(
       M, N, K, [&](int64_t m, int64_t k) { return double(bf16_to_f32(Ab[size_t(m * lda + k)])); },
       [&](int64_t n, int64_t k) { return double(bf16_to_f32(pw.at(n, k))); });
@@ -273,6 +286,10 @@ TEST_CASE("lowp: W4A8 gemm_qu8_qc4w, per-channel and group 32/64/128 (bit-exact)
       for (int64_t M : {1, 7, 15, 16, 33})
         for (int64_t N : {1, 17, 32, 65}) q4_case(M, N, K, group, int((M + N + K / 32) % kNumEpi), rng);
   q4_case(150, 128, 512, 64, 1, rng);
+  // Panel-major order (unpacked panels of 128 KiB: more than the 512 KiB tile-major budget per thread) and
+  // two A chunks (tiles of 14 x 4096 packed bytes), u8 A read in place and s8 A packed.
+  q4_case(100, 260, 4096, 0, 3, rng);
+  q4_case(100, 260, 4096, 0, 5, rng);
 }
 
 TEST_CASE("lowp: FP16 gemm_f16 (f16 or f32 A, f32 or f16 out) within the f32 summation bound") {

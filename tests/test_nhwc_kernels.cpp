@@ -287,3 +287,98 @@ TEST_CASE("nhwc: depthwise argument checks name the problem") {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------------------- W4A8 implicit-GEMM conv
+namespace {
+
+// Independent oracle of conv_qu8_qc4w for per-channel weights: a direct loop over the taps inside the image,
+// acc = sum (x - za) * w (a padded tap reads za, i.e. adds 0), which equals the GEMM's acc - za * colsum;
+// then the documented epilogue with f = float(acc), scale = sa * s[n].
+std::vector<uint8_t> q4_conv_direct(const Q4ConvArgs& a, size_t ybytes) {
+  const ConvGeom& g = a.g;
+  std::vector<uint8_t> y(ybytes, 0xAB);
+  for (int64_t oh = 0; oh < g.OH; ++oh)
+    for (int64_t ow = 0; ow < g.OW; ++ow)
+      for (int64_t n = 0; n < a.w->N; ++n) {
+        int32_t acc = 0;
+        for (int64_t kh = 0; kh < g.KH; ++kh)
+          for (int64_t kw = 0; kw < g.KW; ++kw) {
+            const int64_t ih = oh * g.stride_h - g.pad_top + kh, iw = ow * g.stride_w - g.pad_left + kw;
+            if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+            for (int64_t c = 0; c < g.C; ++c)
+              acc += (int32_t(a.x[(ih * g.W + iw) * g.ldx + c]) - a.za) * a.w->at(n, (kh * g.KW + kw) * g.C + c);
+          }
+        lowp_epilogue_scalar(a.ep, a.sa * a.w->scale[size_t(n)], float(acc), oh * g.OW + ow, n, y.data(), a.ldc);
+      }
+  return y;
+}
+
+struct Q4ConvCase {
+  int64_t H, W, C, ldx, k, stride, N, group;
+  bool same;  // TF SAME padding (extra pixel bottom / right), else symmetric k / 2
+};
+
+}  // namespace
+
+TEST_CASE("nhwc: W4A8 implicit-GEMM conv, reference vs direct loop, implementations bit-exact") {
+  std::mt19937 rng(31);
+  const Q4ConvCase cases[] = {
+      {33, 31, 3, 3, 7, 2, 64, 0, false},    // ResNet50 stem shape class: C = 3, 7x7 / 2, K = 147 (K % 4 = 3)
+      {29, 30, 3, 4, 3, 2, 32, 0, true},     // MobileNetV2 stem class, TF SAME, ldx > C, K = 27
+      {13, 11, 64, 64, 3, 1, 40, 0, false},  // 3x3, K = 576, N tail
+      {12, 12, 72, 80, 3, 2, 33, 0, true},   // strided 3x3, ldx > C, copies of more than 64 bytes
+      {9, 10, 40, 40, 1, 2, 70, 0, false},   // strided 1x1 (projection shortcut)
+      {10, 9, 32, 32, 3, 1, 20, 32, false},  // grouped weights (group 32 over K = 288)
+      {8, 8, 16, 16, 3, 1, 17, 0, false},    // M = 64: few tiles
+      {40, 40, 8, 8, 3, 1, 96, 0, false},    // 1600 rows: several A chunks, 2 threads
+  };
+  for (const Q4ConvCase& c : cases)
+    for (int epi = 0; epi < 3; ++epi) {
+      const ConvGeom g =
+          c.same ? conv_geom_same(c.H, c.W, c.C, c.ldx, c.k, c.k, c.stride, c.stride)
+                 : conv_geom(c.H, c.W, c.C, c.ldx, c.k, c.k, c.stride, c.stride, c.k / 2, c.k / 2, c.k / 2, c.k / 2);
+      const int64_t K = c.k * c.k * c.C, M = g.OH * g.OW, ng = c.group ? K / c.group : 1;
+      const auto x = rand_u8(size_t(c.H * c.W * c.ldx), rng);                // [H, W, ldx] u8
+      const auto wq = rand_u8(size_t(c.N * ((K + 1) / 2)), rng);             // q4 [N, ceil(K/2)]
+      const auto sw = rand_f(size_t(c.N * ng), rng, 0.01f, 0.2f);            // [N][ng]
+      const auto bias = rand_f(size_t(c.N), rng, -2.0f, 2.0f);               // [N]
+      const auto res = rand_u8(size_t(M * (c.N + 2)), rng);                  // [M, N + 2] u8 residual
+      const PackedQ4W pw = pack_q4w(wq.data(), c.N, K, c.group, sw.data());  // weights in (kh, kw, c) order
+      Q4ConvArgs a;
+      a.g = g, a.x = x.data(), a.sa = 0.02f, a.za = int32_t(rng() % 256), a.w = &pw, a.ldc = c.N + 3;
+      a.ep.bias = bias.data();
+      if (epi == 1) a.ep.clamp_lo = 0.0f, a.ep.out = LowpOut::u8, a.ep.out_scale = 0.05f, a.ep.out_zp = 9;
+      if (epi == 2) {
+        a.ep.out = LowpOut::u8, a.ep.out_scale = 0.08f, a.ep.out_zp = 128;
+        a.ep.residual = res.data(), a.ep.residual_u8 = true, a.ep.ld_res = c.N + 2, a.ep.res_scale = 0.03f;
+        a.ep.res_zp = 100;
+      }
+      const size_t ob = a.ep.out == LowpOut::f32 ? 4 : 1, ybytes = size_t(M * a.ldc) * ob;
+      const std::string what = fmt::format("conv {}x{}x{} ldx={} k={} s={} N={} group={} same={} epi={} za={}", c.H,
+                                           c.W, c.C, c.ldx, c.k, c.stride, c.N, c.group, c.same, epi, a.za);
+      std::vector<uint8_t> ref(ybytes, 0xAB);
+      a.C = ref.data();
+      conv_qu8_qc4w_ref(a);
+      if (c.group == 0) {
+        const std::vector<uint8_t> direct = q4_conv_direct(a, ybytes);
+        CHECK_MESSAGE(direct == ref, "reference vs direct loop: ", what);
+      }
+      for_each_fast_impl(conv_qu8_qc4w_list(), [&](const auto& impl) {
+        std::vector<uint8_t> got(ybytes, 0xAB);
+        a.C = got.data();
+        impl.fn(a);
+        size_t i = 0;
+        while (i < ybytes && got[i] == ref[i]) ++i;
+        CHECK_MESSAGE(i == ybytes,
+                      fmt::format("{} {}: first differing output byte {} of {}", impl.name, what, i, ybytes));
+      });
+    }
+  // Bad input names the mismatch.
+  const std::vector<uint8_t> wq(8 * 14, 0x11);
+  const std::vector<float> sw(8, 0.1f);
+  const PackedQ4W pw = pack_q4w(wq.data(), 8, 27, 0, sw.data());
+  std::vector<uint8_t> x(10 * 10 * 4), y(64 * 8);
+  Q4ConvArgs a;
+  a.g = conv_geom(10, 10, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1), a.x = x.data(), a.w = &pw, a.C = y.data(), a.ldc = 8;
+  CHECK_THROWS_WITH_AS(conv_qu8_qc4w(a), doctest::Contains("!= packed K = 27"), mpq::Error);
+}

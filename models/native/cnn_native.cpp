@@ -366,7 +366,7 @@ void CnnNative::choose_impls(Plan& p) {
       for (const GemmFn& f : gemm_candidates(L, g, io, opt_.autotune)) {
         LayerRun& c = cands.emplace_back();
         c.gemm = f;
-        c.name = prefix + f.name;
+        c.name = f.q4conv ? f.name : prefix + f.name;  // the int4 implicit-GEMM conv does its own im2col
       }
     }
     if (opt_.autotune)

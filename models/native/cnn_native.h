@@ -103,6 +103,7 @@ struct GemmFn {
   kernels::BF16GemmFn bf16 = nullptr;
   kernels::Q8GemmFn q8 = nullptr;
   kernels::Q4GemmFn q4 = nullptr;
+  kernels::Q4ConvFn q4conv = nullptr;  // int4 im2col layers: an implicit-GEMM conv instead of im2col + q4
 };
 
 // Per-layer choice for one plan.

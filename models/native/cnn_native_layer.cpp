@@ -469,6 +469,15 @@ void im2col_torch_order_u8(const uint8_t* x, const kernels::ConvGeom& g, uint8_t
     }
 }
 
+// The implicit-GEMM conv of int4 layer L on image n of io (L.kind == im2col_gemm, column order (kh, kw, c)).
+kernels::Q4ConvArgs q4_conv_args(const Layer& L, const Geom& g, const LayerIO& io, int64_t n) {
+  const int64_t out_img = g.OH * g.OW * L.cout;
+  kernels::Q4ConvArgs a;
+  a.g = kernel_geom(L, g), a.x = io.x + n * g.H * g.W * L.cin, a.sa = L.in.scale, a.za = L.in.zp, a.w = &L.w_q4;
+  a.C = io.y + n * out_img * dt_bytes(io.out.dt), a.ldc = L.cout, a.ep = make_ep(L, io, n * out_img);
+  return a;
+}
+
 }  // namespace
 
 std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO& io, bool all) {
@@ -483,8 +492,18 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
                           [](GemmFn& f, kernels::BF16GemmFn fn) { f.bf16 = fn; });
     case Precision::int8:
       return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
-    case Precision::int4:
-      return list_entries(kernels::gemm_qu8_qc4w_list(), a.q4, all, [](GemmFn& f, kernels::Q4GemmFn fn) { f.q4 = fn; });
+    case Precision::int4: {
+      std::vector<GemmFn> out;
+      if (L.kind == Kind::im2col_gemm && !L.torch_order) {  // the implicit-GEMM conv first, then im2col + GEMM
+        out = list_entries(kernels::conv_qu8_qc4w_list(), q4_conv_args(L, g, io, 0), all,
+                           [](GemmFn& f, kernels::Q4ConvFn fn) { f.q4conv = fn; });
+        if (!all) return out;
+      }
+      for (const GemmFn& f :
+           list_entries(kernels::gemm_qu8_qc4w_list(), a.q4, all, [](GemmFn&f, kernels::Q4GemmFn fn) { f.q4 = fn; }))
+        out.push_back(f);
+      return out;
+    }
   }
   return {};
 }
@@ -530,6 +549,10 @@ void run_layer_ours(const Layer& L, const Geom& g, const LayerRun& r, const Laye
                         : L.in.dt == Dt::f16 ? static_cast<const void*>(&pad_f16)
                                              : static_cast<const void*>(&pad_f32);
       for (int64_t n = 0; n < io.N; ++n) {
+        if (r.gemm.q4conv) {  // int4: im2col rows gathered inside the conv kernel
+          r.gemm.q4conv(q4_conv_args(L, g, io, n));
+          continue;
+        }
         const uint8_t* xn = io.x + n * in_img * ib;
         if (L.torch_order)
           im2col_torch_order_u8(xn, kg, pad_u8, io.col);

@@ -3,7 +3,8 @@
 // Order (measured on the 2-core Zen 4 box with bench/bench_lowp.cpp; see the dispatch lists below):
 //   int8:  gemm_qu8_qc8w__onednn (K <= 64 only), gemm_qu8_qc8w_14x32c4__avx512vnni,
 //          gemm_qu8_qc8w_1x32c4__avx2 (AVX2-only machines / MPQ_ISA=avx2), ref
-//   int4:  gemm_qu8_qc4w_12x32c4__avx512vnni, ref (oneDNN 2.6 has no int4)
+//   int4:  gemm_qu8_qc4w_14x32c4_panel__avx512vnni (M > 12), gemm_qu8_qc4w_12x32c4__avx512vnni, ref
+//          (oneDNN 2.6 has no int4); the implicit-GEMM conv: conv_qu8_qc4w_14x32c4_panel__avx512vnni, ref
 //   f16:   gemm_f16_14x32__avx512, ref (oneDNN 2.6 has no f16 compute)
 //   bf16:  gemm_bf16__onednn (bf16 A, f32 out, M >= 16 only), gemm_bf16_14x32c2__avx512bf16, ref
 // oneDNN entries are tagged with the ISA they need so MPQ_ISA=ref still means "reference only".
@@ -15,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/kernels/lowp.h"
+#include "ops/kernels/nhwc.h"
 
 namespace mpq::kernels {
 
@@ -149,6 +151,22 @@ void check_q(const char* op, const QGemmArgs<PW>& g) {
 
 void check_q8_args(const Q8GemmArgs& g) { check_q("gemm_qu8_qc8w", g); }
 void check_q4_args(const Q4GemmArgs& g) { check_q("gemm_qu8_qc4w", g); }
+void check_q4_conv_args(const Q4ConvArgs& a) {
+  check(a.w != nullptr && a.x != nullptr, "conv_qu8_qc4w: packed weights or input is null");
+  check_conv_geom(a.g, "conv_qu8_qc4w");
+  check(a.g.KH * a.g.KW * a.g.C == a.w->K, "conv_qu8_qc4w: KH*KW*C = {}*{}*{} != packed K = {}", a.g.KH, a.g.KW, a.g.C,
+        a.w->K);
+  check(a.za >= 0 && a.za <= 255, "conv_qu8_qc4w: u8 activation zero point {} out of [0, 255]", a.za);
+  check_q4_args(q4_conv_gemm_args(a, a.x));  // output, ldc, epilogue (A itself is never read through it)
+}
+
+Q4GemmArgs q4_conv_gemm_args(const Q4ConvArgs& a, const uint8_t* col) {
+  Q4GemmArgs g;
+  g.M = a.g.OH * a.g.OW, g.A = col, g.lda = a.w->K, g.a_signed = false, g.sa = a.sa, g.za = a.za, g.w = a.w;
+  g.C = a.C, g.ldc = a.ldc, g.ep = a.ep;
+  return g;
+}
+
 void check_f16_args(const F16GemmArgs& g) {
   check(g.w != nullptr, "gemm_f16: packed weights are null (M={})", g.M);
   check_common("gemm_f16", g.M, g.w->N, g.A, g.lda, g.w->K, g.C, g.ldc, g.ep);
@@ -204,15 +222,27 @@ bool onednn_bf16_preferred(const BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 16;
 }
 
+// The panel kernel unpacks each weight panel once into a scratch panel and pays that store + reload back
+// only when more than one row tile reads the panel: at M <= 12 (one tile of the register-unpacking kernel,
+// e.g. GEMV-like linears streaming weights from DRAM) the register kernel was 1.5-2x faster
+// (bench_membound cold M = 1 / 4 / 8), from two tiles up the panel kernel wins (bench_model_shapes).
+bool q4_panel_preferred(const Q4GemmArgs& g) { return g.M > 12; }
+
 constexpr std::array<Q8GemmList::Impl, 4> kQ8Impls{{
     {"gemm_qu8_qc8w__onednn", Isa::avx512_vnni, &onednn_q8_preferred, &gemm_qu8_qc8w__onednn},
     {"gemm_qu8_qc8w_14x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc8w_14x32c4__avx512vnni},
     {"gemm_qu8_qc8w_1x32c4__avx2", Isa::avx2, nullptr, &gemm_qu8_qc8w_1x32c4__avx2},
     {"gemm_qu8_qc8w_ref", Isa::ref, nullptr, &gemm_qu8_qc8w_ref},
 }};
-constexpr std::array<Q4GemmList::Impl, 2> kQ4Impls{{
+constexpr std::array<Q4GemmList::Impl, 3> kQ4Impls{{
+    {"gemm_qu8_qc4w_14x32c4_panel__avx512vnni", Isa::avx512_vnni, &q4_panel_preferred,
+     &gemm_qu8_qc4w_14x32c4_panel__avx512vnni},
     {"gemm_qu8_qc4w_12x32c4__avx512vnni", Isa::avx512_vnni, nullptr, &gemm_qu8_qc4w_12x32c4__avx512vnni},
     {"gemm_qu8_qc4w_ref", Isa::ref, nullptr, &gemm_qu8_qc4w_ref},
+}};
+constexpr std::array<Q4ConvList::Impl, 2> kQ4ConvImpls{{
+    {"conv_qu8_qc4w_14x32c4_panel__avx512vnni", Isa::avx512_vnni, nullptr, &conv_qu8_qc4w_14x32c4_panel__avx512vnni},
+    {"conv_qu8_qc4w_ref", Isa::ref, nullptr, &conv_qu8_qc4w_ref},
 }};
 constexpr std::array<F16GemmList::Impl, 2> kF16Impls{{
     {"gemm_f16_14x32__avx512", Isa::avx512, nullptr, &gemm_f16_14x32__avx512},
@@ -233,6 +263,10 @@ const Q4GemmList& gemm_qu8_qc4w_list() {
   static const Q4GemmList list("gemm_qu8_qc4w", kQ4Impls);
   return list;
 }
+const Q4ConvList& conv_qu8_qc4w_list() {
+  static const Q4ConvList list("conv_qu8_qc4w", kQ4ConvImpls);
+  return list;
+}
 const F16GemmList& gemm_f16_list() {
   static const F16GemmList list("gemm_f16", kF16Impls);
   return list;
@@ -249,6 +283,10 @@ void gemm_qu8_qc8w(const Q8GemmArgs& g) {
 void gemm_qu8_qc4w(const Q4GemmArgs& g) {
   check_q4_args(g);
   gemm_qu8_qc4w_list().select(g).fn(g);
+}
+void conv_qu8_qc4w(const Q4ConvArgs& a) {
+  check_q4_conv_args(a);
+  conv_qu8_qc4w_list().select(a).fn(a);
 }
 void gemm_f16(const F16GemmArgs& g) {
   check_f16_args(g);

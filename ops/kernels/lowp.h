@@ -183,6 +183,9 @@ void gemm_bf16_ref(const BF16GemmArgs& g);  // double accumulation
 void gemm_qu8_qc8w_14x32c4__avx512vnni(const Q8GemmArgs& g);
 void gemm_qu8_qc8w_1x32c4__avx2(const Q8GemmArgs& g);         // AVX2 fallback (vpmaddwd), scalar epilogue
 void gemm_qu8_qc4w_12x32c4__avx512vnni(const Q4GemmArgs& g);  // per-channel and per-group
+// Nibbles unpacked once per panel into a per-thread int8 scratch panel, then a 14x32 W8A8-style tile;
+// per channel and per group.
+void gemm_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4GemmArgs& g);
 void gemm_f16_14x32__avx512(const F16GemmArgs& g);
 void gemm_bf16_14x32c2__avx512bf16(const BF16GemmArgs& g);
 void gemm_qu8_qc8w__onednn(const Q8GemmArgs& g);

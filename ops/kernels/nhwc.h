@@ -212,6 +212,33 @@ struct AddArgs {
 void add_clamp_nhwc(const AddArgs& a);
 void add_clamp_nhwc_ref(const AddArgs& a);
 
+// ---- dense conv W4A8 as an implicit GEMM ----
+// C[OH*OW, N] = epilogue( im2col(x)[OH*OW, K] * W[N, K]^T ): the im2col matrix of im2col_nhwc (columns in
+// (kh, kw, c) order, K = KH*KW*C == w->K, taps outside the image read the zero point za, i.e. a real 0) is
+// never materialised whole: implementations gather rows block by block. Integer math and epilogue are
+// gemm_qu8_qc4w's (ops/kernels/lowp.h) on that matrix with u8 activations (m = output pixel oh*OW + ow,
+// n = output channel), so every implementation is bit-exact with conv_qu8_qc4w_ref
+// (= im2col_nhwc_ref + gemm_qu8_qc4w_ref).
+struct Q4ConvArgs {
+  ConvGeom g;                    // input geometry; g.KH * g.KW * g.C == w->K
+  const uint8_t* x = nullptr;    // [H, W, g.ldx] u8
+  float sa = 1.0f;               // activation scale
+  int32_t za = 0;                // activation zero point [0, 255] (also the padding value)
+  const PackedQ4W* w = nullptr;  // per channel or grouped
+  void* C = nullptr;             // [OH*OW, ldc] f32 or u8 per ep.out
+  int64_t ldc = 0;
+  LowpEpilogue ep;  // bias [N], residual [OH*OW, ld_res], clamp, output
+};
+void conv_qu8_qc4w(const Q4ConvArgs& a);
+void conv_qu8_qc4w_ref(const Q4ConvArgs& a);
+void conv_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4ConvArgs& a);  // ops/kernels/x86/gemm_qu8_qc4w_panel__avx512vnni.cpp
+void check_q4_conv_args(const Q4ConvArgs& a);
+// The GEMM arguments equivalent to `a` on a materialised im2col matrix col [OH*OW, K] (C, ep and scales as a).
+Q4GemmArgs q4_conv_gemm_args(const Q4ConvArgs& a, const uint8_t* col);
+using Q4ConvFn = void (*)(const Q4ConvArgs&);
+using Q4ConvList = KernelList<Q4ConvArgs, Q4ConvFn>;
+const Q4ConvList& conv_qu8_qc4w_list();
+
 // ---- dispatch lists (first usable entry runs; reference last) ----
 struct Im2colArgs {
   const void* x = nullptr;

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "ops/kernels/lowp.h"
+#include "ops/kernels/nhwc.h"
 
 namespace mpq::kernels {
 namespace {
@@ -51,6 +52,18 @@ void gemm_qu8_qc8w_ref(const Q8GemmArgs& g) {
 void gemm_qu8_qc4w_ref(const Q4GemmArgs& g) {
   check_q4_args(g);
   q_ref(g, g.w->ngroups, g.w->group == 0 ? g.w->K : g.w->group, g.w->group == 0);
+}
+
+// The im2col matrix materialised by the reference im2col, then the reference GEMM.
+void conv_qu8_qc4w_ref(const Q4ConvArgs& a) {
+  check_q4_conv_args(a);
+  const int64_t M = a.g.OH * a.g.OW, K = a.w->K;
+  std::vector<uint8_t> col(size_t(M * K));  // [OH*OW, K] u8
+  const uint8_t pad = uint8_t(a.za);
+  Im2colArgs ia;
+  ia.x = a.x, ia.elem_bytes = 1, ia.g = a.g, ia.pad_value = &pad, ia.col = col.data(), ia.ldcol = K;
+  im2col_nhwc_ref(ia);
+  gemm_qu8_qc4w_ref(q4_conv_gemm_args(a, col.data()));
 }
 
 void gemm_f16_ref(const F16GemmArgs& g) {

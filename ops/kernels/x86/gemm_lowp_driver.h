@@ -93,14 +93,20 @@ struct Epi {
   // Same with a per-column scale vector sc (= sa * s[n] for the per-channel integer paths).
   void store16s(__m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask, void* C, int64_t ldc) const {
     if (!mask) return;
+    // Plain loads / stores for full 16-lane blocks: masked stores, and above all vpmovdb straight to memory,
+    // cost several times a plain store on this CPU (Zen 5; the W4A8 stem conv ran 1.5x faster without them).
+    const bool full = mask == __mmask16(0xffff);
     __m512 y = _mm512_fmadd_ps(f, sc, b);
     if (ep.residual) {
       if (ep.residual_u8) {
-        const __m128i r8 = _mm_maskz_loadu_epi8(mask, static_cast<const uint8_t*>(ep.residual) + m * ep.ld_res + n);
+        const uint8_t* rp = static_cast<const uint8_t*>(ep.residual) + m * ep.ld_res + n;
+        const __m128i r8 =
+            full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(rp)) : _mm_maskz_loadu_epi8(mask, rp);
         const __m512i r = _mm512_sub_epi32(_mm512_cvtepu8_epi32(r8), res_zp);
         y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(r), res_scale, y);
       } else {
-        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, static_cast<const float*>(ep.residual) + m * ep.ld_res + n));
+        const float* rp = static_cast<const float*>(ep.residual) + m * ep.ld_res + n;
+        y = _mm512_add_ps(y, full ? _mm512_loadu_ps(rp) : _mm512_maskz_loadu_ps(mask, rp));
       }
     }
     if (clamp) {
@@ -108,20 +114,25 @@ struct Epi {
       y = _mm512_min_ps(y, hi);  // y < hi ? y : hi
     }
     switch (ep.out) {
-      case LowpOut::f32:
-        _mm512_mask_storeu_ps(static_cast<float*>(C) + m * ldc + n, mask, y);
+      case LowpOut::f32: {
+        float* c = static_cast<float*>(C) + m * ldc + n;
+        full ? _mm512_storeu_ps(c, y) : _mm512_mask_storeu_ps(c, mask, y);
         break;
-      case LowpOut::f16:
-        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(C) + m * ldc + n, mask,
-                                 _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      }
+      case LowpOut::f16: {
+        uint16_t* c = static_cast<uint16_t*>(C) + m * ldc + n;
+        const __m256i h = _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        full ? _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), h) : _mm256_mask_storeu_epi16(c, mask, h);
         break;
+      }
       case LowpOut::u8: {
         __m512 t = _mm512_mul_ps(y, inv_os);
         t = _mm512_add_ps(t, zp_f);
         t = _mm512_max_ps(t, _mm512_setzero_ps());
         t = _mm512_min_ps(t, _mm512_set1_ps(255.0f));
-        const __m512i q = _mm512_cvtps_epi32(t);  // RNE under the default MXCSR
-        _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(C) + m * ldc + n, mask, q);
+        const __m128i q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));  // RNE under the default MXCSR
+        uint8_t* c = static_cast<uint8_t*>(C) + m * ldc + n;
+        full ? _mm_storeu_si128(reinterpret_cast<__m128i*>(c), q) : _mm_mask_storeu_epi8(c, mask, q);
         break;
       }
     }
