@@ -231,7 +231,8 @@ struct Q4ConvArgs {
 };
 void conv_qu8_qc4w(const Q4ConvArgs& a);
 void conv_qu8_qc4w_ref(const Q4ConvArgs& a);
-void conv_qu8_qc4w_14x32c4_panel__avx512vnni(const Q4ConvArgs& a);  // ops/kernels/x86/gemm_qu8_qc4w_panel__avx512vnni.cpp
+void conv_qu8_qc4w_14x32c4_panel__avx512vnni(
+    const Q4ConvArgs& a);  // ops/kernels/x86/gemm_qu8_qc4w_panel__avx512vnni.cpp
 void check_q4_conv_args(const Q4ConvArgs& a);
 // The GEMM arguments equivalent to `a` on a materialised im2col matrix col [OH*OW, K] (C, ep and scales as a).
 Q4GemmArgs q4_conv_gemm_args(const Q4ConvArgs& a, const uint8_t* col);
