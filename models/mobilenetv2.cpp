@@ -162,8 +162,9 @@ class MobileNetV2 final : public CnnModel {
 
 // ---- TFLite import ----
 
-std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
-  const io::TfliteModel m = io::read_tflite(path);
+}  // namespace
+
+std::unique_ptr<CnnModel> mobilenetv2_from_tflite(const io::TfliteModel& m, const std::string& path) {
   check(m.subgraphs.size() == 1, "tflite '{}': {} subgraphs, 1 expected", path, m.subgraphs.size());
   const io::TfliteSubgraph& sg = m.subgraphs[0];
   std::vector<const io::TfliteOperator*> convs;
@@ -226,6 +227,8 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
   return model;
 }
 
+namespace {
+
 std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
   const io::SafetensorsFile f = io::read_safetensors(path);
   std::string layout = safetensors_layout(f.metadata);
@@ -248,7 +251,7 @@ std::unique_ptr<Model> load_mobilenetv2(const std::string& weights_path) {
   namespace fs = std::filesystem;
   check(fs::exists(weights_path), "mobilenetv2 weights '{}': file not found", weights_path);
   const std::string ext = fs::path(weights_path).extension().string();
-  if (ext == ".tflite") return load_tflite(weights_path);
+  if (ext == ".tflite") return mobilenetv2_from_tflite(io::read_tflite(weights_path), weights_path);
   if (ext == ".safetensors") return load_safetensors(weights_path);
   fail("mobilenetv2 weights '{}': unknown format (expected *.tflite or *.safetensors)", weights_path);
 }
