@@ -94,12 +94,16 @@ json to_json(const HutchinsonResult& r) {
 }
 
 HutchinsonResult hutchinson_from_json(const json& j) {
-  HutchinsonResult r;
-  r.trace = j.at("trace").get<std::vector<double>>();
-  r.std_error = j.at("std_error").get<std::vector<double>>();
-  r.draws = j.at("draws").get<int>();
-  r.converged = j.at("converged").get<bool>();
-  return r;
+  try {
+    HutchinsonResult r;
+    r.trace = j.at("trace").get<std::vector<double>>();
+    r.std_error = j.at("std_error").get<std::vector<double>>();
+    r.draws = j.at("draws").get<int>();
+    r.converged = j.at("converged").get<bool>();
+    return r;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed traces payload: {}", e.what());
+  }
 }
 
 json to_json(const Calibration& c) {
@@ -113,19 +117,25 @@ json to_json(const Calibration& c) {
 }
 
 Calibration calibration_from_json(const json& j) {
-  Calibration c;
-  for (const auto& [layer, ops] : j.items())
-    for (const auto& [op, v] : ops.items()) {
-      CalibratedInput ci;
-      ci.params.scale = v.at("scale").get<float>();
-      ci.params.zero_point = v.at("zero_point").get<int32_t>();
-      ci.params.lo = v.at("lo").get<float>();
-      ci.params.hi = v.at("hi").get<float>();
-      ci.chosen = parse_observer(v.at("observer").get<std::string>());
-      ci.error = v.at("error").get<std::map<std::string, double>>();
-      c[layer][std::stoi(op)] = ci;
-    }
-  return c;
+  try {
+    Calibration c;
+    for (const auto& [layer, ops] : j.items())
+      for (const auto& [op, v] : ops.items()) {
+        CalibratedInput ci;
+        ci.params.scale = v.at("scale").get<float>();
+        ci.params.zero_point = v.at("zero_point").get<int32_t>();
+        ci.params.lo = v.at("lo").get<float>();
+        ci.params.hi = v.at("hi").get<float>();
+        ci.chosen = parse_observer(v.at("observer").get<std::string>());
+        ci.error = v.at("error").get<std::map<std::string, double>>();
+        check(op == "0" || op == "1", "analysis cache: calibration of layer '{}' has operand '{}' (0 or 1 expected)",
+              layer, op);
+        c[layer][op[0] - '0'] = ci;
+      }
+    return c;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed calibration payload: {}", e.what());
+  }
 }
 
 json to_json(const DependencyResult& d) {
@@ -143,18 +153,22 @@ json to_json(const DependencyResult& d) {
 }
 
 DependencyResult dependency_from_json(const json& j) {
-  DependencyResult d;
-  d.precision = parse_precision(j.at("precision").get<std::string>());
-  d.base = parse_precision(j.at("base").get<std::string>());
-  d.layers = j.at("layers").get<std::vector<std::string>>();
-  d.base_loss = j.at("base_loss").get<double>();
-  d.single = j.at("single").get<std::vector<double>>();
-  for (const auto& p : j.at("pairs"))
-    d.pairs.push_back(
-        {p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(), p.at("interaction").get<double>()});
-  d.evaluations = j.at("evaluations").get<int64_t>();
-  d.seconds = j.at("seconds").get<double>();
-  return d;
+  try {
+    DependencyResult d;
+    d.precision = parse_precision(j.at("precision").get<std::string>());
+    d.base = parse_precision(j.at("base").get<std::string>());
+    d.layers = j.at("layers").get<std::vector<std::string>>();
+    d.base_loss = j.at("base_loss").get<double>();
+    d.single = j.at("single").get<std::vector<double>>();
+    for (const auto& p : j.at("pairs"))
+      d.pairs.push_back({p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(),
+                         p.at("interaction").get<double>()});
+    d.evaluations = j.at("evaluations").get<int64_t>();
+    d.seconds = j.at("seconds").get<double>();
+    return d;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed dependencies payload: {}", e.what());
+  }
 }
 
 }  // namespace mpq::quant

@@ -16,6 +16,9 @@ PACKAGES=(
                                                  # libdnnl-dev only *recommends* this package
   libturbojpeg0-dev                              # JPEG decoding (libjpeg-turbo)
   clang libclang-rt-14-dev                       # libFuzzer targets and their sanitizer runtimes
+  libomp-dev                                     # clang's OpenMP runtime (libomp): the fuzz build is compiled
+                                                 # by clang with -fopenmp; clang does not depend on it
+                                                 # (found by scripts/check_packages.sh)
   clang-format git                               # the format check of scripts/test.sh
 )
 if [[ "${1:-}" == "--print-packages" ]]; then

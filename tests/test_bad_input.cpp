@@ -280,8 +280,8 @@ TEST_CASE("bad input: MobileNetV2 TFLite conv with too few inputs is refused nam
   const io::TfliteModel real = io::read_tflite(kMobilenet);
   size_t first_conv = 0;
   while (real.subgraphs[0].operators[first_conv].opcode != io::tflite_op::CONV_2D) ++first_conv;
-  for (const std::vector<int32_t> inputs : {std::vector<int32_t>{0}, std::vector<int32_t>{0, -1, -1},
-                                            std::vector<int32_t>{}, std::vector<int32_t>{0, 1 << 30, 2}}) {
+  for (const std::vector<int32_t>& inputs : {std::vector<int32_t>{0}, std::vector<int32_t>{0, -1, -1},
+                                             std::vector<int32_t>{}, std::vector<int32_t>{0, 1 << 30, 2}}) {
     CAPTURE(inputs.size());
     io::TfliteModel m = real;
     m.subgraphs[0].operators[first_conv].inputs = inputs;
