@@ -46,7 +46,9 @@ std::string kind_of(mode_t m) {
 }
 
 void check_no_nul(std::string_view path, std::string_view what) {
-  check(path.find('\0') == std::string_view::npos, "{} path '{}' contains a NUL byte", what, path);
+  // (the path itself is not printed: the message would end at its NUL)
+  const size_t nul = path.find('\0');
+  check(nul == std::string_view::npos, "{}: path contains a NUL byte at offset {}", what, nul);
 }
 
 // Opens a regular file for reading; returns the descriptor and its size.
