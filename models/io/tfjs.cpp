@@ -277,7 +277,13 @@ TfjsModel parse_tfjs_in_folder(std::string_view text, const std::string& model_j
           model_json_path, p);
     return p;
   };
-  auto sizer = [&](const std::string& rel) { return regular_file_size(resolve(rel), "tfjs shard"); };
+  auto sizer = [&](const std::string& rel) {
+    const std::string p = resolve(rel);
+    const uint64_t n = regular_file_size(p, "tfjs shard");
+    check(n <= kMaxWeightsFileBytes, "tfjs shard '{}' is {} bytes, more than the {} bytes a shard can plausibly be",
+          p, n, kMaxWeightsFileBytes);
+    return n;
+  };
   auto loader = [&](const std::string& rel) {
     return read_regular_file(resolve(rel), kMaxWeightsFileBytes, "tfjs shard");
   };
