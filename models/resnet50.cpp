@@ -182,7 +182,11 @@ float keras_eps(const io::TfjsLayer& l, const std::string& file) {
   auto it = l.config.find("epsilon");
   check(it != l.config.end() && it->is_number(), "tfjs model '{}': layer '{}' field 'epsilon' is missing", file,
         l.name);
-  return it->get<float>();
+  const double eps = it->get<double>();  // range-checked before narrowing (the same range as bn_eps metadata)
+  check(eps >= kMinBnEps && eps <= kMaxBnEps,
+        "tfjs model '{}': layer '{}' field 'epsilon' is {}, outside the accepted range [{}, {}]", file, l.name, eps,
+        kMinBnEps, kMaxBnEps);
+  return float(eps);
 }
 
 // Copies one Keras conv (+BN) into unit u: kernel HWIO -> OIHW.
