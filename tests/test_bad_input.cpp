@@ -25,6 +25,7 @@
 #include "models/io/tflite.h"
 #include "models/mobilenetv2.h"
 #include "models/zoo.h"
+#include "quant/cache.h"
 #include "quant/config.h"
 #include "tests/paths.h"
 
@@ -367,4 +368,47 @@ TEST_CASE("bad input: --config activation scales that are denormal or absurd are
   }
   CHECK(quant::config_from_json(cfg(0.0235), "q.json", "m", layers).layers.at("fc").act.at(0).scale ==
         doctest::Approx(0.0235));
+}
+
+// ---------------------------------------------------------------- analysis cache payloads
+
+TEST_CASE("bad input: a damaged analysis-cache payload is an mpq::Error naming the kind and field") {
+  const json traces = {{"trace", {1.5, 0.25}}, {"std_error", {0.1, 0.01}}, {"draws", 16}, {"converged", true}};
+  CHECK(quant::hutchinson_from_json(traces).draws == 16);
+  auto with = [](json j, const std::string& key, const json& v) {
+    j[key] = v;
+    return j;
+  };
+  json no_draws = traces;
+  no_draws.erase("draws");
+  check_error([&] { quant::hutchinson_from_json(no_draws); }, {"analysis cache", "traces", "draws"});
+  check_error([&] { quant::hutchinson_from_json(with(traces, "draws", 1e20)); }, {"analysis cache", "traces", "draws"});
+  check_error([&] { quant::hutchinson_from_json(json::array()); }, {"analysis cache", "traces"});
+
+  const json ci = {{"scale", 0.02}, {"zero_point", 128},    {"lo", -2.56},
+                   {"hi", 2.54},    {"observer", "minmax"}, {"error", {{"minmax", 0.1}}}};
+  CHECK(quant::calibration_from_json({{"fc", {{"0", ci}}}}).at("fc").at(0).params.zero_point == 128);
+  check_error([&] { quant::calibration_from_json({{"fc", {{"x", ci}}}}); }, {"analysis cache", "calibration", "'x'"});
+  check_error(
+      [&] {
+        quant::calibration_from_json({{"fc", {{"0", with(ci, "scale", 1e300)}}}});
+      },
+      {"analysis cache", "calibration", "scale"});
+  check_error(
+      [&] {
+        quant::calibration_from_json({{"fc", {{"0", with(ci, "zero_point", 1e12)}}}});
+      },
+      {"analysis cache", "calibration", "zero_point"});
+  check_error([&] { quant::calibration_from_json({{"fc", 3}}); }, {"analysis cache", "calibration"});
+
+  const json dep = {
+      {"precision", "int8"},      {"base", "fp16"},
+      {"layers", {"a", "b"}},     {"base_loss", 0.41},
+      {"single", {0.001, 0.002}}, {"pairs", {{{"i", 0}, {"j", 1}, {"dl_pair", 0.004}, {"interaction", 0.001}}}},
+      {"evaluations", 7},         {"seconds", 1.25}};
+  CHECK(quant::dependency_from_json(dep).pairs.size() == 1);
+  json far = dep;
+  far["pairs"][0]["j"] = int64_t(1) << 40;
+  check_error([&] { quant::dependency_from_json(far); }, {"analysis cache", "dependencies", "'j'"});
+  check_error([&] { quant::dependency_from_json(with(dep, "precision", "int3")); }, {"analysis cache", "int3"});
 }
