@@ -280,8 +280,8 @@ TfjsModel parse_tfjs_in_folder(std::string_view text, const std::string& model_j
   auto sizer = [&](const std::string& rel) {
     const std::string p = resolve(rel);
     const uint64_t n = regular_file_size(p, "tfjs shard");
-    check(n <= kMaxWeightsFileBytes, "tfjs shard '{}' is {} bytes, more than the {} bytes a shard can plausibly be",
-          p, n, kMaxWeightsFileBytes);
+    check(n <= kMaxWeightsFileBytes, "tfjs shard '{}' is {} bytes, more than the {} bytes a shard can plausibly be", p,
+          n, kMaxWeightsFileBytes);
     return n;
   };
   auto loader = [&](const std::string& rel) {
