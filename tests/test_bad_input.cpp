@@ -366,6 +366,18 @@ TEST_CASE("bad input: --config activation scales that are denormal or absurd are
     check_error([&] { quant::config_from_json(cfg(s), "q.json", "m", layers); },
                 {"q.json", "'fc'", "scale", fmt::format("{}", float(s))});
   }
+  // integer fields that do not fit (nlohmann would narrow them with an undefined cast)
+  for (const auto& [field, v] : {std::pair{"zero_point", json(1e20)}, std::pair{"zero_point", json(int64_t(1) << 40)},
+                                 std::pair{"operand", json(-1e300)}, std::pair{"zero_point", json(12.5)}}) {
+    CAPTURE(field);
+    json j = cfg(0.0235);
+    j["layers"][0]["inputs"][0][field] = v;
+    check_error([&] { quant::config_from_json(j, "q.json", "m", layers); },
+                {"q.json", "'fc'", field, "not an integer"});
+  }
+  json big_version = cfg(0.0235);
+  big_version["version"] = 4294967297.0;
+  check_error([&] { quant::config_from_json(big_version, "q.json", "m", layers); }, {"q.json", "version"});
   CHECK(quant::config_from_json(cfg(0.0235), "q.json", "m", layers).layers.at("fc").act.at(0).scale ==
         doctest::Approx(0.0235));
 }

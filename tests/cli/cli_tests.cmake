@@ -38,3 +38,8 @@ mpq_cli_error(search_bad_confidence "--confidence 1.2 must be in \\[0.5, 1\\)" s
 mpq_cli_error(search_bad_start "--start 'int8': expected fp16 or bf16" search --model mobilenetv2
               --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --start int8 --out /dev/null
               --report /tmp/mpq-cli-bad-start)
+# outputs are validated before the work (core/file_io.h check_output_file): the input here does not even exist
+mpq_cli_error(convert_out_missing_folder "output '/nonexistent/x.safetensors': folder '/nonexistent' does not exist"
+              convert --model mobilenetv2 --weights ${MPQ_TFLITE} --out /nonexistent/x.safetensors)
+mpq_cli_error(infer_output_is_folder "output '/tmp' exists and is a directory" infer --model mobilenetv2
+              --weights /nonexistent/nosuch.tflite --input /nonexistent/x.npy --output /tmp)
