@@ -1,11 +1,13 @@
 #include "models/bert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/io/safetensors.h"
 #include "models/zoo.h"
 #include "ops/ops.h"
@@ -15,35 +17,58 @@ namespace mpq::models {
 // ---------------- config ----------------
 
 void BertConfig::validate(const std::string& file) const {
-  auto pos = [&](int64_t v, const char* field) {
-    check(v > 0, "BERT config '{}': field '{}' must be positive, got {}", file, field, v);
+  auto in_range = [&](int64_t v, int64_t max, const char* field) {
+    check(v > 0 && v <= max, "BERT config '{}': field '{}' is {}, outside the accepted range [1, {}]", file, field, v,
+          max);
   };
-  pos(vocab_size, "vocab_size");
-  pos(hidden, "hidden_size");
-  pos(layers, "num_hidden_layers");
-  pos(heads, "num_attention_heads");
-  pos(ffn, "intermediate_size");
-  pos(max_pos, "max_position_embeddings");
-  pos(type_vocab, "type_vocab_size");
-  pos(num_labels, "num_labels");
-  pos(seq_len, "max_seq_length");
+  in_range(vocab_size, kMaxVocab, "vocab_size");
+  in_range(hidden, kMaxHidden, "hidden_size");
+  in_range(layers, kMaxLayers, "num_hidden_layers");
+  in_range(heads, hidden, "num_attention_heads");
+  in_range(ffn, kMaxFfn, "intermediate_size");
+  in_range(max_pos, kMaxPositions, "max_position_embeddings");
+  in_range(type_vocab, kMaxTypeVocab, "type_vocab_size");
+  in_range(num_labels, kMaxLabels, "num_labels");
+  in_range(seq_len, max_pos, "max_seq_length");
   check(hidden % heads == 0, "BERT config '{}': hidden_size {} is not a multiple of num_attention_heads {}", file,
         hidden, heads);
-  check(ln_eps > 0.0f, "BERT config '{}': field 'layer_norm_eps' must be positive, got {}", file, ln_eps);
+  check(std::isfinite(ln_eps) && ln_eps > 0.0f && ln_eps <= 1.0f,
+        "BERT config '{}': field 'layer_norm_eps' is {}, outside the accepted range (0, 1]", file, ln_eps);
+  for (auto [v, field] :
+       {std::pair{hidden_dropout, "hidden_dropout_prob"}, std::pair{attn_dropout, "attention_probs_dropout_prob"}})
+    check(v >= 0.0f && v < 1.0f, "BERT config '{}': field '{}' is {}, outside the accepted range [0, 1)", file, field,
+          v);
+  // Every field is bounded above, so this product cannot overflow (< 2^63).
+  const int64_t params = parameter_count();
+  check(params <= kMaxParameters, "BERT config '{}': the fields describe {} parameters, more than the accepted {}",
+        file, params, kMaxParameters);
+}
+
+int64_t BertConfig::parameter_count() const {
+  const int64_t D = hidden, F = ffn;
+  const int64_t per_layer = 4 * (D * D + D) + 2 * D + (F * D + F) + (D * F + D) + 2 * D;
+  return (vocab_size + max_pos + type_vocab) * D + 2 * D + layers * per_layer + (D * D + D) +
+         (num_labels * D + num_labels);
 }
 
 BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& file) {
   check(j.is_object(), "BERT config '{}': expected a JSON object", file);
   auto req_int = [&](const char* field) -> int64_t {
     check(j.contains(field), "BERT config '{}': missing field '{}'", file, field);
-    check(j[field].is_number_integer(), "BERT config '{}': field '{}' must be an integer", file, field);
+    check(j[field].is_number_integer(), "BERT config '{}': field '{}' must be an integer, got {}", file, field,
+          j[field].dump());
+    check(!j[field].is_number_unsigned() || j[field].get<uint64_t>() <= uint64_t(INT64_MAX),
+          "BERT config '{}': field '{}' is {}, too large", file, field, j[field].dump());
     return j[field].get<int64_t>();
   };
   auto opt_int = [&](const char* field, int64_t def) -> int64_t { return j.contains(field) ? req_int(field) : def; };
   auto opt_float = [&](const char* field, float def) -> float {
     if (!j.contains(field)) return def;
     check(j[field].is_number(), "BERT config '{}': field '{}' must be a number", file, field);
-    return j[field].get<float>();
+    const double v = j[field].get<double>();  // range-checked before narrowing (out-of-range is UB)
+    check(std::isfinite(v) && std::fabs(v) <= double(std::numeric_limits<float>::max()),
+          "BERT config '{}': field '{}' is {}, not a finite float", file, field, v);
+    return float(v);
   };
   BertConfig c;
   c.vocab_size = req_int("vocab_size");
@@ -71,16 +96,21 @@ BertConfig BertConfig::from_json(const nlohmann::json& j, const std::string& fil
   return c;
 }
 
-BertConfig BertConfig::load(const std::string& path) {
-  std::ifstream f(path);
-  check(bool(f), "BERT config '{}': cannot open file", path);
+BertConfig BertConfig::parse(std::string_view text, const std::string& path) {
+  const size_t depth = io::json_nesting_depth(text);
+  check(depth <= io::kMaxJsonDepth, "BERT config '{}': JSON nests {} levels deep (limit {})", path, depth,
+        io::kMaxJsonDepth);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(f);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("BERT config '{}': invalid JSON: {}", path, e.what());
   }
   return from_json(j, path);
+}
+
+BertConfig BertConfig::load(const std::string& path) {
+  return parse(read_text_file(path, kMaxJsonFileBytes, "BERT config"), path);
 }
 
 nlohmann::json BertConfig::to_json() const {
@@ -114,12 +144,7 @@ nlohmann::json BertConfig::to_json() const {
   return j;
 }
 
-void BertConfig::save(const std::string& path) const {
-  std::ofstream f(path);
-  check(bool(f), "cannot open '{}' for writing", path);
-  f << to_json().dump(2) << "\n";
-  check(bool(f), "error writing '{}'", path);
-}
+void BertConfig::save(const std::string& path) const { write_file_atomic(path, to_json().dump(2) + "\n"); }
 
 // ---------------- model ----------------
 
@@ -350,12 +375,27 @@ std::string bert_dir_of(const std::string& weights_path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+void check_vocab_fits(const BertConfig& cfg, const std::string& cfg_path, const std::string& vocab_path) {
+  const std::string text = read_text_file(vocab_path, kMaxTextFileBytes, "vocab file");
+  // one token per line (data::Vocab::load), the last line may lack its '\n'
+  const int64_t tokens =
+      int64_t(std::count(text.begin(), text.end(), '\n')) + (!text.empty() && text.back() != '\n' ? 1 : 0);
+  check(tokens <= cfg.vocab_size,
+        "BERT config '{}': field 'vocab_size' is {} but '{}' beside it lists {} tokens (their ids would index past "
+        "the word embeddings)",
+        cfg_path, cfg.vocab_size, vocab_path, tokens);
+}
+
 std::unique_ptr<Bert> load_bert_model(const std::string& weights_path) {
-  const std::string cfg_path = bert_dir_of(weights_path) + "/config.json";
-  check(std::filesystem::exists(cfg_path), "BERT weights '{}': config.json not found beside them ('{}')", weights_path,
-        cfg_path);
-  auto m = std::make_unique<Bert>(BertConfig::load(cfg_path));
+  const std::string dir = bert_dir_of(weights_path);
+  const std::string cfg_path = dir + "/config.json";
+  std::error_code ec;
+  check(std::filesystem::exists(cfg_path, ec), "BERT weights '{}': config.json not found beside them ('{}')",
+        weights_path, cfg_path);
+  const BertConfig cfg = BertConfig::load(cfg_path);  // bounded (validate) before anything is allocated
+  if (std::filesystem::exists(dir + "/vocab.txt", ec)) check_vocab_fits(cfg, cfg_path, dir + "/vocab.txt");
   const io::SafetensorsFile f = io::read_safetensors(weights_path);
+  auto m = std::make_unique<Bert>(cfg);
   m->load_state(f.tensors, weights_path);
   return m;
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "models/io/common.h"
@@ -38,13 +39,29 @@ struct BertConfig {
   float attn_dropout = 0.1f;    // attention_probs_dropout_prob
   int64_t seq_len = 128;        // default sequence length for MAC counts and evaluation ("max_seq_length", ours)
 
+  // Accepted ranges (validate): far above BERT-large (vocab 30522, hidden 1024, 24 layers, ffn 4096, 512
+  // positions, 335 M parameters) and small enough that no product of fields overflows and no config can ask
+  // for more than 4 GiB of f32 parameters before a weights file is even read.
+  static constexpr int64_t kMaxVocab = int64_t(1) << 22;
+  static constexpr int64_t kMaxHidden = 16384;
+  static constexpr int64_t kMaxLayers = 256;
+  static constexpr int64_t kMaxFfn = 65536;
+  static constexpr int64_t kMaxPositions = 65536;
+  static constexpr int64_t kMaxTypeVocab = 1024;
+  static constexpr int64_t kMaxLabels = 65536;
+  static constexpr int64_t kMaxParameters = int64_t(1) << 30;
+
   int64_t head_dim() const { return hidden / heads; }
+  // Every field in its accepted range (above; heads <= hidden and divides it, seq_len <= max_pos, ln_eps in
+  // (0, 1], dropouts in [0, 1)) and parameter_count() <= kMaxParameters; errors name `file` and the field.
   void validate(const std::string& file) const;
+  int64_t parameter_count() const;
   // Parses HF config.json text; errors name `file` and the field.
   static BertConfig from_json(const nlohmann::json& j, const std::string& file);
-  static BertConfig load(const std::string& path);
-  nlohmann::json to_json() const;  // HF keys (plus max_seq_length)
-  void save(const std::string& path) const;
+  static BertConfig parse(std::string_view text, const std::string& file);
+  static BertConfig load(const std::string& path);  // regular file of at most kMaxJsonFileBytes
+  nlohmann::json to_json() const;                   // HF keys (plus max_seq_length)
+  void save(const std::string& path) const;         // atomic (core/file_io.h)
 };
 
 struct BertLinear {
@@ -112,7 +129,9 @@ class Bert : public Model {
   BertLinear classifier_;  // [C, D]
 };
 
-// Loads weights_path (*.safetensors) with config.json beside it. Throws mpq::Error naming file and field.
+// Loads weights_path (*.safetensors) with config.json beside it. config.json is validated (bounded fields) and,
+// when a vocab.txt sits beside it too, checked to hold no more tokens than vocab_size, all before the model is
+// allocated. Throws mpq::Error naming file and field.
 std::unique_ptr<Bert> load_bert_model(const std::string& weights_path);
 // Directory holding a weights file (for config.json / vocab.txt), "." when there is none.
 std::string bert_dir_of(const std::string& weights_path);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
@@ -93,7 +94,11 @@ void ConvUnit::collect(NamedTensors& out, bool params_only) {
 
 namespace {
 Tensor take(const io::TensorMap& map, const std::string& name, const Shape& shape, const std::string& file) {
-  return io::require(map, name, shape, file).to(DType::f32);  // fresh contiguous f32 copy
+  const Tensor& t = io::require(map, name, shape, file);
+  check(t.dtype() == DType::f32 || t.dtype() == DType::f16 || t.dtype() == DType::bf16,
+        "weights '{}': tensor '{}' has dtype {} but a float type (f32, f16, bf16) expected", file, name,
+        dtype_name(t.dtype()));
+  return t.to(DType::f32);  // fresh contiguous f32 copy
 }
 }  // namespace
 
@@ -172,6 +177,19 @@ std::vector<CnnStep> CnnModel::inference_steps() const {
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
   auto it = metadata.find("layout");
   return it == metadata.end() ? std::string() : it->second;
+}
+
+float parse_bn_eps(const std::string& value, const std::string& file) {
+  // strtod accepts leading spaces, "nan", "inf" and hex floats: only a plain decimal is let through to it
+  const bool plain = !value.empty() && value.find_first_not_of("0123456789.eE+-") == std::string::npos;
+  char* end = nullptr;
+  const double v = plain ? std::strtod(value.c_str(), &end) : 0.0;
+  if (!plain || end != value.c_str() + value.size())
+    fail("weights '{}': __metadata__ field 'bn_eps' is '{}', not a decimal number", file, value);
+  if (!(v >= kMinBnEps && v <= kMaxBnEps))
+    fail("weights '{}': __metadata__ field 'bn_eps' is '{}', outside the accepted range [{}, {}]", file, value,
+         kMinBnEps, kMaxBnEps);
+  return float(v);
 }
 
 namespace {

@@ -57,7 +57,8 @@ struct ConvUnit {
   // W), W being the BN-folded weight when folding, else the raw conv weight (BN then runs unquantized).
   Tensor forward(const Tensor& x, bool training, bool fold);
   void collect(NamedTensors& out, bool params_only);
-  // Reads this unit's tensors (torchvision names) from `map`, checking shapes; errors name file and tensor.
+  // Reads this unit's tensors (torchvision names) from `map`, checking shapes and float dtypes (f32, f16, bf16;
+  // integer tensors are refused, as BERT's loader does); errors name file and tensor.
   void load(const io::TensorMap& map, const std::string& file);
 };
 
@@ -173,6 +174,14 @@ LayerHook* bound_layer_hook();
 
 // The weight layout stored in a safetensors file's metadata, or "" when absent.
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata);
+
+// BN epsilon accepted from a safetensors file's "bn_eps" metadata: Keras uses 1e-3, PyTorch 1e-5; the range
+// leaves decades of room on both sides while refusing what cannot be an epsilon (0, negative, > 1, denormal).
+inline constexpr double kMinBnEps = 1e-12;
+inline constexpr double kMaxBnEps = 1.0;
+// Parses "bn_eps" strictly: a plain decimal number (digits, '.', exponent; no spaces, "nan", "inf", hex or
+// trailing characters) in [kMinBnEps, kMaxBnEps]. Throws naming `file`, the field and the value.
+float parse_bn_eps(const std::string& value, const std::string& file);
 
 // Deterministic "random" initialisation shared with tests/gen_golden_cnn.py (no weight file is committed).
 // For tensor `name` with n elements, t[i] = a + b * sin(i * 0.37 + phase(name)), phase = 0.1 * h,

@@ -162,8 +162,9 @@ class MobileNetV2 final : public CnnModel {
 
 // ---- TFLite import ----
 
-std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
-  const io::TfliteModel m = io::read_tflite(path);
+}  // namespace
+
+std::unique_ptr<CnnModel> mobilenetv2_from_tflite(const io::TfliteModel& m, const std::string& path) {
   check(m.subgraphs.size() == 1, "tflite '{}': {} subgraphs, 1 expected", path, m.subgraphs.size());
   const io::TfliteSubgraph& sg = m.subgraphs[0];
   std::vector<const io::TfliteOperator*> convs;
@@ -174,16 +175,26 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
   check(convs.size() == units.size() + 1,
         "tflite '{}': {} CONV_2D/DEPTHWISE_CONV_2D operators, {} expected for MobileNetV2 1.0", path, convs.size(),
         units.size() + 1);
-  auto tensor_name = [&](int32_t t) { return sg.tensors.at(size_t(t)).name; };
-  auto weights = [&](const io::TfliteOperator& op, size_t i) {
-    check(op.inputs.size() == 3 && op.inputs[2] >= 0, "tflite '{}': conv operator #{} has no bias input", path, i);
+  // Every conv operator has exactly (input, weights, bias), each a tensor of the subgraph: checked before any
+  // index is used.
+  auto check_inputs = [&](const io::TfliteOperator& op, size_t i) {
+    check(op.inputs.size() == 3, "tflite '{}': conv operator #{} has {} inputs, expected 3 (input, weights, bias)",
+          path, i, op.inputs.size());
+    for (size_t k = 0; k < 3; ++k)
+      check(op.inputs[k] >= 0 && size_t(op.inputs[k]) < sg.tensors.size(),
+            "tflite '{}': conv operator #{} input {} is tensor {}, not one of the subgraph's {} tensors", path, i, k,
+            op.inputs[k], sg.tensors.size());
+  };
+  auto tensor_name = [&](int32_t t) { return sg.tensors[size_t(t)].name; };  // t checked by check_inputs
+  auto weights = [&](const io::TfliteOperator& op) {
     return std::pair{io::tflite_dequantize(m, sg, op.inputs[1]), io::tflite_dequantize(m, sg, op.inputs[2])};
   };
   for (size_t i = 0; i < units.size(); ++i) {
     ConvUnit& u = *units[i];
     const io::TfliteOperator& op = *convs[i];
+    check_inputs(op, i);
     const bool dw = u.spec.groups > 1;
-    const std::string wname = tensor_name(op.inputs.at(1));
+    const std::string wname = tensor_name(op.inputs[1]);
     check(op.opcode == (dw ? io::tflite_op::DEPTHWISE_CONV_2D : io::tflite_op::CONV_2D),
           "tflite '{}': operator for '{}' (weights '{}') is {}, expected {}", path, u.spec.conv, wname,
           io::tflite_op_name(op.opcode), dw ? "DEPTHWISE_CONV_2D" : "CONV_2D");
@@ -195,7 +206,7 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
     const auto want_act = is_project ? io::TfliteActivation::none : io::TfliteActivation::relu6;
     check(op.options.activation == want_act, "tflite '{}': '{}' field 'fused_activation_function' is {}, expected {}",
           path, wname, io::tflite_activation_name(op.options.activation), io::tflite_activation_name(want_act));
-    auto [w, b] = weights(op, i);
+    auto [w, b] = weights(op);
     const int64_t K = u.spec.kernel;
     if (dw) {
       if (!(w.shape() == Shape{1, K, K, u.spec.out}))
@@ -215,7 +226,8 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
   }
   // Classifier: 1x1 CONV_2D [1001, 1, 1, 1280] after the average pool.
   const io::TfliteOperator& cls = *convs.back();
-  auto [w, b] = weights(cls, convs.size() - 1);
+  check_inputs(cls, convs.size() - 1);
+  auto [w, b] = weights(cls);
   LinearUnit& fc = model->classifier_;
   if (!(cls.opcode == io::tflite_op::CONV_2D && w.shape() == Shape{fc.out, 1, 1, fc.in}))
     fail("tflite '{}': classifier '{}' has shape {}, expected a CONV_2D [{}, 1, 1, {}]", path,
@@ -226,14 +238,11 @@ std::unique_ptr<CnnModel> load_tflite(const std::string& path) {
   return model;
 }
 
+namespace {
+
 std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
   const io::SafetensorsFile f = io::read_safetensors(path);
-  std::string layout = safetensors_layout(f.metadata);
-  if (layout.empty()) layout = f.tensors.contains("features.0.0.bias") ? "tflite" : "torchvision";
-  check(layout == "tflite" || layout == "torchvision",
-        "weights '{}': __metadata__ field 'layout' is '{}' (mobilenetv2 expects 'tflite' or 'torchvision')", path,
-        layout);
-  auto model = make_mobilenetv2(layout == "tflite" ? MobileNetLayout::tflite : MobileNetLayout::torchvision);
+  auto model = make_mobilenetv2(mobilenetv2_safetensors_layout(f, path));
   auto& net = static_cast<MobileNetV2&>(*model);
   for (ConvUnit* u : net.units()) u->load(f.tensors, path);
   net.classifier_.load(f.tensors, path);
@@ -242,13 +251,22 @@ std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
 
 }  // namespace
 
+MobileNetLayout mobilenetv2_safetensors_layout(const io::SafetensorsFile& f, const std::string& path) {
+  std::string layout = safetensors_layout(f.metadata);
+  if (layout.empty()) layout = f.tensors.contains("features.0.0.bias") ? "tflite" : "torchvision";
+  check(layout == "tflite" || layout == "torchvision",
+        "weights '{}': __metadata__ field 'layout' is '{}' (mobilenetv2 expects 'tflite' or 'torchvision')", path,
+        layout);
+  return layout == "tflite" ? MobileNetLayout::tflite : MobileNetLayout::torchvision;
+}
+
 std::unique_ptr<CnnModel> make_mobilenetv2(MobileNetLayout layout) { return std::make_unique<MobileNetV2>(layout); }
 
 std::unique_ptr<Model> load_mobilenetv2(const std::string& weights_path) {
   namespace fs = std::filesystem;
   check(fs::exists(weights_path), "mobilenetv2 weights '{}': file not found", weights_path);
   const std::string ext = fs::path(weights_path).extension().string();
-  if (ext == ".tflite") return load_tflite(weights_path);
+  if (ext == ".tflite") return mobilenetv2_from_tflite(io::read_tflite(weights_path), weights_path);
   if (ext == ".safetensors") return load_safetensors(weights_path);
   fail("mobilenetv2 weights '{}': unknown format (expected *.tflite or *.safetensors)", weights_path);
 }

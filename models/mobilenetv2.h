@@ -12,6 +12,8 @@
 #include <memory>
 
 #include "models/cnn_common.h"
+#include "models/io/safetensors.h"
+#include "models/io/tflite.h"
 
 namespace mpq::models {
 
@@ -19,5 +21,12 @@ enum class MobileNetLayout { torchvision, tflite };
 
 // Zero-initialised network (BN stats identity).
 std::unique_ptr<CnnModel> make_mobilenetv2(MobileNetLayout layout);
+
+// The TF1 quantized MobileNetV2 1.0 224 graph of a parsed TFLite file, dequantized (BN folded, 1001 classes);
+// errors name `file` and the operator / tensor.
+// The layout a safetensors file's metadata names ("layout"), else guessed from features.0.0.bias (tflite).
+MobileNetLayout mobilenetv2_safetensors_layout(const io::SafetensorsFile& f, const std::string& file);
+
+std::unique_ptr<CnnModel> mobilenetv2_from_tflite(const io::TfliteModel& m, const std::string& file);
 
 }  // namespace mpq::models

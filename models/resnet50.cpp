@@ -182,19 +182,23 @@ float keras_eps(const io::TfjsLayer& l, const std::string& file) {
   auto it = l.config.find("epsilon");
   check(it != l.config.end() && it->is_number(), "tfjs model '{}': layer '{}' field 'epsilon' is missing", file,
         l.name);
-  return it->get<float>();
+  const double eps = it->get<double>();  // range-checked before narrowing (the same range as bn_eps metadata)
+  check(eps >= kMinBnEps && eps <= kMaxBnEps,
+        "tfjs model '{}': layer '{}' field 'epsilon' is {}, outside the accepted range [{}, {}]", file, l.name, eps,
+        kMinBnEps, kMaxBnEps);
+  return float(eps);
 }
 
 // Copies one Keras conv (+BN) into unit u: kernel HWIO -> OIHW.
 void load_keras_unit(ConvUnit& u, const io::TfjsModel& m, const KerasNames& k, const std::string& file) {
   const auto& S = u.spec;
-  const Tensor& kern = io::require(m.weights, k.conv + "/kernel", {S.kernel, S.kernel, S.in, S.out}, file);
+  const Tensor& kern = io::require(m.weights, k.conv + "/kernel", {S.kernel, S.kernel, S.in, S.out}, DType::f32, file);
   u.weight = kern.permute_view({3, 2, 0, 1}).contiguous().clone();  // [O, I, KH, KW]
-  u.bias = io::require(m.weights, k.conv + "/bias", {S.out}, file).clone();
-  u.gamma = io::require(m.weights, k.bn + "/gamma", {S.out}, file).clone();
-  u.beta = io::require(m.weights, k.bn + "/beta", {S.out}, file).clone();
-  u.running_mean = io::require(m.weights, k.bn + "/moving_mean", {S.out}, file).clone();
-  u.running_var = io::require(m.weights, k.bn + "/moving_variance", {S.out}, file).clone();
+  u.bias = io::require(m.weights, k.conv + "/bias", {S.out}, DType::f32, file).clone();
+  u.gamma = io::require(m.weights, k.bn + "/gamma", {S.out}, DType::f32, file).clone();
+  u.beta = io::require(m.weights, k.bn + "/beta", {S.out}, DType::f32, file).clone();
+  u.running_mean = io::require(m.weights, k.bn + "/moving_mean", {S.out}, DType::f32, file).clone();
+  u.running_var = io::require(m.weights, k.bn + "/moving_variance", {S.out}, DType::f32, file).clone();
 }
 
 std::unique_ptr<CnnModel> load_keras_tfjs(const std::string& path) {
@@ -229,27 +233,16 @@ std::unique_ptr<CnnModel> load_keras_tfjs(const std::string& path) {
     }
   }
   keras_layer(m, "fc1000", "Dense", path);
-  const Tensor& k = io::require(m.weights, "fc1000/kernel", {2048, kClasses}, path);  // [in, out]
-  model->fc_.weight = k.transpose_view(0, 1).contiguous().clone();                    // [out, in]
-  model->fc_.bias = io::require(m.weights, "fc1000/bias", {kClasses}, path).clone();
+  const Tensor& k = io::require(m.weights, "fc1000/kernel", {2048, kClasses}, DType::f32, path);  // [in, out]
+  model->fc_.weight = k.transpose_view(0, 1).contiguous().clone();                                // [out, in]
+  model->fc_.bias = io::require(m.weights, "fc1000/bias", {kClasses}, DType::f32, path).clone();
   return model;
 }
 
 std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
   const io::SafetensorsFile f = io::read_safetensors(path);
-  std::string layout = safetensors_layout(f.metadata);
-  if (layout.empty()) layout = f.tensors.contains("conv1.bias") ? "keras" : "torchvision";
-  check(layout == "keras" || layout == "torchvision",
-        "weights '{}': __metadata__ field 'layout' is '{}' (resnet50 expects 'keras' or 'torchvision')", path, layout);
-  float eps = 0.f;
-  if (auto it = f.metadata.find("bn_eps"); it != f.metadata.end()) {
-    try {
-      eps = std::stof(it->second);
-    } catch (const std::exception&) {
-      fail("weights '{}': __metadata__ field 'bn_eps' is not a number: '{}'", path, it->second);
-    }
-  }
-  auto model = make_resnet50(layout == "keras" ? ResNetLayout::keras : ResNetLayout::torchvision, eps);
+  const ResNetWeightsMeta meta = resnet50_safetensors_meta(f, path);
+  auto model = make_resnet50(meta.layout, meta.bn_eps);
   auto& r = static_cast<ResNet50&>(*model);
   r.stem_.load(f.tensors, path);
   for (Bottleneck& b : r.blocks_) {
@@ -263,6 +256,18 @@ std::unique_ptr<CnnModel> load_safetensors(const std::string& path) {
 }
 
 }  // namespace
+
+ResNetWeightsMeta resnet50_safetensors_meta(const io::SafetensorsFile& f, const std::string& path) {
+  std::string layout = safetensors_layout(f.metadata);
+  if (layout.empty()) layout = f.tensors.contains("conv1.bias") ? "keras" : "torchvision";
+  check(layout == "keras" || layout == "torchvision",
+        "weights '{}': __metadata__ field 'layout' is '{}' (resnet50 expects 'keras' or 'torchvision')", path, layout);
+  ResNetWeightsMeta meta;
+  meta.layout = layout == "keras" ? ResNetLayout::keras : ResNetLayout::torchvision;
+  meta.bn_eps = meta.layout == ResNetLayout::keras ? 1e-3f : 1e-5f;
+  if (auto it = f.metadata.find("bn_eps"); it != f.metadata.end()) meta.bn_eps = parse_bn_eps(it->second, path);
+  return meta;
+}
 
 std::unique_ptr<CnnModel> make_resnet50(ResNetLayout layout, float bn_eps) {
   if (bn_eps <= 0.f) bn_eps = layout == ResNetLayout::keras ? 1e-3f : 1e-5f;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "models/cnn_common.h"
+#include "models/io/safetensors.h"
 
 namespace mpq::models {
 
@@ -18,5 +19,14 @@ enum class ResNetLayout { torchvision, keras };
 
 // Zero-initialised network (BN stats identity); bn_eps 0 means the layout's default (1e-5 / 1e-3).
 std::unique_ptr<CnnModel> make_resnet50(ResNetLayout layout, float bn_eps = 0.f);
+
+// What a safetensors file says about the ResNet50 in it: the layout (metadata "layout", else guessed from
+// the presence of conv1.bias) and the BN epsilon (metadata "bn_eps" parsed by parse_bn_eps, else the layout's
+// default: 1e-3 keras, 1e-5 torchvision). Throws naming `file` and the field.
+struct ResNetWeightsMeta {
+  ResNetLayout layout = ResNetLayout::torchvision;
+  float bn_eps = 1e-5f;
+};
+ResNetWeightsMeta resnet50_safetensors_meta(const io::SafetensorsFile& f, const std::string& file);
 
 }  // namespace mpq::models

@@ -3,11 +3,14 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 
-#include "core/atomic_write.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "quant/fake_quant.h"
 
 namespace mpq::quant {
@@ -82,7 +85,7 @@ std::optional<json> AnalysisCache::load(const std::string& kind, const json& inp
 
 void AnalysisCache::store(const std::string& kind, const json& inputs, const json& payload) const {
   if (dir_.empty()) return;
-  ensure_directory(dir_, "analysis cache");
+  create_output_dir(dir_);
   // a unique temporary file per writer, renamed over the entry: two searches sharing a cache never
   // interleave their writes (the later rename wins with a whole file)
   write_file_atomic(path_for(kind, analysis_key(inputs)),
@@ -93,13 +96,42 @@ json to_json(const HutchinsonResult& r) {
   return {{"trace", r.trace}, {"std_error", r.std_error}, {"draws", r.draws}, {"converged", r.converged}};
 }
 
+namespace {
+// A number field of a cached payload, range-checked before narrowing (nlohmann narrows with a plain cast,
+// undefined behaviour out of range); errors name the kind and the field.
+template <class T>
+T number(const json& j, const char* key, const char* kind) {
+  const json& v = j.at(key);
+  if constexpr (std::is_integral_v<T>) {
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                      : v.is_number_integer() ? v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                                    v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max())
+                                              : false;
+    check(fits, "analysis cache: malformed {} payload: field '{}' is {}, not an integer in [{}, {}]", kind, key,
+          v.dump(), std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+    return v.get<T>();
+  } else {
+    check(v.is_number() && std::isfinite(v.get<double>()) &&
+              std::fabs(v.get<double>()) <= double(std::numeric_limits<T>::max()),
+          "analysis cache: malformed {} payload: field '{}' is {}, not a finite number", kind, key, v.dump());
+    return T(v.get<double>());
+  }
+}
+}  // namespace
+
 HutchinsonResult hutchinson_from_json(const json& j) {
-  HutchinsonResult r;
-  r.trace = j.at("trace").get<std::vector<double>>();
-  r.std_error = j.at("std_error").get<std::vector<double>>();
-  r.draws = j.at("draws").get<int>();
-  r.converged = j.at("converged").get<bool>();
-  return r;
+  try {
+    HutchinsonResult r;
+    r.trace = j.at("trace").get<std::vector<double>>();
+    r.std_error = j.at("std_error").get<std::vector<double>>();
+    r.draws = number<int>(j, "draws", "traces");
+    r.converged = j.at("converged").get<bool>();
+    check(r.trace.size() == r.std_error.size(), "analysis cache: malformed traces payload: {} traces, {} std errors",
+          r.trace.size(), r.std_error.size());
+    return r;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed traces payload: {}", e.what());
+  }
 }
 
 json to_json(const Calibration& c) {
@@ -113,19 +145,29 @@ json to_json(const Calibration& c) {
 }
 
 Calibration calibration_from_json(const json& j) {
-  Calibration c;
-  for (const auto& [layer, ops] : j.items())
-    for (const auto& [op, v] : ops.items()) {
-      CalibratedInput ci;
-      ci.params.scale = v.at("scale").get<float>();
-      ci.params.zero_point = v.at("zero_point").get<int32_t>();
-      ci.params.lo = v.at("lo").get<float>();
-      ci.params.hi = v.at("hi").get<float>();
-      ci.chosen = parse_observer(v.at("observer").get<std::string>());
-      ci.error = v.at("error").get<std::map<std::string, double>>();
-      c[layer][std::stoi(op)] = ci;
-    }
-  return c;
+  try {
+    Calibration c;
+    for (const auto& [layer, ops] : j.items())
+      for (const auto& [op, v] : ops.items()) {
+        CalibratedInput ci;
+        ci.params.scale = number<float>(v, "scale", "calibration");
+        ci.params.zero_point = number<int32_t>(v, "zero_point", "calibration");
+        ci.params.lo = number<float>(v, "lo", "calibration");
+        ci.params.hi = number<float>(v, "hi", "calibration");
+        try {
+          ci.chosen = parse_observer(v.at("observer").get<std::string>());
+        } catch (const Error& e) {
+          fail("analysis cache: malformed calibration payload: field 'observer': {}", e.what());
+        }
+        ci.error = v.at("error").get<std::map<std::string, double>>();
+        check(op == "0" || op == "1", "analysis cache: calibration of layer '{}' has operand '{}' (0 or 1 expected)",
+              layer, op);
+        c[layer][op[0] - '0'] = ci;
+      }
+    return c;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed calibration payload: {}", e.what());
+  }
 }
 
 json to_json(const DependencyResult& d) {
@@ -143,18 +185,37 @@ json to_json(const DependencyResult& d) {
 }
 
 DependencyResult dependency_from_json(const json& j) {
-  DependencyResult d;
-  d.precision = parse_precision(j.at("precision").get<std::string>());
-  d.base = parse_precision(j.at("base").get<std::string>());
-  d.layers = j.at("layers").get<std::vector<std::string>>();
-  d.base_loss = j.at("base_loss").get<double>();
-  d.single = j.at("single").get<std::vector<double>>();
-  for (const auto& p : j.at("pairs"))
-    d.pairs.push_back(
-        {p.at("i").get<int>(), p.at("j").get<int>(), p.at("dl_pair").get<double>(), p.at("interaction").get<double>()});
-  d.evaluations = j.at("evaluations").get<int64_t>();
-  d.seconds = j.at("seconds").get<double>();
-  return d;
+  try {
+    DependencyResult d;
+    auto prec = [&](const char* key) {
+      try {
+        return parse_precision(j.at(key).get<std::string>());
+      } catch (const Error& e) {
+        fail("analysis cache: malformed dependencies payload: field '{}': {}", key, e.what());
+      }
+    };
+    d.precision = prec("precision");
+    d.base = prec("base");
+    d.layers = j.at("layers").get<std::vector<std::string>>();
+    d.base_loss = j.at("base_loss").get<double>();
+    d.single = j.at("single").get<std::vector<double>>();
+    check(d.single.size() == d.layers.size(),
+          "analysis cache: malformed dependencies payload: {} single effects for {} layers", d.single.size(),
+          d.layers.size());
+    for (const auto& p : j.at("pairs")) {
+      const PairEffect e{number<int>(p, "i", "dependencies"), number<int>(p, "j", "dependencies"),
+                         number<double>(p, "dl_pair", "dependencies"),
+                         number<double>(p, "interaction", "dependencies")};
+      check(e.i >= 0 && e.j >= 0 && size_t(e.i) < d.layers.size() && size_t(e.j) < d.layers.size(),
+            "analysis cache: malformed dependencies payload: pair ({}, {}) of {} layers", e.i, e.j, d.layers.size());
+      d.pairs.push_back(e);
+    }
+    d.evaluations = number<int64_t>(j, "evaluations", "dependencies");
+    d.seconds = j.at("seconds").get<double>();
+    return d;
+  } catch (const json::exception& e) {
+    fail("analysis cache: malformed dependencies payload: {}", e.what());
+  }
 }
 
 }  // namespace mpq::quant

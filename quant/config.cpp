@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
+#include <type_traits>
 
-#include "core/atomic_write.h"
 #include "core/error.h"
+#include "core/file_io.h"
+#include "models/io/common.h"
 
 namespace mpq::quant {
 
@@ -39,6 +42,17 @@ namespace {
 template <class T>
 T field(const json& j, const char* key, const std::string& where) {
   check(j.is_object() && j.contains(key), "{}: field '{}' is missing", where, key);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // nlohmann converts a float or an out-of-range integer with a plain cast (undefined behaviour): only
+    // integers that fit T are taken.
+    const json& v = j.at(key);
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                      : v.is_number_integer() ? v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                                    v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max())
+                                              : false;
+    check(fits, "{}: field '{}' is {}, not an integer in [{}, {}]", where, key, v.dump(), std::numeric_limits<T>::min(),
+          std::numeric_limits<T>::max());
+  }
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {
@@ -99,11 +113,13 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
       for (const json& in : e["inputs"]) {
         const int op = field<int>(in, "operand", where + " inputs");
         ActQuantParams p;
-        p.scale = field<float>(in, "scale", where + " inputs");
+        const double scale = field<double>(in, "scale", where + " inputs");  // checked before narrowing
         p.zero_point = field<int32_t>(in, "zero_point", where + " inputs");
         check(op == 0 || op == 1, "{}: input operand {} (expected 0 or 1)", where, op);
-        check(std::isfinite(p.scale) && p.scale > 0, "{}: input {} field 'scale' is {}, must be positive", where, op,
-              p.scale);
+        check(scale >= kMinActScale && scale <= kMaxActScale,
+              "{}: input {} field 'scale' is {}, outside the accepted range [{}, {}]", where, op, scale, kMinActScale,
+              kMaxActScale);
+        p.scale = float(scale);
         check(p.zero_point >= 0 && p.zero_point <= 255, "{}: input {} field 'zero_point' is {}, not in [0, 255]", where,
               op, p.zero_point);
         p.lo = -float(p.zero_point) * p.scale;
@@ -124,13 +140,19 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
   return cfg;
 }
 
+QuantConfig parse_config(std::string_view text, const std::string& what, const std::string& model_name,
+                         const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
+  const size_t depth = io::json_nesting_depth(text);
+  check(depth <= io::kMaxJsonDepth, "config '{}': JSON nests {} levels deep (limit {})", what, depth,
+        io::kMaxJsonDepth);
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  check(!j.is_discarded(), "config '{}': not valid JSON", what);
+  return config_from_json(j, what, model_name, layers, expect);
+}
+
 QuantConfig load_config(const std::string& path, const std::string& model_name,
                         const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
-  std::ifstream f(path);
-  check(bool(f), "config '{}': cannot open", path);
-  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-  check(!j.is_discarded(), "config '{}': not valid JSON", path);
-  return config_from_json(j, path, model_name, layers, expect);
+  return parse_config(read_text_file(path, kMaxJsonFileBytes, "config"), path, model_name, layers, expect);
 }
 
 }  // namespace mpq::quant

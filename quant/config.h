@@ -10,6 +10,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "models/model.h"
@@ -17,6 +18,13 @@
 #include "quant/fake_quant.h"
 
 namespace mpq::quant {
+
+// Accepted activation scales (the real value of one uint8 step). A calibrated range of 1e-6 .. 1e6 gives
+// scales of about 4e-9 .. 4e3; the bounds leave decades beyond that while keeping 1 / scale, scale times any
+// weight scale, and 255 * scale normal finite floats (a denormal such as 1e-45 made oneDNN fail later,
+// naming no file or layer).
+inline constexpr float kMinActScale = 1e-20f;
+inline constexpr float kMaxActScale = 1e20f;
 
 struct QuantConfig {
   std::string model;                 // Model::name()
@@ -33,7 +41,9 @@ void save_config(const std::string& path, const QuantConfig& cfg, const std::vec
 QuantConfig load_config(const std::string& path, const std::string& model_name,
                         const std::vector<models::QuantLayer>& layers, const WeightsId* expect = nullptr);
 
-// Counterparts on an in-memory JSON document (`what` names the source in messages).
+// Counterparts on file contents and on an in-memory JSON document (`what` names the source in messages).
+QuantConfig parse_config(std::string_view text, const std::string& what, const std::string& model_name,
+                         const std::vector<models::QuantLayer>& layers, const WeightsId* expect = nullptr);
 nlohmann::json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers);
 QuantConfig config_from_json(const nlohmann::json& j, const std::string& what, const std::string& model_name,
                              const std::vector<models::QuantLayer>& layers, const WeightsId* expect = nullptr);

@@ -3,7 +3,8 @@
 
 #include <fmt/format.h>
 
-#include "core/atomic_write.h"
+#include "core/file_io.h"
+
 #include "quant/config.h"
 
 namespace mpq::quant {
@@ -194,7 +195,7 @@ void write_search_outputs(const SearchOutcome& o, const std::string& config_path
   qc.layers = o.chosen;
   save_config(config_path, qc, o.layers);
 
-  ensure_directory(report_dir, "report");
+  create_output_dir(report_dir);
   auto file = [&](const char* name) { return report_dir + "/" + name; };
   write_file_atomic(file("report.json"), summary_json(o, config_path, report_dir).dump(1) + "\n");
   write_file_atomic(file("pareto.csv"), pareto_csv(o.pareto.points));

@@ -7,6 +7,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/file_io.h"
+#include "models/io/common.h"
 
 namespace mpq::quant {
 
@@ -444,12 +446,17 @@ LatencyTable latency_table_from_json(const json& j, const std::string& what) {
   return t;
 }
 
+LatencyTable parse_latency_table(std::string_view text, const std::string& what) {
+  const size_t depth = io::json_nesting_depth(text);
+  check(depth <= io::kMaxJsonDepth, "latency table '{}': JSON nests {} levels deep (limit {})", what, depth,
+        io::kMaxJsonDepth);
+  json j = json::parse(text, nullptr, false);
+  check(!j.is_discarded(), "latency table '{}': not valid JSON", what);
+  return latency_table_from_json(j, what);
+}
+
 LatencyTable load_latency_table(const std::string& path) {
-  std::ifstream f(path);
-  check(bool(f), "latency table '{}': cannot open", path);
-  json j = json::parse(f, nullptr, false);
-  check(!j.is_discarded(), "latency table '{}': not valid JSON", path);
-  return latency_table_from_json(j, path);
+  return parse_latency_table(read_text_file(path, kMaxJsonFileBytes, "latency table"), path);
 }
 
 LatencyTable mac_estimate_latency_table(const std::vector<models::QuantLayer>& layers) {

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/enum_table.h"
@@ -198,7 +199,8 @@ struct LatencyTable {
   nlohmann::json to_json() const;
 };
 // {"source": "...", "measured": true|false, "layers": {"name": {"fp16": ms, "int8": ms, ...}}}
-LatencyTable load_latency_table(const std::string& path);
+LatencyTable load_latency_table(const std::string& path);  // regular file of at most kMaxJsonFileBytes
+LatencyTable parse_latency_table(std::string_view text, const std::string& what);  // file contents
 LatencyTable latency_table_from_json(const nlohmann::json& j, const std::string& what);
 // ESTIMATE, not a measurement: ms = macs / rate(p) with assumed rates fp32 / fp16 / bf16 25, int8 50,
 // int4 55 GMAC/s (bf16 is given fp16's rate: nothing about this CPU's BF16 dot products is assumed).

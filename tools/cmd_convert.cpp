@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/cnn_common.h"
 #include "models/io/safetensors.h"
 #include "models/zoo.h"
@@ -16,6 +17,7 @@ int run_convert(const Args& args) {
   const std::string prec = args.get("precision", "fp32");
   check(prec == "fp32", "--precision '{}' is not yet supported (only fp32)", prec);
   const std::string name = args.require("model"), out = args.require("out");
+  check_output_file(out);  // before the (possibly long) load, so a bad --out fails at once
   auto model = models::load_model(name, args.require("weights"));
   io::TensorMap map;
   for (auto& [n, t] : model->named_tensors()) map.insert(n, t->contiguous());

@@ -5,6 +5,7 @@
 
 #include "core/autograd/node.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/cnn_common.h"
 #include "models/io/npy.h"
 #include "models/zoo.h"
@@ -19,6 +20,7 @@ int run_infer(const Args& args) {
   args.check_known({"model", "weights", "input", "output", "batch", "threads", "precision", "no-fold-bn"});
   const std::string prec = args.get("precision", "fp32");
   check(prec == "fp32", "--precision '{}' is not yet supported (only fp32)", prec);
+  check_output_file(args.require("output"));  // before the work, so a bad --output fails at once
   auto model = models::load_model(args.require("model"), args.require("weights"));
   if (auto* cnn = dynamic_cast<models::CnnModel*>(model.get())) cnn->set_fold_bn(!args.flag("no-fold-bn"));
   const std::string in_path = args.require("input");

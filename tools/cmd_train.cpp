@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/bert_train.h"
 #include "models/io/safetensors.h"
 #include "tools/cli.h"
@@ -26,6 +27,7 @@ int run_train(const Args& a) {
   const std::string model = a.get("model", "bert");
   check(model == "bert", "train: only --model bert is supported, got '{}'", model);
   const std::string data_dir = a.require("data"), out = a.require("out");
+  check_output_dir(out);  // before training, so a bad --out fails at once
   const auto train_ex = data::read_sst2(data_dir + "/train.tsv");
   const auto dev_ex = data::read_sst2(data_dir + "/dev.tsv");
 
@@ -71,7 +73,10 @@ int run_train(const Args& a) {
   o.seed = seed;
   const auto res = models::train_bert(m, tr, &dv, o);
 
-  std::filesystem::create_directories(out);
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  check(!ec, "train: cannot create output folder '{}': {}", out, ec.message());
+  // each file is written atomically (core/file_io.h)
   io::write_safetensors(out + "/model.safetensors", m.state(), {{"format", "pt"}});
   cfg.save(out + "/config.json");
   vocab.save(out + "/vocab.txt");

@@ -2,10 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 
-#include "core/atomic_write.h"
+#include "core/file_io.h"
 #include "core/threading.h"
 #include "models/zoo.h"
 #include "quant/pipeline_report.h"
@@ -75,8 +76,12 @@ int run_search_request(const std::string& model_name, const quant::SearchRequest
                        const std::string& config_path, const std::string& report_dir, bool as_json) {
   request.validate();
   // the outputs are checked before the analysis starts, not after an hour of it
-  check_destination(config_path, "--out", /*create_parent=*/true);
-  ensure_directory(report_dir, "--report");
+  {
+    const std::string parent = std::filesystem::path(config_path).parent_path().string();
+    if (!parent.empty()) create_output_dir(parent);
+    check_output_file(config_path);
+  }
+  create_output_dir(report_dir);
   auto model = models::load_model(model_name, request.weights);
   CliObserver obs;
   const quant::SearchOutcome o = quant::run_search(*model, request, obs);

@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mpq::data {
 namespace {
@@ -19,17 +19,6 @@ struct TjDeleter {
   void operator()(void* h) const { tjDestroy(h); }
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
-
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) fail("cannot open image file '{}': {}", path, std::strerror(errno));
-  const std::streamoff n = f.tellg();
-  if (n < 0) fail("cannot read image file '{}'", path);
-  std::vector<uint8_t> bytes(static_cast<size_t>(n));
-  f.seekg(0);
-  if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n)) fail("cannot read image file '{}'", path);
-  return bytes;
-}
 
 constexpr std::array<float, 3> kCaffeMeanBGR = {103.939f, 116.779f, 123.68f};
 constexpr std::array<float, 3> kTorchMean = {0.485f, 0.456f, 0.406f};
@@ -51,7 +40,10 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, std::string_view name) {
   const auto len = static_cast<unsigned long>(size);
   if (tjDecompressHeader3(h.get(), src, len, &w, &hgt, &subsamp, &colorspace) != 0)
     fail("'{}': not a JPEG or corrupt header: {}", name, tjGetErrorStr2(h.get()));
-  check(w > 0 && hgt > 0 && int64_t(w) * hgt <= (int64_t(1) << 28), "'{}': bad JPEG dimensions {}x{}", name, w, hgt);
+  check(w > 0 && hgt > 0, "'{}': bad JPEG dimensions {}x{}", name, w, hgt);
+  check(w <= kMaxImageSide && hgt <= kMaxImageSide,
+        "'{}': JPEG dimensions {}x{} exceed the maximum {}x{} (refused before decoding)", name, w, hgt, kMaxImageSide,
+        kMaxImageSide);
   Image img;
   img.width = w;
   img.height = hgt;
@@ -67,7 +59,7 @@ Image decode_jpeg(const uint8_t* bytes, size_t size, std::string_view name) {
 }
 
 Image decode_jpeg_file(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
   return decode_jpeg(bytes.data(), bytes.size(), path);
 }
 
@@ -127,12 +119,17 @@ Image resize_bilinear(const Image& img, int out_w, int out_h) {
 
 Image resize_shorter_side(const Image& img, int shorter) {
   check(shorter > 0 && img.width > 0 && img.height > 0, "resize_shorter_side: bad sizes");
-  if (img.width <= img.height) {
-    const int h = int(std::lround(double(img.height) * shorter / img.width));
-    return resize_bilinear(img, shorter, std::max(h, 1));
-  }
-  const int w = int(std::lround(double(img.width) * shorter / img.height));
-  return resize_bilinear(img, std::max(w, 1), shorter);
+  const bool portrait = img.width <= img.height;
+  const double longer =
+      std::round(double(portrait ? img.height : img.width) * shorter / double(portrait ? img.width : img.height));
+  // An extreme aspect ratio (e.g. 8192x2 -> 256x1048576) would allocate gigabytes: the result is bounded
+  // like a decoded image.
+  check(longer <= kMaxImageSide,
+        "image {}x{}: resizing the shorter side to {} gives a longer side of {}, over the "
+        "maximum {} (aspect ratio too extreme)",
+        img.width, img.height, shorter, longer, kMaxImageSide);
+  const int l = std::max(int(longer), 1);
+  return portrait ? resize_bilinear(img, shorter, l) : resize_bilinear(img, l, shorter);
 }
 
 Image crop_for_model(const Image& img, int size, int resize_shorter) {

@@ -13,6 +13,11 @@
 
 namespace mpq::data {
 
+// Largest image side decoded (and produced by resize_shorter_side): 8192 px, 192 MiB of RGB8 at 8192x8192.
+// ImageNet photos are at most a few thousand pixels a side; a header claiming more is refused before any
+// pixel buffer is allocated.
+inline constexpr int kMaxImageSide = 8192;
+
 struct Image {
   int width = 0;
   int height = 0;
@@ -22,7 +27,9 @@ struct Image {
 
 // Decodes a whole JPEG file to RGB8 with libjpeg-turbo's default (accurate integer, "islow") IDCT and
 // fancy upsampling, i.e. what PIL / tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE") produce.
-// Every failure (unreadable file, empty file, not a JPEG, truncated or corrupt data, including what
+// Only regular files of at most kMaxImageFileBytes are read (core/file_io.h); dimensions over kMaxImageSide
+// are refused from the header. Every failure (unreadable file, empty file, not a JPEG, truncated or corrupt
+// data, including what
 // libjpeg only reports as a warning such as "Premature end of JPEG file") throws mpq::Error naming the
 // file and carrying tjGetErrorStr2's text.
 Image decode_jpeg_file(const std::string& path);

@@ -2,26 +2,23 @@
 
 #include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mpq::data {
 
 namespace fs = std::filesystem;
 
-ImageNetFolder::ImageNetFolder(const std::string& dir, int num_classes) : dir_(dir) {
-  std::error_code ec;
-  check(fs::is_directory(dir, ec), "ImageNet folder '{}' does not exist or is not a directory", dir);
-  const fs::path labels = fs::path(dir) / "labels.txt";
-  check(fs::is_regular_file(labels, ec), "ImageNet folder '{}' has no labels.txt", dir);
-  const fs::path image_root = fs::is_directory(fs::path(dir) / "images", ec) ? fs::path(dir) / "images" : fs::path(dir);
-  std::ifstream in(labels);
-  check(bool(in), "cannot open '{}'", labels.string());
+std::vector<ImageNetSample> parse_labels_txt(std::string_view text, const std::string& labels_name,
+                                             const std::string& image_root, int num_classes) {
+  std::vector<ImageNetSample> out;
+  std::istringstream in{std::string(text)};
   std::string line;
   int lineno = 0;
   bool any_text = false;
+  std::error_code ec;
   while (std::getline(in, line)) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -30,18 +27,29 @@ ImageNetFolder::ImageNetFolder(const std::string& dir, int num_classes) : dir_(d
     if (!(ls >> file)) continue;  // blank line
     any_text = true;
     if (file[0] == '#') continue;
-    if (!(ls >> cls) || (ls >> extra)) fail("{}:{}: expected 'FILE CLASS', got '{}'", labels.string(), lineno, line);
+    if (!(ls >> cls) || (ls >> extra)) fail("{}:{}: expected 'FILE CLASS', got '{}'", labels_name, lineno, line);
     int label = -1;
     const auto [ptr, err] = std::from_chars(cls.data(), cls.data() + cls.size(), label);
     if (err != std::errc() || ptr != cls.data() + cls.size())
-      fail("{}:{}: class '{}' is not an integer", labels.string(), lineno, cls);
-    check(label >= 0 && label < num_classes, "{}:{}: class {} out of range 0..{}", labels.string(), lineno, label,
+      fail("{}:{}: class '{}' is not an integer", labels_name, lineno, cls);
+    check(label >= 0 && label < num_classes, "{}:{}: class {} out of range 0..{}", labels_name, lineno, label,
           num_classes - 1);
-    const fs::path p = image_root / file;
-    check(fs::is_regular_file(p, ec), "{}:{}: image file '{}' not found", labels.string(), lineno, p.string());
-    samples_.push_back({file, p.string(), label});
+    const std::string p = resolve_inside(image_root, file, fmt::format("{}:{}: image", labels_name, lineno));
+    check(fs::is_regular_file(p, ec), "{}:{}: image file '{}' not found", labels_name, lineno, p);
+    out.push_back({file, p, label});
   }
-  check(any_text, "'{}' is empty", labels.string());
+  check(any_text, "'{}' is empty", labels_name);
+  return out;
+}
+
+ImageNetFolder::ImageNetFolder(const std::string& dir, int num_classes) : dir_(dir) {
+  std::error_code ec;
+  check(fs::is_directory(dir, ec), "ImageNet folder '{}' does not exist or is not a directory", dir);
+  const fs::path labels = fs::path(dir) / "labels.txt";
+  check(fs::exists(labels, ec), "ImageNet folder '{}' has no labels.txt", dir);
+  const fs::path image_root = fs::is_directory(fs::path(dir) / "images", ec) ? fs::path(dir) / "images" : fs::path(dir);
+  const std::string text = read_text_file(labels.string(), kMaxTextFileBytes, "labels file");
+  samples_ = parse_labels_txt(text, labels.string(), image_root.string(), num_classes);
   check(!samples_.empty(), "ImageNet folder '{}': no usable samples in labels.txt", dir);
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -25,11 +26,18 @@ struct ImageBatch {
   std::vector<int> labels;  // dataset label + label_offset(preset)
 };
 
+// The samples listed by labels.txt text (`labels_name` names it in messages, with the line number). Each FILE
+// is resolved inside `image_root` (core/file_io.h resolve_inside: no absolute path, no '..', no symlink
+// leading out of the folder) and must be an existing regular file.
+std::vector<ImageNetSample> parse_labels_txt(std::string_view text, const std::string& labels_name,
+                                             const std::string& image_root, int num_classes);
+
 class ImageNetFolder {
  public:
-  // Parses labels.txt and checks that every listed image exists. Throws mpq::Error on a missing folder,
-  // missing or empty labels.txt, a malformed line or out-of-range class (message has labels.txt:LINE),
-  // a missing image file, or when no sample is listed.
+  // Parses labels.txt (parse_labels_txt) and checks that every listed image exists. Throws mpq::Error on a
+  // missing folder, missing, non-regular or empty labels.txt, a malformed line or out-of-range class (message
+  // has labels.txt:LINE), an image path leading outside the image folder, a missing image file, or when no
+  // sample is listed.
   explicit ImageNetFolder(const std::string& dir, int num_classes = 1000);
 
   size_t size() const { return samples_.size(); }

@@ -1,14 +1,18 @@
 #include "models/data/sst2.h"
 
-#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mpq::data {
 
 std::vector<Sst2Example> read_sst2(const std::string& path) {
-  std::ifstream in(path);
-  check(bool(in), "cannot open SST-2 file '{}'", path);
+  return parse_sst2(read_text_file(path, kMaxTextFileBytes, "SST-2 file"), path);
+}
+
+std::vector<Sst2Example> parse_sst2(std::string_view text, const std::string& path) {
+  std::istringstream in{std::string(text)};
   std::vector<Sst2Example> out;
   std::string line;
   int lineno = 0;

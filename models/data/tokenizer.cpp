@@ -1,11 +1,12 @@
 #include "models/data/tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/data/unicode_tables.h"
 
 namespace mpq::data {
@@ -195,8 +196,11 @@ Vocab::Vocab(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {
 }
 
 Vocab Vocab::load(const std::string& path) {
-  std::ifstream in(path);
-  check(bool(in), "cannot open vocab file '{}'", path);
+  return parse(read_text_file(path, kMaxTextFileBytes, "vocab file"), path);
+}
+
+Vocab Vocab::parse(std::string_view text, const std::string& path) {
+  std::istringstream in{std::string(text)};
   std::vector<std::string> tokens;
   std::set<std::string> seen;
   std::string line;
@@ -213,11 +217,9 @@ Vocab Vocab::load(const std::string& path) {
 }
 
 void Vocab::save(const std::string& path) const {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  check(bool(out), "cannot write vocab file '{}'", path);
-  for (const std::string& t : tokens_) out << t << '\n';
-  out.flush();
-  check(bool(out), "error writing vocab file '{}'", path);
+  std::string text;
+  for (const std::string& t : tokens_) text += t + '\n';
+  write_file_atomic(path, text);
 }
 
 int32_t Vocab::id(std::string_view token) const {

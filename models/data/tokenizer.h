@@ -42,8 +42,10 @@ class Vocab {
   explicit Vocab(std::vector<std::string> tokens);
   // vocab.txt: one token per line, id = 0-based line number ('\r' before '\n' is dropped).
   // Throws naming the file (and FILE:LINE for an empty or duplicate token).
-  static Vocab load(const std::string& path);
-  void save(const std::string& path) const;
+  static Vocab load(const std::string& path);  // regular files only (core/file_io.h)
+  // The same on file contents; `path` names the source in messages.
+  static Vocab parse(std::string_view text, const std::string& path);
+  void save(const std::string& path) const;  // atomic (core/file_io.h write_file_atomic)
 
   size_t size() const { return tokens_.size(); }
   int32_t id(std::string_view token) const;  // -1 if absent

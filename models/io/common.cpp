@@ -3,10 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <memory>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mpq::io {
 
@@ -44,23 +43,11 @@ const Tensor& require(const TensorMap& map, std::string_view name, const Shape& 
   return t;
 }
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) fail("cannot open file '{}' for reading", path);
-  std::vector<uint8_t> out;
-  uint8_t chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof chunk, f.get())) > 0) out.insert(out.end(), chunk, chunk + n);
-  check(!std::ferror(f.get()), "error reading file '{}'", path);
-  return out;
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes, std::string_view what) {
+  return read_regular_file(path, max_bytes, what);
 }
 
-void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
-  if (!f) fail("cannot open file '{}' for writing", path);
-  check(std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size(), "error writing file '{}'", path);
-  check(std::fflush(f.get()) == 0, "error writing file '{}'", path);
-}
+void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes) { write_file_atomic(path, bytes); }
 
 bool checked_numel(std::span<const int64_t> dims, uint64_t limit, uint64_t& out) {
   // The product of the non-zero dims must stay within the limit too, so that byte strides of an empty

@@ -1,6 +1,6 @@
 // Shared pieces of the weight/array file readers: an insertion-ordered name -> Tensor map, whole-file
-// reading/writing, and overflow-checked shape arithmetic. Every reader also has a from-memory entry point
-// (used by the fuzzers); `file` arguments are only used to name the source in error messages.
+// reading/writing (core/file_io.h rules), and overflow-checked shape arithmetic. Every reader also has a from-memory
+// entry point (used by the fuzzers); `file` arguments are only used to name the source in error messages.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/file_io.h"
 #include "core/tensor.h"
 
 namespace mpq::io {
@@ -39,7 +40,10 @@ const Tensor& require(const TensorMap& map, std::string_view name, const Shape& 
 const Tensor& require(const TensorMap& map, std::string_view name, const Shape& expected_shape, DType expected_dtype,
                       std::string_view file);
 
-std::vector<uint8_t> read_file_bytes(const std::string& path);
+// Whole-file reading and writing by the rules of core/file_io.h: regular files only, at most `max_bytes`
+// (checked before allocating); writes are atomic (temporary file beside the target, fsync, rename).
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes = kMaxWeightsFileBytes,
+                                     std::string_view what = "weights");
 void write_file_bytes(const std::string& path, std::span<const uint8_t> bytes);
 
 // Product of dims; false when a dim is negative or the product exceeds `limit`.

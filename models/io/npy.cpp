@@ -217,7 +217,9 @@ Tensor parse_npy(std::span<const uint8_t> bytes, std::string_view file) {
   return t;
 }
 
-Tensor read_npy(const std::string& path) { return parse_npy(read_file_bytes(path), path); }
+Tensor read_npy(const std::string& path) {
+  return parse_npy(read_file_bytes(path, kMaxWeightsFileBytes, "npy file"), path);
+}
 
 std::vector<uint8_t> serialize_npy(const Tensor& t) {
   std::string_view descr;

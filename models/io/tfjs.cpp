@@ -2,11 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace mpq::io {
 namespace {
@@ -98,6 +102,66 @@ Tensor decode_weight(const uint8_t* src, const Shape& shape, uint64_t n, std::st
   return t;
 }
 
+// Bound on the bytes one manifest group may declare (no shard set could hold more; keeps sums exact).
+constexpr uint64_t kMaxGroupBytes = uint64_t(1) << 62;
+
+// One entry of a manifest group's "weights": what it is and where its bytes sit in the group's stream.
+struct WeightSpec {
+  std::string name, dtype, qdtype;  // qdtype: quantization dtype, "" when stored as `dtype`
+  Shape shape;
+  uint64_t n = 0;      // elements
+  uint64_t bytes = 0;  // bytes in the shard stream
+  uint64_t offset = 0;
+  float scale = 1.f, min = 0.f;
+  std::string_view file_dtype() const { return qdtype.empty() ? dtype : qdtype; }
+};
+
+WeightSpec parse_weight_spec(const json& wj, std::string_view file, const std::string& where) {
+  check(wj.is_object(), "tfjs model '{}': field '{}' is not an object", file, where);
+  WeightSpec s;
+  s.name = str_field(wj, "name");
+  check(!s.name.empty(), "tfjs model '{}': field '{}.name' is missing", file, where);
+  const std::string& name = s.name;
+  s.dtype = str_field(wj, "dtype");
+  check(s.dtype == "float32" || s.dtype == "int32",
+        "tfjs model '{}': weight '{}': field 'dtype' is '{}'; only float32/int32 are supported", file, name, s.dtype);
+  auto shape_j = wj.find("shape");
+  check(shape_j != wj.end() && shape_j->is_array(), "tfjs model '{}': weight '{}': field 'shape' is missing", file,
+        name);
+  for (const json& d : *shape_j) {
+    check(d.is_number_integer() && (d.is_number_unsigned() || d.get<int64_t>() >= 0),
+          "tfjs model '{}': weight '{}': field 'shape' has invalid dim {}", file, name, d.dump());
+    check(d.get<uint64_t>() < (uint64_t(1) << 40), "tfjs model '{}': weight '{}': field 'shape' dim {} is too large",
+          file, name, d.dump());
+    s.shape.push_back(d.get<int64_t>());
+  }
+  if (!(checked_numel(s.shape, uint64_t(1) << 56, s.n)))
+    fail("tfjs model '{}': weight '{}': field 'shape' {} is too large", file, name, shape_str(s.shape));
+  if (auto q = wj.find("quantization"); q != wj.end() && !q->is_null()) {
+    check(q->is_object(), "tfjs model '{}': weight '{}': field 'quantization' is not an object", file, name);
+    s.qdtype = str_field(*q, "dtype");
+    check(s.dtype == "float32" && (s.qdtype == "uint8" || s.qdtype == "uint16" || s.qdtype == "float16"),
+          "tfjs model '{}': weight '{}': field 'quantization.dtype' '{}' is unsupported for {} weights "
+          "(only uint8/uint16 with scale+min, or float16, of float32)",
+          file, name, s.qdtype, s.dtype);
+    if (s.qdtype != "float16") {
+      auto sc = q->find("scale");
+      auto mn = q->find("min");
+      check(sc != q->end() && sc->is_number() && mn != q->end() && mn->is_number(),
+            "tfjs model '{}': weight '{}': field 'quantization' needs numeric 'scale' and 'min'", file, name);
+      const double scale = sc->get<double>(), min = mn->get<double>();
+      check(std::isfinite(scale) && std::isfinite(min) && std::fabs(scale) <= std::numeric_limits<float>::max() &&
+                std::fabs(min) <= std::numeric_limits<float>::max(),
+            "tfjs model '{}': weight '{}': field 'quantization' scale {} / min {} is not a finite float", file, name,
+            scale, min);
+      s.scale = float(scale);
+      s.min = float(min);
+    }
+  }
+  s.bytes = s.n * uint64_t(shard_elem_bytes(s.file_dtype()));
+  return s;
+}
+
 }  // namespace
 
 const TfjsLayer* TfjsModel::layer(std::string_view name) const {
@@ -106,7 +170,8 @@ const TfjsLayer* TfjsModel::layer(std::string_view name) const {
   return nullptr;
 }
 
-TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard) {
+TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard,
+                     const TfjsShardSizer& shard_size) {
   const size_t depth = json_nesting_depth(model_json);
   check(depth <= kMaxJsonDepth, "tfjs model '{}': model.json nests {} levels deep (limit {})", file, depth,
         kMaxJsonDepth);
@@ -138,82 +203,91 @@ TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const T
           "tfjs model '{}': field 'weightsManifest[{}].paths' is missing or not an array", file, g);
     check(weights != group.end() && weights->is_array(),
           "tfjs model '{}': field 'weightsManifest[{}].weights' is missing or not an array", file, g);
-    std::vector<uint8_t> data;
+    // The group's weights first: they declare how many bytes its shards must hold together.
+    std::vector<WeightSpec> specs;
+    std::set<std::string> group_names;
+    uint64_t need = 0;
+    for (size_t w = 0; w < weights->size(); ++w) {
+      specs.push_back(parse_weight_spec((*weights)[w], file, fmt::format("weightsManifest[{}].weights[{}]", g, w)));
+      check(!m.weights.contains(specs.back().name),
+            "tfjs model '{}': field 'weightsManifest[{}].weights[{}].name': "
+            "duplicate weight name '{}'",
+            file, g, w, specs.back().name);
+      check(group_names.insert(specs.back().name).second,
+            "tfjs model '{}': field 'weightsManifest[{}].weights[{}].name': duplicate weight name '{}'", file, g, w,
+            specs.back().name);
+      specs.back().offset = need;
+      check(specs.back().bytes <= kMaxGroupBytes - need,
+            "tfjs model '{}': the weights of weightsManifest[{}] declare more than {} bytes (at weight '{}')", file, g,
+            kMaxGroupBytes, specs.back().name);
+      need += specs.back().bytes;
+    }
+    std::vector<std::string> shard_paths;
     for (size_t p = 0; p < paths->size(); ++p) {
       const json& path = (*paths)[p];
       check(path.is_string(), "tfjs model '{}': field 'weightsManifest[{}].paths[{}]' is not a string", file, g, p);
-      const auto shard = load_shard(path.get<std::string>());
-      data.insert(data.end(), shard.begin(), shard.end());
+      shard_paths.push_back(path.get<std::string>());
     }
-    uint64_t offset = 0;
-    for (size_t w = 0; w < weights->size(); ++w) {
-      const json& wj = (*weights)[w];
-      const std::string where = fmt::format("weightsManifest[{}].weights[{}]", g, w);
-      check(wj.is_object(), "tfjs model '{}': field '{}' is not an object", file, where);
-      const std::string name = str_field(wj, "name");
-      check(!name.empty(), "tfjs model '{}': field '{}.name' is missing", file, where);
-      check(!m.weights.contains(name), "tfjs model '{}': field '{}.name': duplicate weight name '{}'", file, where,
-            name);
-      const std::string dtype = str_field(wj, "dtype");
-      check(dtype == "float32" || dtype == "int32",
-            "tfjs model '{}': weight '{}': field 'dtype' is '{}'; only float32/int32 are supported", file, name, dtype);
-      auto shape_j = wj.find("shape");
-      check(shape_j != wj.end() && shape_j->is_array(), "tfjs model '{}': weight '{}': field 'shape' is missing", file,
-            name);
-      Shape shape;
-      for (const json& d : *shape_j) {
-        check(d.is_number_integer() && (d.is_number_unsigned() || d.get<int64_t>() >= 0),
-              "tfjs model '{}': weight '{}': field 'shape' has invalid dim {}", file, name, d.dump());
-        check(d.get<uint64_t>() < (uint64_t(1) << 40),
-              "tfjs model '{}': weight '{}': field 'shape' dim {} is too large", file, name, d.dump());
-        shape.push_back(d.get<int64_t>());
-      }
-      uint64_t n = 0;
-      if (!(checked_numel(shape, uint64_t(1) << 56, n)))
-        fail("tfjs model '{}': weight '{}': field 'shape' {} is too large", file, name, shape_str(shape));
-
-      std::string qdtype;
-      float scale = 1.f, min = 0.f;
-      if (auto q = wj.find("quantization"); q != wj.end() && !q->is_null()) {
-        check(q->is_object(), "tfjs model '{}': weight '{}': field 'quantization' is not an object", file, name);
-        qdtype = str_field(*q, "dtype");
-        check(dtype == "float32" && (qdtype == "uint8" || qdtype == "uint16" || qdtype == "float16"),
-              "tfjs model '{}': weight '{}': field 'quantization.dtype' '{}' is unsupported for {} weights "
-              "(only uint8/uint16 with scale+min, or float16, of float32)",
-              file, name, qdtype, dtype);
-        if (qdtype != "float16") {
-          auto s = q->find("scale");
-          auto mn = q->find("min");
-          check(s != q->end() && s->is_number() && mn != q->end() && mn->is_number(),
-                "tfjs model '{}': weight '{}': field 'quantization' needs numeric 'scale' and 'min'", file, name);
-          scale = s->get<float>();
-          min = mn->get<float>();
-        }
-      }
-      const uint64_t need = n * uint64_t(shard_elem_bytes(qdtype.empty() ? dtype : qdtype));
-      if (!(data.size() >= offset && need <= data.size() - offset))
+    // Sizes before reading (when the source can tell them), bytes after: both must equal `need` exactly.
+    // A shard with bytes appended or cut would otherwise shift every later weight of the group.
+    auto check_total = [&](uint64_t have) {
+      if (have < need)
+        for (const WeightSpec& s : specs)
+          if (s.offset + s.bytes > have)
+            fail(
+                "tfjs model '{}': weight '{}' (shape {}, {}) needs bytes [{}, {}) but the shards of "
+                "weightsManifest[{}] hold only {} bytes",
+                file, s.name, shape_str(s.shape), s.file_dtype(), s.offset, s.offset + s.bytes, g, have);
+      if (have > need)
         fail(
-            "tfjs model '{}': weight '{}' (shape {}, {}) needs bytes [{}, {}) but the shards of weightsManifest[{}] "
-            "hold only {} bytes",
-            file, name, shape_str(shape), qdtype.empty() ? dtype : qdtype, offset, offset + need, g, data.size());
-      m.weights.insert(name, decode_weight(data.data() + offset, shape, n, dtype, qdtype, scale, min));
-      offset += need;
+            "tfjs model '{}': the {} shard(s) of weightsManifest[{}] hold {} bytes, {} bytes more than its {} "
+            "weights need ({} bytes): a shard was appended to or replaced",
+            file, shard_paths.size(), g, have, have - need, specs.size(), need);
+    };
+    if (shard_size) {
+      uint64_t have = 0;
+      for (const std::string& sp : shard_paths) have += shard_size(sp);  // each <= kMaxWeightsFileBytes
+      check_total(have);
     }
+    std::vector<uint8_t> data;           // [need] bytes: the group's shards concatenated
+    if (shard_size) data.reserve(need);  // the sizes were checked against `need` above
+    for (const std::string& sp : shard_paths) {
+      const auto shard = load_shard(sp);
+      data.insert(data.end(), shard.begin(), shard.end());
+      if (data.size() > need) break;  // refused by check_total below
+    }
+    check_total(data.size());
+    for (const WeightSpec& s : specs)
+      m.weights.insert(s.name, decode_weight(data.data() + s.offset, s.shape, s.n, s.dtype, s.qdtype, s.scale, s.min));
   }
   return m;
 }
 
 TfjsModel read_tfjs(const std::string& model_json_path) {
-  const auto bytes = read_file_bytes(model_json_path);
-  const std::filesystem::path dir = std::filesystem::path(model_json_path).parent_path();
-  auto loader = [&](const std::string& rel) {
-    const std::string p = (dir / rel).string();
-    check(std::filesystem::is_regular_file(p), "tfjs model '{}': shard file '{}' (field 'paths') does not exist",
+  return parse_tfjs_in_folder(read_text_file(model_json_path, kMaxJsonFileBytes, "tfjs model.json"), model_json_path);
+}
+
+TfjsModel parse_tfjs_in_folder(std::string_view text, const std::string& model_json_path) {
+  const std::string dir = std::filesystem::path(model_json_path).parent_path().string();
+  // Shard paths are declared by model.json: resolved inside its folder, regular files only.
+  auto resolve = [&](const std::string& rel) {
+    const std::string p = resolve_inside(dir, rel, fmt::format("tfjs model '{}': field 'paths'", model_json_path));
+    std::error_code ec;
+    check(std::filesystem::exists(p, ec), "tfjs model '{}': shard file '{}' (field 'paths') does not exist",
           model_json_path, p);
-    return read_file_bytes(p);
+    return p;
   };
-  return parse_tfjs(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), model_json_path,
-                    loader);
+  auto sizer = [&](const std::string& rel) {
+    const std::string p = resolve(rel);
+    const uint64_t n = regular_file_size(p, "tfjs shard");
+    check(n <= kMaxWeightsFileBytes, "tfjs shard '{}' is {} bytes, more than the {} bytes a shard can plausibly be", p,
+          n, kMaxWeightsFileBytes);
+    return n;
+  };
+  auto loader = [&](const std::string& rel) {
+    return read_regular_file(resolve(rel), kMaxWeightsFileBytes, "tfjs shard");
+  };
+  return parse_tfjs(text, model_json_path, loader, sizer);
 }
 
 }  // namespace mpq::io

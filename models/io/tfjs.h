@@ -41,8 +41,18 @@ struct TfjsModel {
 
 // Returns the bytes of the shard at `path` (relative to model.json's directory); throws mpq::Error if missing.
 using TfjsShardLoader = std::function<std::vector<uint8_t>(const std::string& path)>;
+// Returns the size in bytes of that shard without reading it (throws like the loader).
+using TfjsShardSizer = std::function<uint64_t(const std::string& path)>;
 
+// Shard paths are resolved inside model.json's folder (core/file_io.h resolve_inside: no absolute paths, no
+// '..', no symlink leading out). The shards of each manifest group must hold exactly the bytes its weights
+// declare: a shard with bytes appended or cut is refused (it would shift every later weight).
 TfjsModel read_tfjs(const std::string& model_json_path);
-TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard);
+// The same with model.json's text given (the shards are read from the folder of `model_json_path`).
+TfjsModel parse_tfjs_in_folder(std::string_view model_json, const std::string& model_json_path);
+// `shard_size`, when given, is asked for every shard of a group before any is loaded, so a mismatch is
+// refused before allocating; the loaded bytes are checked again either way.
+TfjsModel parse_tfjs(std::string_view model_json, std::string_view file, const TfjsShardLoader& load_shard,
+                     const TfjsShardSizer& shard_size = nullptr);
 
 }  // namespace mpq::io

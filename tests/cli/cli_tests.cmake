@@ -59,7 +59,7 @@ mpq_cli_usage(trailing_junk "--runs expects an integer, got '5x'" bench --model 
 mpq_cli_usage(flag_with_value "--json is a flag and takes no value" bench --model mobilenetv2 --json yes)
 mpq_cli_usage(positional "unexpected argument 'extra'" bench extra --model mobilenetv2)
 # the search checks its outputs before any analysis: an --out in a folder that cannot be created
-mpq_cli_error(search_out_unwritable "--out: cannot create folder '/proc/mpq-no'" search --model mobilenetv2
+mpq_cli_error(search_out_unwritable "output folder ./proc/mpq-no.: cannot create it" search --model mobilenetv2
               --weights ${MPQ_TFLITE} --data ${MPQ_IMAGES} --max-drop 0.5 --out /proc/mpq-no/config.json
               --report /tmp/mpq-cli-out-unwritable)
 # -h and --version answer with status 0
@@ -67,3 +67,8 @@ add_test(NAME cli.short_help COMMAND $<TARGET_FILE:mpq> bench -h)
 set_tests_properties(cli.short_help PROPERTIES PASS_REGULAR_EXPRESSION "usage: mpq bench")
 add_test(NAME cli.version COMMAND $<TARGET_FILE:mpq> --version)
 set_tests_properties(cli.version PROPERTIES PASS_REGULAR_EXPRESSION "mpq [0-9.]+ \\(git [0-9a-f]+.*\\), kernels dispatch (ref|avx2|avx_vnni|avx512|avx512_vnni|avx512_bf16)")
+# outputs are validated before the work (core/file_io.h check_output_file): the input here does not even exist
+mpq_cli_error(convert_out_missing_folder "output '/nonexistent/x.safetensors': folder '/nonexistent' does not exist"
+              convert --model mobilenetv2 --weights ${MPQ_TFLITE} --out /nonexistent/x.safetensors)
+mpq_cli_error(infer_output_is_folder "output '/tmp' exists and is a directory" infer --model mobilenetv2
+              --weights /nonexistent/nosuch.tflite --input /nonexistent/x.npy --output /tmp)
