@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/enum_table.h"
+#include "core/quantized_weight.h"
 
 namespace mpq {
 
@@ -48,6 +49,9 @@ struct LayerQuant {
   Precision precision = Precision::fp32;
   int64_t weight_group = 0;           // int4 only: 0 = per output channel, else 32 / 64 / 128
   std::map<int, ActQuantParams> act;  // operand -> uint8 params (needed for int8 / int4)
+  // int8 / int4: the rounded weights to use as they are (core/quantized_weight.h); null: round-to-nearest of
+  // the float weights at compile time (ops/kernels/quantize_weights.h)
+  std::shared_ptr<const QuantizedWeight> weights;
 };
 
 using Assignment = std::map<std::string, LayerQuant>;  // layer name -> precision + parameters

@@ -243,7 +243,7 @@ io::TensorMap Bert::state() const {
 
 Tensor Bert::qlinear(const std::string& layer, const Tensor& x, const BertLinear& l) {
   if (!hook_) return ops::linear(x, l.w, l.b);
-  return ops::linear(hook_->on_input(layer, 0, x), hook_->on_weight(layer, l.w), l.b);
+  return ops::linear(hook_->on_input(layer, 0, x), hook_->on_weight(layer, l.w), hook_->on_bias(layer, l.b));
 }
 
 Tensor Bert::qmatmul(const std::string& layer, const Tensor& a, const Tensor& b) {

@@ -71,10 +71,13 @@ Tensor ConvUnit::forward(const Tensor& x_in, bool training, bool fold) {
   LayerHook* hook = t_hook.get();
   const Tensor x = hook ? hook->on_input(spec.conv, 0, x_in) : x_in;  // [N, C, H, W]
   const ops::Conv2dParams p = params(x.size(2), x.size(3));
-  if (!has_bn()) return ops::conv2d(x, hook ? hook->on_weight(spec.conv, weight) : weight, bias, p);
+  if (!has_bn())
+    return hook ? ops::conv2d(x, hook->on_weight(spec.conv, weight), hook->on_bias(spec.conv, bias), p)
+                : ops::conv2d(x, weight, bias, p);
   if (fold && !training) {
     const ops::FoldedConv f = ops::fold_bn(weight, bias, gamma, beta, running_mean, running_var, spec.eps);
-    return ops::conv2d(x, hook ? hook->on_weight(spec.conv, f.weight) : f.weight, f.bias, p);
+    return hook ? ops::conv2d(x, hook->on_weight(spec.conv, f.weight), hook->on_bias(spec.conv, f.bias), p)
+                : ops::conv2d(x, f.weight, f.bias, p);
   }
   const Tensor y = ops::conv2d(x, hook ? hook->on_weight(spec.conv, weight) : weight, bias, p);  // [N, O, OH, OW]
   // training mode updates running_mean / running_var in place (momentum 0.1, as PyTorch)
@@ -116,7 +119,8 @@ LinearUnit::LinearUnit(std::string n, int64_t i, int64_t o) : name(std::move(n))
 Tensor LinearUnit::forward(const Tensor& x) const {
   LayerHook* hook = t_hook.get();
   if (!hook) return ops::linear(x, weight, bias);
-  return ops::linear(hook->on_input(name, 0, x), hook->on_weight(name, weight), bias);  // [..., out]
+  return ops::linear(hook->on_input(name, 0, x), hook->on_weight(name, weight),
+                     hook->on_bias(name, bias));  // [..., out]
 }
 
 void LinearUnit::collect(NamedTensors& o, bool) {

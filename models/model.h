@@ -59,10 +59,13 @@ struct Batch {
 // folding when the forward folds) and on each activation operand the layer consumes; with no hook set the
 // forward is plain fp32. `operand` is 0 for the input of a conv / linear, 0 and 1 for the two operands of
 // an attention matmul.
+// on_bias sees the bias the layer adds after its product (after batch-norm folding; possibly undefined when a
+// conv has neither bias nor batch norm): rounding with bias correction adjusts it.
 struct LayerHook {
   virtual ~LayerHook() = default;
   virtual Tensor on_weight(const std::string& layer, const Tensor& w) { return w; }
   virtual Tensor on_input(const std::string& layer, int operand, const Tensor& x) { return x; }
+  virtual Tensor on_bias(const std::string& layer, const Tensor& b) { return b; }
 };
 
 class Model {

@@ -51,13 +51,35 @@ Tensor FakeQuantHook::on_weight(const std::string& layer, const Tensor& w) {
     case Precision::bf16:
       return round_to_bf16(w);
     case Precision::int8:
-      return fake_quant_weight(w, {8, 0});
-    case Precision::int4: {
-      const int64_t row = w.numel() / w.size(0);  // flattened input elements per output channel
-      return fake_quant_weight(w, {4, row % std::max<int64_t>(q.weight_group, 1) == 0 ? q.weight_group : 0});
-    }
+    case Precision::int4:
+      if (q.weights) {
+        check(q.weights->bits == (q.precision == Precision::int8 ? 8 : 4) &&
+                  q.weights->rows * q.weights->cols == w.numel() && q.weights->rows == w.size(0),
+              "fake quant: layer '{}' has rounded {}-bit weights of {} x {} for its {} weight {}", layer,
+              q.weights->bits, q.weights->rows, q.weights->cols, precision_name(q.precision), shape_str(w.shape()));
+        return q.weights->dequantize(w.shape());
+      }
+      if (q.precision == Precision::int8) return fake_quant_weight(w, {8, 0});
+      {
+        const int64_t row = w.numel() / w.size(0);  // flattened input elements per output channel
+        return fake_quant_weight(w, {4, row % std::max<int64_t>(q.weight_group, 1) == 0 ? q.weight_group : 0});
+      }
   }
   return w;
+}
+
+Tensor FakeQuantHook::on_bias(const std::string& layer, const Tensor& b) {
+  auto it = a_.find(layer);
+  if (it == a_.end() || !precision_is_integer(it->second.precision) || !it->second.weights ||
+      it->second.weights->bias_correction.empty())
+    return b;
+  const std::vector<float>& bc = it->second.weights->bias_correction;  // [O]
+  Tensor out = b.defined() ? b.contiguous().clone() : Tensor::zeros({int64_t(bc.size())});
+  check(out.numel() == int64_t(bc.size()), "fake quant: layer '{}' has {} bias corrections for a bias of {}", layer,
+        bc.size(), out.numel());
+  float* p = out.data<float>();
+  for (size_t i = 0; i < bc.size(); ++i) p[i] = p[i] + bc[i];
+  return out;
 }
 
 Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tensor& x) {

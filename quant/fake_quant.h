@@ -6,6 +6,8 @@
 //   int8 : W8A8 -- weights symmetric per output channel int8 (quant/quantizer.h: q = clamp(nearbyint(w/s),
 //          -127, 127), s = max|w| / 127), inputs asymmetric uint8 per tensor with the calibrated scale and
 //          zero point (quant/observers.h: round half to even, clamp to [0, 255]);
+//   int8 / int4 with LayerQuant::weights set: those rounded weights (q * s, core/quantized_weight.h) and
+//          their bias correction (on_bias), instead of rounding the float weights here;
 //   int4 : W4A8 -- weights symmetric int4 (qmax 7) per output channel (weight_group 0) or per group of
 //          `weight_group` consecutive elements of the flattened [O, I/g * KH * KW] weight row (for a linear
 //          layer: `weight_group` input channels); a layer whose row length is not a multiple of the group
@@ -27,6 +29,8 @@ class FakeQuantHook : public models::LayerHook {
   explicit FakeQuantHook(Assignment a) : a_(std::move(a)) {}
   Tensor on_weight(const std::string& layer, const Tensor& w) override;
   Tensor on_input(const std::string& layer, int operand, const Tensor& x) override;
+  // adds LayerQuant::weights' bias correction of an int8 / int4 layer
+  Tensor on_bias(const std::string& layer, const Tensor& b) override;
   const Assignment& assignment() const { return a_; }
 
  private:

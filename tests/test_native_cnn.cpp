@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "core/autograd/node.h"
@@ -33,6 +34,7 @@
 #include "models/resnet50.h"
 #include "models/zoo.h"
 #include "ops/fold_bn.h"
+#include "ops/kernels/quantize_weights.h"
 #include "quant/fake_quant.h"
 #include "quant/quantizer.h"
 #include "quant/task.h"
@@ -590,4 +592,96 @@ TEST_CASE("native cnn: CompiledModel runs the task evaluator (mpq search --eval 
   models::Batch b;
   b.images = real_images(cnn, {4});
   CHECK_THROWS_WITH(cm.forward(b, true), doctest::Contains("inference only"));
+}
+
+namespace {
+// Records the weight and bias every layer's product uses (after BN folding), as rounding sees them.
+struct RecordHook : models::LayerHook {
+  std::map<std::string, Tensor> w, b;
+  Tensor on_weight(const std::string& layer, const Tensor& t) override {
+    w[layer] = t.contiguous().clone();
+    return t;
+  }
+  Tensor on_bias(const std::string& layer, const Tensor& t) override {
+    b[layer] = t.contiguous().clone();
+    return t;
+  }
+};
+}  // namespace
+
+TEST_CASE("native cnn: rounded weights (LayerQuant::weights) are packed as given, bias corrections in both engines") {
+  // MobileNetV2 (torchvision layout, formula weights): the stem (3x3), depthwise convs, 1x1 convs and the
+  // classifier. Every layer gets codes that round-to-nearest would not produce (nearest codes moved by one step
+  // toward zero where possible, scales 0.9x) and a bias correction; the native engine must pack exactly those
+  // numbers, and its logits must agree with the simulation of the same record.
+  auto m = models::make_mobilenetv2(models::MobileNetLayout::torchvision);
+  models::formula_init(*m);
+  const Tensor x = models::formula_input(2, 64, 64);  // [2, 3, 64, 64]
+  const quant::Calibration cal = calibrate(*m, models::formula_input(1, 64, 64));
+  auto rec = std::make_shared<RecordHook>();
+  {
+    quant::ScopedHook h(*m, rec);
+    forward(*m, x);
+  }
+  Assignment a = uniform(*m, Precision::int4, cal);
+  int idx = 0;
+  for (auto& [name, lq] : a) {
+    if (!rec->w.count(name)) continue;  // no weight (none in this model, but stated)
+    const Tensor& w = rec->w.at(name);
+    const int64_t O = w.size(0), K = w.numel() / O;
+    const bool int8 = idx++ % 3 == 2;  // every third layer int8
+    lq.precision = int8 ? Precision::int8 : Precision::int4;
+    const int64_t G = !int8 && K % 32 == 0 && K > 9 ? 32 : K;
+    lq.weight_group = G == K ? 0 : G;
+    auto qw = std::make_shared<QuantizedWeight>();
+    qw->rows = O, qw->cols = K, qw->group = G, qw->bits = int8 ? 8 : 4;
+    qw->q.resize(size_t(O * K));
+    qw->scale.resize(size_t(O * (K / G)));
+    kernels::quantize_rows({w.data<float>(), O, K, G == K ? 0 : G, qw->bits, qw->q.data(), qw->scale.data()});
+    for (size_t i = 0; i < qw->q.size(); ++i) qw->q[i] = int8_t(qw->q[i] - (qw->q[i] > 0) + (qw->q[i] < 0));
+    for (float& s : qw->scale) s *= 0.9f;
+    for (int64_t o = 0; o < O; ++o) qw->bias_correction.push_back(0.01f * float((o * 7 + idx) % 5 - 2));
+    qw->validate(name);
+    lq.weights = qw;
+  }
+  auto nat = native::compile_cnn(*m, a, no_tune());
+  const auto& n = internals(*nat);
+  int64_t checked = 0;
+  for (const auto& L : n.layers()) {
+    const QuantizedWeight& qw = *a.at(L.name).weights;
+    const int64_t O = L.cout, k = L.k, K = qw.cols;
+    const int64_t C = L.kind == native::cnn::Kind::depthwise ? 1 : K / (k * k);
+    int64_t bad = 0;
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t t = 0; t < k * k; ++t) {
+          const int64_t torch_col = c * k * k + t;
+          float got = 0;
+          if (L.kind == native::cnn::Kind::depthwise) {
+            got = float(L.dw_q8.at(t, o)) * L.dw_q8.scale[size_t(o)];
+          } else if (L.prec == Precision::int4) {
+            const int64_t col = L.torch_order ? torch_col : t * C + c;
+            got = float(L.w_q4.at(o, col)) * L.w_q4.scale[size_t((L.group > 0 ? col / L.group : 0) * L.w_q4.Np + o)];
+          } else {
+            got = float(L.w_q8.at(o, t * C + c)) * L.w_q8.scale[size_t(o)];
+          }
+          bad += got != qw.at(o, torch_col);
+        }
+    CHECK_MESSAGE(bad == 0, L.name);
+    const Tensor& b0 = rec->b.at(L.name);  // [O] the folded bias before correction
+    for (int64_t o = 0; o < O; ++o) bad += L.bias[size_t(o)] != b0.data<float>()[o] + qw.bias_correction[size_t(o)];
+    CHECK_MESSAGE(bad == 0, L.name << " bias");
+    ++checked;
+  }
+  CHECK(checked == int64_t(a.size()));
+  // The simulation dequantizes the same record and adds the same correction (identical f32 additions).
+  const Diff d = vs_simulation(*m, a, x, "mobilenetv2 torchvision, rounded int4 / int8 records");
+  CHECK(d.l2_rel < 0.05);  // the int8 / int4 formula runs above measure 1e-2 or less
+  // A record that does not fit its layer is named.
+  Assignment bad = a;
+  auto wrong = std::make_shared<QuantizedWeight>(*bad.begin()->second.weights);
+  wrong->bits = 8;
+  bad.begin()->second.weights = wrong;
+  bad.begin()->second.precision = Precision::int4;
+  CHECK_THROWS_WITH_AS(native::compile_cnn(*m, bad, no_tune()), doctest::Contains(bad.begin()->first.c_str()), Error);
 }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/native/bert_native.h"
+#include "models/native/weight_codes.h"
 #include "ops/kernels/quantize_weights.h"
 
 namespace mpq::native::bert {
@@ -54,10 +55,9 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
       break;
     case Precision::int8: {
       in = act_in();
-      std::vector<int8_t> q;      // [N, K]
-      std::vector<float> scales;  // [N]
-      quantize_weight_sym(W, N, K, 8, 0, q, scales);
-      q8 = kernels::pack_q8w(q.data(), N, K, scales.data());
+      const WeightCodes c = weight_codes(layer, W, N, K, 8, 0, lq);  // codes [N, K], scales [N]
+      q8 = kernels::pack_q8w(c.q.data(), N, K, c.scales.data());
+      add_bias_correction(c.bias_correction);
       break;
     }
     case Precision::int4: {
@@ -67,9 +67,11 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
       check(group == 0 || group == 32 || group == 64 || group == 128,
             "native bert: layer '{}': int4 weight_group {} is not offered by the int4 kernel (0, 32, 64 or 128)", layer,
             lq.weight_group);
-      std::vector<int8_t> q;      // [N, K]
-      std::vector<float> scales;  // [N][K / group] or [N]
-      quantize_weight_sym(W, N, K, 4, group, q, scales);
+      const WeightCodes c = weight_codes(layer, W, N, K, 4, group, lq);  // codes [N, K], scales [N][K / G]
+      check(c.group == 0 || c.group == 32 || c.group == 64 || c.group == 128,
+            "native bert: layer '{}': rounded int4 weights with group {} (the kernel takes 0, 32, 64 or 128)", layer,
+            c.group);
+      const std::vector<int8_t>& q = c.q;
       const int64_t row_bytes = (K + 1) / 2;
       std::vector<uint8_t> nib(size_t(N * row_bytes), 0);  // q4 [N, (K+1)/2]: element 2i = low nibble of byte i
       for (int64_t i = 0; i < N; ++i)
@@ -77,10 +79,17 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
           const uint8_t v = uint8_t(q[size_t(i * K + j)]) & 0xf;
           nib[size_t(i * row_bytes + j / 2)] |= uint8_t(j % 2 == 0 ? v : v << 4);
         }
-      q4 = kernels::pack_q4w(nib.data(), N, K, group, scales.data());
+      q4 = kernels::pack_q4w(nib.data(), N, K, c.group, c.scales.data());
+      add_bias_correction(c.bias_correction);
       break;
     }
   }
+}
+
+void Linear::add_bias_correction(const std::vector<float>& bc) {
+  check(bc.empty() || bc.size() == bias.size(), "native bert: layer '{}' has {} bias corrections for {} outputs", name,
+        bc.size(), bias.size());
+  for (size_t i = 0; i < bc.size(); ++i) bias[i] = bias[i] + bc[i];
 }
 
 bool Linear::can_write(ActFmt f) const {

@@ -12,21 +12,15 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "models/native/cnn_native.h"
+#include "models/native/weight_codes.h"
 #include "ops/fold_bn.h"
 #include "ops/kernels/f32_impls.h"
-#include "ops/kernels/quantize_weights.h"
 
 namespace mpq::native::cnn {
 
 const char* dt_name(Dt d) { return d == Dt::f32 ? "f32" : d == Dt::f16 ? "f16" : "u8"; }
 
 namespace {
-
-// The shared round-to-nearest quantizer (ops/kernels/quantize_weights.h), the one the simulation uses: per row
-// of K elements, groups of G consecutive elements (G = K: per row). q: [O, K]; scales: [O][K / G].
-void quantize_rows(const float* w, int64_t O, int64_t K, int64_t G, int bits, int8_t* q, float* scales) {
-  kernels::quantize_rows({w, O, K, G == K ? 0 : G, bits, q, scales});
-}
 
 // PyTorch row order (c, kh, kw) -> im2col column order (kh, kw, c): dst[o][(kh*k + kw)*C + c] =
 // src[o][(c*k + kh)*k + kw]. T: float or int8_t.
@@ -85,8 +79,17 @@ void set_input(Layer& L, const LayerQuant& q) {
   }
 }
 
-// Packs the GEMM weights of a conv / linear: w [O, K] in PyTorch row order (c, kh, kw).
-void pack_gemm_weights(Layer& L, const float* w) {
+// Adds a rounding's bias correction to the layer's f32 bias.
+void add_bias_correction(Layer& L, const std::vector<float>& bc) {
+  check(bc.empty() || bc.size() == L.bias.size(), "native compile: layer '{}' has {} bias corrections for {} outputs",
+        L.name, bc.size(), L.bias.size());
+  for (size_t i = 0; i < bc.size(); ++i) L.bias[i] = L.bias[i] + bc[i];
+}
+
+// Packs the GEMM weights of a conv / linear: w [O, K] in PyTorch row order (c, kh, kw). int8 / int4 codes come
+// from weight_codes (the assignment's rounded weights, or round-to-nearest); an int4 layer's group is the
+// codes' group.
+void pack_gemm_weights(Layer& L, const float* w, const LayerQuant& lq, bool kxk) {
   const int64_t O = L.cout, K = L.K, kk = L.kind == Kind::im2col_gemm ? L.k : 1;
   const int64_t C = K / (kk * kk);
   auto hwc = [&](auto* src) { return to_hwc_rows(src, O, C, kk); };
@@ -105,28 +108,27 @@ void pack_gemm_weights(Layer& L, const float* w) {
       L.w_bf16 = kernels::pack_bf16w_from_f32(hwc(w).data(), O, K);
       break;
     case Precision::int8: {
-      std::vector<int8_t> q(size_t(O * K));          // [O, K] PyTorch order
-      std::vector<float> s(static_cast<size_t>(O));  // [O]
-      quantize_rows(w, O, K, K, 8, q.data(), s.data());
-      L.w_q8 = kernels::pack_q8w(hwc(q.data()).data(), O, K, s.data());
+      const WeightCodes c = weight_codes(L.name, w, O, K, 8, 0, lq);  // [O, K] PyTorch order, scales [O]
+      L.w_q8 = kernels::pack_q8w(hwc(c.q.data()).data(), O, K, c.scales.data());
+      add_bias_correction(L, c.bias_correction);
       break;
     }
     case Precision::int4: {
-      const int64_t G = L.group > 0 ? L.group : K;
-      std::vector<int8_t> q(size_t(O * K));       // [O, K] PyTorch order
-      std::vector<float> s(size_t(O * (K / G)));  // [O][K / G]
-      quantize_rows(w, O, K, G, 4, q.data(), s.data());
+      const WeightCodes c = weight_codes(L.name, w, O, K, 4, L.group, lq);  // [O, K], scales [O][K / G]
+      L.group = effective_group(L.name, c.group, K);
       // Per channel: any column order keeps the numerics (one scale per row). Grouped: groups are runs of
       // the PyTorch order, so a KxK layer keeps that order (torch_order im2col) instead of permuting.
-      const std::vector<int8_t> cols = L.torch_order ? q : hwc(q.data());
-      L.w_q4 = kernels::pack_q4w(pack_nibbles(cols.data(), O, K).data(), O, K, L.group, s.data());
+      L.torch_order = L.group > 0 && kxk;
+      const std::vector<int8_t> cols = L.torch_order ? c.q : hwc(c.q.data());
+      L.w_q4 = kernels::pack_q4w(pack_nibbles(cols.data(), O, K).data(), O, K, L.group, c.scales.data());
+      add_bias_correction(L, c.bias_correction);
       break;
     }
   }
 }
 
 // Depthwise weights w [C, 1, k, k].
-void pack_dw_weights(Layer& L, const float* w) {
+void pack_dw_weights(Layer& L, const float* w, const LayerQuant& lq) {
   const int64_t C = L.cout, k = L.k;
   switch (L.prec) {
     case Precision::fp32:
@@ -147,10 +149,11 @@ void pack_dw_weights(Layer& L, const float* w) {
     case Precision::int4: {
       // int4 depthwise: the per-channel int4 values (|q| <= 7, row of k*k never divisible by a group) run
       // through the int8 kernel, which holds them exactly in s8.
-      std::vector<int8_t> q(size_t(C * k * k));      // [C, k*k]
-      std::vector<float> s(static_cast<size_t>(C));  // [C]
-      quantize_rows(w, C, k * k, k * k, L.prec == Precision::int8 ? 8 : 4, q.data(), s.data());
-      L.dw_q8 = kernels::pack_dw_q8(q.data(), s.data(), C, k, k);
+      const WeightCodes c = weight_codes(L.name, w, C, k * k, L.prec == Precision::int8 ? 8 : 4, 0, lq);
+      check(c.group == 0, "native compile: depthwise layer '{}' takes one scale per channel, got group {}", L.name,
+            c.group);
+      L.dw_q8 = kernels::pack_dw_q8(c.q.data(), c.scales.data(), C, k, k);  // codes [C, k*k], scales [C]
+      add_bias_correction(L, c.bias_correction);
       break;
     }
   }
@@ -191,16 +194,13 @@ Layer make_conv_layer(const models::ConvUnit& u, const LayerQuant& q, models::Cn
           S.conv, S.groups, S.in, S.out);
     L.kind = Kind::depthwise;
     L.K = S.kernel * S.kernel;
-    pack_dw_weights(L, w.data<float>());
+    pack_dw_weights(L, w.data<float>(), q);
     return L;
   }
   L.kind = S.kernel == 1 && S.stride == 1 ? Kind::gemm : Kind::im2col_gemm;
   L.K = S.in * S.kernel * S.kernel;
-  if (L.prec == Precision::int4) {
-    L.group = effective_group(L.name, q.weight_group, L.K);
-    L.torch_order = L.group > 0 && S.kernel > 1;
-  }
-  pack_gemm_weights(L, w.data<float>());
+  if (L.prec == Precision::int4) L.group = effective_group(L.name, q.weight_group, L.K);
+  pack_gemm_weights(L, w.data<float>(), q, S.kernel > 1);
   return L;
 }
 
@@ -216,7 +216,7 @@ Layer make_linear_layer(const models::LinearUnit& u, const LayerQuant& q) {
   if (L.prec == Precision::int4) L.group = effective_group(L.name, q.weight_group, L.K);
   const Tensor w = u.weight.contiguous(), b = u.bias.contiguous();  // [out, in], [out]
   L.bias.assign(b.data<float>(), b.data<float>() + u.out);
-  pack_gemm_weights(L, w.data<float>());
+  pack_gemm_weights(L, w.data<float>(), q, false);
   return L;
 }
 

@@ -2,7 +2,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "ops/kernels/quantize_weights.h"
+#include "models/native/weight_codes.h"
 
 namespace mpq::native {
 
@@ -25,10 +25,12 @@ void EmbeddingTable::build(const std::string& layer, const float* W, int64_t n, 
       group = prec == Precision::int4 && lq.weight_group > 0 && d % lq.weight_group == 0 ? lq.weight_group : 0;
       check(prec == Precision::int8 || d % 2 == 0, "native: embedding table '{}' at int4 needs an even width, got {}",
             layer, d);
-      const int64_t G = group > 0 ? group : d;
-      std::vector<int8_t> q(count);  // [V, D]
-      scales.assign(size_t(n * (d / G)), 0.0f);
-      kernels::quantize_rows({W, n, d, group, bits, q.data(), scales.data()});
+      WeightCodes c = weight_codes(layer, W, n, d, bits, group, lq);  // codes [V, D], scales [V][D / G]
+      check(c.bias_correction.empty(), "native: embedding table '{}' has no bias to correct", layer);
+      group = c.group;
+      check(bits == 4 || group == 0, "native: embedding table '{}' at int8 takes one scale per row", layer);
+      std::vector<int8_t> q = std::move(c.q);
+      scales = std::move(c.scales);
       if (bits == 8) {
         q8 = std::move(q);
         return;
