@@ -294,7 +294,8 @@ std::vector<QuantLayer> Bert::quant_layers() const {
   std::vector<QuantLayer> out;
   auto add = [&](std::string name, LayerKind kind, std::string weight, int64_t macs, std::vector<std::string> prod,
                  std::vector<std::string> cons, std::vector<std::string> res = {}) {
-    out.push_back({std::move(name), kind, std::move(weight), macs, std::move(prod), std::move(cons), std::move(res)});
+    out.push_back(
+        {std::move(name), kind, std::move(weight), macs, std::move(prod), std::move(cons), std::move(res), {}});
   };
   // Producers/consumers follow the data path through non-quantizable ops (reshape, softmax, LayerNorm, GELU,
   // tanh). Residual partners: the two layers whose outputs meet at a residual add: attention.output.dense of

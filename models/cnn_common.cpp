@@ -31,16 +31,23 @@ std::pair<int64_t, int64_t> same_pad(int64_t in, int64_t k, int64_t s) {
 }
 }  // namespace
 
-ops::Conv2dParams ConvUnit::params(int64_t h, int64_t w) const {
-  if (spec.pad == PadMode::symmetric) return ops::Conv2dParams::symmetric(spec.stride, spec.kernel / 2, 1, spec.groups);
-  const auto [top, bottom] = same_pad(h, spec.kernel, spec.stride);
-  const auto [left, right] = same_pad(w, spec.kernel, spec.stride);
+ops::Conv2dParams conv_params(const ConvGeometry& g, int64_t h, int64_t w) {
+  if (!g.tf_same) return ops::Conv2dParams::symmetric(g.stride, g.pad, 1, g.groups);
+  const auto [top, bottom] = same_pad(h, g.kernel, g.stride);
+  const auto [left, right] = same_pad(w, g.kernel, g.stride);
   ops::Conv2dParams p;
-  p.stride_h = p.stride_w = spec.stride;
+  p.stride_h = p.stride_w = g.stride;
   p.pad_top = top, p.pad_bottom = bottom, p.pad_left = left, p.pad_right = right;
-  p.groups = spec.groups;
+  p.groups = g.groups;
   return p;
 }
+
+ConvGeometry ConvUnit::geometry() const {
+  const bool same = spec.pad == PadMode::tf_same;
+  return ConvGeometry{spec.in, spec.out, spec.kernel, spec.stride, spec.groups, same, same ? 0 : spec.kernel / 2};
+}
+
+ops::Conv2dParams ConvUnit::params(int64_t h, int64_t w) const { return conv_params(geometry(), h, w); }
 
 int64_t ConvUnit::out_size(int64_t in_size) const {
   const ops::Conv2dParams p = params(in_size, in_size);
@@ -118,8 +125,9 @@ void LinearUnit::load(const io::TensorMap& map, const std::string& file) {
 }
 
 void QuantGraph::add(std::string name, LayerKind kind, std::string weight, int64_t macs,
-                     std::vector<std::string> producers) {
+                     std::vector<std::string> producers, ConvGeometry conv) {
   QuantLayer l;
+  l.conv = conv;
   l.name = std::move(name);
   l.kind = kind;
   l.weight = std::move(weight);

@@ -49,6 +49,7 @@ struct ConvUnit {
   explicit ConvUnit(ConvSpec s);  // zero weights, identity BN stats
   bool has_bn() const { return !spec.bn.empty(); }
   ops::Conv2dParams params(int64_t h, int64_t w) const;  // padding for an h x w input
+  ConvGeometry geometry() const;
   int64_t out_size(int64_t in_size) const;
   int64_t macs(int64_t in_h, int64_t in_w) const;  // per sample
   // conv (+ BN). fold: use the BN-folded conv (eval, no autograd recording); training: batch statistics.
@@ -72,12 +73,16 @@ struct LinearUnit {
   void load(const io::TensorMap& map, const std::string& file);
 };
 
+// The conv parameters of geometry `g` on an h x w input (the same padding as ConvUnit::params).
+ops::Conv2dParams conv_params(const ConvGeometry& g, int64_t h, int64_t w);
+
 // Builds the quantizable-layer list: layers are added in execution order with their producers; residual
 // adds are stated as the set of layers whose outputs meet there. finish() fills consumers (the inverse of
 // producers) and residual_partners (every other member of every add the layer takes part in).
 class QuantGraph {
  public:
-  void add(std::string name, LayerKind kind, std::string weight, int64_t macs, std::vector<std::string> producers);
+  void add(std::string name, LayerKind kind, std::string weight, int64_t macs, std::vector<std::string> producers,
+           ConvGeometry conv = {});
   void residual(const std::vector<std::string>& members) { adds_.push_back(members); }
   std::vector<QuantLayer> finish() const;
 

@@ -100,7 +100,7 @@ class MobileNetV2 final : public CnnModel {
     int64_t h = kDefaultSize;
     auto add = [&](const ConvUnit& u, std::vector<std::string> prod, int64_t in_h) {
       const LayerKind kind = u.spec.groups > 1 ? LayerKind::depthwise_conv : LayerKind::conv;
-      g.add(u.spec.conv, kind, u.spec.conv + ".weight", u.macs(in_h, in_h), std::move(prod));
+      g.add(u.spec.conv, kind, u.spec.conv + ".weight", u.macs(in_h, in_h), std::move(prod), u.geometry());
       return u.out_size(in_h);
     };
     h = add(stem_, {}, h);

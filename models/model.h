@@ -15,6 +15,15 @@ namespace mpq::models {
 
 enum class LayerKind { conv, depthwise_conv, linear, attention_matmul };
 
+// Geometry of a conv layer (LayerKind conv / depthwise_conv): what rebuilding its im2col rows from the
+// layer's input needs (weight-rounding calibration, quant/gptq_hessian.h). Square kernels, no dilation.
+struct ConvGeometry {
+  int64_t in_channels = 0, out_channels = 0;
+  int64_t kernel = 1, stride = 1, groups = 1;
+  bool tf_same = false;  // TF SAME padding (from the input size; extra pixel bottom / right when odd)
+  int64_t pad = 0;       // !tf_same: zero padding on every side
+};
+
 // One quantizable layer: every conv and linear, plus BERT's two attention matmuls (QK^T, PV).
 struct QuantLayer {
   std::string name;  // stable, e.g. "layer1.0.conv2", "bert.encoder.layer.3.attention.self.query"
@@ -25,6 +34,7 @@ struct QuantLayer {
       producers;  // quantizable layers whose output (possibly through non-quantizable ops) feeds it
   std::vector<std::string> consumers;          // quantizable layers it feeds
   std::vector<std::string> residual_partners;  // layers whose outputs are added to its output (same residual add)
+  ConvGeometry conv;                           // conv / depthwise_conv only (in_channels 0 otherwise)
 };
 
 // What a model's input is: a preprocessed image batch [N, 3, H, W] or token ids [N, L] (+ mask).

@@ -97,13 +97,13 @@ class ResNet50 final : public CnnModel {
   std::vector<QuantLayer> quant_layers() const override {
     QuantGraph g;
     int64_t h = kDefaultSize;
-    g.add(stem_.spec.conv, LayerKind::conv, stem_.spec.conv + ".weight", stem_.macs(h, h), {});
+    g.add(stem_.spec.conv, LayerKind::conv, stem_.spec.conv + ".weight", stem_.macs(h, h), {}, stem_.geometry());
     h = stem_.out_size(h);
     h = (h + 2 - 3) / 2 + 1;                           // max pool 3x3/2 pad 1
     std::vector<std::string> cur = {stem_.spec.conv};  // producers of the current activation
     for (const Bottleneck& b : blocks_) {
       auto add = [&](const ConvUnit& u, std::vector<std::string> prod, int64_t in_h) {
-        g.add(u.spec.conv, LayerKind::conv, u.spec.conv + ".weight", u.macs(in_h, in_h), std::move(prod));
+        g.add(u.spec.conv, LayerKind::conv, u.spec.conv + ".weight", u.macs(in_h, in_h), std::move(prod), u.geometry());
         return u.out_size(in_h);
       };
       const int64_t h1 = add(b.conv1, cur, h);
