@@ -1,6 +1,7 @@
 #include "quant/gptq.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -11,11 +12,22 @@
 
 namespace mpq::quant {
 
-const char* rounding_name(Rounding r) { return r == Rounding::nearest ? "nearest" : "gptq"; }
+const char* rounding_name(Rounding r) {
+  switch (r) {
+    case Rounding::nearest:
+      return "nearest";
+    case Rounding::gptq:
+      return "gptq";
+    case Rounding::exhaustive:
+      return "exhaustive";
+  }
+  return "?";
+}
 Rounding parse_rounding(const std::string& s) {
   if (s == "nearest") return Rounding::nearest;
   if (s == "gptq") return Rounding::gptq;
-  fail("rounding '{}' is unknown (expected nearest or gptq)", s);
+  if (s == "exhaustive") return Rounding::exhaustive;
+  fail("rounding '{}' is unknown (expected nearest, gptq or exhaustive)", s);
 }
 const char* scale_search_name(ScaleSearch s) {
   switch (s) {
@@ -205,6 +217,41 @@ std::vector<float> damped_inverse_cholesky(const std::vector<double>& H, int64_t
        damp / 10);
 }
 
+// Per row o of w [O, K] with scale s[o]: the floor / ceil pattern of w / s minimising e^T Hd e (Hd [K, K] f64,
+// damped), e = w - q s, enumerated in Gray-code order with O(K) updates of H e and of the objective.
+void exhaustive_rows(const float* w, int64_t O, int64_t K, const float* s, const std::vector<double>& Hd, float qmax,
+                     int8_t* q) {
+#pragma omp parallel for if (O > 16) schedule(static)
+  for (int64_t o = 0; o < O; ++o) {
+    const float* row = w + o * K;
+    std::vector<int8_t> lo(static_cast<size_t>(K)), hi(static_cast<size_t>(K)), cur(static_cast<size_t>(K));
+    std::vector<double> e(static_cast<size_t>(K)), he(static_cast<size_t>(K), 0.0);
+    for (int64_t k = 0; k < K; ++k) {
+      const float f = std::clamp(std::floor(row[k] / s[o]), -qmax, qmax);
+      lo[size_t(k)] = int8_t(f), hi[size_t(k)] = int8_t(std::min(f + 1, qmax));
+      cur[size_t(k)] = lo[size_t(k)];
+      e[size_t(k)] = double(row[k]) - double(float(lo[size_t(k)]) * s[o]);
+    }
+    for (int64_t i = 0; i < K; ++i)
+      for (int64_t j = 0; j < K; ++j) he[size_t(i)] += Hd[size_t(i * K + j)] * e[size_t(j)];
+    double f = 0;
+    for (int64_t k = 0; k < K; ++k) f += e[size_t(k)] * he[size_t(k)];
+    double best = f;
+    uint32_t state = 0, best_state = 0;
+    for (uint32_t step = 1; step < (1u << K); ++step) {
+      const int k = std::countr_zero(step);
+      state ^= 1u << k;
+      const int8_t nq = (state >> k) & 1u ? hi[size_t(k)] : lo[size_t(k)];
+      const double ne = double(row[k]) - double(float(nq) * s[o]), d = ne - e[size_t(k)];
+      f += 2 * d * he[size_t(k)] + d * d * Hd[size_t(k * K + k)];
+      for (int64_t i = 0; i < K; ++i) he[size_t(i)] += d * Hd[size_t(i * K + k)];
+      e[size_t(k)] = ne;
+      if (f < best) best = f, best_state = state;
+    }
+    for (int64_t k = 0; k < K; ++k) q[o * K + k] = (best_state >> k) & 1u ? hi[size_t(k)] : lo[size_t(k)];
+  }
+}
+
 struct BlockJob {
   const float* w;  // [Ob, K] original weights
   int64_t O, K, G;
@@ -233,6 +280,16 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
       cdiag[size_t(k)] = opt.rounding == Rounding::gptq ? 1.0f / (U[size_t(j * K + j)] * U[size_t(j * K + j)])
                                                         : float((*b.H)[size_t(k * K + k)]);
     }
+  std::vector<double> hd;  // [K, K] f64 damped H (exhaustive)
+  if (opt.rounding == Rounding::exhaustive) {
+    check(G == K && K <= kExhaustiveMaxK,
+          "layer '{}': exhaustive rounding takes per-output-channel rows of at most {} inputs, got group {} of {}",
+          layer, kExhaustiveMaxK, G, K);
+    hd = *b.H;
+    double tr = 0;
+    for (int64_t k = 0; k < K; ++k) tr += hd[size_t(k * K + k)];
+    for (int64_t k = 0; k < K; ++k) hd[size_t(k * K + k)] += opt.percdamp * tr / double(K);
+  }
   std::vector<int64_t> col_group(static_cast<size_t>(K));  // [K] static group of permuted column j
   for (int64_t j = 0; j < K; ++j) col_group[size_t(j)] = perm[size_t(j)] / G;
   const bool static_groups = opt.rounding == Rounding::gptq && opt.act_order;
@@ -242,7 +299,7 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
   std::vector<float> s(size_t(O * ng)), wp(size_t(O * K));                       // [O, ng], [O, K]
   for (int c = 0; c < ncand; ++c) {
     const float shrink = shrink_at(c, opt.search_grid, opt.search_min);
-    const bool fixed = opt.rounding == Rounding::nearest || static_groups;
+    const bool fixed = opt.rounding != Rounding::gptq || static_groups;
     if (fixed)
       for (int64_t o = 0; o < O; ++o)
         for (int64_t g = 0; g < ng; ++g) {
@@ -252,7 +309,9 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
                   ? weighted_scale(wg, G, cdiag.data() + g * G, 1, qmax, opt.search_grid, opt.search_min)
                   : amax_scale(wg, G, qmax, shrink);
         }
-    if (opt.rounding == Rounding::nearest) {
+    if (opt.rounding == Rounding::exhaustive) {
+      exhaustive_rows(b.w, O, K, s.data(), hd, qmax, q.data());
+    } else if (opt.rounding == Rounding::nearest) {
       for (int64_t o = 0; o < O; ++o)
         for (int64_t k = 0; k < K; ++k) q[size_t(o * K + k)] = code_of(b.w[o * K + k], s[size_t(o * ng + k / G)], qmax);
     } else {
@@ -283,6 +342,24 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
   }
 }
 
+// W' = W + W (C - H) (H + lambda I)^-1 (w [O, K], C and H [K, K] f64 normalised), the minimiser of
+// ||W X_ref - W' X||^2 / n + lambda ||W' - W||^2: (W (C - H)) U^T U with U^T U = (H + lambda I)^-1. The ridge
+// term pulls W' toward W (not toward 0) in directions the calibration inputs do not span.
+std::vector<float> asymmetric_target(const float* w, int64_t O, int64_t K, const std::vector<double>& C,
+                                     const std::vector<double>& H, double percdamp, const std::string& layer) {
+  std::vector<int64_t> identity(static_cast<size_t>(K));
+  std::iota(identity.begin(), identity.end(), int64_t(0));
+  const std::vector<float> U = damped_inverse_cholesky(H, K, identity, percdamp, layer);  // [K, K]
+  std::vector<float> d(static_cast<size_t>(K * K));                                       // [K, K] f32: C - H
+  for (size_t i = 0; i < d.size(); ++i) d[i] = float(C[i] - H[i]);
+  std::vector<float> a(size_t(O * K)), t(size_t(O * K));                                    // [O, K] each
+  kernels::gemm_f32({O, K, K, w, K, false, d.data(), K, false, a.data(), K, 0.0f});         // W (C - H)
+  kernels::gemm_f32({O, K, K, a.data(), K, false, U.data(), K, true, t.data(), K, 0.0f});   // ... U^T
+  kernels::gemm_f32({O, K, K, t.data(), K, false, U.data(), K, false, a.data(), K, 0.0f});  // ... U
+  for (int64_t i = 0; i < O * K; ++i) a[size_t(i)] += w[i];
+  return a;
+}
+
 bool all_finite(const double* p, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(p[i])) return false;
@@ -296,6 +373,10 @@ void check_stats(const LayerStats& st, int64_t O, int64_t K, const std::string& 
         st.blocks, st.K, st.rows, O, K);
   check(all_finite(st.xtx.data(), st.xtx.size()) && all_finite(st.xsum.data(), st.xsum.size()),
         "layer '{}': calibration statistics are not finite (inf / NaN in the layer's inputs)", layer);
+  check(st.xcross.empty() ||
+            (st.xcross.size() == st.xtx.size() && st.xsum_ref.size() == st.xsum.size() &&
+             all_finite(st.xcross.data(), st.xcross.size()) && all_finite(st.xsum_ref.data(), st.xsum_ref.size())),
+        "layer '{}': reference (cross) statistics do not fit or are not finite", layer);
 }
 
 }  // namespace
@@ -312,36 +393,52 @@ QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerSt
         opt.search_grid, opt.search_min);
   for (int64_t i = 0; i < O * K; ++i)
     check(std::isfinite(w[i]), "layer '{}': weight element {} is not finite ({})", layer, i, w[i]);
-  const bool needs_stats = opt.rounding == Rounding::gptq || opt.search != ScaleSearch::none || opt.bias_correction;
+  const bool needs_stats =
+      opt.rounding != Rounding::nearest || opt.search != ScaleSearch::none || opt.bias_correction || opt.asymmetric;
   if (needs_stats) {
     check(st != nullptr, "layer '{}': {} rounding with scale search '{}'{} needs calibration statistics", layer,
           rounding_name(opt.rounding), scale_search_name(opt.search),
           opt.bias_correction ? " and bias correction" : "");
     check_stats(*st, O, K, layer);
   }
+  check(!opt.asymmetric || (st && !st->xcross.empty()),
+        "layer '{}': the asymmetric target needs reference statistics (captured with a reference network)", layer);
   QuantizedWeight out;
   out.rows = O, out.cols = K, out.group = G, out.bits = opt.bits;
   out.q.resize(size_t(O * K));
   out.scale.resize(size_t(O * (K / G)));
   const int64_t nblk = needs_stats ? st->blocks : 1, Ob = O / nblk;
-  std::vector<double> H;  // [K, K] f64: X X^T / n of the current block
+  std::vector<double> H, C;   // [K, K] f64 each: X X^T / n, X_ref X^T / n of the current block
+  std::vector<float> target;  // [O, K] f32: W' (asymmetric) or empty
+  if (opt.asymmetric) target.resize(size_t(O * K));
   for (int64_t b = 0; b < nblk; ++b) {
     if (needs_stats) {
       H.assign(st->xtx.begin() + b * K * K, st->xtx.begin() + (b + 1) * K * K);
       for (double& v : H) v /= double(st->rows);
     }
-    const BlockJob job{w + b * Ob * K, Ob, K, G, needs_stats ? &H : nullptr};
+    const float* wb = w + b * Ob * K;
+    if (opt.asymmetric) {
+      C.assign(st->xcross.begin() + b * K * K, st->xcross.begin() + (b + 1) * K * K);
+      for (double& v : C) v /= double(st->rows);
+      const std::vector<float> t = asymmetric_target(wb, Ob, K, C, H, opt.percdamp, layer);
+      std::copy(t.begin(), t.end(), target.begin() + b * Ob * K);
+      wb = target.data() + b * Ob * K;
+    }
+    const BlockJob job{wb, Ob, K, G, needs_stats ? &H : nullptr};
     round_block(job, opt, out.q.data() + b * Ob * K, out.scale.data() + b * Ob * (K / G), layer);
   }
   if (opt.bias_correction) {
     out.bias_correction.assign(size_t(O), 0.0f);
     const int64_t ng = K / G;
+    // delta_o = W_o mean(x_ref) - Q_o mean(x); x_ref = x without an asymmetric target
+    const std::vector<double>& ref_sum = opt.asymmetric ? st->xsum_ref : st->xsum;
     for (int64_t o = 0; o < O; ++o) {
       const double* xs = st->xsum.data() + (o / Ob) * K;
+      const double* xr = ref_sum.data() + (o / Ob) * K;
       double d = 0;
       for (int64_t k = 0; k < K; ++k)
-        d += (double(w[o * K + k]) - double(float(out.q[size_t(o * K + k)]) * out.scale[size_t(o * ng + k / G)])) *
-             xs[k];
+        d += double(w[o * K + k]) * xr[k] -
+             double(float(out.q[size_t(o * K + k)]) * out.scale[size_t(o * ng + k / G)]) * xs[k];
       out.bias_correction[size_t(o)] = float(d / double(st->rows));
     }
   }

@@ -21,6 +21,9 @@
 //             the current (error-updated) weights, as GPTQ does; with act_order every group's scale comes from
 //             the original weights before the first column ("static groups"), so a group stays a contiguous
 //             run of K, which the packed kernels require.
+//   exhaustive : per output channel only, K <= kExhaustiveMaxK (depthwise 3x3 rows of 9): every floor / ceil
+//             pattern of w / s (2^K, Gray-code order, e^T (H + lambda I) e updated in O(K) per step) and the
+//             best one kept: the exact minimum of the layer output error over the two nearest codes per weight.
 //   Dead inputs (H_kk == 0: the input never moved on the calibration data) get H_kk = mean of the live
 //   diagonal before dampening; their row and column of H are zero, so their rounding error reaches no other
 //   column and they are rounded to nearest with the group's scale (kept, not zeroed: the input may move on
@@ -35,6 +38,7 @@
 //              independent in both schemes, so choosing per row is exact.
 // Bias correction: delta_o = sum_k (w_ok - q_ok s) * mean_k(x), the mean over the calibration rows, so that the
 // layer's mean output on the calibration data is preserved.
+// Asymmetric target (RoundingOptions::asymmetric): see there.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -66,12 +70,18 @@ struct LayerStats {
   int64_t rows = 0;          // input rows accumulated (per block: every block sees the same positions)
   std::vector<double> xtx;   // [blocks, K, K] sum over rows of x x^T
   std::vector<double> xsum;  // [blocks, K] sum over rows of x
+  // Asymmetric targets (optional): x_ref is the same row in the reference (fp32) network, x the row this layer
+  // receives in the quantized network.
+  std::vector<double> xcross;    // [blocks, K, K] sum over rows of x_ref x^T, or empty
+  std::vector<double> xsum_ref;  // [blocks, K] sum over rows of x_ref, or empty
 };
 
-enum class Rounding { nearest, gptq };
+enum class Rounding { nearest, gptq, exhaustive };
 enum class ScaleSearch { none, weighted, output };
 const char* rounding_name(Rounding r);
-Rounding parse_rounding(const std::string& s);  // "nearest" | "gptq"; throws naming the value
+Rounding parse_rounding(const std::string& s);  // "nearest" | "gptq" | "exhaustive"; throws naming the value
+// exhaustive rounding handles rows of at most this many columns (2^K floor / ceil patterns per row and scale)
+inline constexpr int64_t kExhaustiveMaxK = 16;
 const char* scale_search_name(ScaleSearch s);
 ScaleSearch parse_scale_search(const std::string& s);  // "none" | "weighted" | "output"
 
@@ -86,6 +96,12 @@ struct RoundingOptions {
   int search_grid = 10;     // shrink factors after 1.0
   double search_min = 0.5;  // smallest shrink factor
   bool bias_correction = false;
+  // Asymmetric target (needs LayerStats::xcross): round toward W' = W + W (C - H) (H + lambda I)^-1 with
+  // C = X_ref X^T / n, H = X X^T / n (X_ref: the reference network's inputs, X: the inputs of the quantized
+  // network), the minimiser of ||W X_ref - W' X||^2 / n + lambda ||W' - W||^2; since ||W X_ref - Q X||^2 =
+  // ||W X_ref - W' X||^2 + ||(W' - Q) X||^2 (+ the ridge term's cross term), GPTQ on W' with H also compensates
+  // the error upstream. Bias correction then preserves the reference mean: delta = W mean(x_ref) - Q mean(x).
+  bool asymmetric = false;
 };
 
 // Rounds the weight w [O, K] (f32, PyTorch row order) of layer `layer` (named in errors). `stats` is needed by

@@ -12,6 +12,9 @@
 // The hook captures what the layer receives after `inner` (e.g. a fake-quant hook: then the inputs of the
 // partially quantized network, activations quantized), and records each captured layer's incoming weight
 // (BN-folded by the model; before `inner`) once.
+// Reference inputs (set_reference): the same batch's inputs of the captured layers in a reference network
+// (InputRecorder on a forward just before); the hook then also sums x_ref x^T and x_ref over the same rows
+// (LayerStats::xcross / xsum_ref), what asymmetric targets need.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -45,6 +48,8 @@ class StatsHook : public models::LayerHook {
   Tensor on_weight(const std::string& layer, const Tensor& w) override;
   Tensor on_input(const std::string& layer, int operand, const Tensor& x) override;
   void set_row_mask(std::vector<int32_t> mask) { mask_ = std::move(mask); }
+  // Layer -> the reference input of the current batch (same shape as what the layer receives); null: none.
+  void set_reference(const std::map<std::string, Tensor>* ref) { ref_ = ref; }
   void begin_forward() { seen_input_.clear(), seen_weight_.clear(); }
   const std::map<std::string, LayerStats>& stats() const { return stats_; }
   std::map<std::string, LayerStats> take_stats() { return std::move(stats_); }
@@ -52,9 +57,10 @@ class StatsHook : public models::LayerHook {
 
  private:
   void maybe_stop();
-  void accumulate_linear(LayerStats& st, const Tensor& x);
-  void accumulate_conv(LayerStats& st, const models::ConvGeometry& g, const Tensor& x);
-  void add_rows(LayerStats& st, int64_t block, const float* rows, int64_t n);  // rows [n, K] f32
+  void accumulate_linear(LayerStats& st, const Tensor& x, const Tensor* ref);
+  void accumulate_conv(LayerStats& st, const models::ConvGeometry& g, const Tensor& x, const Tensor* ref);
+  // rows [n, K] f32; ref_rows [n, K] the same rows in the reference network, or null
+  void add_rows(LayerStats& st, int64_t block, const float* rows, const float* ref_rows, int64_t n);
 
   std::map<std::string, models::QuantLayer> layers_;
   std::shared_ptr<models::LayerHook> inner_;
@@ -62,8 +68,27 @@ class StatsHook : public models::LayerHook {
   std::map<std::string, LayerStats> stats_;
   std::map<std::string, Tensor> weights_;
   std::vector<int32_t> mask_;
+  const std::map<std::string, Tensor>* ref_ = nullptr;
   std::set<std::string> seen_input_, seen_weight_;
   uint64_t samples_ = 0;  // conv samples seen (subsampling phase)
+};
+
+// Records the input (operand 0, after `inner`) of a set of layers, for StatsHook::set_reference. With
+// stop_early, throws StopForward once every recorded layer has its input of the current forward.
+class InputRecorder : public models::LayerHook {
+ public:
+  InputRecorder(std::set<std::string> layers, std::shared_ptr<models::LayerHook> inner, bool stop_early)
+      : layers_(std::move(layers)), inner_(std::move(inner)), stop_early_(stop_early) {}
+  Tensor on_weight(const std::string& layer, const Tensor& w) override;
+  Tensor on_input(const std::string& layer, int operand, const Tensor& x) override;
+  void begin_forward() { inputs_.clear(); }
+  const std::map<std::string, Tensor>& inputs() const { return inputs_; }
+
+ private:
+  std::set<std::string> layers_;
+  std::shared_ptr<models::LayerHook> inner_;
+  bool stop_early_;
+  std::map<std::string, Tensor> inputs_;
 };
 
 }  // namespace mpq::quant

@@ -1,5 +1,7 @@
 #include "quant/gptq_model.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 
 #include "core/autograd/node.h"
@@ -8,6 +10,13 @@
 #include "quant/fake_quant.h"
 
 namespace mpq::quant {
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -73,10 +82,12 @@ Tensor& output_bias_parameter(models::Model& m, const std::string& layer, std::s
 
 CapturedLayers capture_layers(models::Model& m, TaskEvaluator& ev, const std::vector<int64_t>& calib,
                               const std::vector<models::QuantLayer>& layers, std::shared_ptr<models::LayerHook> inner,
-                              const CaptureOptions& opt, int64_t batch, int64_t max_bytes) {
+                              const CaptureOptions& opt, int64_t batch, int64_t max_bytes,
+                              const CaptureReference* reference) {
   check(!calib.empty(), "weight rounding: no calibration samples");
   check(batch > 0, "weight rounding: batch {} must be positive", batch);
   const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = process_cpu_seconds();
   const auto tensors = tensor_map(m);
   CapturedLayers out;
   autograd::NoGradGuard ng;
@@ -89,16 +100,32 @@ CapturedLayers capture_layers(models::Model& m, TaskEvaluator& ev, const std::ve
       pass.push_back(layers[next++]);
     }
     auto hook = std::make_shared<StatsHook>(pass, inner, opt);
-    ScopedHook scope(m, hook);
-    for (size_t b = 0; b < calib.size(); b += size_t(batch)) {
-      const std::vector<int64_t> idx(calib.begin() + b, calib.begin() + std::min(calib.size(), b + size_t(batch)));
-      const models::Batch mb = ev.batch(idx);
-      hook->set_row_mask(mb.mask);
-      hook->begin_forward();
+    std::shared_ptr<InputRecorder> rec;
+    if (reference) {
+      std::set<std::string> names;
+      for (const auto& l : pass) names.insert(l.name);
+      rec = std::make_shared<InputRecorder>(names, reference->inner, opt.stop_early);
+      hook->set_reference(&rec->inputs());
+    }
+    auto run = [&](std::shared_ptr<models::LayerHook> h, const models::Batch& mb) {
+      ScopedHook scope(m, std::move(h));
       try {
         m.forward(mb, false);
       } catch (const StopForward&) {
       }
+    };
+    for (size_t b = 0; b < calib.size(); b += size_t(batch)) {
+      const std::vector<int64_t> idx(calib.begin() + b, calib.begin() + std::min(calib.size(), b + size_t(batch)));
+      const models::Batch mb = ev.batch(idx);
+      if (rec) {
+        if (reference->before) reference->before();
+        rec->begin_forward();
+        run(rec, mb);
+        if (reference->after) reference->after();
+      }
+      hook->set_row_mask(mb.mask);
+      hook->begin_forward();
+      run(hook, mb);
     }
     for (auto& [name, st] : hook->take_stats()) out.stats[name] = std::move(st);
     for (const auto& [name, w] : hook->weights()) out.weights[name] = w;
@@ -108,6 +135,7 @@ CapturedLayers capture_layers(models::Model& m, TaskEvaluator& ev, const std::ve
     ++out.passes;
   }
   out.seconds = seconds_since(t0);
+  out.cpu_seconds = process_cpu_seconds() - c0;
   return out;
 }
 
@@ -184,18 +212,33 @@ RoundedModel round_model(models::Model& m, TaskEvaluator& ev, const std::vector<
     if (!cap) {
       CaptureOptions copt = opt.capture;
       copt.stop_early = opt.sequential;
-      local = capture_layers(m, ev, calib, passes[pi], sim, copt, opt.batch, opt.max_capture_bytes);
+      // the reference forward runs the fp32 network: original biases, no hook
+      auto swap = [&] {
+        const auto t = tensor_map(m);
+        for (auto& [name, v] : out.bias_backup) {
+          Tensor cur = t.at(name)->clone();
+          t.at(name)->copy_from(v);
+          v = cur;
+        }
+      };
+      const CaptureReference ref{nullptr, swap, swap};
+      local = capture_layers(m, ev, calib, passes[pi], sim, copt, opt.batch, opt.max_capture_bytes,
+                             opt.layer.asymmetric ? &ref : nullptr);
       out.capture_seconds += local.seconds;
+      out.capture_cpu_seconds += local.cpu_seconds;
       out.passes += local.passes;
       cap = &local;
     }
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_seconds();
     for (const models::QuantLayer& l : passes[pi]) {
       const Tensor& w = cap->weights.at(l.name);
       const LayerStats& st = cap->stats.at(l.name);
       const int64_t O = w.size(0), K = w.numel() / O;
       RoundingOptions ro = opt.layer;
       if (opt.int8_layers.count(l.name)) ro.bits = 8, ro.group = 0;
+      if (opt.depthwise_exhaustive && l.kind == models::LayerKind::depthwise_conv && K <= kExhaustiveMaxK)
+        ro.rounding = Rounding::exhaustive, ro.group = 0, ro.act_order = false;
       if (ro.group > 0 && (ro.group > K || K % ro.group != 0)) {
         out.notes.push_back(
             fmt::format("{}: group {} does not fit its {} inputs: per output channel", l.name, ro.group, K));
@@ -215,6 +258,7 @@ RoundedModel round_model(models::Model& m, TaskEvaluator& ev, const std::vector<
       out.weights[l.name] = std::move(qw);
     }
     out.rounding_seconds += seconds_since(t0);
+    out.rounding_cpu_seconds += process_cpu_seconds() - c0;
     if (log)
       log(fmt::format("pass {}/{}: {} layers, capture {:.1f} s, rounding {:.1f} s so far", pi + 1, passes.size(),
                       passes[pi].size(), out.capture_seconds, out.rounding_seconds));

@@ -10,9 +10,10 @@
 //                compensates, the error upstream. `waves_per_pass` > 1 captures several waves per pass (the
 //                later ones then see some upstream layers unrounded) to save passes.
 // Inputs are captured as the layer receives them in the simulation: activation-quantized (uint8, the given
-// calibration) when quantize_inputs is set. Bias corrections are written into the model's parameters (the BN
-// shift beta when the layer folds a BN, else the layer's bias), so that the fp32 forward and every later capture
-// see them; the returned backup restores them.
+// calibration) when quantize_inputs is set. With RoundingOptions::asymmetric, every batch also runs the fp32
+// network (original biases) to record the reference inputs. Bias corrections are written into the model's parameters
+// (the BN shift beta when the layer folds a BN, else the layer's bias), so that the fp32 forward and every later
+// capture see them; the returned backup restores them.
 #pragma once
 #include <functional>
 #include <map>
@@ -32,6 +33,7 @@ namespace mpq::quant {
 struct ModelRoundingOptions {
   RoundingOptions layer;              // every weight layer (int4 by default)
   std::set<std::string> int8_layers;  // these at 8 bits, per output channel (e.g. first conv and classifier)
+  bool depthwise_exhaustive = false;  // depthwise convs (rows of K <= kExhaustiveMaxK): Rounding::exhaustive
   CaptureOptions capture;
   bool sequential = false;
   int waves_per_pass = 1;
@@ -41,11 +43,12 @@ struct ModelRoundingOptions {
 };
 
 struct RoundedModel {
-  std::map<std::string, QuantizedWeight> weights;  // weight layer -> record
-  std::map<std::string, Shape> shapes;             // weight layer -> the weight's shape (for dequantize)
-  std::map<std::string, double> output_error;      // layer -> layer_output_error on its captured statistics
-  std::vector<std::string> notes;                  // per-layer fallbacks (e.g. group -> per channel)
-  double capture_seconds = 0, rounding_seconds = 0;
+  std::map<std::string, QuantizedWeight> weights;            // weight layer -> record
+  std::map<std::string, Shape> shapes;                       // weight layer -> the weight's shape (for dequantize)
+  std::map<std::string, double> output_error;                // layer -> layer_output_error on its captured statistics
+  std::vector<std::string> notes;                            // per-layer fallbacks (e.g. group -> per channel)
+  double capture_seconds = 0, rounding_seconds = 0;          // wall time
+  double capture_cpu_seconds = 0, rounding_cpu_seconds = 0;  // process CPU time (user + system, all threads)
   int passes = 0;
   std::map<std::string, Tensor> bias_backup;  // parameter name -> value before bias correction
 };
@@ -55,12 +58,23 @@ struct RoundedModel {
 struct CapturedLayers {
   std::map<std::string, LayerStats> stats;
   std::map<std::string, Tensor> weights;  // the incoming (BN-folded) weights
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;    // wall, process CPU (user + system, all threads)
   int passes = 0;
+};
+// With `reference`: before each batch's capture forward, a reference forward (its `inner` hook; `before` / `after`
+// run around it, e.g. to put the original biases back) records the captured layers' inputs, and the statistics
+// get the cross terms (LayerStats::xcross) for asymmetric targets.
+struct CaptureReference {
+  std::shared_ptr<models::LayerHook> inner;  // null: the plain fp32 network
+  std::function<void()> before, after;
 };
 CapturedLayers capture_layers(models::Model& m, TaskEvaluator& ev, const std::vector<int64_t>& calib,
                               const std::vector<models::QuantLayer>& layers, std::shared_ptr<models::LayerHook> inner,
-                              const CaptureOptions& opt, int64_t batch, int64_t max_bytes);
+                              const CaptureOptions& opt, int64_t batch, int64_t max_bytes,
+                              const CaptureReference* reference = nullptr);
+
+// User + system CPU time of this process so far (all threads): a load-independent cost measure on a shared machine.
+double process_cpu_seconds();
 
 // The weight layers of `m` (attention matmuls have none).
 std::vector<models::QuantLayer> weight_layers(const models::Model& m);

@@ -8,10 +8,13 @@
 // first --act-calib calibration samples (quant::calibrate, the search's observer choice).
 //
 // Recipe: comma-separated tokens, applied to the default (gptq, per channel, int4):
-//   nearest | gptq          rounding               g0 | g32 | g64 | g128   scale group along K (g0: per channel)
+//   nearest | gptq | exhaustive   rounding              g0 | g32 | g64 | g128   scale group along K (g0: per channel)
 //   act                     act order (static groups)  search=weighted|output, grid=N, min=F   scale search
 //   bc                      bias correction        damp=F   percdamp       block=N   gptq block
+//   asym                    asymmetric target (fp32 network's inputs as reference, quant/gptq.h)
 //   fl8                     first conv and classifier at int8 (per channel, same rounding)
+//   dw8                     depthwise convs at int8 (an ablation: what the depthwise layers cost)
+//   dwx                     depthwise convs rounded exhaustively (floor / ceil patterns, quant/gptq.h)
 //   seq                     sequential capture     waves=N  waves per capture pass (seq)
 //   aq0                     capture fp32 inputs (default: the uint8-quantized inputs the layer receives)
 //   pos=N                   conv output positions kept per calibration sample (default --max-positions)
@@ -19,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -48,6 +52,7 @@ struct Recipe {
   std::string text;
   quant::ModelRoundingOptions opt;
   bool first_last_int8 = false;
+  bool depthwise_int8 = false;
 };
 
 Recipe parse_recipe(const std::string& text, int64_t max_positions) {
@@ -58,7 +63,7 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
     const auto eq = tok.find('=');
     const std::string key = tok.substr(0, eq), val = eq == std::string::npos ? "" : tok.substr(eq + 1);
     quant::RoundingOptions& l = r.opt.layer;
-    if (key == "nearest" || key == "gptq")
+    if (key == "nearest" || key == "gptq" || key == "exhaustive")
       l.rounding = quant::parse_rounding(key);
     else if (key.size() > 1 && key[0] == 'g' && std::isdigit(static_cast<unsigned char>(key[1])))
       l.group = std::stoll(key.substr(1));
@@ -76,8 +81,14 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       l.percdamp = std::stod(val);
     else if (key == "block")
       l.block = std::stoll(val);
+    else if (key == "asym")
+      l.asymmetric = true;
     else if (key == "fl8")
       r.first_last_int8 = true;
+    else if (key == "dw8")
+      r.depthwise_int8 = true;
+    else if (key == "dwx")
+      r.opt.depthwise_exhaustive = true;
     else if (key == "seq")
       r.opt.sequential = true;
     else if (key == "waves")
@@ -97,6 +108,7 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
 int run_gptq_exp(const Args& args) {
   args.check_known({"model", "weights", "data", "calib", "act-calib", "test", "seed", "recipes", "max-positions",
                     "batch", "threads", "json", "skip-fp32", "rtn-check"});
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered even into a file: a results log read while it runs
   const std::string model_name = args.require("model"), weights = args.require("weights");
   auto model = models::load_model(model_name, weights);
   quant::TaskOptions to;
@@ -128,9 +140,10 @@ int run_gptq_exp(const Args& args) {
   }
   const int64_t n_act = std::min<int64_t>(args.get_int("act-calib", 16), int64_t(calib.size()));
   auto t0 = now();
+  double c0 = quant::process_cpu_seconds();
   const quant::Calibration act = quant::calibrate(*model, ev, {calib.begin(), calib.begin() + n_act});
-  const double act_seconds = secs(t0);
-  fmt::print("activation calibration on {} samples: {:.1f} s\n", n_act, act_seconds);
+  const double act_seconds = secs(t0), act_cpu = quant::process_cpu_seconds() - c0;
+  fmt::print("activation calibration on {} samples: {:.1f} s ({:.1f} CPU s)\n", n_act, act_seconds, act_cpu);
 
   std::vector<std::string> first_last;
   for (const auto& l : model->quant_layers())
@@ -150,15 +163,23 @@ int run_gptq_exp(const Args& args) {
     Recipe r = parse_recipe(text, args.get_int("max-positions", 0));
     r.opt.batch = args.get_int("batch", 16);
     if (r.first_last_int8) r.opt.int8_layers.insert(first_last.begin(), first_last.end());
+    if (r.depthwise_int8)
+      for (const auto& l : model->quant_layers())
+        if (l.kind == models::LayerKind::depthwise_conv) r.opt.int8_layers.insert(l.name);
     const quant::CapturedLayers* cached = nullptr;
-    const std::string key = fmt::format("{}/{}", r.opt.capture.max_positions, r.opt.quantize_inputs);
+    const std::string key =
+        fmt::format("{}/{}/{}", r.opt.capture.max_positions, r.opt.quantize_inputs, r.opt.layer.asymmetric);
     if (!r.opt.sequential) {
       if (!cache.count(key)) {
         auto inner = std::make_shared<quant::RoundedWeightsHook>(act, r.opt.quantize_inputs);
-        cache[key] = quant::capture_layers(*model, ev, calib, quant::weight_layers(*model), inner, r.opt.capture,
-                                           r.opt.batch, r.opt.max_capture_bytes);
-        fmt::print("capture ({} positions, inputs {}): {:.1f} s in {} passes\n", r.opt.capture.max_positions,
-                   r.opt.quantize_inputs ? "uint8" : "fp32", cache[key].seconds, cache[key].passes);
+        const quant::CaptureReference ref{};  // the fp32 network
+        cache[key] =
+            quant::capture_layers(*model, ev, calib, quant::weight_layers(*model), inner, r.opt.capture, r.opt.batch,
+                                  r.opt.max_capture_bytes, r.opt.layer.asymmetric ? &ref : nullptr);
+        fmt::print("capture ({} positions, inputs {}{}): {:.1f} s ({:.1f} CPU s) in {} passes\n",
+                   r.opt.capture.max_positions, r.opt.quantize_inputs ? "uint8" : "fp32",
+                   r.opt.layer.asymmetric ? ", fp32 reference" : "", cache[key].seconds, cache[key].cpu_seconds,
+                   cache[key].passes);
       }
       cached = &cache[key];
     }
@@ -177,32 +198,37 @@ int run_gptq_exp(const Args& args) {
     double err_sum = 0;
     for (const auto& [n, e] : rm.output_error) err_sum += e;
     const double capture_s = cached ? cached->seconds : rm.capture_seconds;
+    const double capture_cpu = cached ? cached->cpu_seconds : rm.capture_cpu_seconds;
     fmt::print(
-        "[{}] top-1 {:.2f} % loss {:.4f} | capture {:.1f} s ({} passes) rounding {:.1f} s eval {:.0f} s | "
-        "sum of layer output errors {:.4g}\n",
-        text, 100 * res.metric, res.loss, capture_s, cached ? cached->passes : rm.passes, rm.rounding_seconds, eval_s,
-        err_sum);
+        "[{}] top-1 {:.2f} % loss {:.4f} | capture {:.1f} s ({:.1f} CPU s, {} passes) rounding {:.1f} s ({:.1f} "
+        "CPU s) eval {:.0f} s | sum of layer output errors {:.4g}\n",
+        text, 100 * res.metric, res.loss, capture_s, capture_cpu, cached ? cached->passes : rm.passes,
+        rm.rounding_seconds, rm.rounding_cpu_seconds, eval_s, err_sum);
     for (const std::string& n : rm.notes) fmt::print("    note: {}\n", n);
     nlohmann::json errs = rm.output_error;
     emit({{"recipe", text},
           {"metric", res.metric},
           {"loss", res.loss},
           {"capture_seconds", capture_s},
+          {"capture_cpu_seconds", capture_cpu},
           {"rounding_seconds", rm.rounding_seconds},
+          {"rounding_cpu_seconds", rm.rounding_cpu_seconds},
           {"act_calib_seconds", act_seconds},
+          {"act_calib_cpu_seconds", act_cpu},
           {"passes", cached ? cached->passes : rm.passes},
           {"layer_output_error", errs}});
   }
   return 0;
 }
 
-const Registrar reg({"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
-                     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
-                     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
-                     "[--skip-fp32] [--rtn-check]\n"
-                     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act search=weighted|output "
-                     "grid=N min=F bc damp=F block=N fl8 seq waves=N aq0 pos=N w8 (see tools/cmd_gptq_exp.cpp)",
-                     run_gptq_exp});
+const Registrar reg(
+    {"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
+     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
+     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
+     "[--skip-fp32] [--rtn-check]\n"
+     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act search=weighted|output "
+     "grid=N min=F bc asym damp=F block=N fl8 dw8 dwx seq waves=N aq0 pos=N w8 (see tools/cmd_gptq_exp.cpp)",
+     run_gptq_exp});
 
 }  // namespace
 }  // namespace mpq::cli
