@@ -256,7 +256,28 @@ struct BlockJob {
   const float* w;  // [Ob, K] original weights
   int64_t O, K, G;
   const std::vector<double>* H;  // [K, K] f64, X X^T / n; null for plain nearest
+  const std::vector<double>* M;  // [K, K] f64, the error form: H, or H - mean mean^T with bias correction
 };
+
+// Multiplies the scales of each row o by a = (t_o^T M d_o) / (d_o^T M d_o), d_o = q_o s_o, t = w (M [K, K] f32):
+// the least-squares scale factor for the chosen codes. Rows with a non-positive or non-finite factor keep theirs.
+void rescale_rows(const float* w, const int8_t* q, float* s, int64_t O, int64_t K, int64_t G, const float* M) {
+  const int64_t ng = K / G;
+  std::vector<float> d(size_t(O * K)), dm(size_t(O * K));  // [O, K] f32 each: q s, (q s) M
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t k = 0; k < K; ++k) d[size_t(o * K + k)] = float(q[o * K + k]) * s[o * ng + k / G];
+  kernels::gemm_f32({O, K, K, d.data(), K, false, M, K, false, dm.data(), K, 0.0f});
+  for (int64_t o = 0; o < O; ++o) {
+    double num = 0, den = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      num += double(w[o * K + k]) * double(dm[size_t(o * K + k)]);
+      den += double(d[size_t(o * K + k)]) * double(dm[size_t(o * K + k)]);
+    }
+    const double a = num / den;
+    if (den > 0 && a > 0 && std::isfinite(a))
+      for (int64_t g = 0; g < ng; ++g) s[o * ng + g] = float(double(s[o * ng + g]) * a);
+  }
+}
 
 // Rounds one Hessian block's rows with every scale candidate, keeping per row the best (output search) or the
 // only candidate.
@@ -264,8 +285,8 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
   const int64_t O = b.O, K = b.K, G = b.G, ng = K / G;
   const float qmax = float((1 << (opt.bits - 1)) - 1);
   const int ncand = opt.search == ScaleSearch::output ? opt.search_grid + 1 : 1;
-  std::vector<float> hf;  // [K, K] f32 undamped H (output search)
-  if (opt.search == ScaleSearch::output) hf.assign(b.H->begin(), b.H->end());
+  std::vector<float> hf;  // [K, K] f32 the undamped error form M (output search, rescale)
+  if (opt.search == ScaleSearch::output || opt.rescale) hf.assign(b.M->begin(), b.M->end());
   std::vector<int64_t> perm(static_cast<size_t>(K));  // column order (act_order: by descending H_kk)
   std::iota(perm.begin(), perm.end(), int64_t(0));
   if (opt.rounding == Rounding::gptq && opt.act_order)
@@ -327,6 +348,7 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
       for (int64_t o = 0; o < O; ++o)
         for (int64_t j = 0; j < K; ++j) q[size_t(o * K + perm[size_t(j)])] = qp[size_t(o * K + j)];
     }
+    if (opt.rescale) rescale_rows(b.w, q.data(), s.data(), O, K, G, hf.data());
     if (ncand == 1) {
       std::copy(q.begin(), q.end(), q_out);
       std::copy(s.begin(), s.end(), s_out);
@@ -393,8 +415,8 @@ QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerSt
         opt.search_grid, opt.search_min);
   for (int64_t i = 0; i < O * K; ++i)
     check(std::isfinite(w[i]), "layer '{}': weight element {} is not finite ({})", layer, i, w[i]);
-  const bool needs_stats =
-      opt.rounding != Rounding::nearest || opt.search != ScaleSearch::none || opt.bias_correction || opt.asymmetric;
+  const bool needs_stats = opt.rounding != Rounding::nearest || opt.search != ScaleSearch::none ||
+                           opt.bias_correction || opt.asymmetric || opt.rescale;
   if (needs_stats) {
     check(st != nullptr, "layer '{}': {} rounding with scale search '{}'{} needs calibration statistics", layer,
           rounding_name(opt.rounding), scale_search_name(opt.search),
@@ -408,7 +430,7 @@ QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerSt
   out.q.resize(size_t(O * K));
   out.scale.resize(size_t(O * (K / G)));
   const int64_t nblk = needs_stats ? st->blocks : 1, Ob = O / nblk;
-  std::vector<double> H, C;   // [K, K] f64 each: X X^T / n, X_ref X^T / n of the current block
+  std::vector<double> H, C, M;  // [K, K] f64 each: X X^T / n, X_ref X^T / n, the error form of the current block
   std::vector<float> target;  // [O, K] f32: W' (asymmetric) or empty
   if (opt.asymmetric) target.resize(size_t(O * K));
   for (int64_t b = 0; b < nblk; ++b) {
@@ -424,7 +446,15 @@ QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerSt
       std::copy(t.begin(), t.end(), target.begin() + b * Ob * K);
       wb = target.data() + b * Ob * K;
     }
-    const BlockJob job{wb, Ob, K, G, needs_stats ? &H : nullptr};
+    if (needs_stats) {
+      M = H;
+      if (opt.bias_correction)  // the mean error goes into the bias: what remains is the centred form
+        for (int64_t i = 0; i < K; ++i)
+          for (int64_t j = 0; j < K; ++j)
+            M[size_t(i * K + j)] -= st->xsum[size_t(b * K + i)] * st->xsum[size_t(b * K + j)] /
+                                    (double(st->rows) * double(st->rows));
+    }
+    const BlockJob job{wb, Ob, K, G, needs_stats ? &H : nullptr, needs_stats ? &M : nullptr};
     round_block(job, opt, out.q.data() + b * Ob * K, out.scale.data() + b * Ob * (K / G), layer);
   }
   if (opt.bias_correction) {

@@ -102,6 +102,10 @@ struct RoundingOptions {
   // ||W X_ref - W' X||^2 + ||(W' - Q) X||^2 (+ the ridge term's cross term), GPTQ on W' with H also compensates
   // the error upstream. Bias correction then preserves the reference mean: delta = W mean(x_ref) - Q mean(x).
   bool asymmetric = false;
+  // After rounding, each output channel's scales times a = (t^T M d) / (d^T M d) (d = q s, t the target row, M =
+  // X X^T / n, centred when bias_correction): the least-squares factor for the chosen codes. The output search
+  // then compares candidates after this step, and measures the error with the same (centred) M.
+  bool rescale = false;
 };
 
 // Rounds the weight w [O, K] (f32, PyTorch row order) of layer `layer` (named in errors). `stats` is needed by

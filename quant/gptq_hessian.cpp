@@ -92,12 +92,13 @@ void add_sum(double* s, const float* rows, int64_t n, int64_t K) {
     for (int64_t k = 0; k < K; ++k) s[k] += rows[r * K + k];
 }
 
-// im2col rows of conv group gi of sample n at output positions pos[0, nr): row r [K], k = (c * k + kh) * k + kw.
-void gather_rows(const float* px, int64_t n, int64_t C, int64_t H, int64_t W, int64_t gi, int64_t Cg, int64_t k,
-                 const ops::Conv2dParams& p, int64_t OW, const int64_t* pos, int64_t nr, float* rows) {
+// im2col rows of conv group gi at flat positions at[0, nr) (sample n = at / P, output position at % P) of x
+// [N, C, H, W]: row r [K], k = (c * k + kh) * k + kw.
+void gather_rows(const float* px, int64_t C, int64_t H, int64_t W, int64_t gi, int64_t Cg, int64_t k,
+                 const ops::Conv2dParams& p, int64_t OW, int64_t P, const int64_t* at, int64_t nr, float* rows) {
   const int64_t K = Cg * k * k;
   for (int64_t r = 0; r < nr; ++r) {
-    const int64_t oh = pos[r] / OW, ow = pos[r] % OW;
+    const int64_t n = at[r] / P, oh = (at[r] % P) / OW, ow = (at[r] % P) % OW;
     float* row = rows + r * K;
     for (int64_t c = 0; c < Cg; ++c) {
       const float* plane = px + ((n * C) + gi * Cg + c) * H * W;  // [H, W]
@@ -157,22 +158,26 @@ void StatsHook::accumulate_conv(LayerStats& st, const models::ConvGeometry& g, c
   const int64_t keep = opt_.max_positions > 0 ? std::min(P, opt_.max_positions) : P;
   const float* px = x.data<float>();                       // [N, C, H, W]
   const float* pr = ref_in ? ref.data<float>() : nullptr;  // [N, C, H, W]
+  // The kept positions of every sample of the batch, as flat indices n * P + position; rows of several samples
+  // share one chunk (a late layer keeps few positions per sample).
+  std::vector<int64_t> at;  // [N * keep]
+  at.reserve(size_t(N * keep));
   for (int64_t n = 0; n < N; ++n, ++samples_) {
-    std::vector<int64_t> pos(static_cast<size_t>(keep));  // kept output positions (oh * OW + ow)
     const double phase = std::fmod(double(samples_) * 0.6180339887498949, 1.0);
     for (int64_t i = 0; i < keep; ++i)
-      pos[size_t(i)] = keep == P ? i : std::min(P - 1, int64_t((double(i) + phase) * double(P) / double(keep)));
-    st.rows += keep;
-    const int64_t chunk = std::max<int64_t>(1, std::min(opt_.chunk_rows, keep));
+      at.push_back(n * P +
+                   (keep == P ? i : std::min(P - 1, int64_t((double(i) + phase) * double(P) / double(keep)))));
+  }
+  st.rows += N * keep;
+  const int64_t total = N * keep, chunk = std::max<int64_t>(1, std::min(opt_.chunk_rows, total));
 #pragma omp parallel for if (g.groups > 1) schedule(dynamic)
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
-      std::vector<float> rows(size_t(chunk * K)), rrows(pr ? rows.size() : 0);  // [chunk, K] f32 im2col rows
-      for (int64_t c0 = 0; c0 < keep; c0 += chunk) {
-        const int64_t nr = std::min(chunk, keep - c0);
-        gather_rows(px, n, C, H, W, gi, Cg, k, p, OW, pos.data() + c0, nr, rows.data());
-        if (pr) gather_rows(pr, n, C, H, W, gi, Cg, k, p, OW, pos.data() + c0, nr, rrows.data());
-        add_rows(st, gi, rows.data(), pr ? rrows.data() : nullptr, nr);
-      }
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    std::vector<float> rows(size_t(chunk * K)), rrows(pr ? rows.size() : 0);  // [chunk, K] f32 im2col rows
+    for (int64_t c0 = 0; c0 < total; c0 += chunk) {
+      const int64_t nr = std::min(chunk, total - c0);
+      gather_rows(px, C, H, W, gi, Cg, k, p, OW, P, at.data() + c0, nr, rows.data());
+      if (pr) gather_rows(pr, C, H, W, gi, Cg, k, p, OW, P, at.data() + c0, nr, rrows.data());
+      add_rows(st, gi, rows.data(), pr ? rrows.data() : nullptr, nr);
     }
   }
 }

@@ -30,7 +30,7 @@ namespace mpq::quant {
 
 struct CaptureOptions {
   int64_t max_positions = 0;  // conv: output positions kept per sample (0: all)
-  int64_t chunk_rows = 1024;  // rows per f32 partial product
+  int64_t chunk_rows = 2048;  // rows per f32 partial product (rows of several samples of a batch share one)
   // Once every captured layer has received its input and weight in the current forward (begin_forward()),
   // the next hook call throws StopForward: the rest of the forward is not needed. The driver catches it.
   bool stop_early = false;

@@ -196,6 +196,9 @@ RoundedModel round_model(models::Model& m, TaskEvaluator& ev, const std::vector<
   } else {
     passes.push_back(weight_layers(m));
   }
+  if (opt.only)
+    for (auto& pass : passes) std::erase_if(pass, [&](const models::QuantLayer& l) { return !opt.only(l); });
+  std::erase_if(passes, [](const auto& pass) { return pass.empty(); });
   auto apply_bias = [&](const std::string& layer, const std::vector<float>& delta) {
     std::string pname;
     Tensor& b = output_bias_parameter(m, layer, &pname);

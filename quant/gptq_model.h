@@ -34,6 +34,7 @@ struct ModelRoundingOptions {
   RoundingOptions layer;              // every weight layer (int4 by default)
   std::set<std::string> int8_layers;  // these at 8 bits, per output channel (e.g. first conv and classifier)
   bool depthwise_exhaustive = false;  // depthwise convs (rows of K <= kExhaustiveMaxK): Rounding::exhaustive
+  std::function<bool(const models::QuantLayer&)> only;  // when set, the layers it rejects keep their fp32 weights
   CaptureOptions capture;
   bool sequential = false;
   int waves_per_pass = 1;

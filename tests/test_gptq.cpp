@@ -205,17 +205,20 @@ TEST_CASE("gptq: layer output error below round-to-nearest's on random layers; s
       const double e_gptq = layer_output_error(w.data(), round_weight(w.data(), O, K, &st, opt, "r"), st);
       opt.act_order = true;
       const double e_act = layer_output_error(w.data(), round_weight(w.data(), O, K, &st, opt, "r"), st);
-      opt.act_order = false, opt.search = ScaleSearch::output;
+      opt.act_order = false, opt.rescale = true;
+      const double e_rescaled = layer_output_error(w.data(), round_weight(w.data(), O, K, &st, opt, "r"), st);
+      opt.rescale = false, opt.search = ScaleSearch::output;
       const double e_out = layer_output_error(w.data(), round_weight(w.data(), O, K, &st, opt, "r"), st);
       opt.rounding = Rounding::nearest;
       const double e_rtn_out = layer_output_error(w.data(), round_weight(w.data(), O, K, &st, opt, "r"), st);
       MESSAGE(
           fmt::format("random {}x{} int{} group {}: output error nearest {:.4g} (searched {:.4g}), gptq {:.4g} "
-                      "(act order {:.4g}, searched {:.4g})",
-                      O, K, bits, group, e_rtn, e_rtn_out, e_gptq, e_act, e_out));
+                      "(act order {:.4g}, searched {:.4g}, rescaled {:.4g})",
+                      O, K, bits, group, e_rtn, e_rtn_out, e_gptq, e_act, e_out, e_rescaled));
       CHECK(e_gptq < 0.8 * e_rtn);
       CHECK(e_act < 0.8 * e_rtn);
       CHECK(e_out <= e_gptq * (1 + 1e-6));
+      CHECK(e_rescaled <= e_gptq * (1 + 1e-6));  // the least-squares factor per channel
       CHECK(e_rtn_out <= e_rtn * (1 + 1e-6));
     }
 }

@@ -11,9 +11,11 @@
 //   nearest | gptq | exhaustive   rounding              g0 | g32 | g64 | g128   scale group along K (g0: per channel)
 //   act                     act order (static groups)  search=weighted|output, grid=N, min=F   scale search
 //   bc                      bias correction        damp=F   percdamp       block=N   gptq block
+//   rescale                 least-squares rescale of each channel's scales after rounding
 //   asym                    asymmetric target (fp32 network's inputs as reference, quant/gptq.h)
 //   fl8                     first conv and classifier at int8 (per channel, same rounding)
 //   dw8                     depthwise convs at int8 (an ablation: what the depthwise layers cost)
+//   only=S                  round only the layers whose name contains S (the others keep fp32 weights)
 //   dwx                     depthwise convs rounded exhaustively (floor / ceil patterns, quant/gptq.h)
 //   seq                     sequential capture     waves=N  waves per capture pass (seq)
 //   aq0                     capture fp32 inputs (default: the uint8-quantized inputs the layer receives)
@@ -81,12 +83,16 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       l.percdamp = std::stod(val);
     else if (key == "block")
       l.block = std::stoll(val);
+    else if (key == "rescale")
+      l.rescale = true;
     else if (key == "asym")
       l.asymmetric = true;
     else if (key == "fl8")
       r.first_last_int8 = true;
     else if (key == "dw8")
       r.depthwise_int8 = true;
+    else if (key == "only")
+      r.opt.only = [val](const models::QuantLayer& l) { return l.name.find(val) != std::string::npos; };
     else if (key == "dwx")
       r.opt.depthwise_exhaustive = true;
     else if (key == "seq")
@@ -227,7 +233,7 @@ const Registrar reg(
      "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
      "[--skip-fp32] [--rtn-check]\n"
      "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act search=weighted|output "
-     "grid=N min=F bc asym damp=F block=N fl8 dw8 dwx seq waves=N aq0 pos=N w8 (see tools/cmd_gptq_exp.cpp)",
+     "grid=N min=F bc rescale asym damp=F block=N fl8 dw8 dwx only=S seq waves=N aq0 pos=N w8 (see tools/cmd_gptq_exp.cpp)",
      run_gptq_exp});
 
 }  // namespace
