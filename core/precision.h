@@ -56,4 +56,19 @@ struct LayerQuant {
 
 using Assignment = std::map<std::string, LayerQuant>;  // layer name -> precision + parameters
 
+// Rounded weights of every weight layer at each integer bit width (quant/rounding.h computes them from
+// calibration data): an assignment built with them gives each int8 / int4 layer its record. Empty maps:
+// round-to-nearest everywhere.
+struct RoundedWeights {
+  std::map<std::string, std::shared_ptr<const QuantizedWeight>> int8, int4;  // layer -> record
+  bool empty() const { return int8.empty() && int4.empty(); }
+  // the record for layer `name` at precision p, or null (not integer, or no record)
+  std::shared_ptr<const QuantizedWeight> find(const std::string& name, Precision p) const {
+    const auto& m = p == Precision::int8 ? int8 : int4;
+    if (!precision_is_integer(p)) return nullptr;
+    auto it = m.find(name);
+    return it == m.end() ? nullptr : it->second;
+  }
+};
+
 }  // namespace mpq

@@ -40,6 +40,7 @@ std::string analysis_key(const nlohmann::json& inputs);
 class AnalysisCache {
  public:
   explicit AnalysisCache(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }                               // empty: no cache
   std::string path_for(const std::string& kind, const std::string& key) const;  // DIR/KIND-KEY.json
   // The stored payload, or nullopt when absent / stale (stored inputs differ from `inputs`).
   std::optional<nlohmann::json> load(const std::string& kind, const nlohmann::json& inputs) const;

@@ -1,6 +1,7 @@
 #include "quant/config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -10,10 +11,12 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "models/io/common.h"
+#include "quant/rounding.h"
 
 namespace mpq::quant {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers) {
   json j = {{"format", "mpq-quant-config"}, {"version", 1}, {"model", cfg.model}};
@@ -35,7 +38,18 @@ json config_to_json(const QuantConfig& cfg, const std::vector<models::QuantLayer
 }
 
 void save_config(const std::string& path, const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers) {
-  write_file_atomic(path, config_to_json(cfg, layers).dump(1) + "\n");
+  RoundedWeights used;  // the records of the layers' own precisions
+  for (const auto& [name, q] : cfg.layers)
+    if (q.weights) (q.precision == Precision::int8 ? used.int8 : used.int4)[name] = q.weights;
+  json j = config_to_json(cfg, layers);
+  if (!used.empty()) {
+    fs::path side(path);
+    side.replace_extension(".rounded.safetensors");
+    write_file_atomic(side.string(),
+                      serialize_rounded(used, {{"format", "mpq-rounded-weights"}, {"model", cfg.model}}));
+    j["rounded_weights"] = {{"file", side.filename().string()}};
+  }
+  write_file_atomic(path, j.dump(1) + "\n");
 }
 
 namespace {
@@ -137,8 +151,35 @@ QuantConfig config_from_json(const json& j, const std::string& what, const std::
   }
   for (const auto& l : layers)
     check(cfg.layers.count(l.name), "config '{}': quantizable layer '{}' of {} is missing", what, l.name, model_name);
+  if (j.contains("rounded_weights")) {
+    cfg.rounded_file = field<std::string>(j["rounded_weights"], "file", "config '" + what + "' rounded_weights");
+    check(!cfg.rounded_file.empty(), "config '{}': rounded_weights field 'file' is empty", what);
+  }
   return cfg;
 }
+
+namespace {
+// Attaches the records of cfg.rounded_file (resolved inside the config's folder) to their layers.
+void attach_rounded(QuantConfig& cfg, const std::string& config_path) {
+  const fs::path dir = fs::path(config_path).parent_path();
+  const std::string file = resolve_inside(dir.empty() ? "." : dir.string(), cfg.rounded_file, "config rounded_weights");
+  const RoundedWeights r = parse_rounded(read_regular_file(file, kMaxWeightsFileBytes, "rounded weights"), file);
+  for (const auto* recs : {&r.int8, &r.int4})
+    for (const auto& [name, qw] : *recs) {
+      auto it = cfg.layers.find(name);
+      check(it != cfg.layers.end(), "rounded weights '{}': layer '{}' is not in config '{}'", file, name, config_path);
+      const Precision want = qw->bits == 8 ? Precision::int8 : Precision::int4;
+      check(it->second.precision == want,
+            "rounded weights '{}': layer '{}' has an int{} record but config '{}' says {}", file, name, qw->bits,
+            config_path, precision_name(it->second.precision));
+      const int64_t g = qw->group == qw->cols ? 0 : qw->group;
+      check(want != Precision::int4 || g == it->second.weight_group,
+            "rounded weights '{}': layer '{}' has group {} but config '{}' says weight_group {}", file, name, g,
+            config_path, it->second.weight_group);
+      it->second.weights = qw;
+    }
+}
+}  // namespace
 
 QuantConfig parse_config(std::string_view text, const std::string& what, const std::string& model_name,
                          const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
@@ -152,7 +193,9 @@ QuantConfig parse_config(std::string_view text, const std::string& what, const s
 
 QuantConfig load_config(const std::string& path, const std::string& model_name,
                         const std::vector<models::QuantLayer>& layers, const WeightsId* expect) {
-  return parse_config(read_text_file(path, kMaxJsonFileBytes, "config"), path, model_name, layers, expect);
+  QuantConfig cfg = parse_config(read_text_file(path, kMaxJsonFileBytes, "config"), path, model_name, layers, expect);
+  if (!cfg.rounded_file.empty()) attach_rounded(cfg, path);
+  return cfg;
 }
 
 }  // namespace mpq::quant

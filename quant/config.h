@@ -7,6 +7,9 @@
 // One entry per quantizable layer, in the model's layer order. int8 / int4 layers carry the uint8
 // per-tensor scale and zero point of every input operand; weight_group (int4 only) is 0 (per output
 // channel), 32, 64 or 128. Loading checks everything against the model and names the offending field.
+// When the int8 / int4 weights were not rounded to nearest (quant/rounding.h), the records sit in a
+// safetensors file beside the config, named by "rounded_weights": {"file": "config.rounded.safetensors"}
+// (a plain name inside the config's folder); every record must belong to a layer of that bit width.
 #pragma once
 #include <optional>
 #include <string>
@@ -30,9 +33,13 @@ struct QuantConfig {
   std::string model;                 // Model::name()
   std::optional<WeightsId> weights;  // identity of the weights the scales were calibrated on
   Assignment layers;                 // every quantizable layer
+  // the records file named by the config ("" when none); load_config attaches its records to `layers`,
+  // parse_config / config_from_json only read the name
+  std::string rounded_file;
 };
 
-// Serialises in the order of `layers` (the model's quant_layers()); every layer must be in cfg.layers.
+// Serialises in the order of `layers` (the model's quant_layers()); every layer must be in cfg.layers. Layers
+// with rounded-weight records also write PATH-without-.json + ".rounded.safetensors" (atomically, first).
 void save_config(const std::string& path, const QuantConfig& cfg, const std::vector<models::QuantLayer>& layers);
 
 // Parses and validates against the model: format, model name, every layer known and present exactly once,

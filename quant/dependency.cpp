@@ -105,7 +105,7 @@ SetLoss model_set_loss(models::Model& m, TaskEvaluator& ev, const std::vector<in
       check(i >= 0 && size_t(i) < names.size(), "dependency: layer index {} outside [0, {})", i, names.size());
       p[size_t(i)] = opt.precision;
     }
-    ScopedHook scope(m, std::make_shared<FakeQuantHook>(make_assignment(names, p, calib, opt.int4_group)));
+    ScopedHook scope(m, std::make_shared<FakeQuantHook>(make_assignment(names, p, calib, opt.int4_group, opt.rounded)));
     if (!opt.distill) return ev.evaluate(m, indices).loss;
     const Tensor z = ev.outputs(m, indices).contiguous();  // [N, C]
     check(z.numel() == int64_t(ref->size()), "dependency: outputs {} differ from the reference", shape_str(z.shape()));

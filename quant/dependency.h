@@ -20,13 +20,14 @@
 namespace mpq::quant {
 
 struct DependencyOptions {
-  Precision precision = Precision::int8;  // what the probed layers are lowered to
-  Precision base = Precision::fp16;       // every other layer (the search's starting point)
-  bool edges = true;                      // producer / consumer pairs
-  bool residual = true;                   // residual partners
-  int window = 0;                         // also pairs (i, j) with 0 < j - i <= window in list order
-  bool all_pairs = false;                 // every pair (overrides the above)
-  int64_t int4_group = 0;                 // weight group for int4 probes
+  Precision precision = Precision::int8;    // what the probed layers are lowered to
+  Precision base = Precision::fp16;         // every other layer (the search's starting point)
+  bool edges = true;                        // producer / consumer pairs
+  bool residual = true;                     // residual partners
+  int window = 0;                           // also pairs (i, j) with 0 < j - i <= window in list order
+  bool all_pairs = false;                   // every pair (overrides the above)
+  int64_t int4_group = 0;                   // weight group for int4 probes
+  const RoundedWeights* rounded = nullptr;  // the probes' rounded weights (quant/rounding.h), or round-to-nearest
   // L: cross-entropy against the fp32 model's own output distribution (soft labels; method.md's label-free
   // loss) or against the dataset labels. Distillation is the default: on MobileNetV2 int4 the labelled CE
   // on 16 calibration images went DOWN by 0.10 when the first depthwise conv was quantized (dL < 0, ranked

@@ -105,7 +105,7 @@ Tensor FakeQuantHook::on_input(const std::string& layer, int operand, const Tens
 }
 
 Assignment make_assignment(const std::vector<models::QuantLayer>& layers, const std::vector<Precision>& precisions,
-                           const Calibration& calib, int64_t int4_group) {
+                           const Calibration& calib, int64_t int4_group, const RoundedWeights* rounded) {
   check(layers.size() == precisions.size(), "make_assignment: {} layers but {} precisions", layers.size(),
         precisions.size());
   Assignment a;
@@ -120,14 +120,18 @@ Assignment make_assignment(const std::vector<models::QuantLayer>& layers, const 
             precision_name(q.precision));
       for (const auto& [op, ci] : it->second) q.act[op] = ci.params;
     }
+    if (rounded) q.weights = rounded->find(l.name, q.precision);
+    if (q.weights && q.precision == Precision::int4)  // the record decides the group
+      q.weight_group = q.weights->group == q.weights->cols ? 0 : q.weights->group;
     a[l.name] = q;
   }
   return a;
 }
 
-Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group) {
+Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group,
+                              const RoundedWeights* rounded) {
   const std::vector<models::QuantLayer> layers = m.quant_layers();
-  return make_assignment(layers, std::vector<Precision>(layers.size(), p), calib, int4_group);
+  return make_assignment(layers, std::vector<Precision>(layers.size(), p), calib, int4_group, rounded);
 }
 
 }  // namespace mpq::quant

@@ -46,12 +46,14 @@ Tensor round_to_bf16(const Tensor& x);
 
 // Builds an assignment: layer i gets precisions[i] with its calibrated activation params (int8 / int4 layers
 // with activation operands -- every kind but embedding tables -- need an entry in `calib` for each operand;
-// error otherwise, naming the layer).
+// error otherwise, naming the layer). With `rounded`, each int8 / int4 layer that has a record there takes it
+// (LayerQuant::weights; an int4 record's group replaces int4_group); the others round to nearest.
 Assignment make_assignment(const std::vector<models::QuantLayer>& layers, const std::vector<Precision>& precisions,
-                           const Calibration& calib, int64_t int4_group = 0);
+                           const Calibration& calib, int64_t int4_group = 0, const RoundedWeights* rounded = nullptr);
 
 // Every layer of `m` at precision p with the given calibration (needed for int8 / int4).
-Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group = 0);
+Assignment uniform_assignment(const models::Model& m, Precision p, const Calibration& calib, int64_t int4_group = 0,
+                              const RoundedWeights* rounded = nullptr);
 
 // Sets a FakeQuantHook on the model for the scope of this object and restores the previous hook after.
 class ScopedHook {

@@ -32,6 +32,7 @@
 #include "quant/hessian.h"
 #include "quant/ordering.h"
 #include "quant/report.h"
+#include "quant/rounding.h"
 #include "quant/search.h"
 #include "quant/task.h"
 
@@ -59,12 +60,13 @@ struct SearchRequest {
   // splits and analysis
   TaskOptions splits;
   uint64_t seed = 0;
-  int draws = 16;                           // Hutchinson draws (cap)
-  int64_t dep_samples = 8;                  // calibration samples of the Hessian and dependency losses
-  int window = 0;                           // dependency window (0: graph neighbours only)
-  std::optional<HessianLoss> hessian_loss;  // unset: distill for BERT, labels for the CNNs
-  bool signed_interactions = false;         // keep negative I_ij in the augmented score
-  int64_t int4_group = 0;                   // 0 (per channel), 32, 64 or 128
+  int draws = 16;                                  // Hutchinson draws (cap)
+  int64_t dep_samples = 8;                         // calibration samples of the Hessian and dependency losses
+  int window = 0;                                  // dependency window (0: graph neighbours only)
+  std::optional<HessianLoss> hessian_loss;         // unset: distill for BERT, labels for the CNNs
+  bool signed_interactions = false;                // keep negative I_ij in the augmented score
+  int64_t int4_group = 0;                          // 0 (per channel), 32, 64 or 128
+  WeightRounding rounding = WeightRounding::gptq;  // how int8 / int4 weights are rounded (quant/rounding.h)
   // latency
   std::string latency_file;       // `mpq profile` output; empty: measured here
   bool estimate_latency = false;  // the MAC-based ESTIMATE instead of a measurement
@@ -119,6 +121,7 @@ struct SearchOutcome {
   LatencyTable latency;
   nlohmann::json latency_profile;  // the measured table as `mpq profile` writes it (null when read / estimated)
   Calibration calibration;
+  RoundedWeights rounded;  // the int8 / int4 records every probe and the chosen configuration use
   HutchinsonResult traces;
   int64_t hessian_samples = 0;
   HessianLoss hessian_loss = HessianLoss::labels;

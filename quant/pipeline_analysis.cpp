@@ -10,6 +10,7 @@
 #include "models/zoo.h"
 #include "ops/ops.h"
 #include "quant/fake_quant.h"
+#include "quant/gptq_model.h"
 #include "quant/pipeline_context.h"
 
 namespace mpq::quant::pipeline {
@@ -136,6 +137,28 @@ Calibration calibration_stage(Context& c, json& cal_inputs) {
   return cal;
 }
 
+void rounding_stage(Context& c, const Calibration& cal, json& cal_inputs) {
+  Phase ph(c, "weight rounding");
+  RoundingRequest rr;
+  rr.method = c.req.rounding;
+  rr.int4_group = c.req.int4_group;
+  const std::vector<int64_t>& idx = c.task.splits.rounding;
+  json settings = rounding_settings(rr);
+  settings["calibration"] = analysis_key(cal_inputs);
+  const json key = c.inputs(idx, settings);
+  cal_inputs["weight_rounding"] = analysis_key(key);
+  if (rr.method == WeightRounding::nearest) {
+    c.log("weight rounding: round-to-nearest");
+    return;
+  }
+  bool hit = false;
+  c.rounded = cached_round_weights(c.cache, key, c.model, task_batches(*c.task.ev, idx, 16), cal, rr, &hit,
+                                   [&](const std::string& s) { c.log(s); });
+  c.log(hit ? "weight rounding: cached"
+            : fmt::format("weight rounding ({}) of {} layers on {} samples done",
+                          enum_name(kWeightRoundingNames, rr.method), c.rounded.int4.size(), idx.size()));
+}
+
 namespace {
 
 HessianLoss hessian_loss_of(const Context& c) {
@@ -210,6 +233,7 @@ std::map<Precision, DependencyResult> dependency_stage(Context& c, const Calibra
   dopt.window = c.req.window;
   dopt.int4_group = c.req.int4_group;
   dopt.base = c.req.start;
+  dopt.rounded = &c.rounded;
   std::map<Precision, DependencyResult> deps;
   for (Precision p : {Precision::int8, Precision::int4}) {
     dopt.precision = p;

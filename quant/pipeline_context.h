@@ -26,6 +26,7 @@ struct Context {
   BytesTable bytes;                        // stored bytes of a configuration
   std::map<std::string, Tensor*> tensors;  // the model's tensors by name
   std::vector<int64_t> calib_sub;          // the calibration samples of the Hessian and dependencies
+  RoundedWeights rounded;                  // rounding_stage's records (empty: round-to-nearest)
   WeightsId weights_id;
   AnalysisCache cache;
   models::Batch latency_input;
@@ -69,6 +70,9 @@ struct Probes {
 // Stages, in pipeline order.
 LatencyTable latency_stage(Context& c, nlohmann::json& profile);
 Calibration calibration_stage(Context& c, nlohmann::json& cal_inputs);
+// Fills c.rounded; adds the rounding's key to cal_inputs, so that every result keyed by the calibration
+// (dependencies, metric memos) is keyed by the rounding too.
+void rounding_stage(Context& c, const Calibration& cal, nlohmann::json& cal_inputs);
 HutchinsonResult hessian_stage(Context& c);
 std::map<Precision, DependencyResult> dependency_stage(Context& c, const Calibration& cal,
                                                        const nlohmann::json& cal_inputs);

@@ -20,7 +20,7 @@ namespace {
 ConfigScorer scorer(Context& c, const Calibration& cal, std::vector<int64_t> idx) {
   return [&c, &cal, idx](const std::vector<Precision>& p) {
     auto score = [](const TaskResult& t) { return ConfigScore{100 * t.metric, t.hits, t.nonfinite}; };
-    const Assignment a = make_assignment(c.layers, p, cal, c.req.int4_group);
+    const Assignment a = make_assignment(c.layers, p, cal, c.req.int4_group, &c.rounded);
     if (c.req.engine == ProbeEngine::native) {
       native::CompiledModel cm(c.model, native::compile(c.model, a, native::CompileOptions::reproducible()));
       return score(c.task.ev->evaluate(cm, idx));
@@ -174,11 +174,11 @@ void latency_comparison_stage(Context& c, const LatencyTable& lat, SearchOutcome
   out.end_to_end_available = true;
   out.end_to_end.chosen = e2e(out.chosen);
   ph.progress(1, 4, "chosen");
-  out.end_to_end.fp16 = e2e(make_assignment(c.layers, c.uniform(Precision::fp16), cal, c.req.int4_group));
+  out.end_to_end.fp16 = e2e(make_assignment(c.layers, c.uniform(Precision::fp16), cal, c.req.int4_group, &c.rounded));
   ph.progress(2, 4, "fp16");
-  out.end_to_end.bf16 = e2e(make_assignment(c.layers, c.uniform(Precision::bf16), cal, c.req.int4_group));
+  out.end_to_end.bf16 = e2e(make_assignment(c.layers, c.uniform(Precision::bf16), cal, c.req.int4_group, &c.rounded));
   ph.progress(3, 4, "bf16");
-  out.end_to_end.fp32 = e2e(make_assignment(c.layers, c.uniform(Precision::fp32), cal, c.req.int4_group));
+  out.end_to_end.fp32 = e2e(make_assignment(c.layers, c.uniform(Precision::fp32), cal, c.req.int4_group, &c.rounded));
   ph.progress(4, 4, "fp32");
   out.table = {table_ms(c, lat, out.chosen_precisions),      table_ms(c, lat, c.uniform(Precision::fp16)),
                table_ms(c, lat, c.uniform(Precision::bf16)), table_ms(c, lat, c.uniform(Precision::fp32)),
@@ -234,6 +234,7 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
   out.latency = latency_stage(c, out.latency_profile);
   json cal_inputs;
   out.calibration = calibration_stage(c, cal_inputs);
+  rounding_stage(c, out.calibration, cal_inputs);
   out.traces = hessian_stage(c);
   out.hessian_samples = int64_t(c.calib_sub.size());
   out.hessian_loss = request.hessian_loss.value_or(model.name() == "bert" ? HessianLoss::distill : HessianLoss::labels);
@@ -254,12 +255,13 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
   for (const auto& w : chosen.warnings)
     out.warnings.push_back(fmt::format("{}: {}", order_name(request.orderings[0]), w));
   out.chosen_precisions = chosen.precisions;
-  out.chosen = make_assignment(c.layers, chosen.precisions, out.calibration, request.int4_group);
+  out.chosen = make_assignment(c.layers, chosen.precisions, out.calibration, request.int4_group, &c.rounded);
   out.chosen_search_metric = probes.search(chosen.precisions);
 
   pareto_stage(c, probes, out.latency, out);
   test_stage(c, probes, out);
   latency_comparison_stage(c, out.latency, out);
+  out.rounded = c.rounded;
   out.evaluations_fresh = probes.search.fresh() + probes.test.fresh();
   out.cached_configurations = probes.cached_configurations;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.t0).count();

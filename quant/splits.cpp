@@ -20,7 +20,8 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   return p;
 }
 
-Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_test, uint64_t seed) {
+Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_test, uint64_t seed,
+                   int64_t n_rounding) {
   check(n_calib >= 0 && n_search >= 0, "splits: sizes calib {} / search {} must be >= 0", n_calib, n_search);
   check(n_calib + n_search <= total, "splits: calib {} + search {} exceed the {} samples", n_calib, n_search, total);
   if (n_test < 0) n_test = total - n_calib - n_search;
@@ -36,6 +37,10 @@ Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_t
   s.calib = cut(0, n_calib);
   s.search = cut(n_calib, n_search);
   s.test = cut(n_calib + n_search, n_test);
+  const int64_t used = n_calib + n_search + n_test;
+  s.rounding = cut(used, std::clamp<int64_t>(n_rounding - n_calib, 0, total - used));
+  s.rounding.insert(s.rounding.end(), s.calib.begin(), s.calib.end());
+  std::sort(s.rounding.begin(), s.rounding.end());
   return s;
 }
 

@@ -9,10 +9,14 @@ namespace mpq::quant {
 
 struct Splits {
   std::vector<int64_t> calib, search, test;  // disjoint; each sorted ascending
+  // the weight-rounding samples (quant/rounding.h): calib plus samples that are in no other split, up to
+  // n_rounding (fewer when the samples run out); sorted ascending
+  std::vector<int64_t> rounding;
 };
 
 // n_test < 0: every remaining sample goes to the test split. Throws when the sizes exceed `total`.
-Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_test, uint64_t seed);
+Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_test, uint64_t seed,
+                   int64_t n_rounding = 0);
 
 // The seeded permutation itself.
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);

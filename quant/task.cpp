@@ -134,17 +134,18 @@ Task make_task(models::Model& m, const std::string& weights, const std::string& 
     const int64_t n_calib = size_or(opt.calib, 64), n_search = size_or(opt.search, n_dev / 2);
     const int64_t n_test = opt.test == 0 ? -1 : size_or(opt.test, -1);
     check(n_calib <= n_train, "SST-2 '{}': --calib {} exceeds its {} sentences", train_path, n_calib, n_train);
-    const Splits c = make_splits(n_train, n_calib, 0, 0, seed);
+    const Splits c = make_splits(n_train, n_calib, 0, 0, seed, size_or(opt.rounding, 128));
     const Splits d = make_splits(n_dev, 0, n_search, n_test, seed + 1);  // throws when dev is too small
     t.splits.calib = c.calib;
+    t.splits.rounding = c.rounding;
     for (int64_t i : d.search) t.splits.search.push_back(n_train + i);
     for (int64_t i : d.test) t.splits.test.push_back(n_train + i);
     t.metric_label = "accuracy";
     t.data_identity = {{"train", file_identity(train_path)}, {"dev", file_identity(dev_path)}};
     t.split_note = fmt::format(
-        "calibration: {} sentences of train.tsv (seeded sample); search {} / test {}: disjoint seeded pieces of "
-        "dev.tsv ({} sentences)",
-        t.splits.calib.size(), t.splits.search.size(), t.splits.test.size(), n_dev);
+        "calibration: {} sentences of train.tsv (seeded sample; weight rounding {}); search {} / test {}: disjoint "
+        "seeded pieces of dev.tsv ({} sentences)",
+        t.splits.calib.size(), t.splits.rounding.size(), t.splits.search.size(), t.splits.test.size(), n_dev);
     return t;
   }
   auto* cnn = dynamic_cast<models::CnnModel*>(&m);
@@ -152,13 +153,16 @@ Task make_task(models::Model& m, const std::string& weights, const std::string& 
   auto folder = std::make_shared<data::ImageNetFolder>(data_dir);  // throws on a folder with no usable samples
   const int64_t total = int64_t(folder->size());
   const int64_t n_test = opt.test == 0 ? -1 : size_or(opt.test, 256);
-  t.splits = make_splits(total, size_or(opt.calib, 16), size_or(opt.search, 128), n_test, seed);
+  t.splits =
+      make_splits(total, size_or(opt.calib, 16), size_or(opt.search, 128), n_test, seed, size_or(opt.rounding, 128));
   t.ev = std::make_unique<ImageTaskEvaluator>(*folder, cnn->preset(), size_or(opt.batch, 16));
   t.data = folder;
   t.metric_label = "top-1";
   t.data_identity = {{"labels", file_identity(data_dir + "/labels.txt")}};
-  t.split_note = fmt::format("calibration {} / search {} / test {}: disjoint seeded pieces of the {} images",
-                             t.splits.calib.size(), t.splits.search.size(), t.splits.test.size(), total);
+  t.split_note = fmt::format(
+      "calibration {} (weight rounding {}: these and unused images) / search {} / test {}: disjoint seeded pieces "
+      "of the {} images",
+      t.splits.calib.size(), t.splits.rounding.size(), t.splits.search.size(), t.splits.test.size(), total);
   return t;
 }
 

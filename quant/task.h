@@ -91,7 +91,8 @@ class SentenceTaskEvaluator : public TaskEvaluator {
 // dev/2, test the rest of dev. test = 0 means every sample left after calib and search (from dev for SST-2).
 struct TaskOptions {
   int64_t calib = -1, search = -1, test = -1;
-  int64_t batch = -1;  // evaluation batch (< 0: images 16, sentences 64)
+  int64_t rounding = -1;  // weight-rounding samples (Splits::rounding; < 0: 128)
+  int64_t batch = -1;     // evaluation batch (< 0: images 16, sentences 64)
 };
 struct Task {
   std::unique_ptr<TaskEvaluator> ev;

@@ -36,6 +36,7 @@
 #include "quant/fake_quant.h"
 #include "quant/observers.h"
 #include "quant/quantizer.h"
+#include "quant/rounding.h"
 
 using namespace mpq;
 namespace fs = std::filesystem;
@@ -187,6 +188,30 @@ TEST_CASE("native bert: uniform int4 (per channel, group 32) vs fake quant") {
   const quant::Calibration cal = calibrate(*m);
   CHECK(native_vs_fake(*m, uniform(*m, Precision::int4, cal, 0), "int4 per channel") < 2e-3);
   CHECK(native_vs_fake(*m, uniform(*m, Precision::int4, cal, 32), "int4 group 32") < 2e-3);
+}
+
+TEST_CASE("native bert: gptq-rounded int8 / int4 records (quant/rounding.h) run the same in both engines") {
+  auto m = trained();
+  const quant::Calibration cal = calibrate(*m);
+  quant::RoundingRequest rr;
+  rr.int4_group = 32;
+  const std::vector<models::Batch> calib{dev_batch(*m, 10, 8)};  // [8, L] sentences the checks do not use
+  const RoundedWeights rw = quant::round_weights(*m, calib, cal, rr);
+  // every linear has both records; the embedding tables stay round-to-nearest
+  int64_t linears = 0;
+  for (const auto& l : m->quant_layers()) {
+    if (l.kind != models::LayerKind::linear) continue;
+    ++linears;
+    REQUIRE(rw.find(l.name, Precision::int4));
+    REQUIRE(rw.find(l.name, Precision::int8));
+    CHECK(rw.find(l.name, Precision::int4)->bias_correction.size() == size_t(rw.find(l.name, Precision::int4)->rows));
+  }
+  CHECK(int64_t(rw.int4.size()) == linears);
+  for (const Precision p : {Precision::int8, Precision::int4}) {
+    std::vector<Precision> ps(m->quant_layers().size(), p);
+    const Assignment a = quant::make_assignment(m->quant_layers(), ps, cal, 32, &rw);
+    CHECK(native_vs_fake(*m, a, p == Precision::int8 ? "gptq int8" : "gptq int4 group 32") < 2e-3);
+  }
 }
 
 TEST_CASE("native bert: deterministic mixes of all five precisions vs fake quant") {

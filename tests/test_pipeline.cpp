@@ -63,7 +63,8 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
   CHECK(o.calib_samples == 8);
   CHECK(o.search_samples == 64);
   CHECK(o.test_samples == 64);
-  for (const char* ph : {"latency", "calibration", "hessian", "dependencies", "bisection", "pareto", "test"})
+  for (const char* ph :
+       {"latency", "calibration", "weight rounding", "hessian", "dependencies", "bisection", "pareto", "test"})
     CHECK(std::find(rec.phases_ended.begin(), rec.phases_ended.end(), ph) != rec.phases_ended.end());
   CHECK(rec.progress_calls > 0);
 
@@ -79,7 +80,16 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
     lowered4 += p == Precision::int4;
     if (precision_is_integer(p))
       CHECK(int(o.chosen.at(o.layers[i].name).act.size()) == models::layer_operands(o.layers[i].kind));
+    // gptq rounding (the default): every int8 / int4 layer with a weight, except embedding tables, carries
+    // its record, and it is the outcome's record of that bit width
+    const auto& lq = o.chosen.at(o.layers[i].name);
+    const bool rounded =
+        precision_is_integer(p) && !o.layers[i].weight.empty() && o.layers[i].kind != models::LayerKind::embedding;
+    CHECK(bool(lq.weights) == rounded);
+    if (rounded) CHECK(lq.weights == o.rounded.find(o.layers[i].name, p));
   }
+  CHECK(o.rounded.int4.size() == o.rounded.int8.size());
+  CHECK(!o.rounded.int4.empty());
   CHECK(lowered8 == b.k8);
   CHECK(lowered4 == b.k4);
   // the search-split metric the bisection accepted is inside the range against the search-split reference
@@ -111,6 +121,13 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
   for (const auto& [name, q] : o.chosen) {
     REQUIRE(cfg.layers.count(name));
     CHECK(cfg.layers.at(name).precision == q.precision);
+    // the records travel with the config (config.rounded.safetensors), bit for bit
+    REQUIRE(bool(cfg.layers.at(name).weights) == bool(q.weights));
+    if (q.weights) {
+      CHECK(cfg.layers.at(name).weights->q == q.weights->q);
+      CHECK(cfg.layers.at(name).weights->scale == q.weights->scale);
+      CHECK(cfg.layers.at(name).weights->bias_correction == q.weights->bias_correction);
+    }
   }
   for (const char* f :
        {"report.json", "report.html", "pareto.svg", "pareto_zoom.svg", "pareto.csv", "probes.csv", "latency.json"})
@@ -137,6 +154,17 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
   CHECK(again.chosen_precisions == o.chosen_precisions);
   CHECK(again.test == o.test);
   CHECK(again.traces.trace == o.traces.trace);
+  REQUIRE(again.rounded.int4.size() == o.rounded.int4.size());
+  for (const auto& [name, qw] : o.rounded.int4) CHECK(again.rounded.int4.at(name)->q == qw->q);
+
+  // round-to-nearest is a different analysis: no records, other memo keys (fresh probes)
+  SearchRequest near = req;
+  near.rounding = WeightRounding::nearest;
+  Recorder rec3;
+  const SearchOutcome n3 = run_search(*model, near, rec3);
+  CHECK(n3.rounded.empty());
+  CHECK(n3.evaluations_fresh > 0);
+  for (const auto& [name, q] : n3.chosen) CHECK(!q.weights);
 }
 
 TEST_CASE("pipeline: a request outside its domain is refused before any work, naming the value") {

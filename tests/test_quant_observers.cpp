@@ -140,8 +140,8 @@ TEST_CASE("fake-quant hook on a tiny CNN equals manual quantize-dequantize (int8
   b.images = models::formula_input(2, 8, 8);  // [2, 3, 8, 8]
   ActQuantParams p0 = act_params_from_range(-1.5f, 1.5f), p1 = act_params_from_range(0.0f, 2.0f);
   Assignment a;
-  a["conv"] = LayerQuant{Precision::int8, 0, {{0, p0}}};
-  a["fc"] = LayerQuant{Precision::int4, 2, {{0, p1}}};
+  a["conv"] = LayerQuant{Precision::int8, 0, {{0, p0}}, nullptr};
+  a["fc"] = LayerQuant{Precision::int4, 2, {{0, p1}}, nullptr};
   m.set_layer_hook(std::make_shared<FakeQuantHook>(a));
   const Tensor got = m.forward(b, false);  // [2, 3]
   // by hand
@@ -161,7 +161,7 @@ TEST_CASE("fake-quant hook on a tiny CNN equals manual quantize-dequantize (int8
   const Tensor want16 = ops::linear(fake_quant_f16(h16), fake_quant_f16(m.fc_.weight), m.fc_.bias);
   CHECK(m.forward(b, false).to_vector() == want16.to_vector());
   // int8 without calibration names the layer
-  a["conv"] = LayerQuant{Precision::int8, 0, {}};
+  a["conv"] = LayerQuant{Precision::int8, 0, {}, nullptr};
   m.set_layer_hook(std::make_shared<FakeQuantHook>(a));
   CHECK_THROWS_WITH_AS(m.forward(b, false), doctest::Contains("layer 'conv' is int8"), Error);
 }

@@ -17,7 +17,7 @@ namespace mpq::cli {
 namespace {
 
 int run_bench(const Args& args) {
-  args.check_known({"model", "weights", "precision", "config", "int4-group", "calib", "calib-data", "threads", "runs",
+  args.check_known({"model", "weights", "precision", "config", "int4-group", "calib", "calib-data", "rounding", "rounding-calib", "threads", "runs",
                     "warmup", "seq", "json", "engine"});
   const std::string engine = args.get("engine", "native");
   check(engine == "native" || engine == "autograd", "--engine must be native or autograd, got '{}'", engine);

@@ -19,7 +19,7 @@ namespace mpq::cli {
 
 int eval_bert(const Args& a) {
   a.check_known({"model", "weights", "data", "split", "limit", "json", "batch", "threads", "precision", "config",
-                 "int4-group", "calib", "calib-data"});
+                 "int4-group", "calib", "calib-data", "rounding", "rounding-calib"});
   const std::string weights = a.require("weights"), data_dir = a.require("data");
   const std::string split = a.get("split", "dev");
   check(split == "dev" || split == "test" || split == "train", "eval: --split must be dev, test or train, got '{}'",

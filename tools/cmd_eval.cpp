@@ -26,7 +26,7 @@ namespace {
 int run_eval(const Args& args) {
   if (args.require("model") == "bert") return eval_bert(args);
   args.check_known({"model", "weights", "data", "limit", "batch", "threads", "json", "precision", "config",
-                    "int4-group", "calib", "calib-data", "no-fold-bn"});
+                    "int4-group", "calib", "calib-data", "rounding", "rounding-calib", "no-fold-bn"});
   const bool native_run = args.has("precision") || args.has("config");
   const std::string model_name = args.require("model"), weights = args.require("weights");
   const int64_t limit = args.get_int("limit", 0, 0, INT32_MAX);  // 0: all

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "tools/cli.h"
+#include "tools/native_run.h"
 #include "tools/search_cli.h"
 
 namespace mpq::cli {
@@ -56,6 +57,8 @@ quant::SearchRequest search_request(const Args& args) {
   r.splits.calib = args.get_int("calib", -1, -1, INT32_MAX);
   r.splits.search = args.get_int("search", -1, -1, INT32_MAX);
   r.splits.test = args.get_int("test", -1, -1, INT32_MAX);
+  r.splits.rounding = args.get_int("rounding-calib", -1, -1, INT32_MAX);
+  r.rounding = rounding_option(args);
   r.splits.batch = args.get_int("batch", -1, -1, 65536);
   usage_check(r.splits.batch != 0, "option --batch 0 is out of range (-1 = default, or >= 1)");
   if (args.has("hessian-loss"))
@@ -106,7 +109,9 @@ int run_search(const Args& args) {
                     "eval",
                     "confidence",
                     "start",
-                    "objective"});
+                    "objective",
+                    "rounding",
+                    "rounding-calib"});
   const std::string model = args.require("model"), out = args.require("out"), report = args.require("report");
   quant::SearchRequest r = search_request(args);
   r.cache_dir = args.get("cache", report + "/cache");
@@ -131,6 +136,8 @@ const Registrar reg(
      "            MAC-based ESTIMATE); the chosen configuration and the uniform points are then measured end to end\n"
      "  splits:   --calib N --search N --test N (-1 = default, test 0 = all remaining; images 16/128/256,\n"
      "            SST-2 64 train sentences / half of dev / the other half)\n"
+     "  rounding: --rounding gptq (default: second-order rounding of the int8 / int4 weights on the calibration\n"
+     "            images plus unused ones, --rounding-calib 128 in all; quant/rounding.h) | nearest\n"
      "  analysis: --dep-samples 8 --draws 16 --window 0 --int4-group 0|32|64|128 --hessian-loss labels|distill\n"
      "            --signed-interactions --cache DIR (default REPORT/cache) --batch B\n"
      "  report:   --orderings augmented,hessian,single,random (the first one's configuration is written)\n"

@@ -21,6 +21,7 @@
 #include "models/zoo.h"
 #include "quant/config.h"
 #include "quant/observers.h"
+#include "quant/rounding.h"
 
 namespace mpq::cli {
 
@@ -34,19 +35,23 @@ models::Batch latency_input(const Args& args, const models::Model& m) {
   return models::latency_input(m, args.get_int("seq", 0, 0, 1 << 20));
 }
 
-std::vector<models::Batch> calibration_batches(const Args& args, models::Model& m, const models::Batch& fallback) {
-  const int64_t n = args.get_int("calib", 8, 1, INT32_MAX);
+std::vector<models::Batch> calibration_batches(const Args& args, models::Model& m, const models::Batch& fallback,
+                                               const std::string& count_flag, int64_t count_default, int64_t chunk) {
+  const int64_t n = args.get_int(count_flag, count_default, 1, INT32_MAX);
   const std::string shared = MPQ_DEFAULT_DATA;
   std::vector<models::Batch> out;
   if (auto* cnn = dynamic_cast<models::CnnModel*>(&m)) {
     const data::ImageNetFolder folder(args.get("calib-data", shared + "/imagenet-val-1300"));
     check(folder.size() > 0, "calibration folder '{}' has no images", args.get("calib-data"));
     // The LAST n images: `mpq eval` counts from the first, so a --limit run stays disjoint from them.
-    const int64_t take = std::min<int64_t>(n, int64_t(folder.size()));
-    const data::ImageBatch b = folder.load_range(int64_t(folder.size()) - take, take, cnn->preset());
-    models::Batch batch;
-    batch.images = b.images;  // [n, 3, 224, 224]
-    out.push_back(std::move(batch));
+    const int64_t take = std::min<int64_t>(n, int64_t(folder.size())), step = chunk > 0 ? chunk : take;
+    for (int64_t b0 = 0; b0 < take; b0 += step) {
+      const int64_t cnt = std::min(step, take - b0);
+      models::Batch batch;
+      batch.images =
+          folder.load_range(int64_t(folder.size()) - take + b0, cnt, cnn->preset()).images;  // [cnt, 3, H, W]
+      out.push_back(std::move(batch));
+    }
     return out;
   }
   auto* bert = dynamic_cast<models::Bert*>(&m);
@@ -69,6 +74,11 @@ int64_t int4_group_option(const Args& args) {
   return g;
 }
 
+quant::WeightRounding rounding_option(const Args& args) {
+  const std::string v = args.get_choice("rounding", "gptq", {"nearest", "gptq"});
+  return parse_enum(quant::kWeightRoundingNames, v, "rounding");
+}
+
 Precision precision_option(const Args& args, const std::string& key, const std::string& def) {
   try {
     return parse_precision(args.get(key, def));
@@ -89,10 +99,21 @@ Assignment requested_assignment(const Args& args, models::Model& m, const models
   }
   const Precision p = precision_option(args, "precision", "fp32");
   const int64_t group = int4_group_option(args);
+  const quant::WeightRounding rounding = rounding_option(args);
   label = precision_name(p);
-  quant::Calibration calib;
-  if (precision_is_integer(p)) calib = quant::calibrate_batches(m, calibration_batches(args, m, fallback));
-  return quant::uniform_assignment(m, p, calib, group);
+  if (!precision_is_integer(p)) return quant::uniform_assignment(m, p, {}, group);
+  const quant::Calibration calib = quant::calibrate_batches(m, calibration_batches(args, m, fallback));
+  RoundedWeights rounded;
+  if (rounding != quant::WeightRounding::nearest) {
+    quant::RoundingRequest rr;
+    rr.method = rounding;
+    rr.int4_group = group;
+    rr.int8 = p == Precision::int8;
+    const auto batches = calibration_batches(args, m, fallback, "rounding-calib", 128, 16);
+    rounded = quant::round_weights(m, batches, calib, rr);
+    label += fmt::format(" ({} rounding)", enum_name(quant::kWeightRoundingNames, rounding));
+  }
+  return quant::uniform_assignment(m, p, calib, group, &rounded);
 }
 
 }  // namespace mpq::cli
