@@ -80,3 +80,9 @@ mpq_cli_error(profile_out_parent_not_folder "output '.*/mpq/latency.json': '.*/m
               mobilenetv2 --weights /nonexistent/nosuch.tflite --out $<TARGET_FILE:mpq>/latency.json)
 mpq_cli_error(profile_out_is_folder "output '/tmp' exists and is a directory" profile --model mobilenetv2
               --weights /nonexistent/nosuch.tflite --out /tmp)
+# the search's analysis cache folder is checked before the model is loaded (damaged entries in it are only
+# warnings, recomputed: tests/test_analysis_cache.cpp); here its parent is a file
+mpq_cli_error(search_cache_unwritable "output folder '.*/mpq/cache': '.*/mpq' exists and is not a folder" search
+              --model mobilenetv2 --weights /nonexistent/nosuch.tflite --data ${MPQ_IMAGES} --max-drop 0.5
+              --out /tmp/mpq-cli-cache-unwritable/config.json --report /tmp/mpq-cli-cache-unwritable
+              --cache $<TARGET_FILE:mpq>/cache)
