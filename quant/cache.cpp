@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string_view>
 #include <type_traits>
 
 #include "core/error.h"
@@ -76,11 +79,45 @@ std::string AnalysisCache::path_for(const std::string& kind, const std::string& 
 std::optional<json> AnalysisCache::load(const std::string& kind, const json& inputs) const {
   if (dir_.empty()) return std::nullopt;
   const std::string p = path_for(kind, analysis_key(inputs));
-  std::ifstream f(p);
-  if (!f) return std::nullopt;
-  json j = json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("inputs") || j["inputs"] != inputs || !j.contains("payload")) return std::nullopt;
-  return j["payload"];
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::nullopt;  // not computed yet
+    fail("analysis cache: cannot stat entry '{}': {}", p, std::strerror(errno));
+  }
+  // a FIFO would hang the read and could not be replaced by store: refused, not recomputed
+  if (const std::string kind_of = non_regular_kind(p); !kind_of.empty())
+    fail("analysis cache: entry '{}' is {}; only a regular file can be read or replaced", p, kind_of);
+  json j;
+  try {
+    j = json::parse(read_text_file(p, kMaxJsonFileBytes, "analysis cache entry"));
+  } catch (const std::exception& e) {  // unreadable, too large, not JSON (truncated, empty, garbled)
+    damaged(kind, inputs, e.what());
+    return std::nullopt;
+  }
+  if (!j.is_object() || !j.contains("inputs") || !j.contains("payload")) {
+    damaged(kind, inputs, "not an object with fields 'inputs' and 'payload'");
+    return std::nullopt;
+  }
+  if (j["inputs"] != inputs) {
+    damaged(kind, inputs,
+            "its stored inputs differ from the ones its name is the key of (edited, or a hash collision)");
+    return std::nullopt;
+  }
+  return std::move(j["payload"]);
+}
+
+void AnalysisCache::damaged(const std::string& kind, const json& inputs, const std::string& reason) const {
+  constexpr std::string_view prefix = "analysis cache: ";  // the decoders' messages start with it
+  const std::string_view why = std::string_view(reason).starts_with(prefix)
+                                   ? std::string_view(reason).substr(prefix.size())
+                                   : std::string_view(reason);
+  const std::string msg =
+      fmt::format("analysis cache: entry '{}' is damaged ({}); recomputing it and overwriting the entry",
+                  path_for(kind, analysis_key(inputs)), why);
+  if (warn_)
+    warn_(msg);
+  else
+    fmt::print(stderr, "warning: {}\n", msg);
 }
 
 void AnalysisCache::store(const std::string& kind, const json& inputs, const json& payload) const {

@@ -1,9 +1,18 @@
 // The analysis cache: Hessian traces, dependency measurements and calibration ranges stored as JSON,
 // keyed by a hash of everything they depend on (model name, weights identity, data indices, settings).
-// A changed input gives another key, hence a recomputation; an entry whose stored inputs do not match its
-// key (hash collision, hand edit) is ignored.
+// A changed input gives another key, hence a recomputation.
+//
+// A damaged entry is not an error: a file that is not JSON (truncated, empty, garbled), lacks its fields,
+// stores inputs that do not match its key (hash collision, hand edit), or holds a payload its decoder refuses
+// (wrong types, values out of range, sizes that do not match the model) is reported through the warning
+// callback, naming the file and what is wrong, then recomputed and overwritten. Errors stay errors where the
+// cache cannot work: an entry that is not a regular file (a FIFO, a folder: it could not be replaced either)
+// and a cache folder that cannot be created or written.
 #pragma once
 #include <cstdint>
+#include <exception>
+#include <functional>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -39,21 +48,46 @@ std::string analysis_key(const nlohmann::json& inputs);
 // An empty folder name: no cache (load finds nothing, store keeps nothing).
 class AnalysisCache {
  public:
-  explicit AnalysisCache(std::string dir) : dir_(std::move(dir)) {}
-  const std::string& dir() const { return dir_; }                               // empty: no cache
+  // Receives one message per damaged entry (it names the file). Without one, the message goes to stderr.
+  using Warn = std::function<void(const std::string&)>;
+  explicit AnalysisCache(std::string dir, Warn warn = {}) : dir_(std::move(dir)), warn_(std::move(warn)) {}
+  const std::string& dir() const { return dir_; }  // empty: no cache
+  const Warn& warn() const { return warn_; }
   std::string path_for(const std::string& kind, const std::string& key) const;  // DIR/KIND-KEY.json
-  // The stored payload, or nullopt when absent / stale (stored inputs differ from `inputs`).
+  // The stored payload, or nullopt when absent, or damaged (reported, see the top of this file). Throws
+  // naming the entry when it exists but is not a regular file.
   std::optional<nlohmann::json> load(const std::string& kind, const nlohmann::json& inputs) const;
   void store(const std::string& kind, const nlohmann::json& inputs, const nlohmann::json& payload) const;
 
+  // Calls use(payload) with the stored payload and returns true; false when there is none. When `use` throws
+  // (the payload is malformed for it), the entry is reported as damaged and false is returned: the caller
+  // recomputes, and its next store overwrites the entry. `use` must leave no partial effect when it throws.
+  template <class Use>
+  bool use_stored(const std::string& kind, const nlohmann::json& inputs, Use use) const {
+    const std::optional<nlohmann::json> c = load(kind, inputs);
+    if (!c) return false;
+    try {
+      use(*c);
+      return true;
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      damaged(kind, inputs, e.what());
+      return false;
+    }
+  }
+
   // The one load-or-compute-and-store step of every cached analysis: the stored payload decoded by `from`
-  // when present, else compute() encoded by `to` and stored. *hit tells which happened.
+  // when present and well-formed, else compute() encoded by `to` and stored (over a damaged entry). `from`
+  // throws on a payload it refuses, including one whose sizes do not fit the caller's model. *hit tells
+  // which happened.
   template <class T, class Compute, class To, class From>
   T cached(const std::string& kind, const nlohmann::json& inputs, Compute compute, To to, From from,
            bool* hit = nullptr) const {
-    if (auto c = load(kind, inputs)) {
+    std::optional<T> stored;
+    if (use_stored(kind, inputs, [&](const nlohmann::json& j) { stored.emplace(from(j)); })) {
       if (hit) *hit = true;
-      return from(*c);
+      return std::move(*stored);
     }
     if (hit) *hit = false;
     T v = compute();
@@ -62,7 +96,10 @@ class AnalysisCache {
   }
 
  private:
+  // Reports the entry of (kind, inputs) as damaged for `reason`; it will be recomputed and overwritten.
+  void damaged(const std::string& kind, const nlohmann::json& inputs, const std::string& reason) const;
   std::string dir_;
+  Warn warn_;
 };
 
 // JSON forms of the cached results (exact round trip; doubles are written with full precision).

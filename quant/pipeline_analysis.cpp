@@ -25,7 +25,7 @@ Context::Context(models::Model& m, const SearchRequest& r, SearchObserver& o)
       layers(m.quant_layers()),
       bytes(bytes_table(m, r.int4_group)),
       weights_id(weights_identity(r.weights)),
-      cache(r.cache_dir),
+      cache(r.cache_dir, [this](const std::string& w) { warn(w); }),
       latency_input(models::latency_input(m, r.latency_seq)),
       t0(std::chrono::steady_clock::now()) {
   const Splits& sp = task.splits;
@@ -53,6 +53,11 @@ void Context::log(const std::string& s) const {
       fmt::format("[{:6.1f} s] {}", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s));
 }
 
+void Context::warn(const std::string& s) const {
+  log("warning: " + s);
+  if (out) out->warnings.push_back(s);
+}
+
 Phase::Phase(Context& c, std::string name) : c_(c), name_(std::move(name)), t0_(std::chrono::steady_clock::now()) {}
 Phase::~Phase() {
   c_.obs.phase_end(name_);
@@ -71,11 +76,25 @@ std::optional<double> table_ms(const Context& c, const LatencyTable& lat, const 
   return config_latency_ms(lat, c.names, p);
 }
 
+namespace {
+// Every layer of the model has a time at each of `precisions` in `lat`; throws naming `what` and the first gap.
+void check_layer_times(const Context& c, const LatencyTable& lat, const std::vector<Precision>& precisions,
+                       const std::string& what) {
+  for (Precision p : precisions)
+    for (const std::string& nm : c.names) {
+      auto it = lat.ms.find(nm);
+      check(it != lat.ms.end() && it->second.count(p), "latency table '{}' ({}): layer '{}' has no {} time", what,
+            lat.source, nm, precision_name(p));
+    }
+}
+}  // namespace
+
 // --latency FILE (from `mpq profile`), else measured here with the native engine (cached, keyed by model,
 // weights and measurement settings), or the MAC placeholder when asked for.
 LatencyTable latency_stage(Context& c, json& profile) {
   Phase ph(c, "latency");
   const SearchRequest& r = c.req;
+  const std::vector<Precision> needed = {r.start, Precision::int8, Precision::int4};  // what the search reads
   LatencyTable lat;
   profile = nullptr;
   if (!r.latency_file.empty()) {
@@ -89,6 +108,8 @@ LatencyTable latency_stage(Context& c, json& profile) {
                                       {"runs", r.latency_runs},
                                       {"int4_group", r.int4_group},
                                       {"isa_cap", isa_name(isa_cap())}});
+    const std::vector<Precision> all = {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8,
+                                        Precision::int4};
     bool hit = false;
     profile = c.cache.cached<json>(
         "latency", key,
@@ -96,23 +117,25 @@ LatencyTable latency_stage(Context& c, json& profile) {
           c.log("latency table: profiling every layer at fp32 / fp16 / bf16 / int8 / int4 with the native engine");
           const Calibration cal = calibrate_batches(c.model, {c.latency_input});  // ranges do not change speed
           return native::measure_latency_table(
-              c.model, {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4},
-              [&](Precision p) { return uniform_assignment(c.model, p, cal, r.int4_group); }, c.latency_input, 3,
-              r.latency_runs,
+              c.model, all, [&](Precision p) { return uniform_assignment(c.model, p, cal, r.int4_group); },
+              c.latency_input, 3, r.latency_runs,
               [&](Precision p, int run, int runs, double ms) {
                 ph.progress(run, runs, fmt::format("{} {:.2f} ms", precision_name(p), ms));
               });
         },
-        [](const json& j) { return j; }, [](const json& j) { return j; }, &hit);
+        [](const json& j) { return j; },
+        [&](const json& j) {  // a stored table must be readable and time every layer where the search needs it
+          check_layer_times(c, latency_table_from_json(j, "cached latency table"), needed, "cached");
+          return j;
+        },
+        &hit);
     if (hit) c.log("latency table: cached (" + profile.value("source", std::string()) + ")");
     lat = latency_table_from_json(profile, "measured latency table");
   }
-  for (Precision p : {r.start, Precision::int8, Precision::int4})
-    for (const std::string& nm : c.names) {
-      auto it = lat.ms.find(nm);
-      check(it != lat.ms.end() && it->second.count(p), "latency table '{}' ({}): layer '{}' has no {} time",
-            r.latency_file.empty() ? "MAC estimate" : r.latency_file, lat.source, nm, precision_name(p));
-    }
+  check_layer_times(c, lat, needed,
+                    !r.latency_file.empty() ? r.latency_file
+                    : r.estimate_latency    ? "MAC estimate"
+                                            : "measured");
   return lat;
 }
 
@@ -132,7 +155,18 @@ Calibration calibration_stage(Context& c, json& cal_inputs) {
         c.log(fmt::format("calibration on {} samples ...", idx.size()));
         return calibrate(c.model, *c.task.ev, idx, copt);
       },
-      [](const Calibration& v) { return to_json(v); }, calibration_from_json, &hit);
+      [](const Calibration& v) { return to_json(v); },
+      [&](const json& j) {  // a stored calibration must cover every operand of every layer of this model
+        Calibration v = calibration_from_json(j);
+        for (const models::QuantLayer& l : c.layers)
+          for (int op = 0; op < models::layer_operands(l.kind); ++op) {
+            const auto it = v.find(l.name);
+            check(it != v.end() && it->second.count(op),
+                  "analysis cache: calibration payload has no range for input {} of layer '{}'", op, l.name);
+          }
+        return v;
+      },
+      &hit);
   c.log(hit ? "calibration: cached" : fmt::format("calibration on {} samples done", idx.size()));
   return cal;
 }
@@ -217,13 +251,19 @@ HutchinsonResult hessian_stage(Context& c) {
   bool hit = false;
   HutchinsonResult hr = c.cache.cached<HutchinsonResult>(
       "traces", key, [&] { return compute_traces(c, ph, loss_kind); },
-      [](const HutchinsonResult& v) { return to_json(v); }, hutchinson_from_json, &hit);
+      [](const HutchinsonResult& v) { return to_json(v); },
+      [&](const json& j) {  // one trace per weighted layer of this model
+        HutchinsonResult v = hutchinson_from_json(j);
+        check(v.trace.size() == weighted_layers(c).size(),
+              "analysis cache: traces payload has {} traces for {} weighted layers", v.trace.size(),
+              weighted_layers(c).size());
+        return v;
+      },
+      &hit);
   c.log(hit ? "hessian traces: cached"
             : fmt::format("hessian traces: {} draws ({}) on {} samples, loss {}", hr.draws,
                           hr.converged ? "converged" : "cap", c.calib_sub.size(),
                           enum_name(kHessianLossNames, loss_kind)));
-  check(hr.trace.size() == weighted_layers(c).size(), "search: cached traces have {} entries for {} weighted layers",
-        hr.trace.size(), weighted_layers(c).size());
   return hr;
 }
 
@@ -252,7 +292,17 @@ std::map<Precision, DependencyResult> dependency_stage(Context& c, const Calibra
               c.layers, model_set_loss(c.model, *c.task.ev, c.calib_sub, cal, dopt), dopt,
               [&](int64_t d, int64_t t) { ph.progress(d, t, fmt::format("{} loss probes", precision_name(p))); });
         },
-        [](const DependencyResult& v) { return to_json(v); }, dependency_from_json, &hit);
+        [](const DependencyResult& v) { return to_json(v); },
+        [&](const json& j) {  // measured at this precision from this start, over this model's layers
+          DependencyResult v = dependency_from_json(j);
+          check(v.precision == p && v.base == c.req.start,
+                "analysis cache: dependencies payload measured {} from {}, expected {} from {}",
+                precision_name(v.precision), precision_name(v.base), precision_name(p), precision_name(c.req.start));
+          check(v.layers == c.names, "analysis cache: dependencies payload lists {} layers, not the model's {}",
+                v.layers.size(), c.names.size());
+          return v;
+        },
+        &hit);
     const DependencyResult& d = deps[p];
     c.log(hit ? fmt::format("dependencies {}: cached", precision_name(p))
               : fmt::format("dependencies {}: {} pairs, {} evaluations, {:.1f} s", precision_name(p), d.pairs.size(),

@@ -16,6 +16,8 @@ class Phase;
 // What every stage reads: the model, the request, the task with its splits, the layer list, the cache.
 struct Context {
   Context(models::Model& m, const SearchRequest& r, SearchObserver& o);
+  Context(const Context&) = delete;  // the cache's warning callback holds `this`
+  Context& operator=(const Context&) = delete;
   models::Model& model;
   const SearchRequest& req;
   SearchObserver& obs;
@@ -28,7 +30,7 @@ struct Context {
   std::vector<int64_t> calib_sub;          // the calibration samples of the Hessian and dependencies
   RoundedWeights rounded;                  // rounding_stage's records (empty: round-to-nearest)
   WeightsId weights_id;
-  AnalysisCache cache;
+  AnalysisCache cache;  // damaged entries are reported through warn()
   models::Batch latency_input;
   std::chrono::steady_clock::time_point t0;
   SearchOutcome* out = nullptr;  // phases and warnings are recorded here
@@ -38,6 +40,8 @@ struct Context {
   // analysis_inputs of this model, weights and data over `indices` with `settings`
   nlohmann::json inputs(const std::vector<int64_t>& indices, nlohmann::json settings) const;
   void log(const std::string& s) const;
+  // A warning: logged now and listed in out->warnings (the report and the summary show them).
+  void warn(const std::string& s) const;
 };
 
 // Times one phase and reports its end to the observer; seconds land in out->phases.

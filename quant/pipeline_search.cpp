@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/threading.h"
 #include "models/native/measure.h"
 #include "models/native/native.h"
@@ -50,8 +51,12 @@ Probes::Probes(Context& c, const Calibration& cal, const json& cal_inputs)
       c_(c),
       search_key_(memo_key(c, "search", c.task.splits.search, cal_inputs)),
       test_key_(memo_key(c, "test", c.task.splits.test, cal_inputs)) {
-  if (auto j = c.cache.load("metric_memo", search_key_)) search.merge_json(*j);
-  if (auto j = c.cache.load("metric_memo", test_key_)) test.merge_json(*j);
+  // a damaged memo is reported and left out: its configurations are evaluated again and the memo rewritten
+  const size_t n = size_t(c.n());
+  c.cache.use_stored("metric_memo", search_key_,
+                     [&](const json& j) { search.merge_json(j, n, c.task.splits.search.size()); });
+  c.cache.use_stored("metric_memo", test_key_,
+                     [&](const json& j) { test.merge_json(j, n, c.task.splits.test.size()); });
   cached_configurations = int64_t(search.size() + test.size());
 }
 
@@ -215,6 +220,8 @@ void SearchRequest::validate() const {
 SearchOutcome run_search(models::Model& model, const SearchRequest& request, SearchObserver& observer) {
   using namespace pipeline;
   request.validate();
+  // a cache folder that cannot be written is an error, found before the analysis rather than after it
+  if (!request.cache_dir.empty()) check_output_dir(request.cache_dir);
   SearchOutcome out;
   out.request = request;
   Context c(model, request, observer);

@@ -169,7 +169,10 @@ RoundedWeights cached_round_weights(const AnalysisCache& cache, const json& inpu
         }
         if (log) log(fmt::format("weight rounding: cache entry '{}' was made for other inputs: recomputing", path));
       } catch (const std::exception& e) {
-        if (log) log(fmt::format("weight rounding: cache entry unreadable ({}): recomputing", e.what()));
+        const std::string msg = fmt::format(
+            "analysis cache: entry '{}' is damaged ({}); recomputing it and overwriting the entry", path, e.what());
+        if (cache.warn()) cache.warn()(msg);
+        if (log) log(msg);
       }
     }
   }

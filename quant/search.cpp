@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <set>
 
@@ -332,13 +331,16 @@ json MemoMetric::to_json() const {
   return {{"configs", c}, {"hits", h}, {"nonfinite", nf}};
 }
 
-void MemoMetric::merge_json(const json& j) {
+void MemoMetric::merge_json(const json& j, size_t layers, size_t samples) {
   check(j.is_object() && j.contains("configs") && j["configs"].is_object(), "metric memo: field 'configs' missing");
   const Precision all[] = {Precision::fp32, Precision::fp16, Precision::bf16, Precision::int8, Precision::int4};
   const json no_hits = json::object();
   const json& hits = j.contains("hits") ? j["hits"] : no_hits;
   check(hits.is_object(), "metric memo: field 'hits' is not an object");
+  std::map<std::vector<Precision>, ConfigScore> add;  // merged only when the whole memo is well-formed
   for (const auto& [key, v] : j["configs"].items()) {
+    check(layers == 0 || key.size() == layers, "metric memo: configuration '{}' has {} letters for {} layers", key,
+          key.size(), layers);
     std::vector<Precision> p;
     for (char ch : key) {
       const Precision* q =
@@ -355,9 +357,14 @@ void MemoMetric::merge_json(const json& j) {
     if (hits.contains(key)) {
       check(hits[key].is_string(), "metric memo: the hits of configuration '{}' are not a string", key);
       s.hits = hits[key].get<std::string>();
+      check(samples == 0 || s.hits.size() == samples, "metric memo: configuration '{}' has {} outcomes for {} samples",
+            key, s.hits.size(), samples);
+      check(s.hits.find_first_not_of("01") == std::string::npos,
+            "metric memo: the outcomes of configuration '{}' are not all '0' or '1'", key);
     }
-    memo_[p] = std::move(s);
+    add[std::move(p)] = std::move(s);
   }
+  for (auto& [p, s] : add) memo_[p] = std::move(s);
 }
 
 SweepResult sweep_k(const std::vector<Precision>& base, const std::vector<int>& order, Precision target,

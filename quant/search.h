@@ -148,7 +148,9 @@ class MemoMetric {
   size_t size() const { return memo_.size(); }
   // {"configs": {"<one letter per layer: 3 h b 8 4>": metric, ...}, "hits": {"<letters>": "0110...", ...}}
   nlohmann::json to_json() const;
-  void merge_json(const nlohmann::json& j);
+  // Adds the scores of a to_json() memo. Throws naming the problem, merging nothing, when it is malformed or
+  // (when given, non-zero) a configuration has not `layers` letters or its hits not `samples` outcomes.
+  void merge_json(const nlohmann::json& j, size_t layers = 0, size_t samples = 0);
 
  private:
   MemoMetric() = default;

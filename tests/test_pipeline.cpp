@@ -1,8 +1,10 @@
 // The whole search pipeline (quant/pipeline.h) run to success on the smallest real model: the committed
 // 2-layer BERT on real SST-2 sentences, with small splits and sweeps so that it takes seconds. Checks the
 // chosen configuration against the probes that justified it, the written files against the outcome, and
-// that a second run answers from the analysis cache with the same outcome and no fresh evaluation.
+// that a second run answers from the analysis cache with the same outcome and no fresh evaluation, and that a
+// third one over damaged cache entries reports each, recomputes it to the same values and rewrites it.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,7 @@
 
 #include "core/error.h"
 #include "models/zoo.h"
+#include "quant/cache.h"
 #include "quant/config.h"
 #include "quant/pipeline.h"
 #include "quant/pipeline_report.h"
@@ -21,8 +24,9 @@ namespace {
 const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2/model.safetensors";
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
+// Per process: test runs from two checkouts at once must not share (and damage) each other's cache.
 std::string fresh_dir(const std::string& name) {
-  const auto d = std::filesystem::temp_directory_path() / name;
+  const auto d = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   return d.string();
 }
@@ -33,6 +37,55 @@ struct Recorder : SearchObserver {
   void progress(const std::string&, int64_t, int64_t, const std::string&) override { ++progress_calls; }
   void phase_end(const std::string& phase) override { phases_ended.push_back(phase); }
 };
+
+// Damages one entry of each kind in the analysis cache `dir` in a different way; returns file -> how.
+std::map<std::string, std::string> damage_cache(const std::string& dir, size_t layers) {
+  std::map<std::string, std::string> out;
+  bool memo_done = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string f = e.path().string(), name = e.path().filename().string();
+    if (e.path().extension() != ".json") continue;  // the rounding records (tests/test_rounding.cpp damages those)
+    std::ifstream in(f);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    nlohmann::json j = nlohmann::json::parse(text);
+    nlohmann::json& p = j["payload"];
+    std::string how;
+    if (name.starts_with("traces-")) {
+      how = "truncated";
+      std::ofstream(f, std::ios::trunc) << text.substr(0, text.size() / 2);
+      out[f] = how;
+      continue;
+    }
+    if (name.starts_with("calibration-")) {
+      how = "wrong type";
+      p.begin().value()["0"]["scale"] = "big";
+    } else if (name.starts_with("dependencies-") && p["precision"] == "int8") {
+      how = "one layer short of the model";
+      REQUIRE(p["layers"].size() == layers);
+      p["layers"].erase(p["layers"].size() - 1);
+      p["single"].erase(p["single"].size() - 1);
+    } else if (name.starts_with("latency-")) {
+      how = "no layer times";
+      p["layers"] = nlohmann::json::object();
+    } else if (name.starts_with("metric_memo-") && !memo_done) {
+      how = "outcomes of fewer samples than the split";
+      REQUIRE(!p["hits"].empty());
+      std::string& hits = p["hits"].begin().value().get_ref<std::string&>();
+      hits.pop_back();
+      memo_done = true;
+    } else if (name.starts_with("metric_memo-")) {
+      how = "not JSON";
+      std::ofstream(f, std::ios::trunc) << "{\"kind\": \"metric_memo\", \"payload\": {\"configs\": [1, ";
+      out[f] = how;
+      continue;
+    } else {
+      continue;
+    }
+    std::ofstream(f, std::ios::trunc) << j.dump(1);
+    out[f] = how;
+  }
+  return out;
+}
 
 SearchRequest tiny_request(const std::string& cache) {
   SearchRequest r;
@@ -50,7 +103,9 @@ SearchRequest tiny_request(const std::string& cache) {
 }
 }  // namespace
 
-TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a cached rerun") {
+TEST_CASE(
+    "pipeline: the whole search on the committed BERT, its outputs, a cached rerun and a rerun over damaged cache "
+    "entries") {
   const std::string dir = fresh_dir("mpq-test-pipeline");
   const SearchRequest req = tiny_request(dir + "/cache");
   auto model = models::load_model("bert", kWeights);
@@ -157,14 +212,41 @@ TEST_CASE("pipeline: the whole search on the committed BERT, its outputs, and a 
   REQUIRE(again.rounded.int4.size() == o.rounded.int4.size());
   for (const auto& [name, qw] : o.rounded.int4) CHECK(again.rounded.int4.at(name)->q == qw->q);
 
+  for (const std::string& w : again.warnings) CHECK(w.find("analysis cache") == std::string::npos);
+
+  // a third run over damaged entries: each is reported naming its file, recomputed and rewritten; the search
+  // does not stop
+  const std::map<std::string, std::string> damaged = damage_cache(req.cache_dir, model->quant_layers().size());
+  REQUIRE(damaged.size() == 6);
+  Recorder rec3;
+  SearchOutcome third;
+  REQUIRE_NOTHROW(third = run_search(*model, req, rec3));
+  for (const auto& [file, how] : damaged) {
+    CAPTURE(how);
+    CHECK(std::count_if(third.warnings.begin(), third.warnings.end(), [&](const std::string& w) {
+            return w.find("analysis cache: entry '" + file + "' is damaged") != std::string::npos;
+          }) == 1);
+    const nlohmann::json rewritten = nlohmann::json::parse(std::ifstream(file));  // whole again
+    CHECK(rewritten.contains("payload"));
+  }
+  // recomputed to the values of the first run (the latency table is measured afresh: its times differ)
+  CHECK(third.traces.trace == o.traces.trace);
+  CHECK(to_json(third.calibration) == to_json(o.calibration));
+  for (Precision p : {Precision::int8, Precision::int4}) {
+    CHECK(third.dependencies.at(p).single == o.dependencies.at(p).single);
+    CHECK(third.dependencies.at(p).pairs.size() == o.dependencies.at(p).pairs.size());
+  }
+  CHECK(third.test.at("fp32") == o.test.at("fp32"));
+  CHECK(third.evaluations_fresh > 0);  // the damaged memo's configurations were evaluated again
   // round-to-nearest is a different analysis: no records, other memo keys (fresh probes)
   SearchRequest near = req;
   near.rounding = WeightRounding::nearest;
-  Recorder rec3;
-  const SearchOutcome n3 = run_search(*model, near, rec3);
+  Recorder rec4;
+  const SearchOutcome n3 = run_search(*model, near, rec4);
   CHECK(n3.rounded.empty());
   CHECK(n3.evaluations_fresh > 0);
   for (const auto& [name, q] : n3.chosen) CHECK(!q.weights);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("pipeline: a request outside its domain is refused before any work, naming the value") {

@@ -14,11 +14,11 @@
 //    "implementations": {"fp32": {"<layer>": "<kernel>"}, ...}}
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "models/native/measure.h"
 #include "quant/task.h"
 #include "tools/cli.h"
@@ -50,6 +50,7 @@ int run_profile(const Args& args) {
   const int runs = int(args.get_int("runs", 20, 1, 1000000)), warmup = int(args.get_int("warmup", 3, 0, 1000000));
   const int64_t group = int4_group_option(args);
   const auto precisions = parse_precision_list(args.get("precisions", "fp32,fp16,bf16,int8,int4"));
+  check_output_file(out_path);  // before the load and the measurements, so a bad --out fails at once
   auto model = load_or_default_model(args);
   const models::Batch batch = latency_input(args, *model);
 
@@ -61,10 +62,7 @@ int run_profile(const Args& args) {
   const nlohmann::json j = native::measure_latency_table(
       *model, precisions, [&](Precision p) { return quant::uniform_assignment(*model, p, calib, group); }, batch,
       warmup, runs, progress_printer(model->name()));
-  std::ofstream f(out_path);
-  check(bool(f), "profile: cannot write '{}'", out_path);
-  f << j.dump(1) << "\n";
-  check(bool(f), "profile: writing '{}' failed", out_path);
+  write_file_atomic(out_path, j.dump(1) + "\n");  // a reader sees the old table or the new one, never a part
   if (args.flag("json")) {
     fmt::print("{}\n", nlohmann::json({{"model", model->name()},
                                        {"out", out_path},

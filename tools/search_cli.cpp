@@ -82,6 +82,7 @@ int run_search_request(const std::string& model_name, const quant::SearchRequest
     check_output_file(config_path);
   }
   create_output_dir(report_dir);
+  if (!request.cache_dir.empty()) check_output_dir(request.cache_dir);  // the analysis cache writes there
   auto model = models::load_model(model_name, request.weights);
   CliObserver obs;
   const quant::SearchOutcome o = quant::run_search(*model, request, obs);

@@ -72,3 +72,17 @@ mpq_cli_error(convert_out_missing_folder "output '/nonexistent/x.safetensors': f
               convert --model mobilenetv2 --weights ${MPQ_TFLITE} --out /nonexistent/x.safetensors)
 mpq_cli_error(infer_output_is_folder "output '/tmp' exists and is a directory" infer --model mobilenetv2
               --weights /nonexistent/nosuch.tflite --input /nonexistent/x.npy --output /tmp)
+# `mpq profile --out` is checked the same way before the model is loaded (the weights here do not even exist)
+# and written atomically
+mpq_cli_error(profile_out_missing_folder "output '/nonexistent/latency.json': folder '/nonexistent' does not exist"
+              profile --model mobilenetv2 --weights /nonexistent/nosuch.tflite --out /nonexistent/latency.json)
+mpq_cli_error(profile_out_parent_not_folder "output '.*/mpq/latency.json': '.*/mpq' is not a folder" profile --model
+              mobilenetv2 --weights /nonexistent/nosuch.tflite --out $<TARGET_FILE:mpq>/latency.json)
+mpq_cli_error(profile_out_is_folder "output '/tmp' exists and is a directory" profile --model mobilenetv2
+              --weights /nonexistent/nosuch.tflite --out /tmp)
+# the search's analysis cache folder is checked before the model is loaded (damaged entries in it are only
+# warnings, recomputed: tests/test_analysis_cache.cpp); here its parent is a file
+mpq_cli_error(search_cache_unwritable "output folder '.*/mpq/cache': '.*/mpq' exists and is not a folder" search
+              --model mobilenetv2 --weights /nonexistent/nosuch.tflite --data ${MPQ_IMAGES} --max-drop 0.5
+              --out /tmp/mpq-cli-cache-unwritable/config.json --report /tmp/mpq-cli-cache-unwritable
+              --cache $<TARGET_FILE:mpq>/cache)
