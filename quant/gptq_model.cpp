@@ -43,7 +43,7 @@ int64_t stats_bytes(const models::QuantLayer& l, const std::map<std::string, Ten
 std::vector<models::QuantLayer> weight_layers(const models::Model& m) {
   std::vector<models::QuantLayer> out;
   for (const models::QuantLayer& l : m.quant_layers())
-    if (l.kind != models::LayerKind::attention_matmul) out.push_back(l);
+    if (l.kind != models::LayerKind::attention_matmul && l.kind != models::LayerKind::embedding) out.push_back(l);
   return out;
 }
 

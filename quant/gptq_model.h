@@ -79,7 +79,8 @@ CapturedLayers capture_layers(models::Model& m, const std::vector<models::Batch>
 // User + system CPU time of this process so far (all threads): a load-independent cost measure on a shared machine.
 double process_cpu_seconds();
 
-// The weight layers of `m` (attention matmuls have none).
+// The layers rounding applies to: every layer with a weight and an input (not attention matmuls, which have no
+// weight, nor embedding tables, which have no input: those round to nearest).
 std::vector<models::QuantLayer> weight_layers(const models::Model& m);
 
 // Runs the recipe over the calibration batches `calib`; `act` holds the activation parameters of every

@@ -154,6 +154,8 @@ json summary_json(const SearchOutcome& o, const std::string& config_path, const 
             {"k8", chosen.k8},
             {"k4", chosen.k4},
             {"objective", enum_name(kObjectiveNames, r.objective)},
+            {"weight_rounding", enum_name(kWeightRoundingNames, r.rounding)},
+            {"int4_group", r.int4_group},
             {"weight_bytes", chosen.weight_bytes},
             {"int8_weight_bytes", int8_bytes},
             {"fp16_weight_bytes", o.bytes(std::vector<Precision>(n, Precision::fp16))},

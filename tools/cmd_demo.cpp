@@ -10,14 +10,15 @@
 #include <string>
 
 #include "tools/cli.h"
+#include "tools/native_run.h"
 #include "tools/search_cli.h"
 
 namespace mpq::cli {
 namespace {
 
 int run_demo(const Args& args) {
-  args.check_known(
-      {"data", "weights", "dir", "max-drop", "min-relative", "seed", "json", "calib", "search", "test", "draws"});
+  args.check_known({"data", "weights", "dir", "max-drop", "min-relative", "seed", "json", "calib", "search", "test",
+                    "draws", "objective", "rounding"});
   const std::string shared = MPQ_DEFAULT_DATA;
   const std::string dir = args.get("dir", "mpq-demo");
   quant::SearchRequest r;
@@ -36,20 +37,25 @@ int run_demo(const Args& args) {
   r.seed = uint64_t(args.get_int("seed", 0, 0, INT64_MAX));
   r.draws = int(args.get_int("draws", 16, 1, 100000));
   r.cache_dir = dir + "/report/cache";
+  r.objective =
+      parse_enum(quant::kObjectiveNames, args.get_choice("objective", "latency", {"latency", "bytes"}), "--objective");
+  r.rounding = rounding_option(args);
   fmt::print(stderr,
              "mpq demo = mpq search --model mobilenetv2 --weights {} --data {} --calib {} --search {} --test {} {} "
-             "--out {}/config.json --report {}/report\n",
+             "--objective {} --rounding {} --out {}/config.json --report {}/report\n",
              r.weights, r.data, r.splits.calib, r.splits.search, r.splits.test,
              r.range.max_drop ? fmt::format("--max-drop {}", *r.range.max_drop)
                               : fmt::format("--min-relative {}", *r.range.min_relative),
-             dir, dir);
+             enum_name(quant::kObjectiveNames, r.objective), enum_name(quant::kWeightRoundingNames, r.rounding), dir,
+             dir);
   return run_search_request("mobilenetv2", r, dir + "/config.json", dir + "/report", args.flag("json"));
 }
 
 const Registrar reg({"demo",
                      "the whole method on MobileNetV2 + the real ImageNet images (mpq search with embedded defaults)",
                      "mpq demo [--dir mpq-demo] [--max-drop 0.5 | --min-relative R] [--data DIR] [--weights TFLITE] "
-                     "[--calib 8] [--search 128] [--test 256] [--draws N] [--seed S] [--threads N] [--json]\n"
+                     "[--calib 8] [--search 128] [--test 256] [--draws N] [--seed S] [--objective latency|bytes]\n"
+                     "         [--rounding gptq|nearest] [--threads N] [--json]\n"
                      "  writes DIR/config.json and DIR/report/ (report.html, pareto.svg, pareto.csv, report.json)",
                      run_demo});
 
