@@ -113,7 +113,11 @@ json latency_json(const SearchOutcome& o) {
             {"chosen_ms", opt_json(o.end_to_end.chosen)},
             {"fp16_ms", opt_json(o.end_to_end.fp16)},
             {"bf16_ms", opt_json(o.end_to_end.bf16)},
-            {"fp32_ms", opt_json(o.end_to_end.fp32)}}}};
+            {"fp32_ms", opt_json(o.end_to_end.fp32)},
+            {"int8_ms", opt_json(o.end_to_end.int8)},
+            {"int4_ms", opt_json(o.end_to_end.int4)},
+            {"chosen_vs_int8",
+             o.end_to_end.chosen && o.end_to_end.int8 ? json(*o.end_to_end.chosen / *o.end_to_end.int8) : json()}}}};
 }
 
 }  // namespace

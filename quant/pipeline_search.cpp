@@ -178,13 +178,18 @@ void latency_comparison_stage(Context& c, const LatencyTable& lat, SearchOutcome
   };
   out.end_to_end_available = true;
   out.end_to_end.chosen = e2e(out.chosen);
-  ph.progress(1, 4, "chosen");
+  ph.progress(1, 6, "chosen");
   out.end_to_end.fp16 = e2e(make_assignment(c.layers, c.uniform(Precision::fp16), cal, c.req.int4_group, &c.rounded));
-  ph.progress(2, 4, "fp16");
+  ph.progress(2, 6, "fp16");
   out.end_to_end.bf16 = e2e(make_assignment(c.layers, c.uniform(Precision::bf16), cal, c.req.int4_group, &c.rounded));
-  ph.progress(3, 4, "bf16");
+  ph.progress(3, 6, "bf16");
   out.end_to_end.fp32 = e2e(make_assignment(c.layers, c.uniform(Precision::fp32), cal, c.req.int4_group, &c.rounded));
-  ph.progress(4, 4, "fp32");
+  ph.progress(4, 6, "fp32");
+  // all-int8: what the chosen configuration's latency is held against under --objective bytes
+  out.end_to_end.int8 = e2e(make_assignment(c.layers, c.uniform(Precision::int8), cal, c.req.int4_group, &c.rounded));
+  ph.progress(5, 6, "int8");
+  out.end_to_end.int4 = e2e(make_assignment(c.layers, c.uniform(Precision::int4), cal, c.req.int4_group, &c.rounded));
+  ph.progress(6, 6, "int4");
   out.table = {table_ms(c, lat, out.chosen_precisions),      table_ms(c, lat, c.uniform(Precision::fp16)),
                table_ms(c, lat, c.uniform(Precision::bf16)), table_ms(c, lat, c.uniform(Precision::fp32)),
                table_ms(c, lat, c.uniform(Precision::int8)), table_ms(c, lat, c.uniform(Precision::int4))};

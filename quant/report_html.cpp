@@ -64,7 +64,11 @@ HtmlTable result_table(const SearchOutcome& o) {
            {"latency chosen", num(u.chosen, "{:.3f}") + " ms"},
            {"latency fp16 / bf16 / fp32",
             num(u.fp16, "{:.3f}") + " / " + num(u.bf16, "{:.3f}") + " / " + num(u.fp32, "{:.3f}") + " ms"},
+           {"latency all-int8 / all-int4", num(u.int8, "{:.3f}") + " / " + num(u.int4, "{:.3f}") + " ms"},
            {"latency source", o.latency_source},
+           {"weight rounding", std::string(enum_name(kWeightRoundingNames, o.request.rounding)) +
+                                   (o.request.int4_group ? fmt::format(", int4 group {}", o.request.int4_group)
+                                                         : std::string(", int4 per output channel"))},
            {"stored bytes chosen / all-int8 / all-fp16",
             fmt::format("{:.0f} / {:.0f} / {:.0f} ({:.3f}x int8)", b.weight_bytes,
                         o.bytes(std::vector<Precision>(o.layers.size(), Precision::int8)),

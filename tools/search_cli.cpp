@@ -55,6 +55,9 @@ void print_summary(const quant::SearchOutcome& o, const std::string& config_path
   fmt::print("  latency [{}]: chosen {} | fp16 {} ({} vs fp16) | bf16 {} ({}) | fp32 {} ({})\n", o.latency_source,
              ms_text(u.chosen), ms_text(u.fp16), pct(u.chosen, u.fp16), ms_text(u.bf16), pct(u.chosen, u.bf16),
              ms_text(u.fp32), pct(u.chosen, u.fp32));
+  if (u.int8)
+    fmt::print("  latency all-int8 {} (chosen {} vs int8), all-int4 {}\n", ms_text(u.int8), pct(u.chosen, u.int8),
+               ms_text(u.int4));
   const double int8_bytes = o.bytes(std::vector<Precision>(o.layers.size(), Precision::int8));
   fmt::print("  stored bytes: chosen {:.3f} MB = {:.3f}x all-int8 ({:.3f} MB); objective {}\n", b.weight_bytes / 1e6,
              b.weight_bytes / int8_bytes, int8_bytes / 1e6, enum_name(quant::kObjectiveNames, o.request.objective));
