@@ -243,6 +243,17 @@ SearchOutcome run_search(models::Model& model, const SearchRequest& request, Sea
   out.bytes = c.bytes;
   if (request.max_bytes) check_max_bytes(*request.max_bytes, c.bytes, model.name());
 
+  if (request.int4_group > 0)  // the documented per-layer fallback, shown with the report's notes
+    for (const auto& l : c.layers) {
+      if (l.weight.empty()) continue;
+      const Tensor& w = *c.tensors.at(l.weight);
+      const int64_t K = w.numel() / w.size(0);
+      if (K % request.int4_group != 0)
+        out.warnings.push_back(
+            fmt::format("int4 group {} does not divide layer '{}''s {} inputs per output: that "
+                        "layer's int4 weights use one scale per output channel",
+                        request.int4_group, l.name, K));
+    }
   out.latency = latency_stage(c, out.latency_profile);
   json cal_inputs;
   out.calibration = calibration_stage(c, cal_inputs);
