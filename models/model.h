@@ -2,7 +2,7 @@
 //
 // A model owns its parameters (named with the canonical safetensors names: torchvision for the CNNs,
 // Hugging Face for BERT) and states its quantizable layers with the graph relations that the
-// dependency analysis needs (quant/, ../shared/method.md).
+// dependency analysis needs (quant/, docs/method.md).
 #pragma once
 #include <map>
 #include <memory>

@@ -28,7 +28,7 @@ struct DependencyOptions {
   bool all_pairs = false;                   // every pair (overrides the above)
   int64_t int4_group = 0;                   // weight group for int4 probes
   const RoundedWeights* rounded = nullptr;  // the probes' rounded weights (quant/rounding.h), or round-to-nearest
-  // L: cross-entropy against the fp32 model's own output distribution (soft labels; method.md's label-free
+  // L: cross-entropy against the fp32 model's own output distribution (soft labels; docs/method.md's label-free
   // loss) or against the dataset labels. Distillation is the default: on MobileNetV2 int4 the labelled CE
   // on 16 calibration images went DOWN by 0.10 when the first depthwise conv was quantized (dL < 0, ranked
   // least sensitive) while search-split top-1 fell 12 points; CE to the fp32 outputs is

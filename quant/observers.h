@@ -11,7 +11,7 @@
 //   percentile : the p-th and (100-p)-th percentiles (default p = 99.99) of a deterministic subsample;
 //   mse        : lo = a * min, hi = a * max for a on a grid of 100 values in (0, 1], the a minimising the
 //                plain squared quantization error sum (x - x^)^2 over the subsample.
-// Per-layer choice ("pick per layer by the smallest output error", method.md): for a conv / linear the
+// Per-layer choice ("pick per layer by the smallest output error", docs/method.md): for a conv / linear the
 // output error of an input error e is ||W * e||^2; under the approximation that the elements of e are
 // uncorrelated (zero-mean rounding noise) E||W * e||^2 = sum_c ||W_c||^2 * sum_{i in channel c} e_i^2, W_c
 // the weights that read input channel c. The calibration pass picks the observer minimising this

@@ -168,7 +168,7 @@ void test_stage(Context& c, Probes& probes, SearchOutcome& out) {
         out.metric_test, c.req.range.threshold(out.baseline_test), precision_name(c.req.reference), out.baseline_test));
 }
 
-// The end-to-end confirmation (native engine, method.md step 5) of the chosen configuration and the 16-bit /
+// The end-to-end confirmation (native engine, docs/method.md step 5) of the chosen configuration and the 16-bit /
 // fp32 baselines, beside the per-layer table sums.
 void latency_comparison_stage(Context& c, const LatencyTable& lat, SearchOutcome& out) {
   Phase ph(c, "end-to-end latency");

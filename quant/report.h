@@ -6,7 +6,7 @@
 //   stage "int8": start all fp16 (or the search's --start precision, bf16), the first k layers of the
 //                 ordering's int8 order lowered to int8;
 //   stage "int4": start all int8 (the end of stage "int8"), the first k layers of the int4 order lowered
-//                 to int4 ("int4 among the int8 layers", method.md step 4, continued to all layers).
+//                 to int4 ("int4 among the int8 layers", docs/method.md step 4, continued to all layers).
 // Both stages share the ordering-independent end points all-start, all-int8 and all-int4, so every ordering's
 // frontier spans the same latency interval. k runs over a grid (every k, or P evenly spaced values that
 // always include 0 and N). The uniform points fp32 / fp16 / bf16 / int8 / int4 are added with ordering

@@ -1,4 +1,4 @@
-// Bisection search over an ordering (method.md, pipeline step 4), the exhaustive sweep it is compared to,
+// Bisection search over an ordering (docs/method.md, pipeline step 4), the exhaustive sweep it is compared to,
 // and the latency / memory accounting of a configuration.
 //
 // Start: every layer at `start` (fp16). Stage 1: k8 = the largest k in [0, N] such that lowering the first
