@@ -64,6 +64,46 @@ int ceil_log2(int64_t v) {  // smallest e with 2^e >= v
   return e;
 }
 
+// `from` with the first k layers of `order` set to `to`.
+std::vector<Precision> lowered(const std::vector<Precision>& from, const std::vector<int>& order, int k, Precision to) {
+  std::vector<Precision> p = from;
+  for (int i = 0; i < k; ++i) p[size_t(order[size_t(i)])] = to;
+  return p;
+}
+
+// A configuration the bisection's result admits, with its bytes and table latency.
+struct Cand {
+  int k8, k4;
+  std::vector<Precision> p;
+  double bytes = 0, ms = 0;
+};
+
+// (k8, 0) for k8 in [0, k8_max], then (k8_max, k4) for k4 in [1, k4_max]: most lowered last.
+std::vector<Cand> candidates(const std::vector<Precision>& base, const std::vector<int>& order8, int k8_max,
+                             const std::vector<Precision>& s1, const std::vector<int>& int8_layers, int k4_max,
+                             const SearchOptions& opt) {
+  std::vector<Cand> cands;
+  for (int k8 = 0; k8 <= k8_max; ++k8) cands.push_back({k8, 0, lowered(base, order8, k8, Precision::int8)});
+  for (int k4 = 1; k4 <= k4_max; ++k4) cands.push_back({k8_max, k4, lowered(s1, int8_layers, k4, Precision::int4)});
+  for (Cand& c : cands) {
+    if (opt.bytes) c.bytes = opt.bytes(c.p);
+    if (opt.latency) c.ms = opt.latency(c.p);
+  }
+  return cands;
+}
+
+// a is preferred over b: the objective first, the other quantity second, then the more lowered.
+bool better(const Cand& a, const Cand& b, const SearchOptions& opt) {
+  if (opt.objective == Objective::bytes) {
+    if (a.bytes != b.bytes) return a.bytes < b.bytes;
+    if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
+  } else {
+    if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
+    if (a.bytes != b.bytes) return a.bytes < b.bytes;
+  }
+  return a.k8 + a.k4 > b.k8 + b.k4;
+}
+
 }  // namespace
 
 SearchResult bisection_search(int n, const std::vector<int>& order8, const std::vector<int>& order4,
@@ -107,11 +147,6 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
         opt.metric_name, r.baseline);
   record({0, 0, r.baseline, true});
 
-  auto lowered = [&](const std::vector<Precision>& from, const std::vector<int>& order, int k, Precision to) {
-    std::vector<Precision> p = from;
-    for (int i = 0; i < k; ++i) p[size_t(order[size_t(i)])] = to;
-    return p;
-  };
   // largest k in [0, kmax] inside the range, assuming k = 0 is inside (it is the previous stage's result).
   // The end point k = kmax is probed first: when it is inside, it is the answer (one evaluation), and a metric
   // that dips in the middle but recovers at the end cannot hide it; otherwise bisection on [0, kmax).
@@ -143,35 +178,12 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     r.k4_max = bisect(2, s1, int8_layers, r.k8_max, Precision::int4);
   }
 
-  // candidates (k8, k4), most lowered last
-  struct Cand {
-    int k8, k4;
-    std::vector<Precision> p;
-    double bytes = 0, ms = 0;
-  };
-  std::vector<Cand> cands;
-  for (int k8 = 0; k8 <= r.k8_max; ++k8) cands.push_back({k8, 0, lowered(base, order8, k8, Precision::int8)});
-  for (int k4 = 1; k4 <= r.k4_max; ++k4) cands.push_back({r.k8_max, k4, lowered(s1, int8_layers, k4, Precision::int4)});
-  for (Cand& c : cands) {
-    if (opt.bytes) c.bytes = opt.bytes(c.p);
-    if (opt.latency) c.ms = opt.latency(c.p);
-  }
+  const std::vector<Cand> cands = candidates(base, order8, r.k8_max, s1, int8_layers, r.k4_max, opt);
   auto fits = [&](const Cand& c) { return !opt.max_bytes || c.bytes <= *opt.max_bytes; };
-  // better(a, b): a is preferred over b
-  auto better = [&](const Cand& a, const Cand& b) {
-    if (opt.objective == Objective::bytes) {
-      if (a.bytes != b.bytes) return a.bytes < b.bytes;
-      if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
-    } else {
-      if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
-      if (a.bytes != b.bytes) return a.bytes < b.bytes;
-    }
-    return a.k8 + a.k4 > b.k8 + b.k4;
-  };
   auto pick = [&](const std::function<bool(const Cand&)>& allowed) -> const Cand* {
     const Cand* best = nullptr;
     for (const Cand& c : cands)
-      if (allowed(c) && (!best || better(c, *best))) best = &c;
+      if (allowed(c) && (!best || better(c, *best, opt))) best = &c;
     return best;
   };
   const Cand* chosen = pick(fits);
