@@ -195,6 +195,7 @@ TEST_CASE("native bert: gptq-rounded int8 / int4 records (quant/rounding.h) run 
   const quant::Calibration cal = calibrate(*m);
   quant::RoundingRequest rr;
   rr.int4_group = 32;
+  rr.int8 = true;
   const std::vector<models::Batch> calib{dev_batch(*m, 10, 8)};  // [8, L] sentences the checks do not use
   const RoundedWeights rw = quant::round_weights(*m, calib, cal, rr);
   // every linear has both records; the embedding tables stay round-to-nearest

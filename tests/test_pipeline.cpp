@@ -135,15 +135,15 @@ TEST_CASE(
     lowered4 += p == Precision::int4;
     if (precision_is_integer(p))
       CHECK(int(o.chosen.at(o.layers[i].name).act.size()) == models::layer_operands(o.layers[i].kind));
-    // gptq rounding (the default): every int8 / int4 layer with a weight, except embedding tables, carries
-    // its record, and it is the outcome's record of that bit width
+    // gptq rounding (the default): every int4 layer with a weight, except embedding tables, carries its record,
+    // and it is the outcome's record; int8 layers round to nearest (RoundingRequest::int8 is off)
     const auto& lq = o.chosen.at(o.layers[i].name);
     const bool rounded =
-        precision_is_integer(p) && !o.layers[i].weight.empty() && o.layers[i].kind != models::LayerKind::embedding;
+        p == Precision::int4 && !o.layers[i].weight.empty() && o.layers[i].kind != models::LayerKind::embedding;
     CHECK(bool(lq.weights) == rounded);
     if (rounded) CHECK(lq.weights == o.rounded.find(o.layers[i].name, p));
   }
-  CHECK(o.rounded.int4.size() == o.rounded.int8.size());
+  CHECK(o.rounded.int8.empty());
   CHECK(!o.rounded.int4.empty());
   CHECK(lowered8 == b.k8);
   CHECK(lowered4 == b.k4);

@@ -99,7 +99,9 @@ Assignment requested_assignment(const Args& args, models::Model& m, const models
   }
   const Precision p = precision_option(args, "precision", "fp32");
   const int64_t group = int4_group_option(args);
-  const quant::WeightRounding rounding = rounding_option(args);
+  // int8 rounds to nearest unless --rounding says otherwise (quant/rounding.h RoundingRequest::int8)
+  const quant::WeightRounding rounding =
+      p == Precision::int8 && !args.has("rounding") ? quant::WeightRounding::nearest : rounding_option(args);
   label = precision_name(p);
   if (!precision_is_integer(p)) return quant::uniform_assignment(m, p, {}, group);
   const quant::Calibration calib = quant::calibrate_batches(m, calibration_batches(args, m, fallback));

@@ -42,7 +42,8 @@ Precision precision_option(const Args& args, const std::string& key, const std::
 // The assignment a command runs: --config FILE (validated against the model; the weights identity is checked
 // when the file states one and --weights is given), else every layer at --precision P (default fp32) with
 // --int4-group G (0 = per output channel). Calibration runs only when P is int8 / int4: activation ranges on
-// --calib N (default 8) samples, and with --rounding gptq (the default) the weights are rounded on the last
+// --calib N (default 8) samples, and with --rounding gptq (the default for int4; int8 rounds to nearest
+// unless --rounding gptq is given) the weights are rounded on the last
 // --rounding-calib N (default 128) samples (the same folder; `mpq eval --limit` counts from the first, so
 // --limit 1172 of the 1300 images stays disjoint). `label` gets a
 // short description ("int8", or the config path).
