@@ -178,6 +178,23 @@ std::vector<CnnStep> CnnModel::inference_steps() const {
   fail("model '{}' does not describe its forward as inference steps (no native executor)", name());
 }
 
+void CnnModel::fold_batch_norm() {
+  autograd::NoGradGuard no_grad;
+  for (const CnnStep& s : inference_steps()) {
+    if (s.op != CnnStep::Op::conv || !s.conv->has_bn()) continue;
+    // inference_steps() hands out const pointers to units this (non-const) model owns; every conv unit of
+    // the forward is in it once.
+    ConvUnit& u = const_cast<ConvUnit&>(*s.conv);
+    const ops::FoldedConv f =
+        ops::fold_bn(u.weight, u.bias, u.gamma, u.beta, u.running_mean, u.running_var, u.spec.eps);
+    u.weight = f.weight.contiguous();  // [O, C/groups, k, k]
+    u.bias = f.bias.contiguous();      // [O]
+    u.gamma = u.beta = u.running_mean = u.running_var = Tensor();
+    u.spec.bn.clear();
+    u.spec.bias = true;
+  }
+}
+
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
   auto it = metadata.find("layout");
   return it == metadata.end() ? std::string() : it->second;
