@@ -41,8 +41,8 @@ nlohmann::json json_field(const Meta& meta, const char* key, const std::string& 
   return j;
 }
 
-// The network of the file without its weights: the architecture metadata checked, CNNs with batch norm folded
-// away (a conv and its bias per unit, as the file stores them).
+// The network of the file without its weights: the architecture metadata checked, CNNs without batch norm (a
+// conv and its bias per unit, as the file stores them folded).
 std::unique_ptr<models::Model> skeleton(const Meta& meta, const std::string& file, uint64_t tensor_bytes,
                                         ModelFileInfo& info) {
   const nlohmann::json arch = json_field(meta, "architecture", file);
@@ -75,7 +75,7 @@ std::unique_ptr<models::Model> skeleton(const Meta& meta, const std::string& fil
   } else {
     fail("model file '{}': metadata field 'model' is '{}' (expected resnet50, mobilenetv2 or bert)", file, info.model);
   }
-  m->fold_batch_norm();
+  m->remove_batch_norm();  // the file's convs are folded: weights and biases set by fill()
   return m;
 }
 

@@ -178,17 +178,13 @@ std::vector<CnnStep> CnnModel::inference_steps() const {
   fail("model '{}' does not describe its forward as inference steps (no native executor)", name());
 }
 
-void CnnModel::fold_batch_norm() {
-  autograd::NoGradGuard no_grad;
+void CnnModel::remove_batch_norm() {
   for (const CnnStep& s : inference_steps()) {
     if (s.op != CnnStep::Op::conv || !s.conv->has_bn()) continue;
     // inference_steps() hands out const pointers to units this (non-const) model owns; every conv unit of
     // the forward is in it once.
     ConvUnit& u = const_cast<ConvUnit&>(*s.conv);
-    const ops::FoldedConv f =
-        ops::fold_bn(u.weight, u.bias, u.gamma, u.beta, u.running_mean, u.running_var, u.spec.eps);
-    u.weight = f.weight.contiguous();  // [O, C/groups, k, k]
-    u.bias = f.bias.contiguous();      // [O]
+    if (!u.spec.bias) u.bias = Tensor::zeros({u.spec.out});  // [O]
     u.gamma = u.beta = u.running_mean = u.running_var = Tensor();
     u.spec.bn.clear();
     u.spec.bias = true;

@@ -24,6 +24,8 @@
 #include "models/data/sst2.h"
 #include "models/data/tokenizer.h"
 #include "models/io/safetensors.h"
+#include "models/mobilenetv2.h"
+#include "models/resnet50.h"
 #include "models/zoo.h"
 #include "quant/fake_quant.h"
 #include "quant/observers.h"
@@ -192,6 +194,19 @@ TEST_CASE("model file: BERT mixes with gptq records and quantized embedding tabl
   REQUIRE(l.info.bert);
   CHECK(l.info.bert->to_json() == m->config().to_json());
   CHECK(l.info.preprocessing == "wordpiece");
+}
+
+TEST_CASE("model file: torchvision layouts (convs without bias, batch norm folded at export), formula weights") {
+  for (const bool resnet : {true, false}) {
+    std::unique_ptr<models::CnnModel> m = resnet ? models::make_resnet50(models::ResNetLayout::torchvision)
+                                                 : models::make_mobilenetv2(models::MobileNetLayout::torchvision);
+    models::formula_init(*m);
+    models::Batch x;
+    x.images = models::formula_input(2, 64, 64);  // [2, 3, 64, 64]
+    const quant::Calibration cal = calibrate(*m, x);
+    const Assignment a = cycle(*m, {Precision::int8, Precision::fp16, Precision::int4, Precision::fp32}, cal, 32);
+    round_trip(*m, a, x, m->name() + "_torchvision_mixed");
+  }
 }
 
 namespace {
