@@ -1,5 +1,6 @@
 // The C++ session API (include/mpq/mpq.hpp) over the deployable model file (deploy/model_file.h) and the
 // native engine. Everything the library throws inside is turned into mpq::api::Error at this boundary.
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -65,7 +66,7 @@ void check_shape(const std::vector<int64_t>& shape, size_t len, const char* what
 struct Session::Impl {
   deploy::LoadedModel m;
   ModelInfo info;
-  int threads = 0;
+  std::atomic<int> threads{0};  // read by threads() while another thread may set it
   double load_seconds = 0;
   std::mutex mu;  // one run at a time: the compiled model's buffers serve one run
 };
@@ -113,8 +114,7 @@ double Session::load_seconds() const { return impl_->load_seconds; }
 
 void Session::set_threads(int n) {
   if (n < 0 || n > 1024) throw Error(fmt::format("mpq: session threads {} outside [0, 1024]", n));
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->threads = n;
+  impl_->threads = n;  // from the next run on (a run in progress keeps its count)
 }
 
 Output Session::run(const float* input, size_t input_len, const std::vector<int64_t>& shape) {
