@@ -178,6 +178,19 @@ std::vector<CnnStep> CnnModel::inference_steps() const {
   fail("model '{}' does not describe its forward as inference steps (no native executor)", name());
 }
 
+void CnnModel::remove_batch_norm() {
+  for (const CnnStep& s : inference_steps()) {
+    if (s.op != CnnStep::Op::conv || !s.conv->has_bn()) continue;
+    // inference_steps() hands out const pointers to units this (non-const) model owns; every conv unit of
+    // the forward is in it once.
+    ConvUnit& u = const_cast<ConvUnit&>(*s.conv);
+    if (!u.spec.bias) u.bias = Tensor::zeros({u.spec.out});  // [O]
+    u.gamma = u.beta = u.running_mean = u.running_var = Tensor();
+    u.spec.bn.clear();
+    u.spec.bias = true;
+  }
+}
+
 std::string safetensors_layout(const std::map<std::string, std::string>& metadata) {
   auto it = metadata.find("layout");
   return it == metadata.end() ? std::string() : it->second;

@@ -157,6 +157,11 @@ class CnnModel : public Model {
   // The forward as steps (see CnnStep); the pointers stay valid while the model lives and is not reloaded.
   // The base throws (a CNN without a step description has no native executor).
   virtual std::vector<CnnStep> inference_steps() const;
+  // Turns every conv + batch-norm unit into a plain conv with a bias (zero where the layout has none) and drops
+  // the BN parameters, WITHOUT folding them into the weights: the structure of a BN-folded network, for weights
+  // set afterwards (a deployed model file stores convs folded: deploy/model_file.h). Layout, conv weight names
+  // and the quantizable layers stay; named_tensors() then lists no BN tensors.
+  void remove_batch_norm();
 
  protected:
   // Every CNN forward calls this first: it also binds this model's layer hook (possibly none) for the

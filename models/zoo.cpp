@@ -44,9 +44,13 @@ Batch latency_input(const Model& m, int64_t seq) {
   }
   const auto* bert = dynamic_cast<const Bert*>(&m);
   check(bert != nullptr, "latency input: model '{}' is neither a CNN nor BERT", m.name());
-  if (seq == 0) seq = bert->config().seq_len;
-  check(seq > 0 && seq <= bert->config().max_pos, "--seq must be in [1, {}] (max_position_embeddings), got {}",
-        bert->config().max_pos, seq);
+  return bert_latency_input(bert->config(), seq);
+}
+
+Batch bert_latency_input(const BertConfig& c, int64_t seq) {
+  Batch batch;
+  if (seq == 0) seq = c.seq_len;
+  check(seq > 0 && seq <= c.max_pos, "--seq must be in [1, {}] (max_position_embeddings), got {}", c.max_pos, seq);
   batch.seq_len = seq;
   for (int64_t i = 0; i < seq; ++i) {
     batch.ids.push_back(int32_t(i == 0 ? 2 : 5 + (i * 7919) % 1000));  // [1, L], no padding

@@ -20,6 +20,9 @@ std::unique_ptr<Model> default_model(const std::string& name);
 // The batch-1 latency input: a formula image [1, 3, 224, 224], or `seq` token ids without padding (0: the
 // BERT config's sequence length, 128 for BERT-base, 64 for the committed SST-2 checkpoint).
 Batch latency_input(const Model& m, int64_t seq = 0);
+// The same token input for a BERT of configuration `c` (seq 0: c.seq_len; checked against max positions).
+struct BertConfig;
+Batch bert_latency_input(const BertConfig& c, int64_t seq = 0);
 
 // Implemented by each network's file.
 std::unique_ptr<Model> load_resnet50(const std::string& weights_path);

@@ -32,8 +32,10 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPQ_SANITI
 cmake --build build-asan -j"$jobs" --target mpq_tests mpq
 # oneDNN's JIT and libgomp's thread pool keep allocations for the process lifetime: leak checking is
 # off, every other ASan/UBSan check is on and fatal.
+# -LE install: the install + embed test (tests/api) builds applications against the library, which under
+# the sanitizers would need their runtime too; it runs in the Release stage above.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  MPQ_SANITIZED=1 ctest --test-dir build-asan -j"$jobs" --output-on-failure
+  MPQ_SANITIZED=1 ctest --test-dir build-asan -j"$jobs" --output-on-failure -LE install
 
 echo "== libFuzzer smoke run" >&2
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPQ_FUZZ=ON \

@@ -98,6 +98,7 @@ class CompiledModel : public models::Model {
   std::vector<std::pair<std::string, Tensor*>> parameters() override { return {}; }
   std::vector<models::QuantLayer> quant_layers() const override { return layers_; }
   int64_t num_classes() const override { return classes_; }
+  NativeModel& native() { return *compiled_; }  // the executor itself (run, run_profiled, weight bytes)
 
  private:
   std::string name_;

@@ -14,7 +14,9 @@ WeightCodes weight_codes(const std::string& layer, const float* w, int64_t O, in
     check(r.rows == O && r.cols == K && r.bits == bits,
           "native compile: layer '{}' has rounded {}-bit weights of {} x {}, the layer needs {}-bit {} x {}", layer,
           r.bits, r.rows, r.cols, bits, O, K);
-    c.group = r.group == K ? 0 : r.group;
+    // One scale per row is per output channel, unless the caller asked for int4 groups of exactly K (a row of
+    // one group, e.g. 32 inputs at group 32): then the grouped kernel runs, as it does for round-to-nearest.
+    c.group = r.group == K && group != K ? 0 : r.group;
     check(bits == 4 || c.group == 0,
           "native compile: layer '{}' has int8 rounded weights with group {} (int8 is per "
           "output channel)",

@@ -19,8 +19,9 @@ struct WeightCodes {
 };
 
 // w: f32 [O, K] (PyTorch order; may be null when lq.weights is set). bits: 8 or 4. group: the requested
-// int4 group (0 or one that divides K; callers apply the per-channel fallback first). Errors name the layer:
-// rounded weights whose shape, bit width or group disagree with the layer.
+// int4 group (0 or one that divides K; callers apply the per-channel fallback first). The result's group is
+// the record's when rounded weights are given (one group per row: 0, unless `group` == K asked for it). Errors
+// name the layer: rounded weights whose shape, bit width or group disagree with the layer.
 WeightCodes weight_codes(const std::string& layer, const float* w, int64_t O, int64_t K, int bits, int64_t group,
                          const LayerQuant& lq);
 

@@ -86,3 +86,41 @@ mpq_cli_error(search_cache_unwritable "output folder '.*/mpq/cache': '.*/mpq' ex
               --model mobilenetv2 --weights /nonexistent/nosuch.tflite --data ${MPQ_IMAGES} --max-drop 0.5
               --out /tmp/mpq-cli-cache-unwritable/config.json --report /tmp/mpq-cli-cache-unwritable
               --cache $<TARGET_FILE:mpq>/cache)
+
+# Deployable model files (mpq export, --model-file): a small BERT file made once (fixture), then the commands
+# that read it, and the refusals.
+set(MPQ_BERT_WEIGHTS ${PROJECT_SOURCE_DIR}/models/weights/bert-sst2/model.safetensors)
+set(MPQ_CLI_MODEL_FILE ${CMAKE_BINARY_DIR}/cli_bert_fp16.mpq)
+set(MPQ_CLI_TRUNCATED ${CMAKE_BINARY_DIR}/cli_bert_truncated.mpq)
+add_test(NAME cli.export_bert COMMAND $<TARGET_FILE:mpq> export --model bert --weights ${MPQ_BERT_WEIGHTS}
+                                      --precision fp16 --out ${MPQ_CLI_MODEL_FILE} --json)
+set_tests_properties(cli.export_bert PROPERTIES FIXTURES_SETUP mpq_model_file PASS_REGULAR_EXPRESSION
+                     "\"file_bytes\":[0-9]+.*\"stored_bytes\":[0-9]+")
+add_test(NAME cli.truncate_model_file COMMAND sh -c "head -c 100000 ${MPQ_CLI_MODEL_FILE} > ${MPQ_CLI_TRUNCATED}")
+set_tests_properties(cli.truncate_model_file PROPERTIES FIXTURES_REQUIRED mpq_model_file FIXTURES_SETUP
+                     mpq_truncated_file)
+add_test(NAME cli.eval_model_file COMMAND $<TARGET_FILE:mpq> eval --model-file ${MPQ_CLI_MODEL_FILE}
+                                          --data ${MPQ_SHARED}/sst2 --limit 32 --json)
+set_tests_properties(cli.eval_model_file PROPERTIES FIXTURES_REQUIRED mpq_model_file PASS_REGULAR_EXPRESSION
+                     "\"accuracy_pct\":[0-9.]+.*\"engine\":\"native\"")
+add_test(NAME cli.bench_model_file COMMAND $<TARGET_FILE:mpq> bench --model-file ${MPQ_CLI_MODEL_FILE} --runs 3
+                                           --json)
+set_tests_properties(cli.bench_model_file PROPERTIES FIXTURES_REQUIRED mpq_model_file PASS_REGULAR_EXPRESSION
+                     "\"load_ms\":[0-9.]+")
+mpq_cli_usage(export_needs_assignment "give --config FILE or --precision P" export --model mobilenetv2
+              --weights ${MPQ_TFLITE} --out /tmp/mpq-cli-export.mpq)
+mpq_cli_error(export_out_missing_folder "output '/nonexistent/m.mpq': folder '/nonexistent' does not exist" export
+              --model mobilenetv2 --weights /nonexistent/nosuch.tflite --precision int8 --out /nonexistent/m.mpq)
+mpq_cli_usage(infer_model_file_and_weights "--model-file holds the weights" infer --model-file ${MPQ_CLI_MODEL_FILE}
+              --weights ${MPQ_TFLITE} --input /nonexistent/x.npy --output /tmp/mpq-cli-y.npy)
+mpq_cli_error(infer_model_file_missing "/nonexistent/m.mpq" infer --model-file /nonexistent/m.mpq
+              --input /nonexistent/x.npy --output /tmp/mpq-cli-y.npy)
+mpq_cli_error(eval_model_file_not_a_model_file "config_other_model.json" eval --model-file
+              ${PROJECT_SOURCE_DIR}/tests/data/config_other_model.json --data ${MPQ_IMAGES})
+mpq_cli_error(bench_model_file_truncated "cli_bert_truncated.mpq.*data_offsets" bench --model-file
+              ${MPQ_CLI_TRUNCATED})
+set_tests_properties(cli.bench_model_file_truncated PROPERTIES FIXTURES_REQUIRED mpq_truncated_file)
+mpq_cli_error(infer_model_file_other_model "--model mobilenetv2 but .* holds bert" infer --model mobilenetv2
+              --model-file ${MPQ_CLI_MODEL_FILE} --input /nonexistent/x.npy --output /tmp/mpq-cli-y.npy)
+set_tests_properties(cli.infer_model_file_other_model PROPERTIES FIXTURES_REQUIRED mpq_model_file)
+mpq_cli_usage(preprocess_bad_preset "preset" preprocess --preset caffe --images a.jpg --out /tmp/mpq-cli-x.npy)
