@@ -50,25 +50,4 @@ inline Shape weight_shape(Precision p, const Shape& model_shape) {
   return model_shape;
 }
 
-// safetensors' name of a dtype, for messages ("F32", "I8", ...).
-inline const char* st_dtype(DType d) {
-  switch (d) {
-    case DType::f32:
-      return "F32";
-    case DType::f16:
-      return "F16";
-    case DType::bf16:
-      return "BF16";
-    case DType::i8:
-      return "I8";
-    case DType::u8:
-      return "U8";
-    case DType::i32:
-      return "I32";
-    case DType::q4:
-      return "q4";
-  }
-  return "?";
-}
-
 }  // namespace mpq::deploy::parts

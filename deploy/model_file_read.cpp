@@ -88,7 +88,7 @@ const Tensor& need(const io::TensorMap& t, const std::string& name, DType dt, co
         name, layer, precision_name(p));
   check(x->dtype() == dt,
         "model file '{}': tensor '{}' has dtype {}, but layer '{}' is {} in metadata 'quant_config' ({} expected)",
-        file, name, parts::st_dtype(x->dtype()), layer, precision_name(p), parts::st_dtype(dt));
+        file, name, io::st_name(x->dtype()), layer, precision_name(p), io::st_name(dt));
   check(x->shape() == shape,
         "model file '{}': tensor '{}' has shape {}, but layer '{}' ({} in metadata 'quant_config') needs {}", file,
         name, shape_str(x->shape()), layer, precision_name(p), shape_str(shape));
@@ -164,7 +164,7 @@ Assignment fill(models::Model& m, const io::TensorMap& t, const quant::QuantConf
     const Tensor* x = t.find(name);
     check(x != nullptr, "model file '{}': tensor '{}' of {} is missing", file, name, m.name());
     check(x->dtype() == DType::f32 && x->shape() == p->shape(),
-          "model file '{}': tensor '{}' is {} {}, {} expects F32 {}", file, name, parts::st_dtype(x->dtype()),
+          "model file '{}': tensor '{}' is {} {}, {} expects F32 {}", file, name, io::st_name(x->dtype()),
           shape_str(x->shape()), m.name(), shape_str(p->shape()));
     p->copy_from(*x);
     used.insert(name);

@@ -34,26 +34,6 @@ const FileDType* find_dtype(std::string_view s) {
   return nullptr;
 }
 
-std::string_view st_name(DType t) {
-  switch (t) {
-    case DType::f32:
-      return "F32";
-    case DType::f16:
-      return "F16";
-    case DType::bf16:
-      return "BF16";
-    case DType::i8:
-      return "I8";
-    case DType::u8:
-      return "U8";
-    case DType::i32:
-      return "I32";
-    case DType::q4:
-      break;
-  }
-  return {};
-}
-
 uint64_t read_u64le(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
@@ -120,6 +100,26 @@ void convert_checked(const uint8_t* src, Dst* dst, uint64_t n, std::string_view 
 }
 
 }  // namespace
+
+std::string_view st_name(DType t) {
+  switch (t) {
+    case DType::f32:
+      return "F32";
+    case DType::f16:
+      return "F16";
+    case DType::bf16:
+      return "BF16";
+    case DType::i8:
+      return "I8";
+    case DType::u8:
+      return "U8";
+    case DType::i32:
+      return "I32";
+    case DType::q4:
+      break;
+  }
+  return {};
+}
 
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file) {
   check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,

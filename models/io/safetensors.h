@@ -26,6 +26,9 @@ struct SafetensorsFile {
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file);
 
+// safetensors' name of a dtype ("F32", "F16", "BF16", "I8", "U8", "I32"); empty for q4, which has none.
+std::string_view st_name(DType t);
+
 // Writes tensors in map order, contiguous, header padded with spaces to a multiple of 8 bytes.
 // q4 tensors are rejected (no safetensors dtype).
 std::vector<uint8_t> serialize_safetensors(const TensorMap& tensors,

@@ -35,6 +35,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "models/native/measure.h"
 
 namespace mpq::native {
 
@@ -254,21 +255,17 @@ kernels::GemmFn pick_attn_f32(const MakeArgs& make, int threads, bool autotune, 
   std::vector<kernels::KernelImpl<kernels::GemmArgs, kernels::GemmFn>> cands;
   for (const auto& impl : list.impls())
     if (isa_enabled(impl.isa) && impl.isa != Isa::ref) cands.push_back(impl);
-  std::vector<double> ms(cands.size(), 1e300);
-  for (int r = 0; r <= reps; ++r)  // r == 0: warm-up; candidates alternate (see bert_native_linear.cpp)
-    for (size_t i = 0; i < cands.size(); ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
+  const int best = fastest_candidate(
+      cands.size(),
+      [&](size_t i) {
 #pragma omp parallel num_threads(threads)
-      cands[i].fn(make(omp_get_thread_num()));
-      const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) ms[i] = std::min(ms[i], t);
-    }
-  kernels::GemmFn best = nullptr;
-  if (!cands.empty()) {
-    const size_t b = size_t(std::min_element(ms.begin(), ms.end()) - ms.begin());
-    best = cands[b].fn, name = cands[b].name;
+        cands[size_t(i)].fn(make(omp_get_thread_num()));
+      },
+      reps);
+  if (best >= 0) {
+    name = cands[size_t(best)].name;
+    return cands[size_t(best)].fn;
   }
-  if (best) return best;
   const auto& impl = list.select(make(0));
   name = impl.name;
   return impl.fn;

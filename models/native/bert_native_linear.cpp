@@ -1,11 +1,11 @@
 // The linear layers of the compiled BERT: weight quantization / packing per precision, the GEMM call with
 // its fused epilogue, and the per-layer implementation choice (models/native/bert_native.h).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
 #include "models/native/bert_native.h"
+#include "models/native/measure.h"
 #include "models/native/weight_codes.h"
 #include "ops/kernels/quantize_weights.h"
 
@@ -169,9 +169,7 @@ bool onednn_capable(const kernels::BF16GemmArgs& g) {
 }
 
 // Chooses from `list` for args g: the first usable entry, or (autotune) the fastest usable non-reference
-// entry that `capable` accepts. Candidates are timed in alternation (A B A B ...), `reps` rounds after one
-// warm-up call each (oneDNN builds its primitive there), keeping each one's best time: on a shared
-// machine a burst of load then hits every candidate alike.
+// entry that `capable` accepts, timed by the autotuner of both engines (models/native/measure.h).
 template <class List, class Args, class Capable>
 typename List::Impl pick(const List& list, const Args& g, bool autotune, int reps, Capable capable) {
   if (!autotune) return list.select(g);
@@ -180,16 +178,9 @@ typename List::Impl pick(const List& list, const Args& g, bool autotune, int rep
     if (isa_enabled(impl.isa) && impl.isa != Isa::ref && capable(impl)) cands.push_back(impl);
   if (cands.empty()) return list.select(g);
   if (cands.size() == 1) return cands[0];
-  std::vector<double> best(cands.size(), 1e300);
-  for (const auto& c : cands) c.fn(g);
-  for (int r = 0; r < std::max(reps, 1); ++r)
-    for (size_t i = 0; i < cands.size(); ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      cands[i].fn(g);
-      best[i] =
-          std::min(best[i], std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-  return cands[size_t(std::min_element(best.begin(), best.end()) - best.begin())];
+  const int best = fastest_candidate(
+      cands.size(), [&](size_t i) { cands[i].fn(g); }, reps);
+  return best < 0 ? list.select(g) : cands[size_t(best)];
 }
 }  // namespace
 

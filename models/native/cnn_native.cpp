@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "models/native/cnn_native.h"
 #include "models/native/cnn_native_onednn.h"
+#include "models/native/measure.h"
 
 namespace mpq::native {
 namespace cnn {
@@ -42,11 +43,6 @@ DType to_dtype(Dt d) { return d == Dt::f32 ? DType::f32 : d == Dt::f16 ? DType::
 // the f32 input to bf16 values for the f32 kernel).
 bool converts_input(const Layer& L, const Fmt& f) {
   return !(f == L.in) || (L.prec == Precision::bf16 && L.kind == Kind::depthwise);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -378,33 +374,17 @@ void CnnNative::choose_impls(Plan& p) {
       }
     r = cands[0];
     if (cands.size() == 1) continue;
-    // Time the candidates on this plan's buffers (their contents do not change the kernels' speed): one
-    // warm-up run each (oneDNN creates its primitive; an entry that rejects these arguments, e.g. a oneDNN
-    // matmul offered a residual, drops out), then autotune_reps rounds that run every candidate once, so a
-    // load change on the shared machine hits them alike; the smallest median wins.
-    std::vector<std::vector<double>> ms(cands.size());
-    std::vector<bool> usable(cands.size(), true);
-    for (size_t c = 0; c < cands.size(); ++c) {
-      r = cands[c];
-      try {
-        exec_layer(p, s);
-      } catch (const Error&) {
-        usable[c] = false;
-      }
-    }
-    for (int rep = 0; rep < opt_.autotune_reps; ++rep)
-      for (size_t c = 0; c < cands.size(); ++c) {
-        if (!usable[c]) continue;
-        r = cands[c];
-        const auto t0 = std::chrono::steady_clock::now();
-        exec_layer(p, s);
-        ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      }
-    size_t best = 0;
-    double best_ms = std::numeric_limits<double>::infinity();
-    for (size_t c = 0; c < cands.size(); ++c)
-      if (usable[c] && median(ms[c]) < best_ms) best = c, best_ms = median(ms[c]);
-    r = cands[best];
+    // Time the candidates on this plan's buffers (their contents do not change the kernels' speed); a
+    // candidate that rejects these arguments (e.g. a oneDNN matmul offered a residual) drops out.
+    const int best = fastest_candidate(
+        cands.size(),
+        [&](size_t c) {
+          r = cands[c];
+          exec_layer(p, s);
+        },
+        opt_.autotune_reps);
+    check(best >= 0, "native {}: layer '{}': every implementation rejected its arguments", model_name_, L.name);
+    r = cands[size_t(best)];
   }
 }
 

@@ -33,6 +33,32 @@ Stats time_runs(const std::function<void()>& run, int warmup, int runs) {
   return stats_of(std::move(ms));
 }
 
+int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps) {
+  check(reps >= 1, "autotune: reps must be >= 1, got {}", reps);
+  std::vector<bool> usable(n, true);  // [n]
+  for (size_t c = 0; c < n; ++c) try {
+      run(c);
+    } catch (const Error&) {
+      usable[c] = false;
+    }
+  std::vector<std::vector<double>> ms(n);  // [n][reps]
+  for (int r = 0; r < reps; ++r)
+    for (size_t c = 0; c < n; ++c) {
+      if (!usable[c]) continue;
+      const auto t0 = std::chrono::steady_clock::now();
+      run(c);
+      ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  int best = -1;
+  double best_ms = 0;
+  for (size_t c = 0; c < n; ++c)
+    if (usable[c]) {
+      const double m = stats_of(ms[c]).median;
+      if (best < 0 || m < best_ms) best = int(c), best_ms = m;
+    }
+  return best;
+}
+
 Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup, int runs) {
   const auto nm = compile(m, a);
   return time_runs([&] { nm->run(input); }, warmup, runs);

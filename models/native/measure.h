@@ -20,6 +20,14 @@ Stats stats_of(std::vector<double> v);  // throws on an empty list
 // Median / min / max wall time (ms) of `runs` calls of `run` after `warmup` untimed calls.
 Stats time_runs(const std::function<void()>& run, int warmup, int runs);
 
+// The autotuner's choice among n candidates (both native engines, every layer and attention product):
+// run(i) executes candidate i once on the buffers it will really use. Each candidate runs once untimed (a
+// warm-up: oneDNN builds its primitive there; a candidate whose warm-up throws mpq::Error -- it rejects
+// these arguments -- drops out), then `reps` rounds run every remaining candidate once in turn (A B C A B C
+// ...), so a burst of load on a shared machine hits them alike; the smallest median wins. Returns the
+// winner's index, or -1 when every candidate dropped out.
+int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps);
+
 // Compiles `a` (autotuned) and times batch-1 runs of `input`: the end-to-end latency of a configuration.
 Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup = 3,
                          int runs = 20);
