@@ -110,7 +110,7 @@ void bm_ours(benchmark::State& st, DwShape s, std::string kind, std::string impl
     for (size_t j = 0; j < nin; ++j) x[j] = mpq::f32_to_f16(xf[j]);
     const PackedDwF16 p = pack_dw_f16(wf.data(), s.C, 3, 3);
     DwF16Args a;
-    ep.out = LowpOut::f16;
+    ep.out = mpq::DType::f16;
     a.g = g, a.x = x.data(), a.w = &p, a.y = y.data(), a.ldy = s.C, a.ep = ep;
     const auto i = find_impl(dwconv_f16_list(), impl);
     if (!mpq::isa_detected(i.isa)) return st.SkipWithError("ISA not available");
@@ -125,7 +125,7 @@ void bm_ours(benchmark::State& st, DwShape s, std::string kind, std::string impl
     const std::vector<float> ws(size_t(s.C), 0.01f);
     const PackedDwQ8 p = pack_dw_q8(wq.data(), ws.data(), s.C, 3, 3);
     DwQ8Args a;
-    ep.out = LowpOut::u8, ep.out_scale = 6.0f / 255.0f, ep.out_zp = 0;
+    ep.out = mpq::DType::u8, ep.out_scale = 6.0f / 255.0f, ep.out_zp = 0;
     a.g = g, a.x = x.data(), a.w = &p, a.y = y.data(), a.ldy = s.C, a.sa = 0.02f, a.za = 128, a.ep = ep;
     const auto i = find_impl(dwconv_qu8_qc8w_list(), impl);
     if (!mpq::isa_detected(i.isa)) return st.SkipWithError("ISA not available");

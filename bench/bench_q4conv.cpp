@@ -79,7 +79,7 @@ void bm_q4(benchmark::State& st, ConvShape s, std::string variant) {
   std::vector<uint8_t> y(size_t(M * s.N)), col(size_t(M * K));  // [OH*OW, N] u8, [OH*OW, K] u8
   Q4ConvArgs a;
   a.g = g, a.x = x.data(), a.sa = 0.02f, a.za = 128, a.w = &pw, a.C = y.data(), a.ldc = s.N;
-  a.ep.bias = bias.data(), a.ep.clamp_lo = 0.0f, a.ep.out = LowpOut::u8, a.ep.out_scale = 0.05f;
+  a.ep.bias = bias.data(), a.ep.clamp_lo = 0.0f, a.ep.out = mpq::DType::u8, a.ep.out_scale = 0.05f;
   if (variant == "im2col+gemm") {
     const Q4GemmArgs ga = q4_conv_gemm_args(a, col.data());
     const uint8_t pad = 128;

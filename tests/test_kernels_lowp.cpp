@@ -59,28 +59,28 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
       break;
     case 2:
       ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.clamp_hi = 6.0f;
-      ep.out = LowpOut::u8, ep.out_scale = 6.0f / 255.0f, ep.out_zp = 3;
+      ep.out = DType::u8, ep.out_scale = 6.0f / 255.0f, ep.out_zp = 3;
       break;
     case 3:
-      ep.bias = d.bias.data(), ep.out = LowpOut::u8, ep.out_scale = 0.05f, ep.out_zp = 128;
+      ep.bias = d.bias.data(), ep.out = DType::u8, ep.out_scale = 0.05f, ep.out_zp = 128;
       ep.residual = d.res_u8.data(), ep.residual_u8 = true, ep.ld_res = N, ep.res_scale = 0.02f, ep.res_zp = 120;
       break;
     case 4:
       ep.residual = d.res_f32.data(), ep.ld_res = N, ep.clamp_lo = -1.5f, ep.clamp_hi = 2.5f;
       break;
     case 5:
-      ep.out = LowpOut::u8, ep.out_scale = 0.1f, ep.out_zp = 7;
+      ep.out = DType::u8, ep.out_scale = 0.1f, ep.out_zp = 7;
       break;
     case 6:
-      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.out = LowpOut::u8, ep.out_scale = 0.04f, ep.out_zp = 0;
+      ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.out = DType::u8, ep.out_scale = 0.04f, ep.out_zp = 0;
       break;
     case 7:
       ep.residual = d.res_f32.data(), ep.ld_res = N, ep.clamp_lo = -1.0f, ep.clamp_hi = 2.0f;
-      ep.out = LowpOut::u8, ep.out_scale = 0.02f, ep.out_zp = 60;
+      ep.out = DType::u8, ep.out_scale = 0.02f, ep.out_zp = 60;
       break;
     case 8:  // t = y / out_scale reaches 4e10 > 2^31: the saturation must happen before the int conversion
       ep.bias = d.bias.data(), ep.clamp_lo = 0.0f, ep.clamp_hi = 4e6f;
-      ep.out = LowpOut::u8, ep.out_scale = 1e-4f, ep.out_zp = 2;
+      ep.out = DType::u8, ep.out_scale = 1e-4f, ep.out_zp = 2;
       break;
     default:
       break;
@@ -91,15 +91,15 @@ LowpEpilogue make_epi(int id, int64_t M, int64_t N, EpiData& d, std::mt19937& rn
 bool is_onednn(const char* name) { return std::strstr(name, "onednn") != nullptr; }
 
 // Compares outputs; returns "" or a description of the first mismatch.
-std::string compare_out(LowpOut out, const std::vector<uint8_t>& got, const std::vector<uint8_t>& ref, int64_t M,
+std::string compare_out(DType out, const std::vector<uint8_t>& got, const std::vector<uint8_t>& ref, int64_t M,
                         int64_t N, int64_t ldc, double f32_abs_rel, int u8_tol, const std::vector<double>* bound) {
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
       const size_t i = size_t(m * ldc + n);
-      if (out == LowpOut::u8) {
+      if (out == DType::u8) {
         const int d = std::abs(int(got[i]) - int(ref[i]));
         if (d > u8_tol) return fmt::format("u8 at (m={}, n={}): got {} ref {}", m, n, got[i], ref[i]);
-      } else if (out == LowpOut::f32) {
+      } else if (out == DType::f32) {
         float g, r;
         std::memcpy(&g, &got[i * 4], 4), std::memcpy(&r, &ref[i * 4], 4);
         const double tol = bound ? (*bound)[size_t(m * N + n)] : f32_abs_rel * (1.0 + std::fabs(r));
@@ -116,12 +116,12 @@ std::string compare_out(LowpOut out, const std::vector<uint8_t>& got, const std:
   return "";
 }
 
-size_t out_bytes(LowpOut o) { return o == LowpOut::f32 ? 4 : o == LowpOut::f16 ? 2 : 1; }
+size_t out_bytes(DType o) { return o == DType::f32 ? 4 : o == DType::f16 ? 2 : 1; }
 
 bool onednn_can(const Q8GemmArgs&) { return true; }
 bool onednn_can(const Q4GemmArgs&) { return false; }
 bool onednn_can(const F16GemmArgs&) { return false; }
-bool onednn_can(const BF16GemmArgs& g) { return !g.a_f32 && g.ep.out == LowpOut::f32; }
+bool onednn_can(const BF16GemmArgs& g) { return !g.a_f32 && g.ep.out == DType::f32; }
 
 // Runs every implementation of `list` whose ISA this CPU has against its reference (last entry).
 template <class List, class Args>
@@ -221,7 +221,7 @@ void f16_case(int64_t M, int64_t N, int64_t K, bool a_f32, bool out_f16, int epi
   F16GemmArgs g;
   g.M = M, g.A = a_f32 ? static_cast<const void*>(Af.data()) : Ah.data(), g.lda = lda, g.a_f32 = a_f32, g.w = &pw;
   g.ep = make_epi(epi == 2 || epi == 3 || epi >= 5 ? 1 : epi, M, N, d, rng);
-  if (out_f16) g.ep.out = LowpOut::f16;
+  if (out_f16) g.ep.out = DType::f16;
   auto S = abs_dot(
       M, N, K,
       [&](int64_t m, int64_t k) {
@@ -357,6 +357,10 @@ TEST_CASE("lowp: argument checks name the bad field") {
   CHECK_THROWS_WITH_AS(gemm_qu8_qc8w(g), doctest::Contains("lda=4"), mpq::Error);
   g.lda = 8, g.za = 300;
   CHECK_THROWS_WITH_AS(gemm_qu8_qc8w(g), doctest::Contains("zero point 300"), mpq::Error);
+  g.za = 0, g.ep.out = mpq::DType::i8;  // a DType that is no activation format
+  CHECK_THROWS_WITH_AS(gemm_qu8_qc8w(g), doctest::Contains("not i8"), mpq::Error);
+  g.ep.out = mpq::DType::u8, g.ep.out_scale = 0.1f, g.ep.out_zp = 256;
+  CHECK_THROWS_WITH_AS(gemm_qu8_qc8w(g), doctest::Contains("zero point 256"), mpq::Error);
 }
 
 TEST_CASE("lowp: oneDNN int8 binds bias values per call (cached primitive, changed bias)") {

@@ -34,53 +34,57 @@ namespace {
 
 const int64_t kCols[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 31, 33, 72, 100, 129, 768};
 const int64_t kRows[] = {1, 3, 13};
-const ActFmt kFmts[] = {ActFmt::f32, ActFmt::f16, ActFmt::bf16, ActFmt::u8};
+const DType kFmts[] = {DType::f32, DType::f16, DType::bf16, DType::u8};
 
 // An output buffer [rows, ld] of fmt, prefilled with a sentinel so writes outside [rows, cols] show.
 struct OutBuf {
   std::vector<uint8_t> bytes;
   ActOut out;
-  OutBuf(ActFmt f, int64_t rows, int64_t cols, int64_t pad, float scale = 0.05f, int32_t zp = 100) {
-    out.fmt = f;
+  OutBuf(DType f, int64_t rows, int64_t cols, int64_t pad, float scale = 0.05f, int32_t zp = 100) {
+    out.dt = f;
     out.ld = cols + pad;
     out.scale = scale;
     out.zp = zp;
-    bytes.assign(size_t(rows * out.ld * act_fmt_bytes(f)), 0xA5);
+    bytes.assign(size_t(rows * out.ld * act_bytes(f)), 0xA5);
     out.p = bytes.data();
   }
   float value(int64_t r, int64_t c) const {  // decoded element
     const int64_t i = r * out.ld + c;
-    switch (out.fmt) {
-      case ActFmt::f32: {
+    switch (out.dt) {
+      case DType::f32: {
         float v;
         std::memcpy(&v, bytes.data() + 4 * i, 4);
         return v;
       }
-      case ActFmt::f16:
-      case ActFmt::bf16: {
+      case DType::f16:
+      case DType::bf16: {
         uint16_t h;
         std::memcpy(&h, bytes.data() + 2 * i, 2);
-        return out.fmt == ActFmt::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+        return out.dt == DType::f16 ? f16_to_f32(h) : bf16_to_f32(h);
       }
-      case ActFmt::u8:
+      case DType::u8:
         return float(bytes[size_t(i)]);
+      default:
+        FAIL("not an activation format: ", dtype_name(out.dt));
     }
     return 0;
   }
 };
 
 // One unit of the output format at value v (u8: one quantization step).
-float unit(ActFmt f, float v) {
+float unit(DType f, float v) {
   const float a = std::max(std::fabs(v), 1e-30f);
   switch (f) {
-    case ActFmt::f32:
+    case DType::f32:
       return 0;
-    case ActFmt::f16:
+    case DType::f16:
       return std::max(std::ldexp(1.0f, std::ilogb(a) - 10), std::ldexp(1.0f, -24));
-    case ActFmt::bf16:
+    case DType::bf16:
       return std::ldexp(1.0f, std::ilogb(a) - 7);
-    case ActFmt::u8:
+    case DType::u8:
       return 1.0f;
+    default:
+      FAIL("not an activation format: ", dtype_name(f));
   }
   return 0;
 }
@@ -96,15 +100,15 @@ void compare(const OutBuf& got, const OutBuf& want, int64_t rows, int64_t cols, 
       const float g = got.value(r, c), w = want.value(r, c);
       bool ok;
       if (c >= cols) {  // padding untouched
-        const size_t b = size_t(act_fmt_bytes(got.out.fmt));
+        const size_t b = size_t(act_bytes(got.out.dt));
         ok = std::memcmp(got.bytes.data() + (r * got.out.ld + c) * b, want.bytes.data() + (r * got.out.ld + c) * b,
                          b) == 0;
       } else if (exact) {
         ok = (g == w) || (std::isnan(g) && std::isnan(w));
-      } else if (got.out.fmt == ActFmt::f32) {
+      } else if (got.out.dt == DType::f32) {
         ok = std::fabs(g - w) <= f32_tol(w);
       } else {  // one unit of the format on top of the f32 error that may move a rounding boundary
-        ok = std::fabs(g - w) <= unit(got.out.fmt, w) + f32_tol(w);
+        ok = std::fabs(g - w) <= unit(got.out.dt, w) + f32_tol(w);
       }
       if (!ok && bad++ == 0) first = fmt::format("(r={}, c={}) got {} want {}", r, c, g, w);
     }
@@ -128,7 +132,7 @@ TEST_CASE("transformer kernels: rows_map (bias, scale, int input, gelu) vs refer
     for (int64_t rows : kRows)
       for (int64_t cols : kCols)
         for (int variant = 0; variant < 4; ++variant)
-          for (ActFmt f : kFmts) {
+          for (DType f : kFmts) {
             const bool gelu = variant >= 2, int_in = variant == 1 || variant == 3;
             const int64_t ldx = cols + 5;
             std::vector<float> x = rand_f(size_t(rows * ldx), rng, -6.0f, 6.0f);  // [rows, ldx]
@@ -151,7 +155,7 @@ TEST_CASE("transformer kernels: rows_map (bias, scale, int input, gelu) vs refer
             rows_map_ref(a, 0, rows);
             compare(
                 got, want, rows, cols, !gelu, [](float w) { return std::ldexp(std::fabs(w) + 1.0f, -20); },
-                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, act_fmt_name(f)));
+                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, dtype_name(f)));
             ++cases;
           }
   MESSAGE(cases << " rows_map cases");
@@ -181,8 +185,8 @@ TEST_CASE("transformer kernels: store rounding at ties, NaN, inf and subnormals 
   for (int k = -260; k <= 260; k += 7) q.push_back(float(k) * 0.5f + 0.25f);
   int cases = 0;
   for (const auto& impl : impls_here(rows_map_list()))
-    for (ActFmt f : kFmts) {
-      const std::vector<float>& x = f == ActFmt::u8 ? q : sp;  // [2, cols] (the second row is the first reversed)
+    for (DType f : kFmts) {
+      const std::vector<float>& x = f == DType::u8 ? q : sp;  // [2, cols] (the second row is the first reversed)
       const int64_t cols = int64_t(x.size());
       std::vector<float> xx(x);
       xx.insert(xx.end(), x.rbegin(), x.rend());
@@ -193,7 +197,7 @@ TEST_CASE("transformer kernels: store rounding at ties, NaN, inf and subnormals 
       impl.fn(a, 0, 2);
       a.out = want.out;
       rows_map_ref(a, 0, 2);
-      CHECK_MESSAGE(got.bytes == want.bytes, fmt::format("{} fmt={}: bytes differ", impl.name, act_fmt_name(f)));
+      CHECK_MESSAGE(got.bytes == want.bytes, fmt::format("{} fmt={}: bytes differ", impl.name, dtype_name(f)));
       ++cases;
     }
   CHECK(cases > 0);
@@ -210,7 +214,7 @@ TEST_CASE("transformer kernels: the gelu erf approximation against std::erf over
     std::vector<float> got(static_cast<size_t>(n));  // [1, n]
     RowMapArgs a;
     a.rows = 1, a.cols = n, a.x = x.data(), a.ldx = n, a.gelu = true;
-    a.out = {ActFmt::f32, got.data(), n};
+    a.out = {DType::f32, got.data(), n};
     impl.fn(a, 0, 1);
     double worst = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -230,7 +234,7 @@ TEST_CASE("transformer kernels: softmax (scale, int input, key mask) vs referenc
     for (int64_t rows : kRows)
       for (int64_t cols : kCols)
         for (int variant = 0; variant < 3; ++variant)
-          for (ActFmt f : kFmts) {
+          for (DType f : kFmts) {
             const int64_t ldx = cols + 2;
             std::vector<float> x = rand_f(size_t(rows * ldx), rng, -8.0f, 8.0f);  // [rows, ldx]
             std::vector<int32_t> corr(static_cast<size_t>(rows));                 // [rows]
@@ -255,8 +259,8 @@ TEST_CASE("transformer kernels: softmax (scale, int input, key mask) vs referenc
             softmax_rows_ref(a, 0, rows);
             compare(
                 got, want, rows, cols, false, [](float w) { return std::ldexp(std::fabs(w), -18) + 1e-30f; },
-                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, act_fmt_name(f)));
-            if (variant == 2 && f == ActFmt::f32)  // masked keys get exactly 0 (exp underflow), as std::exp
+                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, dtype_name(f)));
+            if (variant == 2 && f == DType::f32)  // masked keys get exactly 0 (exp underflow), as std::exp
               for (int64_t c = 2; c < cols; c += 3) CHECK(got.value(0, c) == 0.0f);
             ++cases;
           }
@@ -271,7 +275,7 @@ TEST_CASE("transformer kernels: layer norm (bias, residual, second output) vs re
     for (int64_t rows : kRows)
       for (int64_t cols : kCols)
         for (int variant = 0; variant < 3; ++variant)
-          for (ActFmt f : kFmts) {
+          for (DType f : kFmts) {
             const int64_t ldx = cols + 3, ldr = cols + 7;
             const std::vector<float> x = rand_f(size_t(rows * ldx), rng, -3.0f, 5.0f);    // [rows, ldx]
             const std::vector<float> res = rand_f(size_t(rows * ldr), rng, -2.0f, 2.0f);  // [rows, ldr]
@@ -285,7 +289,7 @@ TEST_CASE("transformer kernels: layer norm (bias, residual, second output) vs re
             a.ldr = ldr;
             a.gamma = g.data(), a.beta = b.data();
             a.eps = 1e-12f;
-            OutBuf got(ActFmt::f32, rows, cols, 2), want(ActFmt::f32, rows, cols, 2);
+            OutBuf got(DType::f32, rows, cols, 2), want(DType::f32, rows, cols, 2);
             OutBuf got2(f, rows, cols, 1), want2(f, rows, cols, 1);
             a.out = got.out, a.out2 = got2.out;
             impl.fn(a, 0, rows);
@@ -293,7 +297,7 @@ TEST_CASE("transformer kernels: layer norm (bias, residual, second output) vs re
             layer_norm_rows_ref(a, 0, rows);
             const auto tol = [](float w) { return std::ldexp(std::fabs(w) + 1.0f, -21); };
             const std::string what =
-                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, act_fmt_name(f));
+                fmt::format("{} rows={} cols={} variant={} fmt={}", impl.name, rows, cols, variant, dtype_name(f));
             compare(got, want, rows, cols, false, tol, what + " out");
             compare(got2, want2, rows, cols, false, tol, what + " out2");
             ++cases;
@@ -307,7 +311,7 @@ TEST_CASE("transformer kernels: threaded entry points equal one reference pass; 
   const int64_t rows = 128, cols = 300;                                        // rows * cols > the threading threshold
   const std::vector<float> x = rand_f(size_t(rows * cols), rng, -4.0f, 4.0f);  // [rows, cols]
   const std::vector<float> g(size_t(cols), 1.0f), b(size_t(cols), 0.0f);       // [cols]
-  OutBuf got(ActFmt::u8, rows, cols, 0), want(ActFmt::u8, rows, cols, 0);
+  OutBuf got(DType::u8, rows, cols, 0), want(DType::u8, rows, cols, 0);
   RowMapArgs a;
   a.rows = rows, a.cols = cols, a.x = x.data(), a.ldx = cols, a.out = got.out;
   rows_map(a);
@@ -317,13 +321,13 @@ TEST_CASE("transformer kernels: threaded entry points equal one reference pass; 
 
   LayerNormArgs ln;
   ln.rows = rows, ln.cols = cols, ln.x = x.data(), ln.ldx = cols, ln.gamma = g.data(), ln.beta = b.data();
-  ln.out = {ActFmt::f32, nullptr, cols};
+  ln.out = {DType::f32, nullptr, cols};
   CHECK_THROWS_WITH(layer_norm_rows(ln), doctest::Contains("out is null"));
   ln.out.p = got.bytes.data(), ln.out.ld = cols - 1;
   CHECK_THROWS_WITH(layer_norm_rows(ln), doctest::Contains("out.ld"));
   SoftmaxArgs sm;
   sm.rows = 1, sm.cols = cols, sm.x = x.data(), sm.ldx = cols - 1;
   CHECK_THROWS_WITH(softmax_rows(sm), doctest::Contains("ldx"));
-  a.out = {ActFmt::u8, got.bytes.data(), cols, 0.0f, 0};
+  a.out = {DType::u8, got.bytes.data(), cols, 0.0f, 0};
   CHECK_THROWS_WITH(rows_map(a), doctest::Contains("scale"));
 }

@@ -260,7 +260,7 @@ const native::cnn::CnnNative& internals(const native::NativeModel& n) {
   return dynamic_cast<const native::cnn::CnnNative&>(n);
 }
 // The format of the value layer `name` writes.
-native::cnn::Fmt output_format(const native::cnn::CnnNative& n, const std::string& name) {
+native::cnn::ActFormat output_format(const native::cnn::CnnNative& n, const std::string& name) {
   for (const auto& s : n.steps())
     if (s.name == name) return n.value_formats()[size_t(s.out)];
   FAIL("no step " << name);
@@ -275,7 +275,6 @@ const native::cnn::Layer& layer(const native::cnn::CnnNative& n, const std::stri
 }  // namespace
 
 TEST_CASE("native cnn: activation formats follow the producer / consumer rule") {
-  using native::cnn::Dt;
   auto m = models::make_resnet50(models::ResNetLayout::torchvision);
   models::formula_init(*m);
   const quant::Calibration cal = calibrate(*m, models::formula_input(1, 64, 64));
@@ -284,17 +283,17 @@ TEST_CASE("native cnn: activation formats follow the producer / consumer rule") 
     const auto& n = internals(*nat);
     // conv1 -> conv2 -> conv3 inside a bottleneck: u8 with the consumer's calibrated parameters
     CHECK(output_format(n, "layer1.0.conv1") == layer(n, "layer1.0.conv2").in);
-    CHECK(output_format(n, "layer1.0.conv1").dt == Dt::u8);
+    CHECK(output_format(n, "layer1.0.conv1").dt == DType::u8);
     CHECK(output_format(n, "layer2.1.conv2") == layer(n, "layer2.1.conv3").in);
     // a block output feeds the next residual add: f32 (the simulation adds unquantized tensors)
-    CHECK(output_format(n, "layer1.0.conv3").dt == Dt::f32);
-    CHECK(output_format(n, "layer1.0.downsample.0").dt == Dt::f32);
+    CHECK(output_format(n, "layer1.0.conv3").dt == DType::f32);
+    CHECK(output_format(n, "layer1.0.downsample.0").dt == DType::f32);
     // the stem feeds the max pool, which feeds layer1.0.conv1 and layer1.0.downsample.0: u8 only when their
     // calibrated input parameters are identical
     const bool same = layer(n, "layer1.0.conv1").in == layer(n, "layer1.0.downsample.0").in;
-    CHECK((output_format(n, "conv1").dt == Dt::u8) == same);
+    CHECK((output_format(n, "conv1").dt == DType::u8) == same);
     CHECK(output_format(n, "maxpool") == output_format(n, "conv1"));
-    CHECK(output_format(n, "avgpool").dt == Dt::f32);
+    CHECK(output_format(n, "avgpool").dt == DType::f32);
   }
   {
     // quantized residual adds: a block output read by the next conv1 (u8) and the next residual add is u8
@@ -303,23 +302,23 @@ TEST_CASE("native cnn: activation formats follow the producer / consumer rule") 
     auto nat = native::compile_cnn(*m, uniform(*m, Precision::int8, cal), fast);
     const auto& n = internals(*nat);
     CHECK(output_format(n, "layer1.1.conv3") == layer(n, "layer1.2.conv1").in);
-    CHECK(output_format(n, "layer1.1.conv3").dt == Dt::u8);
-    CHECK(output_format(n, "layer1.0.downsample.0").dt == Dt::f32);  // read by the residual add only
+    CHECK(output_format(n, "layer1.1.conv3").dt == DType::u8);
+    CHECK(output_format(n, "layer1.0.downsample.0").dt == DType::f32);  // read by the residual add only
   }
   for (const Precision p : {Precision::fp16, Precision::bf16}) {
     auto nat = native::compile_cnn(*m, uniform(*m, p, cal), no_tune());
     const auto& n = internals(*nat);
     // fp16 readers get f16 from an fp16 producer; bf16 layers read f32 (rounded inside the GEMM)
-    CHECK(output_format(n, "layer3.2.conv1").dt == (p == Precision::fp16 ? Dt::f16 : Dt::f32));
-    CHECK(output_format(n, "maxpool").dt == (p == Precision::fp16 ? Dt::f16 : Dt::f32));
+    CHECK(output_format(n, "layer3.2.conv1").dt == (p == Precision::fp16 ? DType::f16 : DType::f32));
+    CHECK(output_format(n, "maxpool").dt == (p == Precision::fp16 ? DType::f16 : DType::f32));
   }
   {
     // an int8 producer cannot write f16: its fp16 reader converts the f32 value
     Assignment a = uniform(*m, Precision::fp16, cal);
     a["layer1.0.conv1"] = uniform(*m, Precision::int8, cal).at("layer1.0.conv1");
     auto nat = native::compile_cnn(*m, a, no_tune());
-    CHECK(output_format(internals(*nat), "layer1.0.conv1").dt == Dt::f32);
-    CHECK(output_format(internals(*nat), "layer1.0.conv2").dt == Dt::f16);
+    CHECK(output_format(internals(*nat), "layer1.0.conv1").dt == DType::f32);
+    CHECK(output_format(internals(*nat), "layer1.0.conv2").dt == DType::f16);
   }
 }
 
@@ -435,19 +434,19 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     Precision p;
     Act act;
     bool residual;
-    Dt out_dt;
+    DType out_dt;
   };
   const models::PadMode sym = models::PadMode::symmetric, same = models::PadMode::tf_same;
   const Case cases[] = {
-      {32, 48, 1, 1, 1, sym, Precision::fp32, Act::relu, true, Dt::f32},     // 1x1 + residual + relu
-      {19, 24, 3, 1, 1, sym, Precision::fp32, Act::relu6, false, Dt::f32},   // 3x3, odd channels
-      {3, 16, 7, 2, 1, sym, Precision::bf16, Act::relu, false, Dt::f32},     // the 7x7 stem
-      {24, 40, 3, 2, 1, same, Precision::bf16, Act::none, true, Dt::f32},    // strided TF SAME + residual
-      {32, 64, 1, 2, 1, sym, Precision::int8, Act::none, false, Dt::f32},    // strided 1x1
-      {40, 24, 1, 1, 1, sym, Precision::int8, Act::relu, false, Dt::u8},     // u8 output
-      {24, 32, 3, 1, 1, sym, Precision::int8, Act::relu, true, Dt::f32},     // 3x3 + residual
-      {48, 48, 3, 2, 48, same, Precision::int8, Act::relu6, false, Dt::u8},  // depthwise, TF SAME stride 2
-      {48, 48, 3, 1, 48, sym, Precision::fp32, Act::relu6, false, Dt::f32},  // depthwise fp32
+      {32, 48, 1, 1, 1, sym, Precision::fp32, Act::relu, true, DType::f32},     // 1x1 + residual + relu
+      {19, 24, 3, 1, 1, sym, Precision::fp32, Act::relu6, false, DType::f32},   // 3x3, odd channels
+      {3, 16, 7, 2, 1, sym, Precision::bf16, Act::relu, false, DType::f32},     // the 7x7 stem
+      {24, 40, 3, 2, 1, same, Precision::bf16, Act::none, true, DType::f32},    // strided TF SAME + residual
+      {32, 64, 1, 2, 1, sym, Precision::int8, Act::none, false, DType::f32},    // strided 1x1
+      {40, 24, 1, 1, 1, sym, Precision::int8, Act::relu, false, DType::u8},     // u8 output
+      {24, 32, 3, 1, 1, sym, Precision::int8, Act::relu, true, DType::f32},     // 3x3 + residual
+      {48, 48, 3, 2, 48, same, Precision::int8, Act::relu6, false, DType::u8},  // depthwise, TF SAME stride 2
+      {48, 48, 3, 1, 48, sym, Precision::fp32, Act::relu6, false, DType::f32},  // depthwise fp32
   };
   uint64_t seed = 1;
   auto rnd = [&]() {  // [0, 1)
@@ -473,7 +472,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     kernels::AlignedBytes x, res, col, acc, dnn_in, y_ours, y_dnn;
     x.alloc(size_t(n_in) * 4);  // [N, H, W, cin] in L.in's format
     for (int64_t i = 0; i < n_in; ++i) {
-      if (L.in.dt == Dt::u8)
+      if (L.in.dt == DType::u8)
         x.data()[i] = uint8_t(rnd() * 256);
       else
         reinterpret_cast<float*>(x.data())[i] = float(rnd() * 4 - 1);
@@ -488,8 +487,8 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     LayerIO io;
     io.N = N, io.x = x.data(), io.col = col.data(), io.acc = reinterpret_cast<float*>(acc.data());
     io.dnn_in = dnn_in.data();
-    io.out = c.out_dt == Dt::u8 ? Fmt{Dt::u8, 0.05f, 20} : Fmt{};
-    if (c.residual) io.res = res.data(), io.res_fmt = Fmt{};
+    io.out = c.out_dt == DType::u8 ? ActFormat{DType::u8, 0.05f, 20} : ActFormat{};
+    if (c.residual) io.res = res.data(), io.res_fmt = ActFormat{};
     const std::shared_ptr<OnednnConv> dnn = OnednnConv::make(L, g, io);
     REQUIRE(dnn);
     MESSAGE(dnn->name());
@@ -499,7 +498,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     run_layer_ours(L, g, r, io);
     io.y = y_dnn.data();
     dnn->run(io);
-    if (c.out_dt == Dt::u8) {
+    if (c.out_dt == DType::u8) {
       // oneDNN scales and adds the bias in another order: a u8 result may sit one step away at a tie
       int64_t off = 0, far = 0;
       for (int64_t i = 0; i < n_out; ++i) {

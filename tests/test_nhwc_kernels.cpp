@@ -132,14 +132,14 @@ LowpEpilogue dw_epi(int id, int64_t M, int64_t C, int64_t ld_res, DwEpiData& d, 
   if (id != 6) ep.bias = d.bias.data();
   if (id == 1 || id == 3) ep.clamp_lo = 0.0f, ep.clamp_hi = 6.0f;
   if (id == 2) ep.clamp_lo = 0.0f;
-  if (id == 2 || id == 6) ep.out = LowpOut::f16;
-  if (id == 3 || id == 5) ep.out = LowpOut::u8, ep.out_scale = 0.03f, ep.out_zp = id == 3 ? 0 : 117;
+  if (id == 2 || id == 6) ep.out = DType::f16;
+  if (id == 3 || id == 5) ep.out = DType::u8, ep.out_scale = 0.03f, ep.out_zp = id == 3 ? 0 : 117;
   if (id == 4) ep.residual = d.res_f32.data(), ep.ld_res = ld_res, ep.clamp_lo = -1.0f, ep.clamp_hi = 1.5f;
   if (id == 5)
     ep.residual = d.res_u8.data(), ep.residual_u8 = true, ep.ld_res = ld_res, ep.res_scale = 0.02f, ep.res_zp = 131;
   return ep;
 }
-size_t out_bytes(LowpOut o) { return o == LowpOut::f32 ? 4 : o == LowpOut::f16 ? 2 : 1; }
+size_t out_bytes(DType o) { return o == DType::f32 ? 4 : o == DType::f16 ? 2 : 1; }
 
 // Runs every fast implementation of `list` on `a` and compares all output bytes with the reference's.
 template <class List, class Args>
@@ -347,13 +347,13 @@ TEST_CASE("nhwc: W4A8 implicit-GEMM conv, reference vs direct loop, implementati
       Q4ConvArgs a;
       a.g = g, a.x = x.data(), a.sa = 0.02f, a.za = int32_t(rng() % 256), a.w = &pw, a.ldc = c.N + 3;
       a.ep.bias = bias.data();
-      if (epi == 1) a.ep.clamp_lo = 0.0f, a.ep.out = LowpOut::u8, a.ep.out_scale = 0.05f, a.ep.out_zp = 9;
+      if (epi == 1) a.ep.clamp_lo = 0.0f, a.ep.out = DType::u8, a.ep.out_scale = 0.05f, a.ep.out_zp = 9;
       if (epi == 2) {
-        a.ep.out = LowpOut::u8, a.ep.out_scale = 0.08f, a.ep.out_zp = 128;
+        a.ep.out = DType::u8, a.ep.out_scale = 0.08f, a.ep.out_zp = 128;
         a.ep.residual = res.data(), a.ep.residual_u8 = true, a.ep.ld_res = c.N + 2, a.ep.res_scale = 0.03f;
         a.ep.res_zp = 100;
       }
-      const size_t ob = a.ep.out == LowpOut::f32 ? 4 : 1, ybytes = size_t(M * a.ldc) * ob;
+      const size_t ob = a.ep.out == DType::f32 ? 4 : 1, ybytes = size_t(M * a.ldc) * ob;
       const std::string what = fmt::format("conv {}x{}x{} ldx={} k={} s={} N={} group={} same={} epi={} za={}", c.H,
                                            c.W, c.C, c.ldx, c.k, c.stride, c.N, c.group, c.same, epi, a.za);
       std::vector<uint8_t> ref(ybytes, 0xAB);

@@ -47,8 +47,6 @@ std::unique_ptr<NativeModel> compile_bert(models::Model& model, const Assignment
 
 namespace bert {
 
-using kernels::ActFmt;
-
 namespace {
 ActQuantParams operand(const LayerQuant& q, const std::string& layer, int op) {
   auto it = q.act.find(op);
@@ -62,7 +60,7 @@ ActQuantParams operand(const LayerQuant& q, const std::string& layer, int op) {
   return it->second;
 }
 
-Fmt u8_fmt(const ActQuantParams& p) { return {ActFmt::u8, p.scale, p.zero_point}; }
+ActFormat u8_fmt(const ActQuantParams& p) { return {DType::u8, p.scale, p.zero_point}; }
 }  // namespace
 
 void Prof::add(const std::string& name, bool quant, double ms) {
@@ -149,7 +147,7 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
     if (precision_is_integer(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
     switch (L.qk) {
       case Precision::fp16:
-        L.qf = {ActFmt::f16};
+        L.qf = {DType::f16};
         break;
       case Precision::int8:
       case Precision::int4:
@@ -160,10 +158,10 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
     }
     switch (L.pv) {
       case Precision::fp16:
-        L.pf = {ActFmt::f16};
+        L.pf = {DType::f16};
         break;
       case Precision::bf16:
-        L.pf = {ActFmt::bf16};
+        L.pf = {DType::bf16};
         break;
       case Precision::int8:
       case Precision::int4:
@@ -172,9 +170,9 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
       default:
         break;
     }
-    const Fmt in[3] = {L.q.in, L.k.in, L.v.in};
+    const ActFormat in[3] = {L.q.in, L.k.in, L.v.in};
     for (int c = 0; c < 3; ++c) {
-      if (in[c].fmt == ActFmt::f32) continue;
+      if (in[c].dt == DType::f32) continue;
       int slot = -1;
       for (size_t s = 0; s < L.slot_fmt.size(); ++s)
         if (L.slot_fmt[s] == in[c]) slot = int(s);

@@ -33,16 +33,7 @@ namespace mpq::native::bert {
 void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t group, std::vector<int8_t>& q,
                          std::vector<float>& scales);
 
-// The activation format a layer reads / a value is stored in.
-struct Fmt {
-  kernels::ActFmt fmt = kernels::ActFmt::f32;
-  float scale = 1.0f;  // u8 only
-  int32_t zp = 0;
-  bool operator==(const Fmt& o) const {
-    return fmt == o.fmt && (fmt != kernels::ActFmt::u8 || (scale == o.scale && zp == o.zp));
-  }
-  kernels::ActOut out(void* p, int64_t ld) const { return {fmt, p, ld, scale, zp}; }
-};
+using kernels::ActFormat;  // the format a layer reads / a value is stored in (ops/kernels/act_format.h)
 
 // One linear layer y = x W^T + b at its precision:
 //   fp32: gemm_f32 on W^T [K, N] (its plain "nn" B operand; that GEMM packs panels itself and has no
@@ -60,7 +51,7 @@ struct Linear {
   kernels::PackedBF16W bf16;
   kernels::PackedQ8W q8;
   kernels::PackedQ4W q4;
-  Fmt in;  // what it reads: f32, f16, bf16, or u8 with the calibrated input parameters
+  ActFormat in;  // what it reads: f32, f16, bf16, or u8 with the calibrated input parameters
   // The implementation that runs (chosen at compile time; autotuned or first usable of the list).
   kernels::GemmFn f32_fn = nullptr;
   kernels::F16GemmFn f16_fn = nullptr;
@@ -73,9 +64,9 @@ struct Linear {
   void build(const std::string& layer, const float* W, const float* b, int64_t n, int64_t k, const LayerQuant& lq);
   bool has_epilogue() const { return prec != Precision::fp32; }
   // Can the GEMM's epilogue write this format directly?
-  bool can_write(kernels::ActFmt f) const;
+  bool can_write(DType f) const;
   // C = A W^T. fp32: raw product only (bias and residual are the caller's). Others: + bias, + residual
-  // res [M, ldr] f32 (may be null), written in out's format (can_write(out.fmt) must hold).
+  // res [M, ldr] f32 (may be null), written in out's format (can_write(out.dt) must hold).
   void run(const void* A, int64_t lda, int64_t M, const kernels::ActOut& out, const float* res, int64_t ldr) const;
   // Picks the implementation for M rows reading A / writing out (autotune: time every usable
   // non-reference entry `reps` times and keep the fastest).
@@ -153,10 +144,10 @@ class BertNative : public NativeModel {
     std::string softmax_name, ln1_name, gelu_name, ln2_name;  // profiled steps "layer.i.softmax", ...
     Precision qk = Precision::fp32, pv = Precision::fp32;
     ActQuantParams qk_a, qk_b, pv_a, pv_b;  // int attention operands (Q, K; P, V)
-    Fmt qf, kf, vf, pf;                     // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
+    ActFormat qf, kf, vf, pf;               // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
     // The layer input X is f32; q / k / v read X itself (slot -1) or a converted copy XC[slot]. Slot 0 is
     // written by the layer norm that produces X; the others by a conversion pass before the first reader.
-    std::vector<Fmt> slot_fmt;  // distinct non-f32 input formats of q, k, v
+    std::vector<ActFormat> slot_fmt;  // distinct non-f32 input formats of q, k, v
     int in_slot[3] = {-1, -1, -1};
     bool convert[3] = {false, false, false};
     // Attention GEMM implementations (per head, on the calling thread).
@@ -185,7 +176,8 @@ class BertNative : public NativeModel {
   void head(const Layer& p, int64_t h, HeadScratch& hs, bool timed);
   void choose_attention(Layer& p);
   // y = A W^T + b (+ gelu) in dst's format; uses S for raw / f32 intermediates.
-  void linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const Fmt& dst, void* out, int64_t ld, bool gelu);
+  void linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const ActFormat& dst, void* out, int64_t ld,
+                  bool gelu);
   void call(Linear& l, const void* A, int64_t lda, int64_t M, const kernels::ActOut& out, const float* res,
             int64_t ldr);
   Tensor run_impl(const models::Batch& batch, std::vector<StepTime>* steps);

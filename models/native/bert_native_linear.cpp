@@ -11,7 +11,6 @@
 
 namespace mpq::native::bert {
 
-using kernels::ActFmt;
 using kernels::ActOut;
 
 void quantize_weight_sym(const float* W, int64_t N, int64_t K, int bits, int64_t group, std::vector<int8_t>& q,
@@ -36,22 +35,22 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
     const ActQuantParams& p = it->second;
     check(p.scale > 0.0f && p.zero_point >= 0 && p.zero_point <= 255,
           "native bert: layer '{}': bad input scale {} / zero point {}", layer, p.scale, p.zero_point);
-    return Fmt{ActFmt::u8, p.scale, p.zero_point};
+    return ActFormat{DType::u8, p.scale, p.zero_point};
   };
   switch (prec) {
     case Precision::fp32:
       wt.resize(size_t(K * N));  // W^T [K, N]
       for (int64_t i = 0; i < N; ++i)
         for (int64_t j = 0; j < K; ++j) wt[size_t(j * N + i)] = W[i * K + j];
-      in = {ActFmt::f32};
+      in = {DType::f32};
       break;
     case Precision::fp16:
       f16 = kernels::pack_f16w_from_f32(W, N, K);
-      in = {ActFmt::f16};
+      in = {DType::f16};
       break;
     case Precision::bf16:
       bf16 = kernels::pack_bf16w_from_f32(W, N, K);
-      in = {ActFmt::bf16};
+      in = {DType::bf16};
       break;
     case Precision::int8: {
       in = act_in();
@@ -92,14 +91,14 @@ void Linear::add_bias_correction(const std::vector<float>& bc) {
   for (size_t i = 0; i < bc.size(); ++i) bias[i] = bias[i] + bc[i];
 }
 
-bool Linear::can_write(ActFmt f) const {
+bool Linear::can_write(DType f) const {
   switch (prec) {
     case Precision::fp32:
-      return f == ActFmt::f32;
+      return f == DType::f32;
     case Precision::fp16:
-      return f != ActFmt::bf16;
+      return f != DType::bf16;
     default:
-      return f == ActFmt::f32 || f == ActFmt::u8;
+      return f == DType::f32 || f == DType::u8;
   }
 }
 
@@ -109,19 +108,10 @@ kernels::LowpEpilogue epilogue(const Linear& l, const ActOut& out, const float* 
   ep.bias = l.bias.data();
   ep.residual = res;
   ep.ld_res = ldr;
-  switch (out.fmt) {
-    case ActFmt::f32:
-      ep.out = kernels::LowpOut::f32;
-      break;
-    case ActFmt::f16:
-      ep.out = kernels::LowpOut::f16;
-      break;
-    case ActFmt::u8:
-      ep.out = kernels::LowpOut::u8, ep.out_scale = out.scale, ep.out_zp = out.zp;
-      break;
-    case ActFmt::bf16:
-      fail("native bert: layer '{}': its GEMM cannot write bf16", l.name);
-  }
+  check(out.dt == DType::f32 || out.dt == DType::f16 || out.dt == DType::u8,
+        "native bert: layer '{}': its GEMM cannot write {}", l.name, dtype_name(out.dt));
+  ep.out = out.dt;
+  if (out.dt == DType::u8) ep.out_scale = out.scale, ep.out_zp = out.zp;
   return ep;
 }
 
@@ -138,7 +128,7 @@ Call make_call(const Linear& l, const void* A, int64_t lda, int64_t M, const Act
   Call c;
   switch (l.prec) {
     case Precision::fp32:
-      check(out.fmt == ActFmt::f32 && res == nullptr, "native bert: layer '{}': fp32 GEMM writes raw f32 only", l.name);
+      check(out.dt == DType::f32 && res == nullptr, "native bert: layer '{}': fp32 GEMM writes raw f32 only", l.name);
       c.f32 = {M,           l.N, l.K,   static_cast<const float*>(A), lda,    false,
                l.wt.data(), l.N, false, static_cast<float*>(out.p),   out.ld, 0.0f};
       break;
@@ -165,7 +155,7 @@ Call make_call(const Linear& l, const void* A, int64_t lda, int64_t M, const Act
 // Whether a oneDNN entry can run these arguments at all (its own capability limits, not a preference).
 bool onednn_capable(const kernels::Q8GemmArgs& g) { return g.ep.residual == nullptr; }
 bool onednn_capable(const kernels::BF16GemmArgs& g) {
-  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == kernels::LowpOut::f32;
+  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == DType::f32;
 }
 
 // Chooses from `list` for args g: the first usable entry, or (autotune) the fastest usable non-reference

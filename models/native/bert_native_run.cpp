@@ -9,7 +9,6 @@
 
 namespace mpq::native::bert {
 
-using kernels::ActFmt;
 using kernels::ActOut;
 using Clock = std::chrono::steady_clock;
 
@@ -23,7 +22,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 // x f32 [rows, ldx] -> out [rows, ld] in f.
-void convert(const float* x, int64_t rows, int64_t cols, int64_t ldx, const Fmt& f, void* out, int64_t ld) {
+void convert(const float* x, int64_t rows, int64_t cols, int64_t ldx, const ActFormat& f, void* out, int64_t ld) {
   kernels::RowMapArgs a;
   a.rows = rows, a.cols = cols, a.x = x, a.ldx = ldx, a.out = f.out(out, ld);
   kernels::rows_map(a);
@@ -32,9 +31,7 @@ void convert(const float* x, int64_t rows, int64_t cols, int64_t ldx, const Fmt&
 // Epilogue writing `o` (f32 / f16 / u8) with no bias: for the attention P V products.
 kernels::LowpEpilogue plain_epilogue(const ActOut& o) {
   kernels::LowpEpilogue ep;
-  ep.out = o.fmt == ActFmt::f16  ? kernels::LowpOut::f16
-           : o.fmt == ActFmt::u8 ? kernels::LowpOut::u8
-                                 : kernels::LowpOut::f32;
+  ep.out = o.dt == DType::f16 || o.dt == DType::u8 ? o.dt : DType::f32;
   ep.out_scale = o.scale, ep.out_zp = o.zp;
   return ep;
 }
@@ -46,14 +43,14 @@ void BertNative::call(Linear& l, const void* A, int64_t lda, int64_t M, const Ac
   l.run(A, lda, M, out, res, ldr);
 }
 
-void BertNative::linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const Fmt& dst, void* out, int64_t ld,
-                            bool gelu) {
-  if (!gelu && l.has_epilogue() && l.can_write(dst.fmt)) {
+void BertNative::linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const ActFormat& dst, void* out,
+                            int64_t ld, bool gelu) {
+  if (!gelu && l.has_epilogue() && l.can_write(dst.dt)) {
     call(l, A, lda, M, dst.out(out, ld), nullptr, 0);
     return;
   }
   float* s = ptr(S_);  // [M, N] f32: raw (fp32) or biased (epilogue) product
-  call(l, A, lda, M, {ActFmt::f32, s, l.N}, nullptr, 0);
+  call(l, A, lda, M, {DType::f32, s, l.N}, nullptr, 0);
   kernels::RowMapArgs a;
   a.rows = M, a.cols = l.N, a.x = s, a.ldx = l.N;
   a.bias = l.has_epilogue() ? nullptr : l.bias.data();
@@ -77,7 +74,7 @@ void BertNative::forward_seq(const int32_t* ids, const int32_t* mask, float* log
   kernels::LayerNormArgs ln;
   ln.rows = L, ln.cols = D, ln.x = S, ln.ldx = D, ln.res = pt_.data(), ln.ldr = D;  // word + (position + type)
   ln.gamma = emb_g_.data(), ln.beta = emb_b_.data(), ln.eps = cfg_.ln_eps;
-  ln.out = {ActFmt::f32, X, D};
+  ln.out = {DType::f32, X, D};
   if (!layers_.empty() && !layers_[0].slot_fmt.empty()) ln.out2 = layers_[0].slot_fmt[0].out(XC_[0].data(), D);
   kernels::layer_norm_rows(ln);
   prof.mark("embeddings", false);
@@ -86,17 +83,17 @@ void BertNative::forward_seq(const int32_t* ids, const int32_t* mask, float* log
 
   // Pooler on the [CLS] row (row 0 of X), tanh, classifier.
   const void* pa = X;
-  if (pooler_.in.fmt != ActFmt::f32) {
+  if (pooler_.in.dt != DType::f32) {
     convert(X, 1, D, D, pooler_.in, pin_.data(), D);
     pa = pin_.data();
   }
   float* pool = ptr(pool_);  // [D]
-  linear_out(pooler_, pa, D, 1, Fmt{}, pool, D, false);
+  linear_out(pooler_, pa, D, 1, ActFormat{}, pool, D, false);
   prof.mark(pooler_.name, true);
   const ActOut cin = cls_.in.out(cin_.data(), D);
   for (int64_t d = 0; d < D; ++d) kernels::act_store_scalar(cin, 0, d, std::tanh(pool[d]));
   prof.mark("pooler.tanh", false);
-  linear_out(cls_, cin_.data(), D, 1, Fmt{}, logits, C_, false);
+  linear_out(cls_, cin_.data(), D, 1, ActFormat{}, logits, C_, false);
   prof.mark(cls_.name, true);
 }
 
@@ -110,7 +107,7 @@ void BertNative::layer(size_t i, Prof& prof) {
   // query / key / value, each reading X or its copy in the layer's input format.
   Linear* qkv[3] = {&p.q, &p.k, &p.v};
   kernels::AlignedBytes* outs[3] = {&Q_, &K_, &V_};
-  const Fmt fmts[3] = {p.qf, p.kf, p.vf};
+  const ActFormat fmts[3] = {p.qf, p.kf, p.vf};
   for (int c = 0; c < 3; ++c) {
     const void* in = X;
     if (p.in_slot[c] >= 0) {
@@ -127,27 +124,28 @@ void BertNative::layer(size_t i, Prof& prof) {
   // linear + residual -> layer norm. Low-precision epilogues add bias and residual; after an fp32 GEMM
   // the layer norm does (same order: (x W^T + b) + residual).
   auto linear_ln = [&](Linear& l, const void* A, int64_t lda, const float* res, const std::vector<float>& g,
-                       const std::vector<float>& b, float* out, const Fmt* out2f, void* out2, const std::string& name) {
+                       const std::vector<float>& b, float* out, const ActFormat* out2f, void* out2,
+                       const std::string& name) {
     const bool epi = l.has_epilogue();
-    call(l, A, lda, L, {ActFmt::f32, S, D}, epi ? res : nullptr, D);
+    call(l, A, lda, L, {DType::f32, S, D}, epi ? res : nullptr, D);
     prof.mark(l.name, true);
     kernels::LayerNormArgs ln;
     ln.rows = L, ln.cols = D, ln.x = S, ln.ldx = D;
     ln.bias = epi ? nullptr : l.bias.data();
     ln.res = epi ? nullptr : res, ln.ldr = D;
     ln.gamma = g.data(), ln.beta = b.data(), ln.eps = cfg_.ln_eps;
-    ln.out = {ActFmt::f32, out, D};
+    ln.out = {DType::f32, out, D};
     if (out2f) ln.out2 = out2f->out(out2, D);
     kernels::layer_norm_rows(ln);
     prof.mark(name, false);
   };
 
-  const bool fi_f32 = p.fi.in.fmt == ActFmt::f32;
+  const bool fi_f32 = p.fi.in.dt == DType::f32;
   linear_ln(p.ao, CTX_.data(), D, X, p.ln1_g, p.ln1_b, Hb, fi_f32 ? nullptr : &p.fi.in, HC_.data(), p.ln1_name);
 
   // intermediate.dense -> f32 [L, F] -> gelu (+ bias after an fp32 GEMM) -> MID in output.dense's format
   const bool epi = p.fi.has_epilogue();
-  call(p.fi, fi_f32 ? static_cast<const void*>(Hb) : HC_.data(), D, L, {ActFmt::f32, S, F}, nullptr, 0);
+  call(p.fi, fi_f32 ? static_cast<const void*>(Hb) : HC_.data(), D, L, {DType::f32, S, F}, nullptr, 0);
   prof.mark(p.fi.name, true);
   kernels::RowMapArgs g;
   g.rows = L, g.cols = F, g.x = S, g.ldx = F, g.bias = epi ? nullptr : p.fi.bias.data(), g.gelu = true;
@@ -155,7 +153,8 @@ void BertNative::layer(size_t i, Prof& prof) {
   kernels::rows_map(g);
   prof.mark(p.gelu_name, false);
 
-  const Fmt* next = i + 1 < layers_.size() && !layers_[i + 1].slot_fmt.empty() ? &layers_[i + 1].slot_fmt[0] : nullptr;
+  const ActFormat* next =
+      i + 1 < layers_.size() && !layers_[i + 1].slot_fmt.empty() ? &layers_[i + 1].slot_fmt[0] : nullptr;
   linear_ln(p.fo, MID_.data(), F, Hb, p.ln2_g, p.ln2_b, X, next, XC_[0].data(), p.ln2_name);
 }
 
@@ -222,19 +221,19 @@ void BertNative::head(const Layer& p, int64_t h, HeadScratch& hs, bool timed) {
   kernels::softmax_rows(sm);
   const Clock::time_point t2 = timed ? Clock::now() : Clock::time_point{};
 
-  const Fmt& cf = p.ao.in;  // ctx is written in attention.output.dense's input format
-  const ActOut cto = cf.out(CTX_.data() + c0 * kernels::act_fmt_bytes(cf.fmt), D);
+  const ActFormat& cf = p.ao.in;  // ctx is written in attention.output.dense's input format
+  const ActOut cto = cf.out(CTX_.data() + c0 * kernels::act_bytes(cf.dt), D);
   float* O = ptr(hs.O);  // [L, dh]
   bool direct = false;
   switch (p.pv) {
     case Precision::fp32:
-      direct = cf.fmt == ActFmt::f32;
+      direct = cf.dt == DType::f32;
       p.pv_f32({L, dh, L, ptr(hs.P), L, false, ptr(V_) + c0, D, false, direct ? static_cast<float*>(cto.p) : O,
                 direct ? D : dh, 0.0f});
       break;
     case Precision::fp16: {
       pack_attn_f16_cols(ptr(V_) + c0, D, hs.vf16);
-      direct = cf.fmt != ActFmt::bf16;
+      direct = cf.dt != DType::bf16;
       kernels::F16GemmArgs g;
       g.M = L, g.A = hs.P.data(), g.lda = L, g.w = &hs.vf16;
       g.C = direct ? cto.p : O, g.ldc = direct ? D : dh;
@@ -244,7 +243,7 @@ void BertNative::head(const Layer& p, int64_t h, HeadScratch& hs, bool timed) {
     }
     case Precision::bf16: {
       pack_attn_bf16_cols(ptr(V_) + c0, D, hs.vbf16);
-      direct = cf.fmt == ActFmt::f32 || cf.fmt == ActFmt::u8;
+      direct = cf.dt == DType::f32 || cf.dt == DType::u8;
       kernels::BF16GemmArgs g;
       g.M = L, g.A = hs.P.data(), g.lda = L, g.w = &hs.vbf16;
       g.C = direct ? cto.p : O, g.ldc = direct ? D : dh;

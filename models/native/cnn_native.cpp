@@ -37,30 +37,32 @@ constexpr size_t kMaxPlans = 4;        // input sizes kept planned at once (eval
 
 size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
-DType to_dtype(Dt d) { return d == Dt::f32 ? DType::f32 : d == Dt::f16 ? DType::f16 : DType::u8; }
+DType to_dtype(DType d) { return d == DType::f32 ? DType::f32 : d == DType::f16 ? DType::f16 : DType::u8; }
 
 // Whether layer L converts its input value of format f before its kernel (bf16 depthwise: always, to round
 // the f32 input to bf16 values for the f32 kernel).
-bool converts_input(const Layer& L, const Fmt& f) {
+bool converts_input(const Layer& L, const ActFormat& f) {
   return !(f == L.in) || (L.prec == Precision::bf16 && L.kind == Kind::depthwise);
 }
 
 }  // namespace
 
-void convert_input(const uint8_t* x, Fmt from, uint8_t* y, Fmt to, int64_t n) {
-  check(from.dt == Dt::f32, "native: internal error: conversion from {} (only f32 values are converted)",
-        dt_name(from.dt));
+void convert_input(const uint8_t* x, ActFormat from, uint8_t* y, ActFormat to, int64_t n) {
+  check(from.dt == DType::f32, "native: internal error: conversion from {} (only f32 values are converted)",
+        dtype_name(from.dt));
   const float* xf = reinterpret_cast<const float*>(x);
   switch (to.dt) {
-    case Dt::f32:
+    case DType::f32:
       std::memcpy(y, x, size_t(n) * 4);
       break;
-    case Dt::f16:
+    case DType::f16:
       kernels::convert_f32_f16(xf, n, reinterpret_cast<uint16_t*>(y));
       break;
-    case Dt::u8:
+    case DType::u8:
       kernels::quantize_f32_u8(xf, n, to.scale, to.zp, y);  // fake_quant_act's formula, bit for bit
       break;
+    default:
+      fail("native: internal error: conversion to {} (the CNN engine stores f32, f16 or u8)", dtype_name(to.dt));
   }
 }
 
@@ -126,8 +128,8 @@ CnnNative::CnnNative(models::CnnModel& m, const Assignment& a, const CompileOpti
   plan_for(1, kDefaultSize, kDefaultSize);  // the batch-1 latency case, autotuned now
 }
 
-bool CnnNative::step_can_write(int step, Dt d) const {
-  if (step < 0) return d == Dt::f32;  // the input image: transposed to NHWC f32
+bool CnnNative::step_can_write(int step, DType d) const {
+  if (step < 0) return d == DType::f32;  // the input image: transposed to NHWC f32
   const Step& s = steps_[size_t(step)];
   switch (s.op) {
     case Op::conv:
@@ -136,21 +138,21 @@ bool CnnNative::step_can_write(int step, Dt d) const {
     case Op::max_pool:
       return true;  // pools its input, converted first when the input has another format
     case Op::global_avg_pool:
-      return d == Dt::f32;
+      return d == DType::f32;
   }
   return false;
 }
 
 void CnnNative::plan_formats() {
   const int nv = int(steps_.size()) + 1;
-  fmt_.assign(size_t(nv), Fmt{});
+  fmt_.assign(size_t(nv), ActFormat{});
   for (int v = nv - 1; v >= 0; --v) {  // readers come after writers: decide the last values first
-    std::vector<Fmt> want;
+    std::vector<ActFormat> want;
     bool residual = false;  // read by a residual add (the epilogue reads f32 or u8 there, not f16)
     for (const Step& s : steps_) {
       if (s.res == v) {
         residual = true;
-        if (opt_.exact_residuals) want.push_back(Fmt{});
+        if (opt_.exact_residuals) want.push_back(ActFormat{});
       }
       if (s.in != v) continue;
       switch (s.op) {
@@ -162,14 +164,15 @@ void CnnNative::plan_formats() {
           want.push_back(fmt_[size_t(s.out)]);
           break;
         case Op::global_avg_pool:
-          want.push_back(Fmt{});
+          want.push_back(ActFormat{});
           break;
       }
     }
     const bool agree =
-        !want.empty() && std::all_of(want.begin(), want.end(), [&](const Fmt& f) { return f == want[0]; });
-    const bool ok = agree && step_can_write(producer_[size_t(v)], want[0].dt) && !(residual && want[0].dt == Dt::f16);
-    fmt_[size_t(v)] = ok ? want[0] : Fmt{};
+        !want.empty() && std::all_of(want.begin(), want.end(), [&](const ActFormat& f) { return f == want[0]; });
+    const bool ok =
+        agree && step_can_write(producer_[size_t(v)], want[0].dt) && !(residual && want[0].dt == DType::f16);
+    fmt_[size_t(v)] = ok ? want[0] : ActFormat{};
   }
 }
 
@@ -210,9 +213,10 @@ void CnnNative::build_plan(Plan& p) {
         const Geom g = conv_geom(L, si.h, si.w);
         p.geom[size_t(s.layer)] = g;
         so = VShape{g.OH, g.OW, L.cout};
-        if (converts_input(L, fmt_[size_t(s.in)])) conv_in = std::max(conv_in, in_elems * size_t(dt_bytes(L.in.dt)));
-        if (L.kind == Kind::im2col_gemm) col = std::max(col, size_t(g.OH * g.OW * L.K * dt_bytes(L.in.dt)));
-        if (L.prec == Precision::fp32 && L.kind != Kind::depthwise && fmt_[size_t(s.out)].dt != Dt::f32) {
+        if (converts_input(L, fmt_[size_t(s.in)]))
+          conv_in = std::max(conv_in, in_elems * size_t(kernels::act_bytes(L.in.dt)));
+        if (L.kind == Kind::im2col_gemm) col = std::max(col, size_t(g.OH * g.OW * L.K * kernels::act_bytes(L.in.dt)));
+        if (L.prec == Precision::fp32 && L.kind != Kind::depthwise && fmt_[size_t(s.out)].dt != DType::f32) {
           const int64_t rows = L.kind == Kind::im2col_gemm ? g.OH * g.OW : p.N * g.OH * g.OW;
           acc = std::max(acc, size_t(rows * L.cout) * 4);
         }
@@ -225,7 +229,7 @@ void CnnNative::build_plan(Plan& p) {
                     (si.w + q.pad_left + q.pad_right - q.kernel_w) / q.stride_w + 1, si.c};
         check(so.h > 0 && so.w > 0, "native {}: max pool output is empty for a {}x{} input", model_name_, si.h, si.w);
         if (!(fmt_[size_t(s.in)] == fmt_[size_t(s.out)]))
-          conv_in = std::max(conv_in, in_elems * size_t(dt_bytes(fmt_[size_t(s.out)].dt)));
+          conv_in = std::max(conv_in, in_elems * size_t(kernels::act_bytes(fmt_[size_t(s.out)].dt)));
         break;
       }
       case Op::global_avg_pool:
@@ -243,7 +247,7 @@ void CnnNative::build_plan(Plan& p) {
   p.offset.assign(nv, 0);
   size_t total = 0;
   for (size_t v = 0; v < nv; ++v) {
-    const size_t bytes = round64(size_t(p.N * p.shape[v].pixels() * p.shape[v].c * dt_bytes(fmt_[v].dt)));
+    const size_t bytes = round64(size_t(p.N * p.shape[v].pixels() * p.shape[v].c * kernels::act_bytes(fmt_[v].dt)));
     const int first = producer_[v], last = last_use_[v];
     std::vector<const Block*> live;
     for (const Block& b : placed)
@@ -282,7 +286,7 @@ void CnnNative::exec_layer(Plan& p, const Step& s) {
   const Layer& L = layers_[size_t(s.layer)];
   const Geom& g = p.geom[size_t(s.layer)];
   const uint8_t* x = value_ptr(p, s.in);
-  const Fmt& xf = fmt_[size_t(s.in)];
+  const ActFormat& xf = fmt_[size_t(s.in)];
   if (converts_input(L, xf)) {
     const int64_t n = p.N * g.H * g.W * L.cin;
     if (L.prec == Precision::bf16 && L.kind == Kind::depthwise)  // bf16-rounded f32 values for the f32 kernel
@@ -302,8 +306,8 @@ void CnnNative::exec_layer(Plan& p, const Step& s) {
 void CnnNative::exec_step(Plan& p, const Step& s) {
   const VShape& si = p.shape[size_t(s.in)];
   const VShape& so = p.shape[size_t(s.out)];
-  const Fmt& fi = fmt_[size_t(s.in)];
-  const Fmt& fo = fmt_[size_t(s.out)];
+  const ActFormat& fi = fmt_[size_t(s.in)];
+  const ActFormat& fo = fmt_[size_t(s.out)];
   switch (s.op) {
     case Op::conv:
     case Op::linear:
@@ -323,8 +327,8 @@ void CnnNative::exec_step(Plan& p, const Step& s) {
       for (int64_t n = 0; n < p.N; ++n) {
         kernels::MaxPoolArgs a;
         a.dt = to_dtype(fo.dt), a.g = g, a.ldy = so.c;
-        a.x = x + n * in_img * dt_bytes(fo.dt);
-        a.y = y + n * out_img * dt_bytes(fo.dt);
+        a.x = x + n * in_img * kernels::act_bytes(fo.dt);
+        a.y = y + n * out_img * kernels::act_bytes(fo.dt);
         kernels::maxpool_nhwc(a);
       }
       return;
@@ -335,7 +339,7 @@ void CnnNative::exec_step(Plan& p, const Step& s) {
       for (int64_t n = 0; n < p.N; ++n) {
         kernels::GapArgs a;
         a.dt = to_dtype(fi.dt), a.HW = si.pixels(), a.C = si.c, a.ldx = si.c, a.scale = fi.scale, a.zp = fi.zp;
-        a.x = x + n * si.pixels() * si.c * dt_bytes(fi.dt);
+        a.x = x + n * si.pixels() * si.c * kernels::act_bytes(fi.dt);
         a.y = y + n * si.c;
         kernels::global_avgpool_nhwc(a);
       }

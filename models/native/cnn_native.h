@@ -21,17 +21,7 @@
 
 namespace mpq::native::cnn {
 
-enum class Dt : uint8_t { f32, f16, u8 };
-const char* dt_name(Dt d);
-inline int64_t dt_bytes(Dt d) { return d == Dt::f32 ? 4 : d == Dt::f16 ? 2 : 1; }
-
-// Format of an activation buffer.
-struct Fmt {
-  Dt dt = Dt::f32;
-  float scale = 1.0f;  // u8 only: real = (q - zp) * scale
-  int32_t zp = 0;
-  bool operator==(const Fmt& o) const { return dt == o.dt && (dt != Dt::u8 || (scale == o.scale && zp == o.zp)); }
-};
+using kernels::ActFormat;  // the format of an activation buffer (ops/kernels/act_format.h)
 
 // How a quantizable layer computes.
 enum class Kind {
@@ -60,7 +50,7 @@ struct Layer {
   models::PadMode pad = models::PadMode::symmetric;
   float lo = 0, hi = 0;     // activation clamp after bias and residual (real values)
   std::vector<float> bias;  // [cout], BN folded
-  Fmt in;                   // what the kernel reads (u8 with the calibrated params for int8 / int4)
+  ActFormat in;             // what the kernel reads (u8 with the calibrated params for int8 / int4)
   int64_t group = 0;        // int4: effective weight group (0 = per output channel)
   // int4 grouped KxK conv: the fake-quant groups run along PyTorch's (c, kh, kw) row order, which the
   // (kh, kw, c) im2col order splits; such a layer uses an im2col in (c, kh, kw) order instead.
@@ -77,7 +67,7 @@ struct Layer {
   kernels::PackedDwF16 dw_f16;
   kernels::PackedDwQ8 dw_q8;  // int8, and int4 (int4 values in s8, int4 scales)
   size_t weight_bytes() const;
-  bool can_write(Dt d) const;  // output formats our kernels for this layer produce
+  bool can_write(DType d) const;  // output formats our kernels for this layer produce
 };
 
 // One entry of the executed list (models::CnnStep plus the profile name).
@@ -133,9 +123,9 @@ struct LayerIO {
   int64_t N = 1;
   const uint8_t* x = nullptr;
   uint8_t* y = nullptr;
-  Fmt out;
+  ActFormat out;
   const uint8_t* res = nullptr;  // [N, OH, OW, cout] or null
-  Fmt res_fmt;
+  ActFormat res_fmt;
   uint8_t* col = nullptr;     // im2col scratch
   float* acc = nullptr;       // fp32 GEMM scratch when out is not f32
   uint8_t* dnn_in = nullptr;  // oneDNN bf16 conv: the input rounded to bf16
@@ -153,13 +143,13 @@ class CnnNative final : public NativeModel {
   std::map<std::string, std::string> implementations() const override;
 
   // For tests: the format of every value (index = value id) and of what each layer reads.
-  const std::vector<Fmt>& value_formats() const { return fmt_; }
+  const std::vector<ActFormat>& value_formats() const { return fmt_; }
   const std::vector<Layer>& layers() const { return layers_; }
   const std::vector<Step>& steps() const { return steps_; }
 
  private:
   void plan_formats();
-  bool step_can_write(int step, Dt d) const;  // step -1: the input image
+  bool step_can_write(int step, DType d) const;  // step -1: the input image
   Plan& plan_for(int64_t N, int64_t H, int64_t W);
   void build_plan(Plan& p);
   void choose_impls(Plan& p);
@@ -174,7 +164,7 @@ class CnnNative final : public NativeModel {
   int64_t classes_ = 0;
   std::vector<Layer> layers_;
   std::vector<Step> steps_;
-  std::vector<Fmt> fmt_;                      // per value
+  std::vector<ActFormat> fmt_;                // per value
   std::vector<int> producer_;                 // per value: the step writing it (-1: the input image)
   std::vector<int> last_use_;                 // per value: the last step reading it
   std::vector<std::unique_ptr<Plan>> plans_;  // by input size; [0] is the compile-time plan
@@ -195,7 +185,7 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
 const char* depthwise_impl_name(const Layer& L, const Geom& g, const LayerIO& io);
 
 // Element-wise helpers: f32 -> f16 / u8 (quant/observers.h rounding, bit for bit) or a copy; RNE to bf16.
-void convert_input(const uint8_t* x, Fmt from, uint8_t* y, Fmt to, int64_t n);
+void convert_input(const uint8_t* x, ActFormat from, uint8_t* y, ActFormat to, int64_t n);
 void round_bf16(const float* x, float* y, int64_t n);
 kernels::ConvGeom kernel_geom(const Layer& L, const Geom& g);
 

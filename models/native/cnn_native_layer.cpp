@@ -18,8 +18,6 @@
 
 namespace mpq::native::cnn {
 
-const char* dt_name(Dt d) { return d == Dt::f32 ? "f32" : d == Dt::f16 ? "f16" : "u8"; }
-
 namespace {
 
 // PyTorch row order (c, kh, kw) -> im2col column order (kh, kw, c): dst[o][(kh*k + kw)*C + c] =
@@ -58,10 +56,10 @@ void set_input(Layer& L, const LayerQuant& q) {
   switch (L.prec) {
     case Precision::fp32:
     case Precision::bf16:  // bf16 layers read f32 and round to bf16 at the boundary
-      L.in = Fmt{};
+      L.in = ActFormat{};
       break;
     case Precision::fp16:
-      L.in = Fmt{Dt::f16};
+      L.in = ActFormat{DType::f16};
       break;
     case Precision::int8:
     case Precision::int4: {
@@ -73,7 +71,7 @@ void set_input(Layer& L, const LayerQuant& q) {
       const ActQuantParams& a = it->second;
       check(a.scale > 0 && std::isfinite(a.scale) && a.zero_point >= 0 && a.zero_point <= 255,
             "native compile: layer '{}' input scale {} / zero point {} are invalid", L.name, a.scale, a.zero_point);
-      L.in = Fmt{Dt::u8, a.scale, a.zero_point};
+      L.in = ActFormat{DType::u8, a.scale, a.zero_point};
       break;
     }
   }
@@ -244,8 +242,8 @@ size_t Layer::weight_bytes() const {
   return 0;
 }
 
-bool Layer::can_write(Dt d) const {
-  if (d != Dt::f16) return true;  // every path writes f32 and u8
+bool Layer::can_write(DType d) const {
+  if (d != DType::f16) return true;  // every path writes f32 and u8
   // f16 output: our fp32 epilogue, the f16 GEMM and the depthwise kernels; the integer and bf16 GEMMs
   // offer only f32 / u8 (ops/kernels/lowp.h).
   return kind == Kind::depthwise || prec == Precision::fp32 || prec == Precision::fp16;
@@ -283,9 +281,7 @@ kernels::ConvGeom kernel_geom(const Layer& L, const Geom& g) {
 
 namespace {
 
-kernels::LowpOut lowp_out(Dt d) {
-  return d == Dt::f32 ? kernels::LowpOut::f32 : d == Dt::f16 ? kernels::LowpOut::f16 : kernels::LowpOut::u8;
-}
+DType lowp_out(DType d) { return d == DType::f32 ? DType::f32 : d == DType::f16 ? DType::f16 : DType::u8; }
 
 // The fused epilogue of layer L writing `out`; residual rows start at element `res_off` of io.res.
 kernels::LowpEpilogue make_ep(const Layer& L, const LayerIO& io, int64_t res_off) {
@@ -295,9 +291,9 @@ kernels::LowpEpilogue make_ep(const Layer& L, const LayerIO& io, int64_t res_off
   ep.out = lowp_out(io.out.dt);
   ep.out_scale = io.out.scale, ep.out_zp = io.out.zp;
   if (io.res) {
-    check(io.res_fmt.dt != Dt::f16, "native: layer '{}' residual is f16 (the epilogue reads f32 or u8)", L.name);
-    ep.residual = io.res + res_off * dt_bytes(io.res_fmt.dt);
-    ep.residual_u8 = io.res_fmt.dt == Dt::u8;
+    check(io.res_fmt.dt != DType::f16, "native: layer '{}' residual is f16 (the epilogue reads f32 or u8)", L.name);
+    ep.residual = io.res + res_off * kernels::act_bytes(io.res_fmt.dt);
+    ep.residual_u8 = io.res_fmt.dt == DType::u8;
     ep.ld_res = L.cout;
     ep.res_scale = io.res_fmt.scale, ep.res_zp = io.res_fmt.zp;
   }
@@ -328,17 +324,17 @@ void epilogue_loop(const float* acc, int64_t M, int64_t N, const kernels::LowpEp
 
 void epilogue_f32(const float* acc, int64_t M, int64_t N, const kernels::LowpEpilogue& ep, void* C) {
   switch (ep.out) {
-    case kernels::LowpOut::f32: {
+    case DType::f32: {
       float* y = static_cast<float*>(C);
       epilogue_loop(acc, M, N, ep, [y](int64_t i, float v) { y[i] = v; });
       break;
     }
-    case kernels::LowpOut::f16: {
+    case DType::f16: {
       uint16_t* y = static_cast<uint16_t*>(C);
       epilogue_loop(acc, M, N, ep, [y](int64_t i, float v) { y[i] = f32_to_f16(v); });
       break;
     }
-    case kernels::LowpOut::u8: {
+    case DType::u8: {
       uint8_t* y = static_cast<uint8_t*>(C);
       const float inv = 1.0f / ep.out_scale, zp = float(ep.out_zp);
       epilogue_loop(acc, M, N, ep, [y, inv, zp](int64_t i, float v) {
@@ -350,6 +346,8 @@ void epilogue_f32(const float* acc, int64_t M, int64_t N, const kernels::LowpEpi
       });
       break;
     }
+    default:  // refused by the GEMM argument checks before any store
+      break;
   }
 }
 
@@ -368,7 +366,7 @@ AnyGemmArgs gemm_args(const Layer& L, int64_t M, const uint8_t* A, int64_t lda, 
   AnyGemmArgs a;
   switch (L.prec) {
     case Precision::fp32: {
-      float* out = ep.out == kernels::LowpOut::f32 ? reinterpret_cast<float*>(C) : acc;
+      float* out = ep.out == DType::f32 ? reinterpret_cast<float*>(C) : acc;
       a.f32 = kernels::GemmArgs{
           M,   L.cout, L.K, reinterpret_cast<const float*>(A), lda, false, L.w_f32.data(), L.cout, false,
           out, L.cout, 0.0f};
@@ -474,7 +472,7 @@ kernels::Q4ConvArgs q4_conv_args(const Layer& L, const Geom& g, const LayerIO& i
   const int64_t out_img = g.OH * g.OW * L.cout;
   kernels::Q4ConvArgs a;
   a.g = kernel_geom(L, g), a.x = io.x + n * g.H * g.W * L.cin, a.sa = L.in.scale, a.za = L.in.zp, a.w = &L.w_q4;
-  a.C = io.y + n * out_img * dt_bytes(io.out.dt), a.ldc = L.cout, a.ep = make_ep(L, io, n * out_img);
+  a.C = io.y + n * out_img * kernels::act_bytes(io.out.dt), a.ldc = L.cout, a.ep = make_ep(L, io, n * out_img);
   return a;
 }
 
@@ -534,7 +532,7 @@ const char* depthwise_impl_name(const Layer& L, const Geom& g, const LayerIO& io
 }
 
 void run_layer_ours(const Layer& L, const Geom& g, const LayerRun& r, const LayerIO& io) {
-  const int64_t ib = dt_bytes(L.in.dt), ob = dt_bytes(io.out.dt);
+  const int64_t ib = kernels::act_bytes(L.in.dt), ob = kernels::act_bytes(io.out.dt);
   const int64_t in_img = g.H * g.W * L.cin, out_img = g.OH * g.OW * L.cout;  // elements per image
   switch (L.kind) {
     case Kind::gemm:
@@ -545,9 +543,9 @@ void run_layer_ours(const Layer& L, const Geom& g, const LayerRun& r, const Laye
       const uint8_t pad_u8 = uint8_t(L.in.zp);
       const uint16_t pad_f16 = 0;
       const float pad_f32 = 0.0f;
-      const void* pad = L.in.dt == Dt::u8    ? static_cast<const void*>(&pad_u8)
-                        : L.in.dt == Dt::f16 ? static_cast<const void*>(&pad_f16)
-                                             : static_cast<const void*>(&pad_f32);
+      const void* pad = L.in.dt == DType::u8    ? static_cast<const void*>(&pad_u8)
+                        : L.in.dt == DType::f16 ? static_cast<const void*>(&pad_f16)
+                                                : static_cast<const void*>(&pad_f32);
       for (int64_t n = 0; n < io.N; ++n) {
         if (r.gemm.q4conv) {  // int4: im2col rows gathered inside the conv kernel
           r.gemm.q4conv(q4_conv_args(L, g, io, n));

@@ -89,10 +89,10 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   const bool dw = L.kind == Kind::depthwise;
   if (L.linear || L.torch_order) return nullptr;
   if (L.prec == Precision::int4 || L.prec == Precision::fp16) return nullptr;
-  if (io.res && io.res_fmt.dt != Dt::f32) return nullptr;
+  if (io.res && io.res_fmt.dt != DType::f32) return nullptr;
   const bool q8 = L.prec == Precision::int8;
-  if (io.out.dt == Dt::f16 || (!q8 && io.out.dt != Dt::f32)) return nullptr;
-  const bool u8_out = io.out.dt == Dt::u8;
+  if (io.out.dt == DType::f16 || (!q8 && io.out.dt != DType::f32)) return nullptr;
+  const bool u8_out = io.out.dt == DType::u8;
   if (u8_out && io.res) return nullptr;  // the residual would have to be added in the u8 output's scaled domain
 
   auto c = std::make_shared<DnnConv>();

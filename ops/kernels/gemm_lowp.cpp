@@ -126,6 +126,15 @@ PackedBF16W pack_bf16w_from_f32(const float* W, int64_t N, int64_t K) {
 }
 
 // ---- checks ----
+void check_lowp_epilogue(const char* op, const LowpEpilogue& ep, int64_t N) {
+  check(ep.residual == nullptr || ep.ld_res >= N, "{}: ld_res={} < N={} with a residual", op, ep.ld_res, N);
+  check(ep.out == DType::f32 || ep.out == DType::f16 || ep.out == DType::u8,
+        "{}: the epilogue writes f32, f16 or u8, not {}", op, dtype_name(ep.out));
+  check(ep.out != DType::u8 || ep.out_scale > 0.0f, "{}: u8 output needs out_scale > 0, got {}", op, ep.out_scale);
+  check(ep.out != DType::u8 || (ep.out_zp >= 0 && ep.out_zp <= 255), "{}: u8 output zero point {} out of [0, 255]", op,
+        ep.out_zp);
+}
+
 namespace {
 void check_common(const char* op, int64_t M, int64_t N, const void* A, int64_t lda, int64_t K, const void* C,
                   int64_t ldc, const LowpEpilogue& ep) {
@@ -134,14 +143,13 @@ void check_common(const char* op, int64_t M, int64_t N, const void* A, int64_t l
   check(A != nullptr && C != nullptr, "{}: A or C is null (M={} N={} K={})", op, M, N, K);
   check(lda >= K, "{}: lda={} < K={} (M={} N={})", op, lda, K, M, N);
   check(ldc >= N, "{}: ldc={} < N={} (M={} K={})", op, ldc, N, M, K);
-  check(ep.residual == nullptr || ep.ld_res >= N, "{}: ld_res={} < N={} with a residual", op, ep.ld_res, N);
-  check(ep.out != LowpOut::u8 || ep.out_scale > 0.0f, "{}: u8 output needs out_scale > 0, got {}", op, ep.out_scale);
+  check_lowp_epilogue(op, ep, N);
 }
 template <class PW>
 void check_q(const char* op, const QGemmArgs<PW>& g) {
   check(g.w != nullptr, "{}: packed weights are null (M={})", op, g.M);
   check_common(op, g.M, g.w->N, g.A, g.lda, g.w->K, g.C, g.ldc, g.ep);
-  check(g.ep.out != LowpOut::f16, "{}: f16 output is not offered by the integer GEMMs", op);
+  check(g.ep.out != DType::f16, "{}: f16 output is not offered by the integer GEMMs", op);
   if (g.a_signed)
     check(g.za >= -128 && g.za <= 127, "{}: s8 activation zero point {} out of [-128, 127]", op, g.za);
   else
@@ -174,7 +182,7 @@ void check_f16_args(const F16GemmArgs& g) {
 void check_bf16_args(const BF16GemmArgs& g) {
   check(g.w != nullptr, "gemm_bf16: packed weights are null (M={})", g.M);
   check_common("gemm_bf16", g.M, g.w->N, g.A, g.lda, g.w->K, g.C, g.ldc, g.ep);
-  check(g.ep.out != LowpOut::f16, "gemm_bf16: output is f32 or u8, not f16");
+  check(g.ep.out != DType::f16, "gemm_bf16: output is f32 or u8, not f16");
 }
 
 void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t m, int64_t n, void* C, int64_t ldc) {
@@ -190,13 +198,13 @@ void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t 
   y = y > ep.clamp_lo ? y : ep.clamp_lo;
   y = y < ep.clamp_hi ? y : ep.clamp_hi;
   switch (ep.out) {
-    case LowpOut::f32:
+    case DType::f32:
       static_cast<float*>(C)[m * ldc + n] = y;
       break;
-    case LowpOut::f16:
+    case DType::f16:
       static_cast<uint16_t*>(C)[m * ldc + n] = f32_to_f16(y);
       break;
-    case LowpOut::u8: {
+    case DType::u8: {
       const float inv = 1.0f / ep.out_scale;
       float t = y * inv;
       t = t + float(ep.out_zp);
@@ -205,6 +213,8 @@ void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t 
       static_cast<uint8_t*>(C)[m * ldc + n] = uint8_t(std::nearbyint(t));
       break;
     }
+    default:  // refused by check_common before any store
+      break;
   }
 }
 
@@ -219,7 +229,7 @@ void lowp_epilogue_scalar(const LowpEpilogue& ep, float scale, float f, int64_t 
 namespace {
 bool onednn_q8_preferred(const Q8GemmArgs& g) { return g.ep.residual == nullptr && g.w->K <= 64; }
 bool onednn_bf16_preferred(const BF16GemmArgs& g) {
-  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32 && g.M >= 16;
+  return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == DType::f32 && g.M >= 16;
 }
 
 // The panel kernel unpacks each weight panel once into a scratch panel and pays that store + reload back

@@ -36,6 +36,7 @@
 #include <memory>
 #include <vector>
 
+#include "ops/kernels/act_format.h"
 #include "ops/kernels/registry.h"
 
 namespace mpq::kernels {
@@ -119,13 +120,12 @@ PackedBF16W pack_bf16w(const uint16_t* W, int64_t N, int64_t K);        // W bf1
 PackedBF16W pack_bf16w_from_f32(const float* W, int64_t N, int64_t K);  // rounds RNE (f32_to_bf16)
 
 // ---- epilogue ----
-enum class LowpOut : uint8_t { f32, u8, f16 };
 
 struct LowpEpilogue {
   const float* bias = nullptr;                               // [N] or null
   float clamp_lo = -std::numeric_limits<float>::infinity();  // activation bounds (real values)
   float clamp_hi = std::numeric_limits<float>::infinity();
-  LowpOut out = LowpOut::f32;
+  DType out = DType::f32;
   float out_scale = 1.0f;  // u8 output quantization
   int32_t out_zp = 0;
   const void* residual = nullptr;  // [M, ld_res] f32 or u8, or null
@@ -134,6 +134,9 @@ struct LowpEpilogue {
   float res_scale = 1.0f;  // u8 residual dequantization
   int32_t res_zp = 0;
 };
+// Refuses an epilogue no kernel can run (mpq::Error naming op): a residual row shorter than N, an output
+// format other than f32 / f16 / u8, a u8 output scale <= 0 or zero point outside [0, 255].
+void check_lowp_epilogue(const char* op, const LowpEpilogue& ep, int64_t N);
 
 // ---- GEMM arguments ----
 template <class PW>

@@ -114,10 +114,7 @@ namespace {
 void check_out(const char* op, const void* y, int64_t ldy, int64_t C, int64_t M, const LowpEpilogue& ep) {
   check(y != nullptr, "{}: output is null", op);
   check(ldy >= C, "{}: output channel stride ldy={} < C={}", op, ldy, C);
-  check(ep.residual == nullptr || ep.ld_res >= C, "{}: ld_res={} < C={} with a residual", op, ep.ld_res, C);
-  check(ep.out != LowpOut::u8 || ep.out_scale > 0.0f, "{}: u8 output needs out_scale > 0, got {}", op, ep.out_scale);
-  check(ep.out != LowpOut::u8 || (ep.out_zp >= 0 && ep.out_zp <= 255), "{}: u8 output zero point {} out of [0, 255]",
-        op, ep.out_zp);
+  check_lowp_epilogue(op, ep, C);
   (void)M;
 }
 template <class PW>

@@ -30,22 +30,10 @@
 #pragma once
 #include <cstdint>
 
+#include "ops/kernels/act_format.h"
 #include "ops/kernels/registry.h"
 
 namespace mpq::kernels {
-
-enum class ActFmt : uint8_t { f32, f16, bf16, u8 };
-const char* act_fmt_name(ActFmt f);
-inline int64_t act_fmt_bytes(ActFmt f) { return f == ActFmt::f32 ? 4 : f == ActFmt::u8 ? 1 : 2; }
-
-// Where and how a kernel writes a [rows, cols] result.
-struct ActOut {
-  ActFmt fmt = ActFmt::f32;
-  void* p = nullptr;   // [rows, ld] elements of fmt
-  int64_t ld = 0;      // leading dimension in elements
-  float scale = 1.0f;  // u8 only: q = clamp(nearbyint(y / scale) + zp, 0, 255)
-  int32_t zp = 0;
-};
 
 struct LayerNormArgs {
   int64_t rows = 0, cols = 0;

@@ -14,36 +14,24 @@
 
 namespace mpq::kernels {
 
-const char* act_fmt_name(ActFmt f) {
-  switch (f) {
-    case ActFmt::f32:
-      return "f32";
-    case ActFmt::f16:
-      return "f16";
-    case ActFmt::bf16:
-      return "bf16";
-    case ActFmt::u8:
-      return "u8";
-  }
-  return "?";
-}
-
 void act_store_scalar(const ActOut& o, int64_t r, int64_t c, float y) {
-  switch (o.fmt) {
-    case ActFmt::f32:
+  switch (o.dt) {
+    case DType::f32:
       static_cast<float*>(o.p)[r * o.ld + c] = y;
       break;
-    case ActFmt::f16:
+    case DType::f16:
       static_cast<uint16_t*>(o.p)[r * o.ld + c] = f32_to_f16(y);
       break;
-    case ActFmt::bf16:
+    case DType::bf16:
       static_cast<uint16_t*>(o.p)[r * o.ld + c] = f32_to_bf16(y);
       break;
-    case ActFmt::u8: {
+    case DType::u8: {
       const float q = std::clamp(std::nearbyint(y / o.scale) + float(o.zp), 0.0f, 255.0f);
       static_cast<uint8_t*>(o.p)[r * o.ld + c] = uint8_t(q);
       break;
     }
+    default:  // not an activation format: refused by the argument checks before any store
+      break;
   }
 }
 
@@ -51,7 +39,9 @@ namespace {
 void check_out(const char* op, const char* field, const ActOut& o, int64_t rows, int64_t cols) {
   check(o.p != nullptr, "{}: {} is null (rows={} cols={})", op, field, rows, cols);
   check(o.ld >= cols, "{}: {}.ld={} < cols={}", op, field, o.ld, cols);
-  if (o.fmt == ActFmt::u8)
+  check(is_act_dtype(o.dt), "{}: {} dtype {} is not an activation format (f32, f16, bf16, u8)", op, field,
+        dtype_name(o.dt));
+  if (o.dt == DType::u8)
     check(o.scale > 0.0f && o.zp >= 0 && o.zp <= 255, "{}: {} u8 scale {} / zero point {} invalid", op, field, o.scale,
           o.zp);
 }

@@ -39,7 +39,7 @@ void add_clip(dnnl::primitive_attr& attr, float lo, float hi) {
 LowpMatmulEntry make_q8(const Q8GemmArgs& g) {
   const PackedQ8W& w = *g.w;
   const int64_t M = g.M, N = w.N, K = w.K;
-  const bool u8out = g.ep.out == LowpOut::u8;
+  const bool u8out = g.ep.out == DType::u8;
   LowpMatmulEntry e;
   e.a = memory::desc({M, K}, g.a_signed ? dt::s8 : dt::u8, memory::dims{g.lda, 1});
   e.c = memory::desc({M, N}, u8out ? dt::u8 : dt::f32, memory::dims{g.ldc, 1});
@@ -132,7 +132,7 @@ void gemm_qu8_qc8w__onednn(const Q8GemmArgs& g) {
 
 void gemm_bf16__onednn(const BF16GemmArgs& g) {
   check_bf16_args(g);
-  check(!g.a_f32 && g.ep.residual == nullptr && g.ep.out == LowpOut::f32,
+  check(!g.a_f32 && g.ep.residual == nullptr && g.ep.out == DType::f32,
         "gemm_bf16__onednn: needs bf16 A, f32 output and no residual");
   if (g.M == 0) return;
   const std::string key = fmt::format("lowp_bf16:{}:{}:{}:{}:{}", g.w->id, g.M, g.lda, g.ldc, epi_key(g.ep));

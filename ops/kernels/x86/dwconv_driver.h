@@ -48,7 +48,7 @@ struct DwEpi {
   int64_t ld_res;
   void* y;
   int64_t ldy;
-  LowpOut out;
+  DType out;
   bool res_u8, clamp;
   DwEpi(const Epi& e, void* y_, int64_t ldy_)
       : lo(e.lo),
@@ -87,18 +87,18 @@ inline void dw_store16(const DwEpi& e, __m512 f, __m512 sc, __m512 b, int64_t m,
     y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
   }
   switch (e.out) {
-    case LowpOut::f32: {
+    case DType::f32: {
       float* p = static_cast<float*>(e.y) + m * e.ldy + n;
       Full ? _mm512_storeu_ps(p, y) : _mm512_mask_storeu_ps(p, mask, y);
       break;
     }
-    case LowpOut::f16: {
+    case DType::f16: {
       uint16_t* p = static_cast<uint16_t*>(e.y) + m * e.ldy + n;
       const __m256i h = _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       Full ? _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h) : _mm256_mask_storeu_epi16(p, mask, h);
       break;
     }
-    case LowpOut::u8: {
+    case DType::u8: {
       __m512 t = _mm512_mul_ps(y, e.inv_os);
       t = _mm512_add_ps(t, e.zp_f);
       t = _mm512_max_ps(t, _mm512_setzero_ps());
@@ -111,6 +111,8 @@ inline void dw_store16(const DwEpi& e, __m512 f, __m512 sc, __m512 b, int64_t m,
         _mm512_mask_cvtepi32_storeu_epi8(p, mask, q);
       break;
     }
+    default:  // f32, f16 and u8 only: refused by the argument checks before any store
+      break;
   }
 }
 

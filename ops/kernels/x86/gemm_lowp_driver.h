@@ -114,18 +114,18 @@ struct Epi {
       y = _mm512_min_ps(y, hi);  // y < hi ? y : hi
     }
     switch (ep.out) {
-      case LowpOut::f32: {
+      case DType::f32: {
         float* c = static_cast<float*>(C) + m * ldc + n;
         full ? _mm512_storeu_ps(c, y) : _mm512_mask_storeu_ps(c, mask, y);
         break;
       }
-      case LowpOut::f16: {
+      case DType::f16: {
         uint16_t* c = static_cast<uint16_t*>(C) + m * ldc + n;
         const __m256i h = _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         full ? _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), h) : _mm256_mask_storeu_epi16(c, mask, h);
         break;
       }
-      case LowpOut::u8: {
+      case DType::u8: {
         __m512 t = _mm512_mul_ps(y, inv_os);
         t = _mm512_add_ps(t, zp_f);
         t = _mm512_max_ps(t, _mm512_setzero_ps());
@@ -135,6 +135,8 @@ struct Epi {
         full ? _mm_storeu_si128(reinterpret_cast<__m128i*>(c), q) : _mm_mask_storeu_epi8(c, mask, q);
         break;
       }
+      default:  // f32, f16 and u8 only: refused by the argument checks before any store
+        break;
     }
   }
 };

@@ -91,7 +91,7 @@ enum class Clamp { full, no_hi, no_hi_nonneg, bounded };
 
 // C[m, n .. n+15]: lowp_epilogue_scalar's op sequence.
 // f: the pre-scale value (float(acc - zc) per channel, the per-group sum grouped).
-template <LowpOut Out, Res R, Clamp Cl>
+template <DType Out, Res R, Clamp Cl>
 inline void store16(const EpiK& e, __m512 f, __m512 sc, __m512 b, int64_t m, int64_t n, __mmask16 mask) {
   __m512 y = _mm512_fmadd_ps(f, sc, b);
   const bool full = mask == __mmask16(0xffff);
@@ -108,7 +108,7 @@ inline void store16(const EpiK& e, __m512 f, __m512 sc, __m512 b, int64_t m, int
   if constexpr (Cl == Clamp::full || Cl == Clamp::bounded) y = _mm512_min_ps(y, e.hi);  // y < hi ? y : hi
   // Stores (and residual loads): plain ones for full 16-lane blocks (masked stores, and above all vpmovdb
   // straight to memory, cost several times a plain store on this CPU), masked only in the column tail.
-  if constexpr (Out == LowpOut::f32) {
+  if constexpr (Out == DType::f32) {
     float* c = reinterpret_cast<float*>(e.C) + m * e.ldc + n;
     full ? _mm512_storeu_ps(c, y) : _mm512_mask_storeu_ps(c, mask, y);
   } else {
@@ -134,7 +134,7 @@ inline void store16(const EpiK& e, __m512 f, __m512 sc, __m512 b, int64_t m, int
 // Grouped (ops/kernels/lowp.h): int32 accumulators per group, then f = float(acc_0 - zc_0) * s_0 and
 // f = fma(float(acc_g - zc_g), s_g, f) into an f32 row block in L1 (the registers hold the int32 tile).
 // The epilogue of a tile from its pre-scale values f [H][32] (in L1).
-template <int H, LowpOut Out, Res R, Clamp Cl>
+template <int H, DType Out, Res R, Clamp Cl>
 inline void tile_store(const EpiK& ek, const PanelCtx& pc, const float (*f)[32], int64_t r0, int64_t n0) {
   const EpiK e = ek;
   const PanelCtx p = pc;
@@ -219,7 +219,7 @@ inline void tile_acc_grouped(const PanelCtx& pc, const uint8_t* a, int64_t rs, i
 
 // Rows [r0, r0 + H) x the 32 columns of one panel; bp: the unpacked panel [ks][32][4]. Activation dword of
 // row i, k-step s at a + i * rs + s * ss (in place: rs = lda, ss = 4; packed: rs = 4, ss = 4 * kMR).
-template <int H, LowpOut Out, Res R, Clamp Cl, bool Grouped>
+template <int H, DType Out, Res R, Clamp Cl, bool Grouped>
 void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64_t rs, int64_t ss,
           const int8_t* __restrict bp, int64_t ks, int64_t r0, int64_t n0) {
   alignas(64) float f[H][32];  // [H][32] f32 pre-scale values
@@ -233,14 +233,14 @@ void tile(const EpiK& ek, const PanelCtx& pc, const uint8_t* __restrict a, int64
 using TileFn = void (*)(const EpiK&, const PanelCtx&, const uint8_t*, int64_t, int64_t, const int8_t*, int64_t, int64_t,
                         int64_t);
 
-template <LowpOut Out, Res R, Clamp Cl, bool G, size_t... I>
+template <DType Out, Res R, Clamp Cl, bool G, size_t... I>
 constexpr std::array<TileFn, kMR + 1> tile_table(std::index_sequence<I...>) {
   return {nullptr, &tile<int(I) + 1, Out, R, Cl, G>...};
 }
-template <LowpOut Out, Res R, Clamp Cl, bool G>
+template <DType Out, Res R, Clamp Cl, bool G>
 constexpr std::array<TileFn, kMR + 1> kTiles = tile_table<Out, R, Cl, G>(std::make_index_sequence<kMR>{});
 
-template <LowpOut Out, Clamp Cl, bool G>
+template <DType Out, Clamp Cl, bool G>
 const std::array<TileFn, kMR + 1>& tiles_res(const LowpEpilogue& ep) {
   if (!ep.residual) return kTiles<Out, Res::none, Cl, G>;
   return ep.residual_u8 ? kTiles<Out, Res::u8, Cl, G> : kTiles<Out, Res::f32, Cl, G>;
@@ -249,23 +249,22 @@ const std::array<TileFn, kMR + 1>& tiles_res(const LowpEpilogue& ep) {
 // Grouped weights take the full clamp only (their per-group float accumulation dominates the epilogue; fewer
 // instantiations).
 const std::array<TileFn, kMR + 1>& tiles_for(const LowpEpilogue& ep, bool grouped) {
-  const bool f32 = ep.out == LowpOut::f32;
-  if (grouped)
-    return f32 ? tiles_res<LowpOut::f32, Clamp::full, true>(ep) : tiles_res<LowpOut::u8, Clamp::full, true>(ep);
+  const bool f32 = ep.out == DType::f32;
+  if (grouped) return f32 ? tiles_res<DType::f32, Clamp::full, true>(ep) : tiles_res<DType::u8, Clamp::full, true>(ep);
   const float inf = std::numeric_limits<float>::infinity();
   const bool hi_inf = ep.clamp_hi == inf;
   if (f32)
-    return hi_inf ? tiles_res<LowpOut::f32, Clamp::no_hi, false>(ep) : tiles_res<LowpOut::f32, Clamp::full, false>(ep);
+    return hi_inf ? tiles_res<DType::f32, Clamp::no_hi, false>(ep) : tiles_res<DType::f32, Clamp::full, false>(ep);
   // The same f32 operations as Epi / lowp_epilogue_scalar compute the bound (1 / out_scale, then * hi, + zp).
   const float inv = 1.0f / ep.out_scale;
   const bool nonneg = ep.clamp_lo >= 0.0f && std::isfinite(inv) && ep.out_zp >= 0;  // then t >= 0
-  if (nonneg && hi_inf) return tiles_res<LowpOut::u8, Clamp::no_hi_nonneg, false>(ep);
+  if (nonneg && hi_inf) return tiles_res<DType::u8, Clamp::no_hi_nonneg, false>(ep);
   if (nonneg && std::isfinite(ep.clamp_hi)) {
     float tmax = ep.clamp_hi * inv;
     tmax = tmax + float(ep.out_zp);
-    if (tmax < 2147483520.0f) return tiles_res<LowpOut::u8, Clamp::bounded, false>(ep);  // the largest float < 2^31
+    if (tmax < 2147483520.0f) return tiles_res<DType::u8, Clamp::bounded, false>(ep);  // the largest float < 2^31
   }
-  return hi_inf ? tiles_res<LowpOut::u8, Clamp::no_hi, false>(ep) : tiles_res<LowpOut::u8, Clamp::full, false>(ep);
+  return hi_inf ? tiles_res<DType::u8, Clamp::no_hi, false>(ep) : tiles_res<DType::u8, Clamp::full, false>(ep);
 }
 
 PanelCtx panel_ctx(const Q4GemmArgs& g, int64_t p) {

@@ -80,7 +80,7 @@ inline __m256 erf256(__m256 x) {
 
 // Stores y's first t.n lanes at (r, c) in o's format, with the scalar store's rounding.
 inline void store8(const ActOut& o, int64_t r, int64_t c, __m256 y, const Tail& t) {
-  if (o.fmt == ActFmt::f32) {
+  if (o.dt == DType::f32) {
     float* dst = static_cast<float*>(o.p) + r * o.ld + c;
     if (t.n == 8)
       _mm256_storeu_ps(dst, y);
@@ -89,9 +89,9 @@ inline void store8(const ActOut& o, int64_t r, int64_t c, __m256 y, const Tail& 
     return;
   }
   __m128i v;  // 8 u16 (f16, bf16) or 8 u8 in the low half (u8)
-  if (o.fmt == ActFmt::f16) {
+  if (o.dt == DType::f16) {
     v = _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  } else if (o.fmt == ActFmt::bf16) {  // f32_to_bf16: (u + 0x7fff + lsb) >> 16; NaN -> (u >> 16) | 0x40
+  } else if (o.dt == DType::bf16) {  // f32_to_bf16: (u + 0x7fff + lsb) >> 16; NaN -> (u >> 16) | 0x40
     const __m256i u = _mm256_castps_si256(y), hi = _mm256_srli_epi32(u, 16);
     const __m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
     __m256i b = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
@@ -107,7 +107,7 @@ inline void store8(const ActOut& o, int64_t r, int64_t c, __m256 y, const Tail& 
     const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
     v = _mm_packus_epi16(w, w);
   }
-  const size_t eb = size_t(act_fmt_bytes(o.fmt));
+  const size_t eb = size_t(act_bytes(o.dt));
   uint8_t* dst = static_cast<uint8_t*>(o.p) + size_t(r * o.ld + c) * eb;
   if (t.n == 8 && eb == 2) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);

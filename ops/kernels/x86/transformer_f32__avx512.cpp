@@ -54,15 +54,15 @@ inline __m512 erf512(__m512 x) {
 
 // Stores y[0..15] (lanes in m) at (r, c) in o's format, with the scalar store's rounding.
 inline void store16(const ActOut& o, int64_t r, int64_t c, __m512 y, __mmask16 m) {
-  switch (o.fmt) {
-    case ActFmt::f32:
+  switch (o.dt) {
+    case DType::f32:
       _mm512_mask_storeu_ps(static_cast<float*>(o.p) + r * o.ld + c, m, y);
       break;
-    case ActFmt::f16:
+    case DType::f16:
       _mm256_mask_storeu_epi16(static_cast<uint16_t*>(o.p) + r * o.ld + c, m,
                                _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
       break;
-    case ActFmt::bf16: {  // f32_to_bf16: (u + 0x7fff + lsb) >> 16; NaN -> (u >> 16) | 0x40
+    case DType::bf16: {  // f32_to_bf16: (u + 0x7fff + lsb) >> 16; NaN -> (u >> 16) | 0x40
       const __m512i u = _mm512_castps_si512(y);
       const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
       __m512i b = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
@@ -71,7 +71,7 @@ inline void store16(const ActOut& o, int64_t r, int64_t c, __m512 y, __mmask16 m
       _mm256_mask_storeu_epi16(static_cast<uint16_t*>(o.p) + r * o.ld + c, m, _mm512_cvtepi32_epi16(b));
       break;
     }
-    case ActFmt::u8: {  // clamp(nearbyint(y / scale) + zp, 0, 255)
+    case DType::u8: {  // clamp(nearbyint(y / scale) + zp, 0, 255)
       __m512 t = _mm512_roundscale_ps(_mm512_div_ps(y, _mm512_set1_ps(o.scale)),
                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       t = _mm512_add_ps(t, _mm512_set1_ps(float(o.zp)));
@@ -79,6 +79,8 @@ inline void store16(const ActOut& o, int64_t r, int64_t c, __m512 y, __mmask16 m
       _mm512_mask_cvtepi32_storeu_epi8(static_cast<uint8_t*>(o.p) + r * o.ld + c, m, _mm512_cvtps_epi32(t));
       break;
     }
+    default:  // not an activation format: refused by the argument checks before any store
+      break;
   }
 }
 
