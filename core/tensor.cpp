@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -20,13 +22,19 @@ int64_t numel_of(const Shape& s) {
   return n;
 }
 
+// Plain malloc of rounded + kAlign bytes, aligned by hand, rather than aligned_alloc: glibc's memalign asks
+// its bins for more than it returns, so a freed block never fits the next request of the same size and the
+// heap grows instead (core/memory_policy.h); identical malloc sizes reuse the freed block exactly.
 Storage::Storage(size_t n, bool zero_fill) : bytes(n) {
-  const size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
-  data = static_cast<uint8_t*>(std::aligned_alloc(kAlign, rounded ? rounded : kAlign));
-  if (!data) fail("out of memory allocating {} bytes", n);
-  if (zero_fill) std::memset(data, 0, rounded ? rounded : kAlign);
+  const size_t rounded = std::max<size_t>((n + kAlign - 1) / kAlign * kAlign, kAlign);
+  check(rounded <= SIZE_MAX - kAlign, "out of memory allocating {} bytes", n);
+  base = std::malloc(rounded + kAlign);
+  if (!base) fail("out of memory allocating {} bytes", n);
+  const uintptr_t b = reinterpret_cast<uintptr_t>(base);
+  data = reinterpret_cast<uint8_t*>((b + kAlign - 1) / kAlign * kAlign);
+  if (zero_fill) std::memset(data, 0, rounded);
 }
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() { std::free(base); }
 
 std::vector<int64_t> contiguous_strides(const Shape& shape, DType dtype) {
   std::vector<int64_t> st(shape.size());

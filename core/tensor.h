@@ -32,8 +32,11 @@ struct Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
-  uint8_t* data = nullptr;
+  uint8_t* data = nullptr;  // kAlign-aligned, inside the block at base
   size_t bytes = 0;
+
+ private:
+  void* base = nullptr;  // what malloc returned (data - base < kAlign)
 };
 
 namespace autograd {

@@ -2,6 +2,7 @@
 // rebuilt without weights (CNNs with batch norm folded away), every tensor checked against the layer's
 // precision in quant_config, integer codes handed to the engine as rounded records (LayerQuant::weights), so
 // native::compile packs them as they are.
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/autograd/node.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "deploy/model_file.h"
@@ -79,6 +81,26 @@ std::unique_ptr<models::Model> skeleton(const Meta& meta, const std::string& fil
   return m;
 }
 
+// A deployed model's float parameters are finite: a NaN or infinity in a weight, bias, scale or layer norm would
+// only surface as non-finite (or, through a u8 store, silently wrong) outputs at run time.
+void check_finite(const Tensor& x, const std::string& file, const std::string& name) {
+  const int64_t n = x.numel();
+  auto refuse = [&](int64_t i, float v) {
+    fail("model file '{}': tensor '{}' element {} is {} (parameters must be finite)", file, name, i, v);
+  };
+  if (x.dtype() == DType::f32) {
+    const float* p = x.data<float>();  // [n]
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) refuse(i, p[i]);
+  } else if (x.dtype() == DType::f16 || x.dtype() == DType::bf16) {
+    const uint16_t* p = x.data<uint16_t>();  // [n] halves
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x.dtype() == DType::f16 ? f16_to_f32(p[i]) : bf16_to_f32(p[i]);
+      if (!std::isfinite(v)) refuse(i, v);
+    }
+  }
+}
+
 // Tensor `name` of the file as layer `l` at precision `p` needs it (dtype and shape), else an error naming the
 // file, the tensor and the field.
 const Tensor& need(const io::TensorMap& t, const std::string& name, DType dt, const Shape& shape,
@@ -92,6 +114,7 @@ const Tensor& need(const io::TensorMap& t, const std::string& name, DType dt, co
   check(x->shape() == shape,
         "model file '{}': tensor '{}' has shape {}, but layer '{}' ({} in metadata 'quant_config') needs {}", file,
         name, shape_str(x->shape()), layer, precision_name(p), shape_str(shape));
+  check_finite(*x, file, name);
   used.insert(name);
   return *x;
 }
@@ -166,6 +189,7 @@ Assignment fill(models::Model& m, const io::TensorMap& t, const quant::QuantConf
     check(x->dtype() == DType::f32 && x->shape() == p->shape(),
           "model file '{}': tensor '{}' is {} {}, {} expects F32 {}", file, name, io::st_name(x->dtype()),
           shape_str(x->shape()), m.name(), shape_str(p->shape()));
+    check_finite(*x, file, name);
     p->copy_from(*x);
     used.insert(name);
   }

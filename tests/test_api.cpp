@@ -22,6 +22,7 @@
 #include "quant/fake_quant.h"
 #include "quant/observers.h"
 #include "quant/quantizer.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 namespace fs = std::filesystem;
@@ -34,9 +35,7 @@ const std::string kBert = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-ss
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
 std::string temp_file(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "mpq_test_api";
-  fs::create_directories(d);
-  return (d / name).string();
+  return (fs::path(testing::process_temp_dir("api")) / name).string();
 }
 
 quant::Calibration calibrate(models::Model& m, const models::Batch& b) {

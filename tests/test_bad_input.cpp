@@ -28,6 +28,7 @@
 #include "quant/cache.h"
 #include "quant/config.h"
 #include "tests/paths.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace mpq;
@@ -41,19 +42,7 @@ const std::string kImage = kShared + "/imagenet-val-1300/images/ILSVRC2012_val_0
 const std::string kMobilenet = kShared + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite";
 const std::string kBertDir = kSource + "/models/weights/bert-sst2";
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("mpq_test_bad_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

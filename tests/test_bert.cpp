@@ -15,6 +15,7 @@
 #include "models/io/safetensors.h"
 #include "models/optim.h"
 #include "ops/ops.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 namespace fs = std::filesystem;
@@ -45,8 +46,7 @@ models::Batch golden_batch(std::vector<int32_t>* labels = nullptr) {
 
 // Copies the golden checkpoint into a temp dir, letting `edit` change the tensors or the config first.
 std::string tmp_copy(const std::string& tag) {
-  const fs::path d = fs::temp_directory_path() / ("mpq_bert_" + tag);
-  fs::create_directories(d);
+  const fs::path d = testing::fresh_temp_dir("bert_" + tag);
   fs::copy_file(kGolden + "/config.json", d / "config.json", fs::copy_options::overwrite_existing);
   return d.string();
 }

@@ -16,6 +16,7 @@
 #include "models/data/imagenet.h"
 #include "models/data/sst2.h"
 #include "models/data/tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace mpq;
@@ -27,19 +28,7 @@ const std::string kShared = MPQ_SHARED_DATA;
 const std::string kImagenet = kShared + "/imagenet-val-1300";
 const std::string kFirstImage = kImagenet + "/images/ILSVRC2012_val_00000347.JPEG";  // labels.txt line 1, class 472
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("mpq_test_data_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using testing::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -183,6 +183,9 @@ TEST_CASE("transformer kernels: store rounding at ties, NaN, inf and subnormals 
     for (uint32_t b : kBits) sp.push_back(f32_from_bits(b));
   std::vector<float> q;  // u8: y / 0.5 = k + 0.5 ties (half to even) and clamped values, zero point 100
   for (int k = -260; k <= 260; k += 7) q.push_back(float(k) * 0.5f + 0.25f);
+  // and non-finite values: NaN stores code 0 (what max(NaN, 0) gives the SIMD twins), +-inf clamp
+  const size_t nan_at = q.size();
+  for (uint32_t b : {0x7fc00000u, 0xffc12345u, 0x7f800000u, 0xff800000u}) q.push_back(f32_from_bits(b));
   int cases = 0;
   for (const auto& impl : impls_here(rows_map_list()))
     for (DType f : kFmts) {
@@ -198,6 +201,12 @@ TEST_CASE("transformer kernels: store rounding at ties, NaN, inf and subnormals 
       a.out = want.out;
       rows_map_ref(a, 0, 2);
       CHECK_MESSAGE(got.bytes == want.bytes, fmt::format("{} fmt={}: bytes differ", impl.name, dtype_name(f)));
+      if (f == DType::u8) {
+        CHECK(want.value(0, int64_t(nan_at)) == 0.0f);       // NaN
+        CHECK(want.value(0, int64_t(nan_at) + 1) == 0.0f);   // negative NaN
+        CHECK(want.value(0, int64_t(nan_at) + 2) == 255.0f);  // +inf
+        CHECK(want.value(0, int64_t(nan_at) + 3) == 0.0f);   // -inf
+      }
       ++cases;
     }
   CHECK(cases > 0);

@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "core/autograd/node.h"
@@ -32,6 +33,7 @@
 #include "quant/quantizer.h"
 #include "quant/rounding.h"
 #include "quant/search.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 namespace fs = std::filesystem;
@@ -44,9 +46,7 @@ const std::string kBert = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-ss
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
 std::string temp_file(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "mpq_test_model_file";
-  fs::create_directories(d);
-  return (d / name).string();
+  return (fs::path(testing::process_temp_dir("model_file")) / name).string();
 }
 
 models::Batch images(const models::Model& m, std::vector<int64_t> idx) {
@@ -355,5 +355,17 @@ TEST_CASE("model file: damaged files are refused naming the file and the field")
     REQUIRE(t.find(ln));
     msg = refused(without(t, ln), meta);
     CHECK(msg.find("tensor '" + ln + "' of bert is missing") != std::string::npos);
+  }
+  SUBCASE("non-finite parameters") {  // found by fuzz_model_file: a NaN reached a u8 store at run time
+    const std::string ln = "bert.embeddings.LayerNorm.weight";
+    Tensor nan_ln = t.find(ln)->clone();
+    nan_ln.set_flat(3, std::numeric_limits<float>::quiet_NaN());
+    std::string msg = refused(without(t, ln, "", &nan_ln), meta);
+    CHECK(msg.find("tensor '" + ln + "' element 3 is nan") != std::string::npos);
+    const std::string f16 = find_tensor(t, ".weight", DType::f16);
+    Tensor inf_w = t.find(f16)->clone();
+    reinterpret_cast<uint16_t*>(inf_w.data<uint16_t>())[0] = 0x7c00;  // f16 +inf
+    msg = refused(without(t, f16, "", &inf_w), meta);
+    CHECK(msg.find("tensor '" + f16 + "' element 0 is inf") != std::string::npos);
   }
 }

@@ -19,6 +19,7 @@
 #include "models/mobilenetv2.h"
 #include "models/resnet50.h"
 #include "models/zoo.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 using namespace mpq::models;
@@ -83,9 +84,7 @@ void check_error(F&& f, const std::vector<std::string>& needles) {
 }
 
 std::string tmp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "mpq_test_models_cnn";
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  return (std::filesystem::path(testing::process_temp_dir("models_cnn")) / name).string();
 }
 
 io::TensorMap to_map(Model& m) {

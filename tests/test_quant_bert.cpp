@@ -19,6 +19,7 @@
 #include "quant/config.h"
 #include "quant/fake_quant.h"
 #include "quant/task.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 using namespace mpq::quant;
@@ -28,10 +29,7 @@ const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
 std::string temp_dir(const std::string& name) {
-  const auto d = std::filesystem::temp_directory_path() / name;
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d.string();
+  return testing::fresh_temp_dir(name);
 }
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "quant/evaluate.h"
 #include "quant/ordering.h"
 #include "quant/search.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 using namespace mpq::quant;
@@ -227,8 +228,7 @@ TEST_CASE("config: save / load round trip and clear errors") {
     if (q.precision == Precision::int4) q.weight_group = 32;
     cfg.layers[layers[i].name] = q;
   }
-  const std::string dir = (std::filesystem::temp_directory_path() / "mpq_test_quant_config").string();
-  std::filesystem::create_directories(dir);
+  const std::string dir = testing::fresh_temp_dir("quant_config");
   const std::string path = dir + "/cfg.json";
   save_config(path, cfg, layers);
   const QuantConfig back = load_config(path, "mobilenetv2", layers);
@@ -278,9 +278,8 @@ TEST_CASE("config: save / load round trip and clear errors") {
 }
 
 TEST_CASE("analysis cache: round trip, changed inputs recompute, stale entries ignored") {
-  const std::string dir = (std::filesystem::temp_directory_path() / "mpq_test_quant_cache").string();
-  std::filesystem::remove_all(dir);
-  const std::string wfile = (std::filesystem::temp_directory_path() / "mpq_test_quant_cache_w.bin").string();
+  const std::string dir = testing::fresh_temp_dir("quant_cache") + "/cache";
+  const std::string wfile = testing::fresh_temp_dir("quant_cache_w") + "/w.bin";
   std::ofstream(wfile) << "abc";
   const WeightsId w = weights_identity(wfile);
   CHECK(w.size == 3);

@@ -16,6 +16,7 @@
 #include "quant/gptq_model.h"
 #include "quant/rounding.h"
 #include "quant/task.h"
+#include "tests/temp_dir.h"
 
 using namespace mpq;
 using namespace mpq::quant;
@@ -27,10 +28,7 @@ const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
 std::string fresh_dir(const std::string& name) {
-  const auto d = fs::temp_directory_path() / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
+  return testing::fresh_temp_dir(name);
 }
 
 std::shared_ptr<const QuantizedWeight> record(int64_t O, int64_t K, int64_t G, int bits, int seed, bool bc) {

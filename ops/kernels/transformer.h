@@ -15,7 +15,8 @@
 //     bf16 : round to nearest even bfloat16 (core/dtype.h f32_to_bf16)
 //     u8   : q = clamp(nearbyint(y / scale) + zp, 0, 255): a true division and round half to even, the
 //            exact expression of quant/observers.h fake_quant_act, so u8 outputs equal the fake-quant
-//            simulation's integers for the same y.
+//            simulation's integers for the same y; a NaN y stores 0 (nhwc.h quantize_value; the SIMD
+//            twins' max(NaN, 0) gives the same), +-inf clamp to 255 / 0.
 //
 // Ops and their precision against the reference (which uses std::exp / std::erf and the same order):
 //   layer_norm : v = x (+ bias[c]) (+ res[r,c])   (f32 adds, in this order)

@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "ops/kernels/nhwc.h"
 #include "ops/kernels/transformer.h"
 
 namespace mpq::kernels {
@@ -26,8 +27,7 @@ void act_store_scalar(const ActOut& o, int64_t r, int64_t c, float y) {
       static_cast<uint16_t*>(o.p)[r * o.ld + c] = f32_to_bf16(y);
       break;
     case DType::u8: {
-      const float q = std::clamp(std::nearbyint(y / o.scale) + float(o.zp), 0.0f, 255.0f);
-      static_cast<uint8_t*>(o.p)[r * o.ld + c] = uint8_t(q);
+      static_cast<uint8_t*>(o.p)[r * o.ld + c] = quantize_value(y, o.scale, o.zp);  // NaN -> 0
       break;
     }
     default:  // not an activation format: refused by the argument checks before any store
