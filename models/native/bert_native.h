@@ -86,7 +86,8 @@ kernels::PackedBF16W alloc_attn_bf16(int64_t N, int64_t K);
 
 // "rows": W[n][k] = B[n * ldb + k] (K operand of Q K^T: keys are the columns n, head dims the depth k).
 // "cols": W[n][k] = B[k * ldb + n] (V operand of P V: head dims are the columns, keys the depth).
-// u8 sources become s8 W = B - 128 (exact); f32 sources are rounded to nearest even f16 / bf16.
+// u8 sources become s8 W = B - 128 (exact); f32 sources are rounded to nearest even f16 / bf16. They forward
+// to the kernel ops of ops/kernels/pack_attn.h (pack_attn_qu8_*, pack_attn_f32_f16_*, pack_attn_f32_bf16_*).
 void pack_attn_q8_rows(const uint8_t* B, int64_t ldb, kernels::PackedQ8W& w);
 void pack_attn_q8_cols(const uint8_t* B, int64_t ldb, kernels::PackedQ8W& w);
 void pack_attn_f16_rows(const float* B, int64_t ldb, kernels::PackedF16W& w);
