@@ -1,11 +1,11 @@
 #include "quant/fake_quant.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "ops/kernels/nhwc.h"
 #include "quant/quantizer.h"
 
 namespace mpq::quant {
@@ -13,17 +13,13 @@ namespace mpq::quant {
 Tensor round_to_f16(const Tensor& x) {
   check(x.dtype() == DType::f32, "round_to_f16: f32 expected, got {}", dtype_name(x.dtype()));
   const Tensor c = x.contiguous();
-  Tensor out = Tensor::zeros(x.shape());  // same shape as x, f32
-  const float* src = c.data<float>();
-  float* dst = out.data<float>();
-  const int64_t n = x.numel(), n8 = n / 8 * 8;
-  // F16C (baseline ISA): vcvtps2ph with imm 0 = round to nearest even; |x| > 65504 becomes +-inf as in IEEE.
-#pragma omp parallel for if (n > (1 << 16)) schedule(static)
-  for (int64_t i = 0; i < n8; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
-  }
-  for (int64_t i = n8; i < n; ++i) dst[i] = _cvtsh_ss(_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT));
+  Tensor out = Tensor::empty(x.shape());  // same shape as x, f32
+  const int64_t n = x.numel();
+  // Through the dispatched conversion kernels (round to nearest even; |x| > 65504 becomes +-inf as in IEEE),
+  // the same ones the native engine stores f16 activations with.
+  std::vector<uint16_t> h(static_cast<size_t>(n));  // [n] binary16
+  kernels::convert_f32_f16(c.data<float>(), n, h.data());
+  kernels::convert_f16_f32(h.data(), n, out.data<float>());
   return out;
 }
 

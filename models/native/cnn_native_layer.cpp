@@ -2,7 +2,6 @@
 // exactly) and our execution of one layer (GEMM / im2col + GEMM / depthwise with the fused epilogue).
 // The documented epilogue rounding (y * (1 / s), then + zp, two roundings) relies on the project-wide
 // -ffp-contract=off (CMakeLists.txt MPQ_BASE_FLAGS).
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
