@@ -34,9 +34,7 @@ const std::string kTflite = std::string(MPQ_SHARED_DATA) + "/mobilenet_v2/mobile
 const std::string kBert = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2";
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
-std::string temp_file(const std::string& name) {
-  return (fs::path(testing::process_temp_dir("api")) / name).string();
-}
+std::string temp_file(const std::string& name) { return (fs::path(testing::process_temp_dir("api")) / name).string(); }
 
 quant::Calibration calibrate(models::Model& m, const models::Batch& b) {
   auto hook = std::make_shared<quant::CalibrationHook>();

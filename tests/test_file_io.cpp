@@ -172,8 +172,8 @@ TEST_CASE("file_io: destinations are validated before any work") {
 // core/memory_policy.h: after the CLI's malloc setting a freed 64 MiB tensor buffer is reused from the heap,
 // so touching a second one of the same size costs (almost) no page faults, even with a small block allocated
 // after it; glibc's default would munmap the first and fault all 16384 pages of the second in again (and with
-// aligned_alloc instead of Storage's own alignment the heap would grow for the second one). ASan replaces malloc (its own allocator and
-// quarantine ignore mallopt), so the sanitizer build skips this case, visibly.
+// aligned_alloc instead of Storage's own alignment the heap would grow for the second one). ASan replaces malloc (its
+// own allocator and quarantine ignore mallopt), so the sanitizer build skips this case, visibly.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kReplacedMalloc = true;
 #else

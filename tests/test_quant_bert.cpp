@@ -28,9 +28,7 @@ namespace {
 const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2/model.safetensors";
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
-std::string temp_dir(const std::string& name) {
-  return testing::fresh_temp_dir(name);
-}
+std::string temp_dir(const std::string& name) { return testing::fresh_temp_dir(name); }
 }  // namespace
 
 TEST_CASE("bert task: splits from train (calibration) and dev (search / test), evaluator matches models::evaluate") {

@@ -27,9 +27,7 @@ namespace {
 const std::string kWeights = std::string(MPQ_SOURCE_DIR) + "/models/weights/bert-sst2/model.safetensors";
 const std::string kSst2 = std::string(MPQ_SHARED_DATA) + "/sst2";
 
-std::string fresh_dir(const std::string& name) {
-  return testing::fresh_temp_dir(name);
-}
+std::string fresh_dir(const std::string& name) { return testing::fresh_temp_dir(name); }
 
 std::shared_ptr<const QuantizedWeight> record(int64_t O, int64_t K, int64_t G, int bits, int seed, bool bc) {
   auto w = std::make_shared<QuantizedWeight>();

@@ -1,6 +1,6 @@
-// The polynomial constants of the SIMD exp and erf in the transformer row kernels, shared by every ISA's
-// translation unit (ops/kernels/x86/transformer_f32__avx512.cpp, __avx2.cpp) so that all of them evaluate the same
-// polynomials; the reference twins use std::exp / std::erf. Horner order: highest degree first.
+// The polynomial constants of the SIMD exp and erf in the transformer row kernels
+// (ops/kernels/x86/transformer_f32_xsimd.h, instantiated once per ISA, so every ISA evaluates the same
+// polynomials); the reference twins use std::exp / std::erf. Horner order: highest degree first.
 #pragma once
 
 namespace mpq::kernels::poly {
