@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/bench_main.h"
+#include "bench/bench_util.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/threading.h"
@@ -46,13 +47,7 @@ const DwShape kShapes[] = {
     {"7x7x960_s1", 7, 960, 1},
 };
 
-std::vector<float> rand_f(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using mpq::bench::rand_f;
 std::vector<uint8_t> rand_u8(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> d(0, 255);

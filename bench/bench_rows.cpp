@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/bench_main.h"
+#include "bench/bench_util.h"
 #include "core/cpu_features.h"
 #include "ops/kernels/transformer.h"
 
@@ -26,13 +27,7 @@ namespace {
 
 using namespace mpq::kernels;
 
-std::vector<float> rand_f(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using mpq::bench::rand_f;
 
 // Operands of every case, allocated once: [rows, cols] inputs and outputs of the largest case.
 struct Operands {

@@ -58,9 +58,9 @@ std::vector<T> rand_vec(size_t n, unsigned seed, int lo, int hi) {
   for (auto& x : v) x = T(d(rng));
   return v;
 }
-inline std::vector<float> rand_f(size_t n, unsigned seed) {
+inline std::vector<float> rand_f(size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::uniform_real_distribution<float> d(lo, hi);
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
