@@ -26,8 +26,9 @@ int64_t numel_of(const Shape& s) {
 // its bins for more than it returns, so a freed block never fits the next request of the same size and the
 // heap grows instead (core/memory_policy.h); identical malloc sizes reuse the freed block exactly.
 Storage::Storage(size_t n, bool zero_fill) : bytes(n) {
+  // checked before rounding: n + kAlign - 1 must not wrap (a huge n would otherwise allocate a few bytes)
+  check(n <= SIZE_MAX - 2 * kAlign, "out of memory allocating {} bytes", n);
   const size_t rounded = std::max<size_t>((n + kAlign - 1) / kAlign * kAlign, kAlign);
-  check(rounded <= SIZE_MAX - kAlign, "out of memory allocating {} bytes", n);
   base = std::malloc(rounded + kAlign);
   if (!base) fail("out of memory allocating {} bytes", n);
   const uintptr_t b = reinterpret_cast<uintptr_t>(base);

@@ -198,3 +198,10 @@ TEST_CASE("memory policy: a freed large buffer is reused without page faults" * 
   const long again = touch();
   CHECK(again < long(kBytes / 4096 / 10));  // < 10 % of the pages faulted in again
 }
+
+TEST_CASE("memory policy: a tensor buffer size that would wrap when rounded is refused before allocating") {
+  CHECK_THROWS_WITH_AS(mpq::Storage(SIZE_MAX - 10), doctest::Contains("out of memory allocating"), mpq::Error);
+  CHECK_THROWS_WITH_AS(mpq::Storage(SIZE_MAX - 100), doctest::Contains("out of memory allocating"), mpq::Error);
+  const mpq::Storage ok(1);  // one byte still gets a whole aligned line
+  CHECK(reinterpret_cast<uintptr_t>(ok.data) % mpq::Storage::kAlign == 0);
+}
