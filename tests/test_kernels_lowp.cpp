@@ -306,6 +306,10 @@ TEST_CASE("lowp: BF16 gemm_bf16 (bf16 or f32 A) within the bf16-dot summation bo
   for (size_t im = 0; im < nd; im += 2)
     for (size_t in = 0; in < nd; ++in)
       bf16_case(kDims[im], kDims[in], kDims[(im * 3 + in * 5) % nd], im % 4 == 2, int(in % kNumEpi), rng);
+  // f32 A rows longer than the AVX-512 packer's 512-column rounding chunk: two full chunks plus an odd tail,
+  // and an exact multiple of the chunk
+  bf16_case(5, 33, 1031, true, 0, rng);
+  bf16_case(3, 17, 1024, true, 1, rng);
 }
 
 TEST_CASE("lowp: dispatch honours the ISA cap and names the implementation") {

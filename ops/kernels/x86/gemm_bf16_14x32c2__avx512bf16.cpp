@@ -5,8 +5,6 @@
 // packing. Output f32 (or u8 via the shared epilogue).
 #include <immintrin.h>
 
-#include <vector>
-
 #include "core/dtype.h"
 #include "ops/kernels/x86/gemm_lowp_driver.h"
 
@@ -24,31 +22,39 @@ struct BF16Kernel {
   // Ap [Kp/2][MR]: bf16 pair (k even in the low half), 0 beyond K. f32 rows are first rounded to a bf16
   // row (RNE in integer arithmetic, bit-identical to f32_to_bf16 incl. denormals and NaN).
   static void pack_a(const Args& g, int64_t r0, int rows, uint32_t* Ap) {
-    const int64_t K = g.w->K, full = K / 2;
-    thread_local std::vector<uint16_t> row;  // bf16 [K]
-    if (g.a_f32) row.resize(size_t(K));
+    const int64_t K = g.w->K;
     for (int i = 0; i < rows; ++i) {
-      const uint16_t* src;
-      if (g.a_f32) {
-        const float* f = static_cast<const float*>(g.A) + (r0 + i) * g.lda;
+      if (!g.a_f32) {
+        put_pairs(static_cast<const uint16_t*>(g.A) + (r0 + i) * g.lda, 0, K, K, i, Ap);
+        continue;
+      }
+      const float* f = static_cast<const float*>(g.A) + (r0 + i) * g.lda;
+      alignas(64) uint16_t row[kRowChunk];  // bf16 [kRowChunk]: columns [c0, c0 + n) of this row
+      for (int64_t c0 = 0; c0 < K; c0 += kRowChunk) {
+        const int64_t n = K - c0 < kRowChunk ? K - c0 : kRowChunk;
         int64_t k = 0;
-        for (; k + 16 <= K; k += 16) {
-          const __m512i u = _mm512_loadu_si512(f + k);
+        for (; k + 16 <= n; k += 16) {
+          const __m512i u = _mm512_loadu_si512(f + c0 + k);
           const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
           __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
           const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
                                                         _mm512_set1_epi32(0x7f800000));
           r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row.data() + k), _mm512_cvtepi32_epi16(r));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + k), _mm512_cvtepi32_epi16(r));
         }
-        for (; k < K; ++k) row[size_t(k)] = f32_to_bf16(f[k]);
-        src = row.data();
-      } else {
-        src = static_cast<const uint16_t*>(g.A) + (r0 + i) * g.lda;
+        for (; k < n; ++k) row[k] = f32_to_bf16(f[c0 + k]);
+        put_pairs(row, c0, n, K, i, Ap);
       }
-      for (int64_t s = 0; s < full; ++s) std::memcpy(&Ap[s * MR + i], src + 2 * s, 4);
-      if (K % 2) Ap[full * MR + i] = src[K - 1];
     }
+  }
+  // f32 rows are rounded in chunks of this many columns on the stack (even, so that a k pair never straddles
+  // two chunks); a thread_local std::vector here would emit a std template instantiation compiled for AVX-512.
+  static constexpr int64_t kRowChunk = 512;
+  // Writes bf16 columns [c0, c0 + n) of row i (src[0] is column c0; c0 even) into Ap's k pairs.
+  static void put_pairs(const uint16_t* src, int64_t c0, int64_t n, int64_t K, int i, uint32_t* Ap) {
+    const int64_t s0 = c0 / 2, s1 = (c0 + n) / 2;
+    for (int64_t s = s0; s < s1; ++s) std::memcpy(&Ap[s * MR + i], src + 2 * (s - s0), 4);
+    if (c0 + n == K && K % 2) Ap[(K / 2) * MR + i] = src[n - 1];
   }
 
   template <int R>
