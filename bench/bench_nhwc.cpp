@@ -187,7 +187,8 @@ void bm_onednn(benchmark::State& st, DwShape s, std::string kind) {
 
 // The other NHWC kernels on model shapes, each list entry (fast first, reference last) in the same run:
 // ResNet50's stem max pool (112x112x64, 3x3 stride 2, SAME), its global average pool (7x7x2048), and the
-// precision-boundary conversions on MobileNetV2's largest activation (112x112x96). Counter: GB/s.
+// precision-boundary conversions and the residual add on MobileNetV2's largest activation (112x112x96), every
+// implementation of each dispatch list (benchmark name misc/OP/IMPL). Counter: GB/s.
 void bm_misc(benchmark::State& st, std::string op, size_t impl_index) {
   mpq::set_num_threads(threads());
   const int64_t n = 112 * 112 * 96;
@@ -223,7 +224,34 @@ void bm_misc(benchmark::State& st, std::string op, size_t impl_index) {
     run(convert_f32_f16_list(), CvtArgs{n, xf.data(), out.data()}, size_t(n) * 6);
   } else if (op == "f16_to_f32") {
     run(convert_f16_f32_list(), CvtArgs{n, xh.data(), out.data()}, size_t(n) * 6);
+  } else if (op == "requantize") {
+    run(requantize_u8_u8_list(), CvtArgs{n, xq.data(), out.data(), 0.03f, 128, 0.05f, 100}, size_t(n) * 2);
+  } else if (op == "add_f32" || op == "add_f16") {  // a residual add of MobileNetV2 (56x56x24 ... as 112x112x96)
+    const bool h = op == "add_f16";
+    AddArgs a;
+    a.dt = h ? mpq::DType::f16 : mpq::DType::f32, a.rows = 112 * 112, a.C = 96, a.lda = a.ldb = a.ldy = 96;
+    a.a = h ? static_cast<const void*>(xh.data()) : xf.data();
+    a.b = h ? static_cast<const void*>(xh.data()) : xf.data();
+    a.y = out.data(), a.lo = 0.0f, a.hi = 6.0f;
+    run(add_clamp_nhwc_list(), a, size_t(n) * (h ? 6 : 12));
   }
+}
+
+// The implementation names of op's dispatch list, fastest first, the reference last.
+std::vector<std::string> impl_names(const std::string& op) {
+  std::vector<std::string> names;
+  auto take = [&](const auto& list) {
+    for (const auto& i : list.impls()) names.push_back(i.name);
+  };
+  if (op.rfind("maxpool", 0) == 0) take(maxpool_nhwc_list());
+  if (op == "gap_f32") take(global_avgpool_nhwc_list());
+  if (op == "quantize") take(quantize_f32_u8_list());
+  if (op == "dequantize") take(dequantize_u8_f32_list());
+  if (op == "requantize") take(requantize_u8_u8_list());
+  if (op == "f32_to_f16") take(convert_f32_f16_list());
+  if (op == "f16_to_f32") take(convert_f16_f32_list());
+  if (op.rfind("add_", 0) == 0) take(add_clamp_nhwc_list());
+  return names;
 }
 
 }  // namespace
@@ -237,9 +265,12 @@ int main(int argc, char** argv) {
     reg("q8/ours", [s](benchmark::State& st) { bm_ours(st, s, "q8", "dwconv_qu8_qc8w_c16__avx512vnni"); });
     reg("q8/onednn", [s](benchmark::State& st) { bm_onednn(st, s, "q8"); });
   }
-  for (const char* op : {"maxpool_f32", "maxpool_u8", "gap_f32", "quantize", "dequantize", "f32_to_f16", "f16_to_f32"})
-    for (size_t i = 0; i < 2; ++i)
-      mpq::bench::register_us(std::string("misc/") + op + (i == 0 ? "/fast" : "/ref"),
+  for (const char* op : {"maxpool_f32", "maxpool_u8", "gap_f32", "quantize", "dequantize", "requantize", "f32_to_f16",
+                         "f16_to_f32", "add_f32", "add_f16"}) {
+    const std::vector<std::string> names = impl_names(op);
+    for (size_t i = 0; i < names.size(); ++i)
+      mpq::bench::register_us(std::string("misc/") + op + "/" + names[i],
                               [op, i](benchmark::State& st) { bm_misc(st, op, i); });
+  }
   return mpq::bench::run_main(argc, argv);
 }

@@ -208,31 +208,37 @@ constexpr std::array<GapList::Impl, 2> kGapImpls{{
     {"global_avgpool_nhwc__avx512", Isa::avx512, nullptr, &global_avgpool_nhwc__avx512},
     {"global_avgpool_nhwc_ref", Isa::ref, nullptr, &global_avgpool_nhwc_ref},
 }};
-constexpr std::array<CvtList::Impl, 2> kQuantImpls{{
+constexpr std::array<CvtList::Impl, 3> kQuantImpls{{
     {"quantize_f32_u8__avx512", Isa::avx512, nullptr, &quantize_f32_u8__avx512},
+    {"quantize_f32_u8__avx2", Isa::avx2, nullptr, &quantize_f32_u8__avx2},
     {"quantize_f32_u8_ref", Isa::ref, nullptr, &quantize_f32_u8_ref},
 }};
-constexpr std::array<CvtList::Impl, 2> kDequantImpls{{
+constexpr std::array<CvtList::Impl, 3> kDequantImpls{{
     {"dequantize_u8_f32__avx512", Isa::avx512, nullptr, &dequantize_u8_f32__avx512},
+    {"dequantize_u8_f32__avx2", Isa::avx2, nullptr, &dequantize_u8_f32__avx2},
     {"dequantize_u8_f32_ref", Isa::ref, nullptr, &dequantize_u8_f32_ref},
 }};
-constexpr std::array<CvtList::Impl, 2> kRequantImpls{{
+constexpr std::array<CvtList::Impl, 3> kRequantImpls{{
     {"requantize_u8_u8__avx512", Isa::avx512, nullptr, &requantize_u8_u8__avx512},
+    {"requantize_u8_u8__avx2", Isa::avx2, nullptr, &requantize_u8_u8__avx2},
     {"requantize_u8_u8_ref", Isa::ref, nullptr, &requantize_u8_u8_ref},
 }};
-constexpr std::array<CvtList::Impl, 2> kF32F16Impls{{
+constexpr std::array<CvtList::Impl, 3> kF32F16Impls{{
     {"convert_f32_f16__avx512", Isa::avx512, nullptr, &convert_f32_f16__avx512},
+    {"convert_f32_f16__avx2", Isa::avx2, nullptr, &convert_f32_f16__avx2},
     {"convert_f32_f16_ref", Isa::ref, nullptr, &convert_f32_f16_ref},
 }};
-constexpr std::array<CvtList::Impl, 2> kF16F32Impls{{
+constexpr std::array<CvtList::Impl, 3> kF16F32Impls{{
     {"convert_f16_f32__avx512", Isa::avx512, nullptr, &convert_f16_f32__avx512},
+    {"convert_f16_f32__avx2", Isa::avx2, nullptr, &convert_f16_f32__avx2},
     {"convert_f16_f32_ref", Isa::ref, nullptr, &convert_f16_f32_ref},
 }};
 constexpr std::array<TransposeList::Impl, 1> kTransposeImpls{{
     {"nchw_to_nhwc_f32_ref", Isa::ref, nullptr, &nchw_to_nhwc_f32_ref},
 }};
-constexpr std::array<AddList::Impl, 2> kAddImpls{{
+constexpr std::array<AddList::Impl, 3> kAddImpls{{
     {"add_clamp_nhwc__avx512", Isa::avx512, nullptr, &add_clamp_nhwc__avx512},
+    {"add_clamp_nhwc__avx2", Isa::avx2, nullptr, &add_clamp_nhwc__avx2},
     {"add_clamp_nhwc_ref", Isa::ref, nullptr, &add_clamp_nhwc_ref},
 }};
 constexpr std::array<Im2colList::Impl, 2> kIm2colImpls{{

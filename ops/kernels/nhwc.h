@@ -294,6 +294,12 @@ void requantize_u8_u8__avx512(const CvtArgs& a);
 void convert_f32_f16__avx512(const CvtArgs& a);
 void convert_f16_f32__avx512(const CvtArgs& a);
 void add_clamp_nhwc__avx512(const AddArgs& a);
+void quantize_f32_u8__avx2(const CvtArgs& a);
+void dequantize_u8_f32__avx2(const CvtArgs& a);
+void requantize_u8_u8__avx2(const CvtArgs& a);
+void convert_f32_f16__avx2(const CvtArgs& a);
+void convert_f16_f32__avx2(const CvtArgs& a);
+void add_clamp_nhwc__avx2(const AddArgs& a);
 
 // Argument validation (throws mpq::Error naming the op and the bad field); every implementation calls it.
 void check_maxpool_args(const MaxPoolArgs& a);
