@@ -22,7 +22,8 @@
 
 namespace mpq::kernels::xrows {
 
-// fn(i0, i1) over [0, n), in parallel when n is large enough to pay for the fork (memory-bound loops).
+// fn(i0, i1) over [0, n), in parallel when n is large enough to pay for the fork (memory-bound loops). P is
+// unused but ties every instantiation to its ISA's unit (P has internal linkage there).
 template <class P, class Fn>
 void chunked(int64_t n, Fn fn) {
   const int nt = (omp_in_parallel() || n < (int64_t(1) << 16)) ? 1 : omp_get_max_threads();
