@@ -209,8 +209,10 @@ struct LowpDriver {
       work(0);
       return;
     }
+// the team can be smaller than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, a nested region): every block id
+// runs on some thread of it
 #pragma omp parallel num_threads(used)
-    work(omp_get_thread_num());
+    for (int id = omp_get_thread_num(); id < used; id += omp_get_num_threads()) work(id);
   }
 };
 
