@@ -62,6 +62,7 @@ class DnnConv final : public OnednnConv {
     }
     src.set_data_handle(const_cast<void*>(x));
     dst.set_data_handle(io.y);
+    const FixedTeam team;  // the team size the primitive was created for (see make)
     if (has_res) res.set_data_handle(const_cast<uint8_t*>(io.res));
     prim.execute(onednn::stream(), args);
     onednn::stream().wait();
@@ -95,6 +96,7 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   const bool u8_out = io.out.dt == DType::u8;
   if (u8_out && io.res) return nullptr;  // the residual would have to be added in the u8 output's scaled domain
 
+  const FixedTeam team;  // oneDNN plans the primitive's work for this team; run() pins the same
   auto c = std::make_shared<DnnConv>();
   auto& eng = onednn::engine();
   const dt src_dt = q8 ? dt::u8 : L.prec == Precision::bf16 ? dt::bf16 : dt::f32;

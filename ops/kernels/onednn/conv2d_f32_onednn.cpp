@@ -6,7 +6,6 @@
 // measured slower than reorder + blocked kernel on the ResNet 3x3 case (kUseBlockedLayouts toggles it).
 // Everything (primitive + reorders) is cached per shape key; one cache entry per direction.
 #include <fmt/format.h>
-#include <omp.h>
 
 #include "ops/kernels/f32_impls.h"
 #include "ops/kernels/onednn/onednn_context.h"
@@ -24,7 +23,7 @@ constexpr bool kUseBlockedLayouts = true;
 std::string shape_key(const char* dir, const Conv2dShape& s, bool bias) {
   return fmt::format("conv2d_f32_{}:{},{},{},{}:{},{},{}:s{},{}:p{},{},{},{}:d{},{}:g{}:b{}:t{}", dir, s.N, s.C, s.H,
                      s.W, s.O, s.KH, s.KW, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.pad_bottom, s.pad_right,
-                     s.dil_h, s.dil_w, s.groups, int(bias), omp_get_max_threads());
+                     s.dil_h, s.dil_w, s.groups, int(bias), num_threads());
 }
 
 // Plain user descriptors and the shared convolution parameters.
@@ -84,6 +83,7 @@ struct BwdWeightEntry {
 
 void conv2d_fwd_f32__onednn(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   check_conv2d_shape(s);
+  const FixedTeam team;  // shape_key reads the team size it pins
   const bool has_bias = bias != nullptr;
   auto e = onednn::primitive_cache().get_or_create<FwdEntry>(shape_key("fwd", s, has_bias), [&] {
     const ConvDescs d = make_descs(s);
@@ -103,6 +103,7 @@ void conv2d_fwd_f32__onednn(const Conv2dShape& s, const float* x, const float* w
 
 void conv2d_bwd_data_f32__onednn(const Conv2dShape& s, const float* gy, const float* w, float* gx) {
   check_conv2d_shape(s);
+  const FixedTeam team;  // shape_key reads the team size it pins
   auto e = onednn::primitive_cache().get_or_create<BwdDataEntry>(shape_key("bwd_data", s, false), [&] {
     const ConvDescs d = make_descs(s);
     using B = dnnl::convolution_backward_data;
@@ -120,6 +121,7 @@ void conv2d_bwd_data_f32__onednn(const Conv2dShape& s, const float* gy, const fl
 
 void conv2d_bwd_weight_f32__onednn(const Conv2dShape& s, const float* x, const float* gy, float* gw, float* gbias) {
   check_conv2d_shape(s);
+  const FixedTeam team;  // shape_key reads the team size it pins
   const bool has_bias = gbias != nullptr;
   auto e = onednn::primitive_cache().get_or_create<BwdWeightEntry>(shape_key("bwd_weight", s, has_bias), [&] {
     const ConvDescs d = make_descs(s);

@@ -2,7 +2,6 @@
 // Transposes and leading dimensions are expressed as memory-descriptor strides, so nothing is copied;
 // beta == 1 is a "sum" post-op.
 #include <fmt/format.h>
-#include <omp.h>
 
 #include "ops/kernels/f32_impls.h"
 #include "ops/kernels/onednn/onednn_context.h"
@@ -46,8 +45,9 @@ void gemm_f32__onednn(const GemmArgs& g) {
     return;
   }
   // Thread count in the key: oneDNN primitives are balanced for the thread count at creation.
+  const FixedTeam team;
   const std::string key = fmt::format("matmul_f32:{}x{}x{}:{}:{}:{}:{}{}:{}:t{}", g.M, g.N, g.K, g.lda, g.ldb, g.ldc,
-                                      int(g.trans_a), int(g.trans_b), g.beta != 0.0f, omp_get_max_threads());
+                                      int(g.trans_a), int(g.trans_b), g.beta != 0.0f, team.threads());
   auto e = onednn::primitive_cache().get_or_create<MatmulEntry>(key, [&] { return make_matmul(g); });
   auto& eng = onednn::engine();
   memory a(e->a, eng, const_cast<float*>(g.A)), b(e->b, eng, const_cast<float*>(g.B)), c(e->c, eng, g.C);

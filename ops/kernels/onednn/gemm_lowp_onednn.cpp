@@ -106,8 +106,9 @@ void gemm_qu8_qc8w__onednn(const Q8GemmArgs& g) {
   check_q8_args(g);
   check(g.ep.residual == nullptr, "gemm_qu8_qc8w__onednn: residual add is not supported");
   if (g.M == 0) return;
-  const std::string key = fmt::format("lowp_q8:{}:{}:{}:{}:{}:{}:{}:{}", g.w->id, g.M, g.lda, g.ldc, int(g.a_signed),
-                                      g.sa, g.za != 0, epi_key(g.ep));
+  const FixedTeam team;  // oneDNN balances a primitive for the thread count at its creation
+  const std::string key = fmt::format("lowp_q8:{}:{}:{}:{}:{}:{}:{}:{}:t{}", g.w->id, g.M, g.lda, g.ldc,
+                                      int(g.a_signed), g.sa, g.za != 0, epi_key(g.ep), team.threads());
   auto e = onednn::primitive_cache().get_or_create<LowpMatmulEntry>(key, [&] { return make_q8(g); });
   auto& eng = onednn::engine();
   memory a(e->a, eng, const_cast<uint8_t*>(g.A)), c(e->c, eng, g.C);
@@ -135,7 +136,9 @@ void gemm_bf16__onednn(const BF16GemmArgs& g) {
   check(!g.a_f32 && g.ep.residual == nullptr && g.ep.out == DType::f32,
         "gemm_bf16__onednn: needs bf16 A, f32 output and no residual");
   if (g.M == 0) return;
-  const std::string key = fmt::format("lowp_bf16:{}:{}:{}:{}:{}", g.w->id, g.M, g.lda, g.ldc, epi_key(g.ep));
+  const FixedTeam team;  // oneDNN balances a primitive for the thread count at its creation
+  const std::string key =
+      fmt::format("lowp_bf16:{}:{}:{}:{}:{}:t{}", g.w->id, g.M, g.lda, g.ldc, epi_key(g.ep), team.threads());
   auto e = onednn::primitive_cache().get_or_create<LowpMatmulEntry>(key, [&] { return make_bf16(g); });
   auto& eng = onednn::engine();
   memory a(e->a, eng, const_cast<void*>(g.A)), c(e->c, eng, g.C);

@@ -11,6 +11,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/threading.h"  // FixedTeam: every creation and execution below runs inside one
+
 namespace mpq::onednn {
 
 dnnl::engine& engine();  // process-wide CPU engine
