@@ -1,6 +1,7 @@
 #include "quant/ordering.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "core/error.h"
@@ -52,6 +53,21 @@ LayerScores augmented_scores(const std::vector<double>& omega, const DependencyR
   s.scale = den > 0 ? std::max(num / den, 0.0) : 0.0;
   for (size_t i = 0; i < n; ++i) s.augmented.push_back(s.scale * omega[i] + s.single[i] + s.half_interaction[i]);
   return s;
+}
+
+LayerScores per_saving(const LayerScores& s, const std::vector<double>& saved) {
+  const size_t n = s.layers.size();
+  check(saved.size() == n, "per_saving: {} savings for {} layers", saved.size(), n);
+  LayerScores out = s;
+  const double last = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < n; ++i) {
+    const auto per = [&](double v) { return saved[i] > 0 ? v / saved[i] : last; };
+    out.omega[i] = per(s.omega[i]);
+    out.single[i] = per(s.single[i]);
+    out.half_interaction[i] = per(s.half_interaction[i]);
+    out.augmented[i] = per(s.augmented[i]);
+  }
+  return out;
 }
 
 std::vector<int> order_by(const std::vector<double>& score) {

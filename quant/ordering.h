@@ -50,6 +50,14 @@ inline constexpr std::array<EnumName<OrderKind>, 4> kOrderNames{{{OrderKind::aug
 inline const char* order_name(OrderKind k) { return enum_name(kOrderNames, k); }
 inline OrderKind parse_order(const std::string& s) { return parse_enum(kOrderNames, s, "ordering"); }
 
+// The same scores per unit of what lowering each layer saves (saved: [N], > 0): every score is divided by
+// saved_i, so an ordering walks the layers that buy the most saving per unit of damage first (the greedy
+// order of a knapsack). `mpq search --order-score per-byte`: with --objective bytes, sensitivity alone puts a
+// small, insensitive layer ahead of a large, nearly as insensitive one that would save ten times the bytes. A layer that saves
+// nothing (saved_i <= 0) goes last. Negative scores (noise in the measured effects) stay negative and so
+// stay first.
+LayerScores per_saving(const LayerScores& s, const std::vector<double>& saved);
+
 // Layer indices, least sensitive (smallest score) first; ties keep the layer order. random: a seeded
 // permutation (quant/splits.h).
 std::vector<int> make_ordering(const LayerScores& s, OrderKind kind, uint64_t seed = 0);

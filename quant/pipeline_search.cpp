@@ -82,12 +82,30 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
   so.latency = [&](const std::vector<Precision>& p) { return config_latency_ms(lat, c.names, p); };
   so.metric_name = c.task.metric_label + " %";
   so.start = r.start;
+  // What each stage orders by: the scores, or (order_per_byte) the scores per stored byte that lowering the
+  // layer saves: start -> int8 for stage 1, int8 -> int4 for stage 2.
+  std::map<Precision, LayerScores> ordered = scores;
+  if (r.order_per_byte) {
+    const auto saved = [&](Precision from, Precision to) {
+      std::vector<double> out;  // [N] bytes saved by lowering layer i alone
+      const std::vector<Precision> base = c.uniform(from);
+      const double all = c.bytes(base);
+      for (int64_t i = 0; i < c.n(); ++i) {
+        std::vector<Precision> one = base;
+        one[size_t(i)] = to;
+        out.push_back(all - c.bytes(one));
+      }
+      return out;
+    };
+    ordered[Precision::int8] = per_saving(scores.at(Precision::int8), saved(r.start, Precision::int8));
+    ordered[Precision::int4] = per_saving(scores.at(Precision::int4), saved(Precision::int8, Precision::int4));
+  }
   std::vector<OrderingRun> runs;
   for (OrderKind k : r.orderings) {
     OrderingRun run;
     run.kind = k;
-    run.order8 = make_ordering(scores.at(Precision::int8), k, r.seed);
-    run.order4 = make_ordering(scores.at(Precision::int4), k, r.seed);
+    run.order8 = make_ordering(ordered.at(Precision::int8), k, r.seed);
+    run.order4 = make_ordering(ordered.at(Precision::int4), k, r.seed);
     so.progress = [&](const Probe& p, int64_t done, int64_t max_total) {
       ph.progress(done, max_total,
                   fmt::format("{} stage {} k {} -> {:.2f} % ({})", order_name(k), p.stage, p.k, p.metric,

@@ -126,6 +126,30 @@ TEST_CASE("dependency: single effects and pairwise interactions match the hand c
   CHECK(make_ordering(s, OrderKind::random, 5) == make_ordering(s, OrderKind::random, 5));
 }
 
+TEST_CASE("ordering: per_saving divides every score by the bytes saved; a layer saving nothing goes last") {
+  LayerScores s;
+  s.layers = {"small", "large", "none", "gain"};
+  s.omega = {1.0, 4.0, 0.5, 2.0};
+  s.single = {2.0, 6.0, 0.1, -1.0};
+  s.half_interaction = {0.5, 1.0, 0.0, 0.0};
+  s.augmented = {3.0, 8.0, 0.2, -0.5};
+  // by score: gain (-0.5), none (0.2), small (3), large (8)
+  CHECK(make_ordering(s, OrderKind::augmented) == std::vector<int>{3, 2, 0, 1});
+  const LayerScores p = per_saving(s, {100.0, 1000.0, 0.0, 10.0});
+  CHECK(p.augmented[0] == doctest::Approx(0.03));
+  CHECK(p.augmented[1] == doctest::Approx(0.008));
+  CHECK(std::isinf(p.augmented[2]));
+  CHECK(p.augmented[3] == doctest::Approx(-0.05));
+  CHECK(p.omega[1] == doctest::Approx(0.004));
+  CHECK(p.single[0] == doctest::Approx(0.02));
+  CHECK(p.half_interaction[1] == doctest::Approx(0.001));
+  // per byte: gain (-0.05) still first, then large (0.008) before small (0.03), none last
+  CHECK(make_ordering(p, OrderKind::augmented) == std::vector<int>{3, 1, 0, 2});
+  CHECK(make_ordering(p, OrderKind::hessian) == std::vector<int>{1, 0, 3, 2});  // 0.004, 0.01, 0.2, inf
+  CHECK(make_ordering(p, OrderKind::random, 5) == make_ordering(s, OrderKind::random, 5));
+  CHECK_THROWS_WITH_AS(per_saving(s, {1.0, 2.0}), doctest::Contains("2 savings for 4 layers"), Error);
+}
+
 TEST_CASE("search: bisection finds the exact k in ceil(log2(N))+2 evaluations on a monotone metric") {
   for (int n : {1, 7, 20, 53, 161}) {
     std::vector<int> order(static_cast<size_t>(n));

@@ -54,6 +54,7 @@ quant::SearchRequest search_request(const Args& args) {
   r.pareto_points = int(args.get_int("pareto-points", 9, 0, 100000));
   usage_check(r.pareto_points != 1, "--pareto-points 1: use 0 (every k) or >= 2");
   r.pareto = !args.flag("no-pareto");
+  r.order_per_byte = args.get_choice("order-score", "sensitivity", {"sensitivity", "per-byte"}) == "per-byte";
   r.splits.calib = args.get_int("calib", -1, -1, INT32_MAX);
   r.splits.search = args.get_int("search", -1, -1, INT32_MAX);
   r.splits.test = args.get_int("test", -1, -1, INT32_MAX);
@@ -99,6 +100,7 @@ int run_search(const Args& args) {
                     "orderings",
                     "pareto-points",
                     "no-pareto",
+                    "order-score",
                     "reference",
                     "hessian-loss",
                     "signed-interactions",
@@ -142,6 +144,8 @@ const Registrar reg(
      "  analysis: --dep-samples 8 --draws 16 --window 0 --int4-group 0|32|64|128 --hessian-loss labels|distill\n"
      "            --signed-interactions --cache DIR (default REPORT/cache) --batch B\n"
      "  report:   --orderings augmented,hessian,single,random (the first one's configuration is written)\n"
+     "            --order-score sensitivity | per-byte: order the layers by score, or by score per stored byte\n"
+     "            the lowering saves (default: sensitivity, the paper's ordering)\n"
      "            --pareto-points 9 (k values per sweep; 0 = every k) --no-pareto\n"
      "  probes:   --eval simulated (fake-quant autograd forward, default) | native (each configuration compiled\n"
      "            and run by the native kernels)\n"
