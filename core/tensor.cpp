@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <numeric>
 
 #include "core/error.h"
@@ -29,11 +28,14 @@ Storage::Storage(size_t n, bool zero_fill) : bytes(n) {
   // checked before rounding: n + kAlign - 1 must not wrap (a huge n would otherwise allocate a few bytes)
   check(n <= SIZE_MAX - 2 * kAlign, "out of memory allocating {} bytes", n);
   const size_t rounded = std::max<size_t>((n + kAlign - 1) / kAlign * kAlign, kAlign);
-  base = std::malloc(rounded + kAlign);
+  // Zeros through calloc, not malloc + memset: glibc hands out memory fresh from the kernel (an mmapped block,
+  // or heap just grown) without writing it, so a zero tensor nobody touches costs neither time nor resident
+  // memory. Loading a model file builds the fp32 network first and never reads an integer layer's f32 weight
+  // (deploy/model_file_read.cpp); a reused heap block is cleared as before.
+  base = zero_fill ? std::calloc(1, rounded + kAlign) : std::malloc(rounded + kAlign);
   if (!base) fail("out of memory allocating {} bytes", n);
   const uintptr_t b = reinterpret_cast<uintptr_t>(base);
   data = reinterpret_cast<uint8_t*>((b + kAlign - 1) / kAlign * kAlign);
-  if (zero_fill) std::memset(data, 0, rounded);
 }
 Storage::~Storage() { std::free(base); }
 
