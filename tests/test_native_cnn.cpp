@@ -13,6 +13,8 @@
 //     propagate. The check is top-1 agreement on every image plus a relative L2 bound on the logits.
 #include <doctest/doctest.h>
 
+#include <array>
+
 #include <fmt/format.h>
 
 #include "tests/paths.h"
@@ -447,6 +449,9 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
       {24, 32, 3, 1, 1, sym, Precision::int8, Act::relu, true, DType::f32},     // 3x3 + residual
       {48, 48, 3, 2, 48, same, Precision::int8, Act::relu6, false, DType::u8},  // depthwise, TF SAME stride 2
       {48, 48, 3, 1, 48, sym, Precision::fp32, Act::relu6, false, DType::f32},  // depthwise fp32
+      {40, 24, 1, 1, 1, sym, Precision::int4, Act::relu, false, DType::u8},     // int4 1x1 on widened codes
+      {24, 32, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},     // int4 3x3, widened + residual
+      {48, 48, 3, 2, 48, same, Precision::int4, Act::relu6, false, DType::u8},  // int4 depthwise (dw_q8 codes)
   };
   uint64_t seed = 1;
   auto rnd = [&]() {  // [0, 1)
@@ -524,14 +529,74 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
       CHECK(dmax <= 1e-5 * bmax);
     }
   }
-  // combinations oneDNN does not offer give no alternative (ours runs)
-  models::ConvUnit u(models::ConvSpec{"t.conv", "", 8, 8, 1, 1, 1, true, models::PadMode::symmetric, 1e-5f});
+  // combinations oneDNN does not offer give no alternative (ours runs): fp16, and int4 with group scales
+  // (no widened int8 copy: one scale per 32 inputs is not an int8 layer)
+  models::ConvUnit u(models::ConvSpec{"t.conv", "", 64, 8, 1, 1, 1, true, models::PadMode::symmetric, 1e-5f});
+  models::formula_init("t.conv.weight", u.weight);
   LayerQuant q;
+  q.precision = Precision::fp16;
+  LayerIO io;
+  CHECK(OnednnConv::make(make_conv_layer(u, q, Act::none), conv_geom(make_conv_layer(u, q, Act::none), 4, 4), io) ==
+        nullptr);
   q.precision = Precision::int4;
+  q.weight_group = 32;
   q.act[0] = quant::act_params_from_range(0.0f, 1.0f);
   const Layer L = make_conv_layer(u, q, Act::none);
-  LayerIO io;
+  CHECK(L.group == 32);
+  CHECK(L.w_q8.N == 0);
   CHECK(OnednnConv::make(L, conv_geom(L, 4, 4), io) == nullptr);
+}
+
+TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened codes) equals the int4 kernels") {
+  using namespace native::cnn;
+  using Act = models::CnnStep::Act;
+  for (const auto& [cin, cout, k, stride] : std::vector<std::array<int64_t, 4>>{{40, 24, 1, 1}, {19, 33, 3, 2}}) {
+    INFO(cin << " -> " << cout << " k" << k << " s" << stride);
+    models::ConvUnit u(models::ConvSpec{"t.conv", "", cin, cout, k, stride, 1, true, models::PadMode::symmetric,
+                                        1e-5f});
+    models::formula_init("t.conv.weight", u.weight);
+    models::formula_init("t.conv.bias", u.bias);
+    LayerQuant q;
+    q.precision = Precision::int4;
+    q.act[0] = quant::act_params_from_range(-1.0f, 3.0f);
+    const Layer L = make_conv_layer(u, q, Act::relu);
+    REQUIRE(L.w_q8.N == cout);
+    for (int64_t o = 0; o < cout; ++o) {
+      CHECK(L.w_q8.scale[size_t(o)] == L.w_q4.scale[size_t(o)]);
+      for (int64_t c = 0; c < L.K; ++c) CHECK(L.w_q8.at(o, c) == L.w_q4.at(o, c));
+    }
+    const int64_t N = 2, H = 13, W = 11;
+    const Geom g = conv_geom(L, H, W);
+    const int64_t n_in = N * H * W * cin, n_out = N * g.OH * g.OW * cout;
+    kernels::AlignedBytes x, col, acc, y_q4, y_q8;
+    x.alloc(size_t(n_in));  // [N, H, W, cin] u8
+    for (int64_t i = 0; i < n_in; ++i) x.data()[i] = uint8_t((i * 37 + 11) % 256);
+    col.alloc(size_t(g.OH * g.OW * L.K));
+    acc.alloc(size_t(n_out) * 4);
+    for (DType out : {DType::u8, DType::f32}) {
+      y_q4.alloc(size_t(n_out) * 4), y_q8.alloc(size_t(n_out) * 4);
+      LayerIO io;
+      io.N = N, io.x = x.data(), io.col = col.data(), io.acc = reinterpret_cast<float*>(acc.data());
+      io.out = out == DType::u8 ? ActFormat{DType::u8, 0.05f, 20} : ActFormat{};
+      const std::vector<GemmFn> cands = gemm_candidates(L, g, io, true);
+      REQUIRE(!cands[0].q8);  // the dispatcher's choice stays an int4 kernel
+      LayerRun r;
+      r.gemm = cands[0];
+      io.y = y_q4.data();
+      run_layer_ours(L, g, r, io);
+      int widened = 0;
+      for (const GemmFn& f : cands) {
+        if (!f.q8 || std::string(f.name).find("onednn") != std::string::npos) continue;  // ours: exact
+        ++widened;
+        INFO(f.name);
+        r.gemm = f;
+        io.y = y_q8.data();
+        run_layer_ours(L, g, r, io);
+        CHECK(std::memcmp(y_q4.data(), y_q8.data(), size_t(n_out) * (out == DType::u8 ? 1 : 4)) == 0);
+      }
+      CHECK(widened >= 1);
+    }
+  }
 }
 
 TEST_CASE("native cnn: autotuned (ours vs oneDNN per layer) mobilenetv2 keeps the numerics") {

@@ -366,7 +366,8 @@ void CnnNative::choose_impls(Plan& p) {
       for (const GemmFn& f : gemm_candidates(L, g, io, opt_.autotune)) {
         LayerRun& c = cands.emplace_back();
         c.gemm = f;
-        c.name = f.q4conv ? f.name : prefix + f.name;  // the int4 implicit-GEMM conv does its own im2col
+        // the int4 implicit-GEMM conv does its own im2col; an int8 kernel on an int4 layer runs widened codes
+        c.name = f.q4conv ? f.name : prefix + (L.prec == Precision::int4 && f.q8 ? "q4_as_q8+" : "") + f.name;
       }
     }
     if (opt_.autotune)

@@ -118,6 +118,8 @@ void pack_gemm_weights(Layer& L, const float* w, const LayerQuant& lq, bool kxk)
       L.torch_order = L.group > 0 && kxk;
       const std::vector<int8_t> cols = L.torch_order ? c.q : hwc(c.q.data());
       L.w_q4 = kernels::pack_q4w(pack_nibbles(cols.data(), O, K).data(), O, K, L.group, c.scales.data());
+      if (L.group == 0 && O * K <= kWidenedInt4MaxWeights)  // the same codes and scales as int8 operands
+        L.w_q8 = kernels::pack_q8w(cols.data(), O, K, c.scales.data());
       add_bias_correction(L, c.bias_correction);
       break;
     }
@@ -391,6 +393,11 @@ AnyGemmArgs gemm_args(const Layer& L, int64_t M, const uint8_t* A, int64_t lda, 
       kernels::Q4GemmArgs& g = a.q4;
       g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w_q4, g.C = C, g.ldc = L.cout;
       g.ep = ep;
+      if (L.w_q8.N > 0) {  // widened codes: the int8 kernels can run this layer too
+        kernels::Q8GemmArgs& h = a.q8;
+        h.M = M, h.A = A, h.lda = lda, h.sa = L.in.scale, h.za = L.in.zp, h.w = &L.w_q8, h.C = C, h.ldc = L.cout;
+        h.ep = ep;
+      }
       break;
     }
   }
@@ -415,7 +422,10 @@ void gemm(const Layer& L, const GemmFn& fn, int64_t M, const uint8_t* A, int64_t
       fn.q8(a.q8);
       break;
     case Precision::int4:
-      fn.q4(a.q4);
+      if (fn.q8)
+        fn.q8(a.q8);  // an int8 kernel on the widened int4 codes
+      else
+        fn.q4(a.q4);
       break;
   }
 }
@@ -499,6 +509,10 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
       for (const GemmFn& f :
            list_entries(kernels::gemm_qu8_qc4w_list(), a.q4, all, [](GemmFn&f, kernels::Q4GemmFn fn) { f.q4 = fn; }))
         out.push_back(f);
+      if (all && L.w_q8.N > 0)
+        for (const GemmFn& f :
+             list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; }))
+          out.push_back(f);
       return out;
     }
   }

@@ -89,9 +89,12 @@ std::vector<T> plain_weights(const Layer& L, Get get) {
 std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, const LayerIO& io) {
   const bool dw = L.kind == Kind::depthwise;
   if (L.linear || L.torch_order) return nullptr;
-  if (L.prec == Precision::int4 || L.prec == Precision::fp16) return nullptr;
+  // int4 runs as int8 on the same codes: depthwise layers always hold them in dw_q8, small GEMM layers in
+  // w_q8 (kWidenedInt4MaxWeights)
+  if (L.prec == Precision::fp16) return nullptr;
+  if (L.prec == Precision::int4 && L.kind != Kind::depthwise && L.w_q8.N == 0) return nullptr;
   if (io.res && io.res_fmt.dt != DType::f32) return nullptr;
-  const bool q8 = L.prec == Precision::int8;
+  const bool q8 = precision_is_integer(L.prec);
   if (io.out.dt == DType::f16 || (!q8 && io.out.dt != DType::f32)) return nullptr;
   const bool u8_out = io.out.dt == DType::u8;
   if (u8_out && io.res) return nullptr;  // the residual would have to be added in the u8 output's scaled domain
