@@ -578,15 +578,18 @@ TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened c
       LayerIO io;
       io.N = N, io.x = x.data(), io.col = col.data(), io.acc = reinterpret_cast<float*>(acc.data());
       io.out = out == DType::u8 ? ActFormat{DType::u8, 0.05f, 20} : ActFormat{};
-      const std::vector<GemmFn> cands = gemm_candidates(L, g, io, true);
-      REQUIRE(!cands[0].q8);  // the dispatcher's choice stays an int4 kernel
+      Layer L4 = make_conv_layer(u, q, Act::relu);  // the same layer without the widened copy: int4 kernels
+      L4.w_q8 = kernels::PackedQ8W{};
       LayerRun r;
-      r.gemm = cands[0];
+      r.gemm = gemm_candidates(L4, g, io, false)[0];
+      REQUIRE(!r.gemm.q8);
       io.y = y_q4.data();
-      run_layer_ours(L, g, r, io);
+      run_layer_ours(L4, g, r, io);
+      const std::vector<GemmFn> cands = gemm_candidates(L, g, io, true);
       int widened = 0;
       for (const GemmFn& f : cands) {
-        if (!f.q8 || std::string(f.name).find("onednn") != std::string::npos) continue;  // ours: exact
+        REQUIRE(bool(f.q8));  // int8 kernels only
+        if (std::string(f.name).find("onednn") != std::string::npos) continue;  // ours: exact
         ++widened;
         INFO(f.name);
         r.gemm = f;

@@ -97,11 +97,11 @@ struct GemmFn {
 };
 
 // A per-channel int4 GEMM layer with at most this many weights also keeps its codes widened to int8
-// (w_q8: the same integers and scales, so the same accumulators), and the autotuner may run it with an int8
-// kernel, ours or oneDNN's. Such layers are the small, compute-bound ones (MobileNetV2's early 1x1 convs,
-// ResNet50's first stage), where the int4 kernel's nibble unpacking cost up to 1.5x the int8 time and 4 bits
-// save almost nothing. The widened copy is run-time memory only (at most 64 KiB per layer); the stored
-// model and weight_bytes() hold the int4 codes.
+// (w_q8: the same integers and scales, so the same accumulators and, with our kernels, the same outputs bit
+// for bit) and runs the int8 kernels: ours, or with autotuning oneDNN's too. Such layers are the small,
+// compute-bound ones (MobileNetV2's early 1x1 convs, ResNet50's first stage), where the int4 kernel's nibble
+// unpacking cost up to 1.5x the int8 time and 4 bits save almost no memory traffic. The widened copy is
+// run-time memory only (at most 64 KiB per layer); the stored model and weight_bytes() hold the int4 codes.
 inline constexpr int64_t kWidenedInt4MaxWeights = int64_t(64) << 10;
 
 // Per-layer choice for one plan.

@@ -500,6 +500,8 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
     case Precision::int8:
       return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
     case Precision::int4: {
+      if (L.w_q8.N > 0)  // widened codes: the int8 kernels, exactly the int4 kernels' results and as fast as int8
+        return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
       std::vector<GemmFn> out;
       if (L.kind == Kind::im2col_gemm && !L.torch_order) {  // the implicit-GEMM conv first, then im2col + GEMM
         out = list_entries(kernels::conv_qu8_qc4w_list(), q4_conv_args(L, g, io, 0), all,
@@ -509,10 +511,6 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
       for (const GemmFn& f :
            list_entries(kernels::gemm_qu8_qc4w_list(), a.q4, all, [](GemmFn&f, kernels::Q4GemmFn fn) { f.q4 = fn; }))
         out.push_back(f);
-      if (all && L.w_q8.N > 0)
-        for (const GemmFn& f :
-             list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; }))
-          out.push_back(f);
       return out;
     }
   }
