@@ -52,10 +52,10 @@ inline OrderKind parse_order(const std::string& s) { return parse_enum(kOrderNam
 
 // The same scores per unit of what lowering each layer saves (saved: [N], > 0): every score is divided by
 // saved_i, so an ordering walks the layers that buy the most saving per unit of damage first (the greedy
-// order of a knapsack). `mpq search --order-score per-byte`: with --objective bytes, sensitivity alone puts a
-// small, insensitive layer ahead of a large, nearly as insensitive one that would save ten times the bytes. A layer that saves
-// nothing (saved_i <= 0) goes last. Negative scores (noise in the measured effects) stay negative and so
-// stay first.
+// order of a knapsack; `mpq search --order-score per-byte`). The motive: with --objective bytes, sensitivity
+// alone puts a small, insensitive layer ahead of a large, nearly as insensitive one that would save ten times
+// the bytes. A layer that saves nothing (saved_i <= 0) goes last. Negative scores (noise in the measured
+// effects) stay negative and so stay first.
 LayerScores per_saving(const LayerScores& s, const std::vector<double>& saved);
 
 // Layer indices, least sensitive (smallest score) first; ties keep the layer order. random: a seeded

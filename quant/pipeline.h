@@ -75,7 +75,8 @@ struct SearchRequest {
   // search and report
   std::vector<OrderKind> orderings{OrderKind::augmented, OrderKind::hessian, OrderKind::single, OrderKind::random};
   // Order by score per byte saved (quant/ordering.h per_saving) instead of by score (the paper's ordering).
-  // Off by default: on ResNet50 with --objective bytes it measured worse (README, "Ordering per byte").
+  // Off by default: with --objective bytes it measured worse on ResNet50 and MobileNetV2 (README, "Ordering
+  // per byte").
   bool order_per_byte = false;
   int pareto_points = 9;  // k values per sweep (0: every k)
   bool pareto = true;
@@ -84,7 +85,6 @@ struct SearchRequest {
   // Throws naming the field when a value is outside its domain.
   void validate() const;
 };
-
 
 // What the pipeline tells its caller while it runs. The CLI draws progress bars; a test can record or
 // ignore. All members have no-op defaults.

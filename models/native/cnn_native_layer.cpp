@@ -501,7 +501,8 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
       return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
     case Precision::int4: {
       if (L.w_q8.N > 0)  // widened codes: the int8 kernels, exactly the int4 kernels' results and as fast as int8
-        return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
+        return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all,
+                            [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
       std::vector<GemmFn> out;
       if (L.kind == Kind::im2col_gemm && !L.torch_order) {  // the implicit-GEMM conv first, then im2col + GEMM
         out = list_entries(kernels::conv_qu8_qc4w_list(), q4_conv_args(L, g, io, 0), all,
