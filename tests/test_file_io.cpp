@@ -2,13 +2,13 @@
 // and writing (destination checked first, temporary file + fsync + rename, every failure names the file).
 #include <doctest/doctest.h>
 
-#include <cstring>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>

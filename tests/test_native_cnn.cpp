@@ -552,8 +552,8 @@ TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened c
   using Act = models::CnnStep::Act;
   for (const auto& [cin, cout, k, stride] : std::vector<std::array<int64_t, 4>>{{40, 24, 1, 1}, {19, 33, 3, 2}}) {
     INFO(cin << " -> " << cout << " k" << k << " s" << stride);
-    models::ConvUnit u(models::ConvSpec{"t.conv", "", cin, cout, k, stride, 1, true, models::PadMode::symmetric,
-                                        1e-5f});
+    models::ConvUnit u(
+        models::ConvSpec{"t.conv", "", cin, cout, k, stride, 1, true, models::PadMode::symmetric, 1e-5f});
     models::formula_init("t.conv.weight", u.weight);
     models::formula_init("t.conv.bias", u.bias);
     LayerQuant q;
@@ -588,7 +588,7 @@ TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened c
       const std::vector<GemmFn> cands = gemm_candidates(L, g, io, true);
       int widened = 0;
       for (const GemmFn& f : cands) {
-        REQUIRE(bool(f.q8));  // int8 kernels only
+        REQUIRE(bool(f.q8));                                                    // int8 kernels only
         if (std::string(f.name).find("onednn") != std::string::npos) continue;  // ours: exact
         ++widened;
         INFO(f.name);
