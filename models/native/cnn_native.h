@@ -101,7 +101,8 @@ struct GemmFn {
 // for bit) and runs the int8 kernels: ours, or with autotuning oneDNN's too. Such layers are the small,
 // compute-bound ones (MobileNetV2's early 1x1 convs, ResNet50's first stage), where the int4 kernel's nibble
 // unpacking cost up to 1.5x the int8 time and 4 bits save almost no memory traffic. The widened copy is
-// run-time memory only (at most 64 KiB per layer); the stored model and weight_bytes() hold the int4 codes.
+// run-time memory only (64 Ki codes per layer at most, plus padding); the stored model and weight_bytes() hold
+// the int4 codes.
 inline constexpr int64_t kWidenedInt4MaxWeights = int64_t(64) << 10;
 
 // Per-layer choice for one plan.
