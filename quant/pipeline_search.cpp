@@ -87,14 +87,8 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
   std::map<Precision, LayerScores> ordered = scores;
   if (r.order_per_byte) {
     const auto saved = [&](Precision from, Precision to) {
-      std::vector<double> out;  // [N] bytes saved by lowering layer i alone
-      const std::vector<Precision> base = c.uniform(from);
-      const double all = c.bytes(base);
-      for (int64_t i = 0; i < c.n(); ++i) {
-        std::vector<Precision> one = base;
-        one[size_t(i)] = to;
-        out.push_back(all - c.bytes(one));
-      }
+      std::vector<double> out;  // [N] bytes saved by lowering layer i alone (BytesTable's per-layer sizes)
+      for (const std::map<Precision, double>& l : c.bytes.layer) out.push_back(l.at(from) - l.at(to));
       return out;
     };
     ordered[Precision::int8] = per_saving(scores.at(Precision::int8), saved(r.start, Precision::int8));
