@@ -452,6 +452,9 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
       {40, 24, 1, 1, 1, sym, Precision::int4, Act::relu, false, DType::u8},     // int4 1x1 on widened codes
       {24, 32, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},     // int4 3x3, widened + residual
       {48, 48, 3, 2, 48, same, Precision::int4, Act::relu6, false, DType::u8},  // int4 depthwise (dw_q8 codes)
+      // int4 above the widening limit: 4-bit weights in oneDNN's layout, widened on every call
+      {96, 96, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},    // 3x3 + residual, 82944 weights
+      {256, 288, 1, 2, 1, sym, Precision::int4, Act::none, false, DType::u8},  // strided 1x1, 73728 weights
   };
   uint64_t seed = 1;
   auto rnd = [&]() {  // [0, 1)
@@ -474,7 +477,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     const int64_t N = 2, H = 11, W = 9;
     const Geom g = conv_geom(L, H, W);
     const int64_t n_in = N * H * W * c.in, n_out = N * g.OH * g.OW * c.out;
-    kernels::AlignedBytes x, res, col, acc, dnn_in, y_ours, y_dnn;
+    kernels::AlignedBytes x, res, col, acc, dnn_in, dnn_w, y_ours, y_dnn;
     x.alloc(size_t(n_in) * 4);  // [N, H, W, cin] in L.in's format
     for (int64_t i = 0; i < n_in; ++i) {
       if (L.in.dt == DType::u8)
@@ -492,11 +495,15 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     LayerIO io;
     io.N = N, io.x = x.data(), io.col = col.data(), io.acc = reinterpret_cast<float*>(acc.data());
     io.dnn_in = dnn_in.data();
+    io.dnn_w = &dnn_w;
     io.out = c.out_dt == DType::u8 ? ActFormat{DType::u8, 0.05f, 20} : ActFormat{};
     if (c.residual) io.res = res.data(), io.res_fmt = ActFormat{};
     const std::shared_ptr<OnednnConv> dnn = OnednnConv::make(L, g, io);
     REQUIRE(dnn);
     MESSAGE(dnn->name());
+    const bool per_call = L.prec == Precision::int4 && L.kind != Kind::depthwise && L.w_q8.N == 0;
+    CHECK(per_call == (dnn->name().rfind("q4_widened_per_call+", 0) == 0));
+    if (per_call) CHECK(dnn_w.bytes >= size_t(L.cout * L.K));  // the widened weights land in the plan's scratch
     LayerRun r;
     if (L.kind != Kind::depthwise) r.gemm = gemm_candidates(L, g, io, false)[0];
     io.y = y_ours.data();
@@ -530,12 +537,14 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     }
   }
   // combinations oneDNN does not offer give no alternative (ours runs): fp16, and int4 with group scales
-  // (no widened int8 copy: one scale per 32 inputs is not an int8 layer)
+  // (one scale per 32 inputs is not an int8 layer, widened or not)
   models::ConvUnit u(models::ConvSpec{"t.conv", "", 64, 8, 1, 1, 1, true, models::PadMode::symmetric, 1e-5f});
   models::formula_init("t.conv.weight", u.weight);
   LayerQuant q;
   q.precision = Precision::fp16;
   LayerIO io;
+  kernels::AlignedBytes dnn_w;
+  io.dnn_w = &dnn_w;
   CHECK(OnednnConv::make(make_conv_layer(u, q, Act::none), conv_geom(make_conv_layer(u, q, Act::none), 4, 4), io) ==
         nullptr);
   q.precision = Precision::int4;

@@ -77,3 +77,44 @@ TEST_CASE("quantize rows: bad arguments and non-finite weights are refused, nami
   CHECK_THROWS_WITH_AS(quantize_rows({w.data(), 2, 9, 0, 4, q.data(), s.data()}),
                        doctest::Contains("weight 2 of row 1 is nan"), Error);
 }
+
+TEST_CASE("split nibbles: pack then widen gives the values back in every implementation, over tails and offsets") {
+  std::mt19937 rng(11);
+  for (const int64_t n : {int64_t(1), int64_t(31), int64_t(32), int64_t(33), int64_t(63), int64_t(64), int64_t(65),
+                          int64_t(127), int64_t(129), int64_t(1000), int64_t(4096 + 17)}) {
+    CAPTURE(n);
+    std::vector<int8_t> x(static_cast<size_t>(n));  // [n] every code in [-8, 7], the extremes included
+    for (int64_t i = 0; i < n; ++i) x[size_t(i)] = int8_t(int(rng() % 16) - 8);
+    x[0] = -8;
+    x[size_t(n - 1)] = 7;
+    std::vector<uint8_t> packed(static_cast<size_t>(split_nibble_bytes(n)));
+    REQUIRE(pack_s4_split(x.data(), n, packed.data()));
+    // the layout the kernels read: value 64c + j in the low nibble of byte 32c + j, 64c + 32 + j in its high one
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t b = packed[size_t(i / 64 * 32 + i % 32)];
+      CHECK(int((i % 64 < 32 ? b : b >> 4) & 0xf) == (x[size_t(i)] & 0xf));
+    }
+    // from chunk 0 and from a later chunk (a thread's share of the stream), into a guarded buffer
+    for (const int64_t begin : {int64_t(0), n > 64 ? int64_t(64) : int64_t(0)}) {
+      CAPTURE(begin);
+      const int64_t m = n - begin;
+      std::vector<int8_t> ref(size_t(m) + 8, int8_t(99)), got(ref.size(), int8_t(99));
+      widen_s4_s8_ref({packed.data() + begin / 2, m, ref.data()});
+      CHECK(std::equal(ref.begin(), ref.begin() + m, x.begin() + begin));
+      CHECK(ref[size_t(m)] == 99);  // nothing written past n
+      const int ran = testing::for_each_fast_impl(widen_s4_s8_list(), [&](const auto& impl) {
+        CAPTURE(impl.name);
+        std::fill(got.begin(), got.end(), int8_t(99));
+        impl.fn({packed.data() + begin / 2, m, got.data()});
+        CHECK(got == ref);
+      });
+      CHECK(ran >= 0);
+    }
+  }
+  const int8_t out_of_range[3] = {1, 8, -2};
+  uint8_t packed[32];
+  CHECK_FALSE(pack_s4_split(out_of_range, 3, packed));
+  const int8_t below[2] = {-9, 0};
+  CHECK_FALSE(pack_s4_split(below, 2, packed));
+  CHECK_THROWS_WITH_AS(widen_s4_s8({nullptr, 5, nullptr}), doctest::Contains("null buffer"), Error);
+}

@@ -279,6 +279,7 @@ LayerIO CnnNative::layer_io(Plan& p, const Step& s, const uint8_t* x) {
   io.col = p.col.data();
   io.acc = reinterpret_cast<float*>(p.acc.data());
   io.dnn_in = p.dnn_in.data();
+  io.dnn_w = &p.dnn_w;
   return io;
 }
 

@@ -123,6 +123,7 @@ struct Plan {
   kernels::AlignedBytes col;      // im2col of one image, [OH*OW, K] in the layer's input dtype
   kernels::AlignedBytes acc;      // fp32 GEMM accumulator when the output is not f32, [rows, cout] f32
   kernels::AlignedBytes dnn_in;   // a oneDNN bf16 conv's input in bf16, [N, h, w, cin]
+  kernels::AlignedBytes dnn_w;    // a oneDNN int4 conv's weights widened for one call (LayerIO::dnn_w)
   std::vector<Geom> geom;         // per layer
   std::vector<LayerRun> run;      // per layer
 };
@@ -138,6 +139,9 @@ struct LayerIO {
   uint8_t* col = nullptr;     // im2col scratch
   float* acc = nullptr;       // fp32 GEMM scratch when out is not f32
   uint8_t* dnn_in = nullptr;  // oneDNN bf16 conv: the input rounded to bf16
+  // oneDNN int4 conv: its weights widened to s8 for the call, in the primitive's layout (+ its compensation);
+  // OnednnConv::make grows it to the largest such layer of the plan
+  kernels::AlignedBytes* dnn_w = nullptr;
 };
 
 // The compiled model. Not reentrant: the plan's buffers serve one run() at a time (the kernels parallelise

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/kernels/onednn/onednn_context.h"
+#include "ops/kernels/quantize_weights.h"
 
 namespace mpq::native::cnn {
 namespace {
@@ -23,8 +25,14 @@ class DnnConv final : public OnednnConv {
  public:
   dnnl::convolution_forward prim;
   memory::desc src_md, dst_md, res_md, bias_md;
-  memory wts;               // weights in the primitive's layout (owned)
-  std::vector<float> bias;  // [cout] f32 (int8: in the accumulator domain)
+  mutable memory wts;  // weights in the primitive's layout (owned; an int4 layer: io.dnn_w at run)
+  // int4 layer above the widening limit: the primitive's s8 weight buffer kept as split nibbles, widened into
+  // io.dnn_w on every call; the buffer's bytes past the s8 values (oneDNN's zero-point compensation) are
+  // kept as they are
+  kernels::AlignedBytes w4;    // split nibbles of [w4_n] s8 values
+  int64_t w4_n = 0;            // padded weight elements of the primitive's layout
+  std::vector<uint8_t> extra;  // [weights_desc size - w4_n] bytes
+  std::vector<float> bias;     // [cout] f32 (int8: in the accumulator domain)
   bool bf16_src = false;
   int64_t src_elems = 0;  // N * H * W * cin
   bool zp_src = false, zp_dst = false, has_res = false;
@@ -50,6 +58,24 @@ class DnnConv final : public OnednnConv {
     }
   }
 
+  // Widens the int4 weights into io.dnn_w and points the primitive at them.
+  void widen_weights(const LayerIO& io) const {
+    int8_t* w = reinterpret_cast<int8_t*>(io.dnn_w->data());  // [w4_n + extra.size()] the primitive's layout
+    // 64 Ki values per call: a few blocks per thread on the layers large enough for this path
+    constexpr int64_t kBlock = int64_t(64) << 10;
+    const int64_t blocks = (w4_n + kBlock - 1) / kBlock;
+#pragma omp parallel for if (blocks > 1) schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      kernels::WidenS4Args a;
+      a.packed = w4.data() + b * kBlock / 2;
+      a.n = std::min(kBlock, w4_n - b * kBlock);
+      a.y = w + b * kBlock;
+      kernels::widen_s4_s8(a);
+    }
+    if (!extra.empty()) std::memcpy(w + w4_n, extra.data(), extra.size());
+    wts.set_data_handle(w);
+  }
+
   void run(const LayerIO& io) const override {
     const void* x = io.x;
     if (bf16_src) {  // RNE to bf16, the rounding our bf16 GEMM applies to its f32 A at the boundary
@@ -63,6 +89,7 @@ class DnnConv final : public OnednnConv {
     src.set_data_handle(const_cast<void*>(x));
     dst.set_data_handle(io.y);
     const FixedTeam team;  // the team size the primitive was created for (see make)
+    if (w4_n > 0) widen_weights(io);
     if (has_res) res.set_data_handle(const_cast<uint8_t*>(io.res));
     prim.execute(onednn::stream(), args);
     onednn::stream().wait();
@@ -84,15 +111,36 @@ std::vector<T> plain_weights(const Layer& L, Get get) {
   return w;
 }
 
+// An int4 layer's weights, reordered into the primitive's s8 layout in c.wts: keeps them as split nibbles and
+// lets c.wts point at io.dnn_w from now on. False when the layout is not a dense run of s8 values in [-8, 7]
+// followed by extra bytes (a layout that scaled or offset the codes cannot be held in 4 bits).
+bool keep_int4(DnnConv& c, const LayerIO& io) {
+  const memory::desc md = c.wts.get_desc();
+  int64_t n = 1;
+  for (int i = 0; i < md.data.ndims; ++i) n *= md.data.padded_dims[i];
+  const int64_t total = int64_t(md.get_size());
+  if (md.data.offset0 != 0 || n > total) return false;
+  const int8_t* w = static_cast<const int8_t*>(c.wts.get_data_handle());  // [total] bytes
+  c.w4.alloc(size_t(kernels::split_nibble_bytes(n)));
+  if (!kernels::pack_s4_split(w, n, c.w4.data())) return false;
+  c.w4_n = n;
+  c.extra.assign(reinterpret_cast<const uint8_t*>(w) + n, reinterpret_cast<const uint8_t*>(w) + total);
+  if (io.dnn_w->bytes < size_t(total)) io.dnn_w->alloc(size_t(total));
+  c.wts = memory(md, onednn::engine(), io.dnn_w->data());
+  return true;
+}
+
 }  // namespace
 
 std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, const LayerIO& io) {
   const bool dw = L.kind == Kind::depthwise;
   if (L.linear || L.torch_order) return nullptr;
   // int4 runs as int8 on the same codes: depthwise layers always hold them in dw_q8, small GEMM layers in
-  // w_q8 (kWidenedInt4MaxWeights)
+  // w_q8 (kWidenedInt4MaxWeights), larger per-channel ones keep the primitive's weights in 4 bits and widen
+  // them on every call (io.dnn_w); one scale per group of inputs is not an int8 layer
   if (L.prec == Precision::fp16) return nullptr;
-  if (L.prec == Precision::int4 && L.kind != Kind::depthwise && L.w_q8.N == 0) return nullptr;
+  const bool q4_per_call = L.prec == Precision::int4 && !dw && L.w_q8.N == 0;
+  if (q4_per_call && (L.group != 0 || io.dnn_w == nullptr)) return nullptr;
   if (io.res && io.res_fmt.dt != DType::f32) return nullptr;
   const bool q8 = precision_is_integer(L.prec);
   if (io.out.dt == DType::f16 || (!q8 && io.out.dt != DType::f32)) return nullptr;
@@ -117,7 +165,7 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   float inv_os = 1.0f;
   c->bias = L.bias;
   if (q8) {
-    const float* ws = dw ? L.dw_q8.scale.data() : L.w_q8.scale.data();
+    const float* ws = dw ? L.dw_q8.scale.data() : q4_per_call ? L.w_q4.scale.data() : L.w_q8.scale.data();  // [cout]
     inv_os = u8_out ? 1.0f / io.out.scale : 1.0f;
     std::vector<float> osc(size_t(L.cout));  // [cout]
     for (int64_t o = 0; o < L.cout; ++o) {
@@ -166,8 +214,11 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   };
   if (q8) {
     std::vector<int8_t> w = dw ? plain_weights<int8_t>(L, [&](int64_t t, int64_t ch) { return L.dw_q8.at(t, ch); })
-                               : plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q8.at(o, k); });
+                            : q4_per_call
+                                ? plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q4.at(o, k); })
+                                : plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q8.at(o, k); });
     reorder_in(w.data());
+    if (q4_per_call && !keep_int4(*c, io)) return nullptr;
   } else if (L.prec == Precision::bf16) {
     std::vector<uint16_t> w =
         dw ? plain_weights<uint16_t>(L, [&](int64_t t, int64_t ch) { return f32_to_bf16(L.dw_f32.at(t, ch)); })
@@ -180,7 +231,7 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
     reorder_in(w.data());
   }
   c->bind();
-  c->name_ = fmt::format("conv_{}{}__onednn({})",
+  c->name_ = fmt::format("{}conv_{}{}__onednn({})", q4_per_call ? "q4_widened_per_call+" : "",
                          q8                          ? "u8s8"
                          : L.prec == Precision::bf16 ? "bf16"
                                                      : "f32",

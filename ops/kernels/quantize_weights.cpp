@@ -31,4 +31,35 @@ void quantize_rows(const QuantizeRowsArgs& a) {
   quantize_rows_list().select(a).fn(a);
 }
 
+bool pack_s4_split(const int8_t* x, int64_t n, uint8_t* packed) {
+  check(n >= 0 && (n == 0 || (x && packed)), "pack s4 split: null buffer or negative count {}", n);
+  const int64_t half = kSplitNibbleChunk / 2;
+  for (int64_t c = 0; c * kSplitNibbleChunk < n; ++c)
+    for (int64_t j = 0; j < half; ++j) {
+      const int64_t lo = c * kSplitNibbleChunk + j, hi = lo + half;
+      const int vlo = lo < n ? x[lo] : 0, vhi = hi < n ? x[hi] : 0;
+      if (vlo < -8 || vlo > 7 || vhi < -8 || vhi > 7) return false;
+      packed[c * half + j] = uint8_t((vlo & 0xf) | ((vhi & 0xf) << 4));
+    }
+  return true;
+}
+
+void check_widen_s4_args(const WidenS4Args& a) {
+  check(a.n >= 0 && (a.n == 0 || (a.packed && a.y)), "widen s4 -> s8: null buffer or negative count {}", a.n);
+}
+
+const WidenS4List& widen_s4_s8_list() {
+  static constexpr std::array<WidenS4List::Impl, 2> impls{{
+      {"widen_s4_s8_c64__avx512", Isa::avx512, nullptr, widen_s4_s8_c64__avx512},
+      {"widen_s4_s8_ref", Isa::ref, nullptr, widen_s4_s8_ref},
+  }};
+  static const WidenS4List list("widen_s4_s8", impls);
+  return list;
+}
+
+void widen_s4_s8(const WidenS4Args& a) {
+  check_widen_s4_args(a);
+  widen_s4_s8_list().select(a).fn(a);
+}
+
 }  // namespace mpq::kernels

@@ -32,4 +32,28 @@ const QuantizeRowsList& quantize_rows_list();
 
 void check_quantize_rows_args(const QuantizeRowsArgs& a);  // throws naming the bad field
 
+// ---- int4 codes of any int8 stream, widened back per call ----
+// A stream of n int8 values in [-8, 7] in whatever order its consumer wants (e.g. a oneDNN convolution's
+// blocked weight buffer) kept in 4 bits, "split nibbles": chunk c of 64 values is 32 bytes, byte j of the
+// chunk holds value 64c + j in its low nibble and value 64c + 32 + j in its high nibble, two's complement;
+// a short last chunk is padded with zero nibbles. That order widens 32 bytes to 64 values with two masks and
+// no byte shuffles, so a consumer can afford to widen a layer's weights on every call.
+inline constexpr int64_t kSplitNibbleChunk = 64;
+inline constexpr int64_t split_nibble_bytes(int64_t n) { return (n + kSplitNibbleChunk - 1) / kSplitNibbleChunk * 32; }
+// Packs x [n] into packed [split_nibble_bytes(n)]; false (packed unspecified) when a value is outside [-8, 7].
+bool pack_s4_split(const int8_t* x, int64_t n, uint8_t* packed);
+
+struct WidenS4Args {
+  const uint8_t* packed = nullptr;  // [split_nibble_bytes(n)]: the values [begin, begin + n) of a stream
+  int64_t n = 0;                    // values to write; begin (implicit) must be a multiple of 64
+  int8_t* y = nullptr;              // [n] exactly n bytes written
+};
+void widen_s4_s8(const WidenS4Args& a);  // dispatch: first usable implementation, reference last
+void widen_s4_s8_ref(const WidenS4Args& a);
+void widen_s4_s8_c64__avx512(const WidenS4Args& a);
+using WidenS4Fn = void (*)(const WidenS4Args&);
+using WidenS4List = KernelList<WidenS4Args, WidenS4Fn>;
+const WidenS4List& widen_s4_s8_list();
+void check_widen_s4_args(const WidenS4Args& a);
+
 }  // namespace mpq::kernels

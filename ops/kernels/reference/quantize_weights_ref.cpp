@@ -23,4 +23,14 @@ void quantize_rows_ref(const QuantizeRowsArgs& a) {
     }
 }
 
+void widen_s4_s8_ref(const WidenS4Args& a) {
+  const int64_t half = kSplitNibbleChunk / 2;
+  for (int64_t i = 0; i < a.n; ++i) {
+    const int64_t c = i / kSplitNibbleChunk, j = i % kSplitNibbleChunk;
+    const uint8_t b = a.packed[c * half + j % half];
+    const int nib = j < half ? (b & 0xf) : (b >> 4);
+    a.y[i] = int8_t((nib ^ 8) - 8);  // two's complement 4 bits -> [-8, 7]
+  }
+}
+
 }  // namespace mpq::kernels

@@ -43,4 +43,23 @@ void quantize_rows__avx512(const QuantizeRowsArgs& a) {
     }
 }
 
+// 32 packed bytes -> 64 values per step: low nibbles are values 0..31, high nibbles 32..63 (split nibbles),
+// sign-extended as (v ^ 8) - 8; a short tail stores under a mask.
+void widen_s4_s8_c64__avx512(const WidenS4Args& a) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m512i eight = _mm512_set1_epi8(8);
+  for (int64_t i = 0; i < a.n; i += kSplitNibbleChunk) {
+    const int64_t left = a.n - i;
+    // a short last chunk still has its 32 packed bytes (split_nibble_bytes rounds up)
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.packed + i / 2));
+    const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    const __m512i v =
+        _mm512_sub_epi8(_mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight), eight);
+    if (left >= kSplitNibbleChunk)
+      _mm512_storeu_si512(a.y + i, v);
+    else
+      _mm512_mask_storeu_epi8(a.y + i, __mmask64(~0ull >> (kSplitNibbleChunk - left)), v);
+  }
+}
+
 }  // namespace mpq::kernels
