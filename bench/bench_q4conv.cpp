@@ -1,7 +1,10 @@
 // The dense convs of ResNet50 / MobileNetV2 that run as im2col GEMMs (the stems, the 3x3 convs), batch 1,
 // u8 -> u8 with bias + ReLU: our W4A8 implicit-GEMM conv (conv_qu8_qc4w list entries), our W4A8 im2col +
 // GEMM, and oneDNN 2.6's u8s8 int8 convolution (what uniform int8 runs on these layers after autotuning;
-// NHWC activations, weights reordered once to the primitive's layout), in the same run, shape by shape.
+// NHWC activations, weights reordered once to the primitive's layout), in the same run, shape by shape; and
+// that oneDNN convolution on int4 codes whose weights are kept in 4 bits (split nibbles) and widened on every
+// call, by one thread (q4/onednn_widen1) or by the team (q4/onednn_widen_team), as the CNN executor's
+// OnednnConv does for a per-channel int4 layer.
 //
 //   build/bench_q4conv --benchmark_min_time=0.2 --benchmark_repetitions=5 --benchmark_report_aggregates_only
 //   MPQ_BENCH_THREADS=1 build/bench_q4conv ...     (one core)
@@ -9,6 +12,7 @@
 // Counter: GOP/s = 2 * OH*OW * N * K per call over real time.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <dnnl.hpp>
 #include <random>
@@ -20,6 +24,7 @@
 #include "core/threading.h"
 #include "ops/kernels/nhwc.h"
 #include "ops/kernels/onednn/onednn_context.h"
+#include "ops/kernels/quantize_weights.h"
 
 namespace {
 
@@ -100,18 +105,23 @@ void bm_q4(benchmark::State& st, ConvShape s, std::string variant) {
   st.SkipWithError("no such implementation");
 }
 
+// How an int4 layer's weights reach the oneDNN int8 convolution.
+enum class Widen { none, one_thread, team };
+
 // oneDNN u8 x s8 -> u8 convolution with per-channel output scales, source zero point, bias and ReLU: the
-// primitive the CNN executor's autotuner picks for most of these layers in uniform int8.
-void bm_onednn_q8(benchmark::State& st, ConvShape s) {
+// primitive the CNN executor's autotuner picks for most of these layers in uniform int8. Weights are codes
+// in [-8, 7] (an int4 layer's; the speed of an int8 one does not depend on the values).
+void bm_onednn_q8(benchmark::State& st, ConvShape s, Widen widen) {
   using dnnl::memory;
   using tag = memory::format_tag;
   using dt = memory::data_type;
   mpq::set_num_threads(threads());
   const ConvGeom g = geom(s);
-  const auto x = rand_bytes(size_t(s.H * s.H * s.C), 1, 0, 255);         // [H, W, C] u8
-  const auto wq = rand_bytes(size_t(s.N * s.C * s.k * s.k), 2, 0, 255);  // [N, C, k, k] s8 bytes
-  std::vector<uint8_t> y(size_t(g.OH * g.OW * s.N));                     // [OH, OW, N] u8
-  const std::vector<float> bias(size_t(s.N), 0.5f);                      // [N]
+  const auto x = rand_bytes(size_t(s.H * s.H * s.C), 1, 0, 255);  // [H, W, C] u8
+  auto wq = rand_bytes(size_t(s.N * s.C * s.k * s.k), 2, 0, 15);  // [N, C, k, k] s8 bytes
+  for (auto& v : wq) v = uint8_t(int8_t(int(v) - 8));
+  std::vector<uint8_t> y(size_t(g.OH * g.OW * s.N));  // [OH, OW, N] u8
+  const std::vector<float> bias(size_t(s.N), 0.5f);   // [N]
   auto& eng = mpq::onednn::engine();
   auto& strm = mpq::onednn::stream();
   const memory::desc src_md({1, s.C, s.H, s.H}, dt::u8, tag::nhwc), dst_md({1, s.N, g.OH, g.OW}, dt::u8, tag::nhwc);
@@ -133,8 +143,26 @@ void bm_onednn_q8(benchmark::State& st, ConvShape s) {
   strm.wait();
   memory src(src_md, eng, const_cast<uint8_t*>(x.data())), dst(dst_md, eng, y.data());
   memory b(bias_md, eng, const_cast<float*>(bias.data()));
-  st.SetLabel(std::string("onednn ") + pd.impl_info_str());
+  // the s8 values of the weight buffer in split nibbles; its zero-point compensation after them stays in
+  // place, as in the executor
+  const memory::desc wmd = pd.weights_desc();
+  int64_t n = 1;
+  for (int i = 0; i < wmd.data.ndims; ++i) n *= wmd.data.padded_dims[i];
+  std::vector<uint8_t> w4(size_t(split_nibble_bytes(n)));
+  const int8_t* w8 = static_cast<const int8_t*>(wts.get_data_handle());
+  if (widen != Widen::none && !pack_s4_split(w8, n, w4.data()))
+    return st.SkipWithError("the primitive's weight buffer holds values outside [-8, 7]");
+  st.SetLabel(std::string(widen == Widen::none ? "onednn " : "onednn, int4 widened per call, ") + pd.impl_info_str());
   loop(st, g, s.N, [&] {
+    if (widen == Widen::one_thread) widen_s4_s8({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
+    if (widen == Widen::team) {
+      constexpr int64_t kBlock = int64_t(64) << 10;  // as OnednnConv
+      const int64_t blocks = (n + kBlock - 1) / kBlock;
+      int8_t* w = static_cast<int8_t*>(wts.get_data_handle());
+#pragma omp parallel for if (blocks > 1) schedule(static)
+      for (int64_t i = 0; i < blocks; ++i)
+        widen_s4_s8({w4.data() + i * kBlock / 2, std::min(kBlock, n - i * kBlock), w + i * kBlock});
+    }
     prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
     strm.wait();
   });
@@ -145,7 +173,11 @@ void bm_onednn_q8(benchmark::State& st, ConvShape s) {
 int main(int argc, char** argv) {
   for (const ConvShape& s : kShapes) {
     const std::string n = s.name;
-    mpq::bench::register_us(n + "/q8/onednn", [s](benchmark::State& st) { bm_onednn_q8(st, s); });
+    mpq::bench::register_us(n + "/q8/onednn", [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::none); });
+    mpq::bench::register_us(n + "/q4/onednn_widen1",
+                            [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::one_thread); });
+    mpq::bench::register_us(n + "/q4/onednn_widen_team",
+                            [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::team); });
     for (const auto& i : conv_qu8_qc4w_list().impls())
       if (i.isa != mpq::Isa::ref)
         mpq::bench::register_us(n + "/q4/" + i.name,

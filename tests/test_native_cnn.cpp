@@ -453,8 +453,9 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
       {24, 32, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},     // int4 3x3, widened + residual
       {48, 48, 3, 2, 48, same, Precision::int4, Act::relu6, false, DType::u8},  // int4 depthwise (dw_q8 codes)
       // int4 above the widening limit: 4-bit weights in oneDNN's layout, widened on every call
-      {96, 96, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},    // 3x3 + residual, 82944 weights
-      {256, 288, 1, 2, 1, sym, Precision::int4, Act::none, false, DType::u8},  // strided 1x1, 73728 weights
+      {96, 96, 3, 1, 1, sym, Precision::int4, Act::relu, true, DType::f32},      // 3x3 + residual, 82944 weights
+      {256, 288, 1, 2, 1, sym, Precision::int4, Act::none, false, DType::u8},    // strided 1x1, 73728 weights
+      {1024, 1024, 1, 1, 1, sym, Precision::int4, Act::relu, false, DType::u8},  // 1 Mi weights: the team widens
   };
   uint64_t seed = 1;
   auto rnd = [&]() {  // [0, 1)

@@ -58,19 +58,21 @@ class DnnConv final : public OnednnConv {
     }
   }
 
-  // Widens the int4 weights into io.dnn_w and points the primitive at them.
+  // Widens the int4 weights into io.dnn_w and points the primitive at them. One thread below
+  // kWidenTeamMinValues: waking the team for a parallel region cost more than it saved there (bench_q4conv,
+  // Zen 5, 2 threads: ResNet50 stage-3 3x3, 590 Ki values, one thread 161 us vs team 169 us per conv call;
+  // stage 4, 2.4 Mi values, 237 vs 225 us).
   void widen_weights(const LayerIO& io) const {
     int8_t* w = reinterpret_cast<int8_t*>(io.dnn_w->data());  // [w4_n + extra.size()] the primitive's layout
-    // 64 Ki values per call: a few blocks per thread on the layers large enough for this path
-    constexpr int64_t kBlock = int64_t(64) << 10;
-    const int64_t blocks = (w4_n + kBlock - 1) / kBlock;
-#pragma omp parallel for if (blocks > 1) schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      kernels::WidenS4Args a;
-      a.packed = w4.data() + b * kBlock / 2;
-      a.n = std::min(kBlock, w4_n - b * kBlock);
-      a.y = w + b * kBlock;
-      kernels::widen_s4_s8(a);
+    constexpr int64_t kWidenTeamMinValues = int64_t(1) << 20;
+    constexpr int64_t kBlock = int64_t(64) << 10;  // values per kernel call in the team's loop
+    if (w4_n < kWidenTeamMinValues) {
+      kernels::widen_s4_s8({w4.data(), w4_n, w});
+    } else {
+      const int64_t blocks = (w4_n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b)
+        kernels::widen_s4_s8({w4.data() + b * kBlock / 2, std::min(kBlock, w4_n - b * kBlock), w + b * kBlock});
     }
     if (!extra.empty()) std::memcpy(w + w4_n, extra.data(), extra.size());
     wts.set_data_handle(w);
