@@ -286,6 +286,10 @@ TEST_CASE("lowp: W4A8 gemm_qu8_qc4w, per-channel and group 32/64/128 (bit-exact)
       for (int64_t M : {1, 7, 15, 16, 33})
         for (int64_t N : {1, 17, 32, 65}) q4_case(M, N, K, group, int((M + N + K / 32) % kNumEpi), rng);
   q4_case(150, 128, 512, 64, 1, rng);
+  // GEMV-like tiles of 1 and 2 rows split their k-steps over two accumulator sets: even and odd step counts,
+  // alone (M = 1, 2) and as the tail of a 12-row tile (M = 14)
+  for (int64_t M : {1, 2, 14})
+    for (int64_t K : {4, 8, 12, 60, 64, 68, 1000}) q4_case(M, 45, K, 0, int((M + K) % kNumEpi), rng);
   // Panel-major order (unpacked panels of 128 KiB: more than the 512 KiB tile-major budget per thread) and
   // two A chunks (tiles of 14 x 4096 packed bytes), u8 A read in place and s8 A packed.
   q4_case(100, 260, 4096, 0, 3, rng);

@@ -19,28 +19,50 @@
 namespace mpq::kernels {
 namespace {
 
+// Tiles of at most this many rows split their k-steps over two accumulator sets (q4_steps): below it the
+// 2R vpdpbusd chains cannot cover the instruction's latency (4-5 cycles, 2 per cycle on Zen 4 / 5).
+constexpr int kQ4SplitChainRows = 2;
+
+// One k-step: c0/c1[i] += unpacked weights of step s x activations of row i.
+template <int R>
+inline void q4_step(const uint8_t* __restrict bp, const int32_t* __restrict Ap, int MR, int64_t s, __m512i lut,
+                    __m512i nib, __m512i* c0, __m512i* c1) {
+  // 4 KiB ahead: weights streamed from DRAM (M <= 8) need that many bytes in flight per thread; measured
+  // on the 2-core Zen 5 (bench_membound cold, 4096x4096): 1 KiB ahead 0.8-1.0 ms, 2 KiB 0.74-0.93,
+  // 4 KiB 0.59-0.67, 8 KiB 0.66-0.89 per call at M = 1 and 4. Past the panel end it is a harmless hint.
+  _mm_prefetch(reinterpret_cast<const char*>(bp + (s + 64) * 64), _MM_HINT_T0);
+  const __m512i x = _mm512_load_si512(bp + s * 64);
+  const __m512i b0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib));                        // cols 0-15
+  const __m512i b1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib));  // cols 16-31
+  const int32_t* a = Ap + s * MR;
+#pragma GCC unroll 14
+  for (int i = 0; i < R; ++i) {
+    const __m512i ai = _mm512_set1_epi32(a[i]);
+    c0[i] = _mm512_dpbusd_epi32(c0[i], ai, b0);
+    c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
+  }
+}
+
 // c0/c1[i] += sum over k-steps [s0, s1) of unpacked weights x activations of row i.
 template <int R>
 inline void q4_steps(const uint8_t* __restrict bp, const int32_t* __restrict Ap, int MR, int64_t s0, int64_t s1,
                      __m512i* c0, __m512i* c1) {
   const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1));
   const __m512i nib = _mm512_set1_epi8(0x0f);
-  for (int64_t s = s0; s < s1; ++s) {
-    // 4 KiB ahead: weights streamed from DRAM (M <= 8) need that many bytes in flight per thread; measured
-    // on the 2-core Zen 5 (bench_membound cold, 4096x4096): 1 KiB ahead 0.8-1.0 ms, 2 KiB 0.74-0.93,
-    // 4 KiB 0.59-0.67, 8 KiB 0.66-0.89 per call at M = 1 and 4. Past the panel end it is a harmless hint.
-    _mm_prefetch(reinterpret_cast<const char*>(bp + (s + 64) * 64), _MM_HINT_T0);
-    const __m512i x = _mm512_load_si512(bp + s * 64);
-    const __m512i b0 = _mm512_shuffle_epi8(lut, _mm512_and_si512(x, nib));                        // cols 0-15
-    const __m512i b1 = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), nib));  // cols 16-31
-    const int32_t* a = Ap + s * MR;
-#pragma GCC unroll 14
-    for (int i = 0; i < R; ++i) {
-      const __m512i ai = _mm512_set1_epi32(a[i]);
-      c0[i] = _mm512_dpbusd_epi32(c0[i], ai, b0);
-      c1[i] = _mm512_dpbusd_epi32(c1[i], ai, b1);
+  int64_t s = s0;
+  if constexpr (R <= kQ4SplitChainRows) {
+    // Few rows (a GEMV): 2R accumulator chains leave vpdpbusd waiting on its own latency each step, so odd
+    // steps go to a second set of chains and both sets are added at the end (int32 sums: the same result
+    // in any order).
+    __m512i d0[R], d1[R];
+    for (int i = 0; i < R; ++i) d0[i] = d1[i] = _mm512_setzero_si512();
+    for (; s + 2 <= s1; s += 2) {
+      q4_step<R>(bp, Ap, MR, s, lut, nib, c0, c1);
+      q4_step<R>(bp, Ap, MR, s + 1, lut, nib, d0, d1);
     }
+    for (int i = 0; i < R; ++i) c0[i] = _mm512_add_epi32(c0[i], d0[i]), c1[i] = _mm512_add_epi32(c1[i], d1[i]);
   }
+  for (; s < s1; ++s) q4_step<R>(bp, Ap, MR, s, lut, nib, c0, c1);
 }
 
 template <int MR_, bool Grouped>
