@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -423,4 +424,38 @@ TEST_CASE("native bert: profiled steps, implementations and weight bytes") {
   CHECK(n32->weight_bytes() == (params - type_rows) * 4);
   CHECK(n8->weight_bytes() < n32->weight_bytes());
   MESSAGE("weight bytes fp32 " << n32->weight_bytes() << ", int8 " << n8->weight_bytes());
+}
+
+TEST_CASE("native bert: a small per-channel int4 linear on int8 kernels (widened codes) equals the int4 kernels") {
+  using native::bert::Linear;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  for (const auto& [N, K, M] : std::vector<std::array<int64_t, 3>>{{72, 100, 13}, {128, 512, 7}, {33, 64, 1}}) {
+    INFO(N << " x " << K << ", M = " << M);
+    std::vector<float> W(static_cast<size_t>(N * K)), b(static_cast<size_t>(N));  // [N, K], [N]
+    for (float& v : W) v = u(rng);
+    for (float& v : b) v = u(rng);
+    LayerQuant lq;
+    lq.precision = Precision::int4;
+    lq.act[0] = quant::act_params_from_range(-1.0f, 3.0f);
+    Linear wide, narrow;
+    wide.build("t.linear", W.data(), b.data(), N, K, lq);
+    narrow.build("t.linear", W.data(), b.data(), N, K, lq);
+    REQUIRE(wide.w.widened());                           // N * K <= kWidenedInt4MaxWeights
+    narrow.w.q8 = kernels::PackedQ8W{};                  // the same layer on the int4 kernels
+    CHECK(wide.bytes() == narrow.bytes());               // the stored int4 bytes: the widened copy is not counted
+    std::vector<uint8_t> A(static_cast<size_t>(M * K));  // [M, K] u8
+    for (size_t i = 0; i < A.size(); ++i) A[i] = uint8_t((i * 37 + 11) % 256);
+    for (DType dt : {DType::u8, DType::f32}) {
+      std::vector<uint8_t> yw(size_t(M * N) * 4, 0), yn(yw.size(), 1);  // [M, N] in dt
+      kernels::ActOut ow{dt, yw.data(), N, 0.05f, 20}, on{dt, yn.data(), N, 0.05f, 20};
+      wide.choose_impl(A.data(), K, M, ow, nullptr, 0, false, 1);
+      narrow.choose_impl(A.data(), K, M, on, nullptr, 0, false, 1);
+      CHECK(wide.impl.rfind("q4_as_q8+", 0) == 0);
+      CHECK(narrow.impl.find("qc4w") != std::string::npos);
+      wide.run(A.data(), K, M, ow, nullptr, 0);
+      narrow.run(A.data(), K, M, on, nullptr, 0);
+      CHECK(std::memcmp(yw.data(), yn.data(), size_t(M * N) * (dt == DType::u8 ? 1 : 4)) == 0);
+    }
+  }
 }

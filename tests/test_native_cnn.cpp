@@ -400,9 +400,9 @@ TEST_CASE("native cnn: packed weights are the fake-quant weights, bit for bit") 
           float got = 0;
           if (int4) {
             const int64_t g = group > 0 ? col / group : 0;
-            got = float(L.w_q4.at(o, col)) * L.w_q4.scale[size_t(g * L.w_q4.Np + o)];
+            got = float(L.w.q4.at(o, col)) * L.w.q4.scale[size_t(g * L.w.q4.Np + o)];
           } else {
-            got = float(L.w_q8.at(o, col)) * L.w_q8.scale[size_t(o)];
+            got = float(L.w.q8.at(o, col)) * L.w.q8.scale[size_t(o)];
           }
           bad += got != want.data<float>()[o * K + torch_col];
         }
@@ -502,7 +502,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
     const std::shared_ptr<OnednnConv> dnn = OnednnConv::make(L, g, io);
     REQUIRE(dnn);
     MESSAGE(dnn->name());
-    const bool per_call = L.prec == Precision::int4 && L.kind != Kind::depthwise && L.w_q8.N == 0;
+    const bool per_call = L.prec == Precision::int4 && L.kind != Kind::depthwise && L.w.q8.N == 0;
     CHECK(per_call == (dnn->name().rfind("q4_widened_per_call+", 0) == 0));
     if (per_call) CHECK(dnn_w.bytes >= size_t(L.cout * L.K));  // the widened weights land in the plan's scratch
     LayerRun r;
@@ -553,7 +553,7 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
   q.act[0] = quant::act_params_from_range(0.0f, 1.0f);
   const Layer L = make_conv_layer(u, q, Act::none);
   CHECK(L.group == 32);
-  CHECK(L.w_q8.N == 0);
+  CHECK(L.w.q8.N == 0);
   CHECK(OnednnConv::make(L, conv_geom(L, 4, 4), io) == nullptr);
 }
 
@@ -570,10 +570,10 @@ TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened c
     q.precision = Precision::int4;
     q.act[0] = quant::act_params_from_range(-1.0f, 3.0f);
     const Layer L = make_conv_layer(u, q, Act::relu);
-    REQUIRE(L.w_q8.N == cout);
+    REQUIRE(L.w.q8.N == cout);
     for (int64_t o = 0; o < cout; ++o) {
-      CHECK(L.w_q8.scale[size_t(o)] == L.w_q4.scale[size_t(o)]);
-      for (int64_t c = 0; c < L.K; ++c) CHECK(L.w_q8.at(o, c) == L.w_q4.at(o, c));
+      CHECK(L.w.q8.scale[size_t(o)] == L.w.q4.scale[size_t(o)]);
+      for (int64_t c = 0; c < L.K; ++c) CHECK(L.w.q8.at(o, c) == L.w.q4.at(o, c));
     }
     const int64_t N = 2, H = 13, W = 11;
     const Geom g = conv_geom(L, H, W);
@@ -589,12 +589,14 @@ TEST_CASE("native cnn: a small per-channel int4 layer on int8 kernels (widened c
       io.N = N, io.x = x.data(), io.col = col.data(), io.acc = reinterpret_cast<float*>(acc.data());
       io.out = out == DType::u8 ? ActFormat{DType::u8, 0.05f, 20} : ActFormat{};
       Layer L4 = make_conv_layer(u, q, Act::relu);  // the same layer without the widened copy: int4 kernels
-      L4.w_q8 = kernels::PackedQ8W{};
+      L4.w.q8 = kernels::PackedQ8W{};
       LayerRun r;
       r.gemm = gemm_candidates(L4, g, io, false)[0];
       REQUIRE(!r.gemm.q8);
       io.y = y_q4.data();
       run_layer_ours(L4, g, r, io);
+      // without autotuning a widened layer runs ours (K = 40 here: the dispatcher alone would pick oneDNN)
+      CHECK(std::string(gemm_candidates(L, g, io, false)[0].name).find("onednn") == std::string::npos);
       const std::vector<GemmFn> cands = gemm_candidates(L, g, io, true);
       int widened = 0;
       for (const GemmFn& f : cands) {
@@ -738,9 +740,9 @@ TEST_CASE("native cnn: rounded weights (LayerQuant::weights) are packed as given
             got = float(L.dw_q8.at(t, o)) * L.dw_q8.scale[size_t(o)];
           } else if (L.prec == Precision::int4) {
             const int64_t col = L.torch_order ? torch_col : t * C + c;
-            got = float(L.w_q4.at(o, col)) * L.w_q4.scale[size_t((L.group > 0 ? col / L.group : 0) * L.w_q4.Np + o)];
+            got = float(L.w.q4.at(o, col)) * L.w.q4.scale[size_t((L.group > 0 ? col / L.group : 0) * L.w.q4.Np + o)];
           } else {
-            got = float(L.w_q8.at(o, t * C + c)) * L.w_q8.scale[size_t(o)];
+            got = float(L.w.q8.at(o, t * C + c)) * L.w.q8.scale[size_t(o)];
           }
           bad += got != qw.at(o, torch_col);
         }

@@ -19,6 +19,7 @@
 #include "models/bert.h"
 #include "models/native/embedding_table.h"
 #include "models/native/native.h"
+#include "models/native/packed_gemm.h"
 #include "ops/kernels/f32_impls.h"
 #include "ops/kernels/lowp.h"
 #include "ops/kernels/transformer.h"
@@ -40,18 +41,15 @@ using kernels::ActFormat;  // the format a layer reads / a value is stored in (o
 //         epilogue, so the bias is added by the pass that reads the raw output);
 //   fp16: gemm_f16 (packed f16 W, f16 A); bf16: gemm_bf16 (packed bf16 W, bf16 A);
 //   int8: gemm_qu8_qc8w (u8 A with the layer's calibrated scale / zero point, per-channel int8 W);
-//   int4: gemm_qu8_qc4w (u8 A, int4 W per channel or per group of 32 / 64 / 128).
+//   int4: gemm_qu8_qc4w (u8 A, int4 W per channel or per group of 32 / 64 / 128); a small per-channel
+//         layer runs gemm_qu8_qc8w on its widened codes instead (packed_gemm.h, kWidenedInt4MaxWeights).
 struct Linear {
   std::string name;
   Precision prec = Precision::fp32;
   int64_t N = 0, K = 0;
   std::vector<float> bias;  // [N]
-  std::vector<float> wt;    // fp32: W^T [K, N]
-  kernels::PackedF16W f16;
-  kernels::PackedBF16W bf16;
-  kernels::PackedQ8W q8;
-  kernels::PackedQ4W q4;
-  ActFormat in;  // what it reads: f32, f16, bf16, or u8 with the calibrated input parameters
+  PackedGemm w;             // W [N, K] packed at prec (fp32: W^T [K, N]); small int4 layers also widened
+  ActFormat in;             // what it reads: f32, f16, bf16, or u8 with the calibrated input parameters
   // The implementation that runs (chosen at compile time; autotuned or first usable of the list).
   kernels::GemmFn f32_fn = nullptr;
   kernels::F16GemmFn f16_fn = nullptr;

@@ -39,23 +39,18 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
   };
   switch (prec) {
     case Precision::fp32:
-      wt.resize(size_t(K * N));  // W^T [K, N]
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t j = 0; j < K; ++j) wt[size_t(j * N + i)] = W[i * K + j];
+      w = pack_gemm_float(prec, W, N, K);
       in = {DType::f32};
       break;
     case Precision::fp16:
-      f16 = kernels::pack_f16w_from_f32(W, N, K);
-      in = {DType::f16};
-      break;
     case Precision::bf16:
-      bf16 = kernels::pack_bf16w_from_f32(W, N, K);
-      in = {DType::bf16};
+      w = pack_gemm_float(prec, W, N, K);
+      in = {prec == Precision::fp16 ? DType::f16 : DType::bf16};
       break;
     case Precision::int8: {
       in = act_in();
       const WeightCodes c = weight_codes(layer, W, N, K, 8, 0, lq);  // codes [N, K], scales [N]
-      q8 = kernels::pack_q8w(c.q.data(), N, K, c.scales.data());
+      w = pack_gemm_codes(prec, c.q.data(), N, K, 0, c.scales.data(), true);
       add_bias_correction(c.bias_correction);
       break;
     }
@@ -70,15 +65,7 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
       check(c.group == 0 || c.group == 32 || c.group == 64 || c.group == 128,
             "native bert: layer '{}': rounded int4 weights with group {} (the kernel takes 0, 32, 64 or 128)", layer,
             c.group);
-      const std::vector<int8_t>& q = c.q;
-      const int64_t row_bytes = (K + 1) / 2;
-      std::vector<uint8_t> nib(size_t(N * row_bytes), 0);  // q4 [N, (K+1)/2]: element 2i = low nibble of byte i
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t j = 0; j < K; ++j) {
-          const uint8_t v = uint8_t(q[size_t(i * K + j)]) & 0xf;
-          nib[size_t(i * row_bytes + j / 2)] |= uint8_t(j % 2 == 0 ? v : v << 4);
-        }
-      q4 = kernels::pack_q4w(nib.data(), N, K, c.group, c.scales.data());
+      w = pack_gemm_codes(prec, c.q.data(), N, K, c.group, c.scales.data(), true);
       add_bias_correction(c.bias_correction);
       break;
     }
@@ -129,24 +116,38 @@ Call make_call(const Linear& l, const void* A, int64_t lda, int64_t M, const Act
   switch (l.prec) {
     case Precision::fp32:
       check(out.dt == DType::f32 && res == nullptr, "native bert: layer '{}': fp32 GEMM writes raw f32 only", l.name);
-      c.f32 = {M,           l.N, l.K,   static_cast<const float*>(A), lda,    false,
-               l.wt.data(), l.N, false, static_cast<float*>(out.p),   out.ld, 0.0f};
+      c.f32 = {M,
+               l.N,
+               l.K,
+               static_cast<const float*>(A),
+               lda,
+               false,
+               l.w.f32.data(),
+               l.N,
+               false,
+               static_cast<float*>(out.p),
+               out.ld,
+               0.0f};
       break;
     case Precision::fp16:
-      c.f16.M = M, c.f16.A = A, c.f16.lda = lda, c.f16.a_f32 = false, c.f16.w = &l.f16;
+      c.f16.M = M, c.f16.A = A, c.f16.lda = lda, c.f16.a_f32 = false, c.f16.w = &l.w.f16;
       c.f16.C = out.p, c.f16.ldc = out.ld, c.f16.ep = epilogue(l, out, res, ldr);
       break;
     case Precision::bf16:
-      c.bf16.M = M, c.bf16.A = A, c.bf16.lda = lda, c.bf16.a_f32 = false, c.bf16.w = &l.bf16;
+      c.bf16.M = M, c.bf16.A = A, c.bf16.lda = lda, c.bf16.a_f32 = false, c.bf16.w = &l.w.bf16;
       c.bf16.C = out.p, c.bf16.ldc = out.ld, c.bf16.ep = epilogue(l, out, res, ldr);
       break;
     case Precision::int8:
-      c.q8.M = M, c.q8.A = static_cast<const uint8_t*>(A), c.q8.lda = lda, c.q8.sa = l.in.scale, c.q8.za = l.in.zp;
-      c.q8.w = &l.q8, c.q8.C = out.p, c.q8.ldc = out.ld, c.q8.ep = epilogue(l, out, res, ldr);
-      break;
     case Precision::int4:
-      c.q4.M = M, c.q4.A = static_cast<const uint8_t*>(A), c.q4.lda = lda, c.q4.sa = l.in.scale, c.q4.za = l.in.zp;
-      c.q4.w = &l.q4, c.q4.C = out.p, c.q4.ldc = out.ld, c.q4.ep = epilogue(l, out, res, ldr);
+      // int8, and a widened int4 layer's codes (the same integers and scales) for the int8 kernels
+      if (l.prec == Precision::int8 || l.w.widened()) {
+        c.q8.M = M, c.q8.A = static_cast<const uint8_t*>(A), c.q8.lda = lda, c.q8.sa = l.in.scale, c.q8.za = l.in.zp;
+        c.q8.w = &l.w.q8, c.q8.C = out.p, c.q8.ldc = out.ld, c.q8.ep = epilogue(l, out, res, ldr);
+      }
+      if (l.prec == Precision::int4) {
+        c.q4.M = M, c.q4.A = static_cast<const uint8_t*>(A), c.q4.lda = lda, c.q4.sa = l.in.scale, c.q4.za = l.in.zp;
+        c.q4.w = &l.w.q4, c.q4.C = out.p, c.q4.ldc = out.ld, c.q4.ep = epilogue(l, out, res, ldr);
+      }
       break;
   }
   return c;
@@ -190,7 +191,10 @@ void Linear::run(const void* A, int64_t lda, int64_t M, const ActOut& out, const
       q8_fn(c.q8);
       break;
     case Precision::int4:
-      q4_fn(c.q4);
+      if (w.widened())
+        q8_fn(c.q8);
+      else
+        q4_fn(c.q4);
       break;
   }
 }
@@ -216,36 +220,31 @@ void Linear::choose_impl(const void* A, int64_t lda, int64_t M, const ActOut& ou
       bf16_fn = i.fn, impl = i.name;
       break;
     }
-    case Precision::int8: {
-      const auto i = pick(kernels::gemm_qu8_qc8w_list(), c.q8, autotune, reps, [&](const auto& im) {
-        return im.fn != &kernels::gemm_qu8_qc8w__onednn || onednn_capable(c.q8);
-      });
-      q8_fn = i.fn, impl = i.name;
-      break;
-    }
+    case Precision::int8:
     case Precision::int4: {
-      const auto i = pick(kernels::gemm_qu8_qc4w_list(), c.q4, autotune, reps, [](const auto&) { return true; });
-      q4_fn = i.fn, impl = i.name;
+      if (prec == Precision::int4 && !w.widened()) {
+        const auto i = pick(kernels::gemm_qu8_qc4w_list(), c.q4, autotune, reps, [](const auto&) { return true; });
+        q4_fn = i.fn, impl = i.name;
+        break;
+      }
+      const bool widened = prec == Precision::int4;
+      const auto& list = kernels::gemm_qu8_qc8w_list();
+      auto i = pick(list, c.q8, autotune, reps,
+                    [&](const auto& im) { return im.fn != &kernels::gemm_qu8_qc8w__onednn || onednn_capable(c.q8); });
+      // Widened int4 without autotuning: our int8 kernels, which give the int4 kernels' results bit for bit
+      // (oneDNN's matmul, the dispatcher's choice at K <= 64, rounds its epilogue differently)
+      if (widened && !autotune && i.fn == &kernels::gemm_qu8_qc8w__onednn)
+        for (const auto& im : list.impls())
+          if (im.fn != &kernels::gemm_qu8_qc8w__onednn && im.usable(c.q8)) {
+            i = im;
+            break;
+          }
+      q8_fn = i.fn, impl = std::string(widened ? "q4_as_q8+" : "") + i.name;
       break;
     }
   }
 }
 
-size_t Linear::bytes() const {
-  size_t b = bias.size() * sizeof(float);
-  switch (prec) {
-    case Precision::fp32:
-      return b + wt.size() * sizeof(float);
-    case Precision::fp16:
-      return b + f16.w.bytes;
-    case Precision::bf16:
-      return b + bf16.w.bytes;
-    case Precision::int8:
-      return b + q8.w.bytes + q8.scale.size() * sizeof(float) + q8.colsum.size() * sizeof(int32_t);
-    case Precision::int4:
-      return b + q4.w.bytes + q4.scale.size() * sizeof(float) + q4.colsum.size() * sizeof(int32_t);
-  }
-  return b;
-}
+size_t Linear::bytes() const { return bias.size() * sizeof(float) + w.bytes(); }
 
 }  // namespace mpq::native::bert

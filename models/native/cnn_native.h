@@ -15,6 +15,7 @@
 #include "core/precision.h"
 #include "models/cnn_common.h"
 #include "models/native/native.h"
+#include "models/native/packed_gemm.h"
 #include "ops/kernels/f32_impls.h"
 #include "ops/kernels/lowp.h"
 #include "ops/kernels/nhwc.h"
@@ -58,11 +59,7 @@ struct Layer {
   int64_t K = 0;  // GEMM reduction length (k * k * cin; cin for gemm / linear)
 
   // Packed weights: only the member for the layer's precision and kind is filled.
-  std::vector<float> w_f32;  // fp32 GEMM: B operand [K, cout] row-major, k in im2col column order
-  kernels::PackedF16W w_f16;
-  kernels::PackedBF16W w_bf16;
-  kernels::PackedQ8W w_q8;  // int8; also a small per-channel int4 layer's codes widened (see below)
-  kernels::PackedQ4W w_q4;
+  PackedGemm w;                 // gemm / im2col_gemm kinds: N = cout, k in im2col column order (torch_order: PyTorch's)
   kernels::PackedDwF32 dw_f32;  // fp32 and bf16 (bf16-rounded weights, run by the f32 kernel)
   kernels::PackedDwF16 dw_f16;
   kernels::PackedDwQ8 dw_q8;  // int8, and int4 (int4 values in s8, int4 scales)
@@ -95,15 +92,6 @@ struct GemmFn {
   kernels::Q4GemmFn q4 = nullptr;
   kernels::Q4ConvFn q4conv = nullptr;  // int4 im2col layers: an implicit-GEMM conv instead of im2col + q4
 };
-
-// A per-channel int4 GEMM layer with at most this many weights also keeps its codes widened to int8
-// (w_q8: the same integers and scales, so the same accumulators and, with our kernels, the same outputs bit
-// for bit) and runs the int8 kernels: ours, or with autotuning oneDNN's too. Such layers are the small,
-// compute-bound ones (MobileNetV2's early 1x1 convs, ResNet50's first stage), where the int4 kernel's nibble
-// unpacking cost up to 1.5x the int8 time and 4 bits save almost no memory traffic. The widened copy is
-// run-time memory only (64 Ki codes per layer at most, plus padding); the stored model and weight_bytes() hold
-// the int4 codes.
-inline constexpr int64_t kWidenedInt4MaxWeights = int64_t(64) << 10;
 
 // Per-layer choice for one plan.
 struct LayerRun {

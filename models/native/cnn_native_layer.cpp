@@ -30,18 +30,6 @@ std::vector<T> to_hwc_rows(const T* src, int64_t O, int64_t C, int64_t k) {
   return dst;
 }
 
-// Two's-complement int4 values [O, K] -> q4 bytes [O, (K + 1) / 2] (element 2i in the low nibble).
-std::vector<uint8_t> pack_nibbles(const int8_t* q, int64_t O, int64_t K) {
-  const int64_t kb = (K + 1) / 2;
-  std::vector<uint8_t> out(size_t(O * kb), 0);  // [O, kb]
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t k = 0; k < K; ++k) {
-      const uint8_t nib = uint8_t(q[o * K + k]) & 0xf;
-      out[size_t(o * kb + k / 2)] |= k % 2 == 0 ? nib : uint8_t(nib << 4);
-    }
-  return out;
-}
-
 int64_t effective_group(const std::string& name, int64_t group, int64_t row) {
   // The fake-quant hook's rule: a row that the group does not divide falls back to per output channel.
   if (group <= 0 || row % group != 0) return 0;
@@ -91,22 +79,14 @@ void pack_gemm_weights(Layer& L, const float* w, const LayerQuant& lq, bool kxk)
   const int64_t C = K / (kk * kk);
   auto hwc = [&](auto* src) { return to_hwc_rows(src, O, C, kk); };
   switch (L.prec) {
-    case Precision::fp32: {
-      const std::vector<float> r = hwc(w);  // [O, K] in column order
-      L.w_f32.assign(size_t(K * O), 0.0f);  // [K, O]: the B operand of gemm_f32
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t k = 0; k < K; ++k) L.w_f32[size_t(k * O + o)] = r[size_t(o * K + k)];
-      break;
-    }
+    case Precision::fp32:
     case Precision::fp16:
-      L.w_f16 = kernels::pack_f16w_from_f32(hwc(w).data(), O, K);
-      break;
     case Precision::bf16:
-      L.w_bf16 = kernels::pack_bf16w_from_f32(hwc(w).data(), O, K);
+      L.w = pack_gemm_float(L.prec, hwc(w).data(), O, K);
       break;
     case Precision::int8: {
       const WeightCodes c = weight_codes(L.name, w, O, K, 8, 0, lq);  // [O, K] PyTorch order, scales [O]
-      L.w_q8 = kernels::pack_q8w(hwc(c.q.data()).data(), O, K, c.scales.data());
+      L.w = pack_gemm_codes(L.prec, hwc(c.q.data()).data(), O, K, 0, c.scales.data(), true);
       add_bias_correction(L, c.bias_correction);
       break;
     }
@@ -117,9 +97,7 @@ void pack_gemm_weights(Layer& L, const float* w, const LayerQuant& lq, bool kxk)
       // the PyTorch order, so a KxK layer keeps that order (torch_order im2col) instead of permuting.
       L.torch_order = L.group > 0 && kxk;
       const std::vector<int8_t> cols = L.torch_order ? c.q : hwc(c.q.data());
-      L.w_q4 = kernels::pack_q4w(pack_nibbles(cols.data(), O, K).data(), O, K, L.group, c.scales.data());
-      if (L.group == 0 && O * K <= kWidenedInt4MaxWeights)  // the same codes and scales as int8 operands
-        L.w_q8 = kernels::pack_q8w(cols.data(), O, K, c.scales.data());
+      L.w = pack_gemm_codes(L.prec, cols.data(), O, K, L.group, c.scales.data(), true);
       add_bias_correction(L, c.bias_correction);
       break;
     }
@@ -227,18 +205,7 @@ size_t Layer::weight_bytes() const {
       return dw_q8.weight_bytes();
     case Kind::gemm:
     case Kind::im2col_gemm:
-      switch (prec) {
-        case Precision::fp32:
-          return w_f32.size() * sizeof(float);
-        case Precision::fp16:
-          return w_f16.w.bytes;
-        case Precision::bf16:
-          return w_bf16.w.bytes;
-        case Precision::int8:
-          return w_q8.weight_bytes() + (w_q8.scale.size() + w_q8.colsum.size()) * 4;
-        case Precision::int4:
-          return w_q4.weight_bytes() + (w_q4.scale.size() + w_q4.colsum.size()) * 4;
-      }
+      return w.bytes();
   }
   return 0;
 }
@@ -369,33 +336,33 @@ AnyGemmArgs gemm_args(const Layer& L, int64_t M, const uint8_t* A, int64_t lda, 
     case Precision::fp32: {
       float* out = ep.out == DType::f32 ? reinterpret_cast<float*>(C) : acc;
       a.f32 = kernels::GemmArgs{
-          M,   L.cout, L.K, reinterpret_cast<const float*>(A), lda, false, L.w_f32.data(), L.cout, false,
+          M,   L.cout, L.K, reinterpret_cast<const float*>(A), lda, false, L.w.f32.data(), L.cout, false,
           out, L.cout, 0.0f};
       break;
     }
     case Precision::fp16: {
       kernels::F16GemmArgs& g = a.f16;
-      g.M = M, g.A = A, g.lda = lda, g.a_f32 = false, g.w = &L.w_f16, g.C = C, g.ldc = L.cout, g.ep = ep;
+      g.M = M, g.A = A, g.lda = lda, g.a_f32 = false, g.w = &L.w.f16, g.C = C, g.ldc = L.cout, g.ep = ep;
       break;
     }
     case Precision::bf16: {
       kernels::BF16GemmArgs& g = a.bf16;  // f32 A, rounded RNE to bf16 in the kernel (= the fake-quant rounding)
-      g.M = M, g.A = A, g.lda = lda, g.a_f32 = true, g.w = &L.w_bf16, g.C = C, g.ldc = L.cout, g.ep = ep;
+      g.M = M, g.A = A, g.lda = lda, g.a_f32 = true, g.w = &L.w.bf16, g.C = C, g.ldc = L.cout, g.ep = ep;
       break;
     }
     case Precision::int8: {
       kernels::Q8GemmArgs& g = a.q8;
-      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w_q8, g.C = C, g.ldc = L.cout;
+      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w.q8, g.C = C, g.ldc = L.cout;
       g.ep = ep;
       break;
     }
     case Precision::int4: {
       kernels::Q4GemmArgs& g = a.q4;
-      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w_q4, g.C = C, g.ldc = L.cout;
+      g.M = M, g.A = A, g.lda = lda, g.sa = L.in.scale, g.za = L.in.zp, g.w = &L.w.q4, g.C = C, g.ldc = L.cout;
       g.ep = ep;
-      if (L.w_q8.N > 0) {  // widened codes: the int8 kernels can run this layer too
+      if (L.w.q8.N > 0) {  // widened codes: the int8 kernels can run this layer too
         kernels::Q8GemmArgs& h = a.q8;
-        h.M = M, h.A = A, h.lda = lda, h.sa = L.in.scale, h.za = L.in.zp, h.w = &L.w_q8, h.C = C, h.ldc = L.cout;
+        h.M = M, h.A = A, h.lda = lda, h.sa = L.in.scale, h.za = L.in.zp, h.w = &L.w.q8, h.C = C, h.ldc = L.cout;
         h.ep = ep;
       }
       break;
@@ -480,7 +447,7 @@ void im2col_torch_order_u8(const uint8_t* x, const kernels::ConvGeom& g, uint8_t
 kernels::Q4ConvArgs q4_conv_args(const Layer& L, const Geom& g, const LayerIO& io, int64_t n) {
   const int64_t out_img = g.OH * g.OW * L.cout;
   kernels::Q4ConvArgs a;
-  a.g = kernel_geom(L, g), a.x = io.x + n * g.H * g.W * L.cin, a.sa = L.in.scale, a.za = L.in.zp, a.w = &L.w_q4;
+  a.g = kernel_geom(L, g), a.x = io.x + n * g.H * g.W * L.cin, a.sa = L.in.scale, a.za = L.in.zp, a.w = &L.w.q4;
   a.C = io.y + n * out_img * kernels::act_bytes(io.out.dt), a.ldc = L.cout, a.ep = make_ep(L, io, n * out_img);
   return a;
 }
@@ -500,9 +467,17 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
     case Precision::int8:
       return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
     case Precision::int4: {
-      if (L.w_q8.N > 0)  // widened codes: the int8 kernels, exactly the int4 kernels' results and as fast as int8
-        return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all,
-                            [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
+      if (L.w.widened()) {  // widened codes: the int8 kernels, as fast as int8
+        // Ours first: they give the int4 kernels' results bit for bit, so without autotuning (eval, the
+        // search's probes) a widened layer computes exactly what it computed on the int4 kernels. oneDNN's
+        // matmul, which the dispatcher prefers at K <= 64, rounds its epilogue differently: autotuning only.
+        std::vector<GemmFn> out =
+            list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, true, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
+        std::stable_partition(out.begin(), out.end(),
+                              [](const GemmFn& f) { return f.q8 != &kernels::gemm_qu8_qc8w__onednn; });
+        if (!all) out.resize(1);
+        return out;
+      }
       std::vector<GemmFn> out;
       if (L.kind == Kind::im2col_gemm && !L.torch_order) {  // the implicit-GEMM conv first, then im2col + GEMM
         out = list_entries(kernels::conv_qu8_qc4w_list(), q4_conv_args(L, g, io, 0), all,

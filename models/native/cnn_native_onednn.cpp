@@ -138,10 +138,10 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   const bool dw = L.kind == Kind::depthwise;
   if (L.linear || L.torch_order) return nullptr;
   // int4 runs as int8 on the same codes: depthwise layers always hold them in dw_q8, small GEMM layers in
-  // w_q8 (kWidenedInt4MaxWeights), larger per-channel ones keep the primitive's weights in 4 bits and widen
+  // w.q8 (kWidenedInt4MaxWeights), larger per-channel ones keep the primitive's weights in 4 bits and widen
   // them on every call (io.dnn_w); one scale per group of inputs is not an int8 layer
   if (L.prec == Precision::fp16) return nullptr;
-  const bool q4_per_call = L.prec == Precision::int4 && !dw && L.w_q8.N == 0;
+  const bool q4_per_call = L.prec == Precision::int4 && !dw && L.w.q8.N == 0;
   if (q4_per_call && (L.group != 0 || io.dnn_w == nullptr)) return nullptr;
   if (io.res && io.res_fmt.dt != DType::f32) return nullptr;
   const bool q8 = precision_is_integer(L.prec);
@@ -167,7 +167,7 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   float inv_os = 1.0f;
   c->bias = L.bias;
   if (q8) {
-    const float* ws = dw ? L.dw_q8.scale.data() : q4_per_call ? L.w_q4.scale.data() : L.w_q8.scale.data();  // [cout]
+    const float* ws = dw ? L.dw_q8.scale.data() : q4_per_call ? L.w.q4.scale.data() : L.w.q8.scale.data();  // [cout]
     inv_os = u8_out ? 1.0f / io.out.scale : 1.0f;
     std::vector<float> osc(size_t(L.cout));  // [cout]
     for (int64_t o = 0; o < L.cout; ++o) {
@@ -217,19 +217,19 @@ std::shared_ptr<OnednnConv> OnednnConv::make(const Layer& L, const Geom& g, cons
   if (q8) {
     std::vector<int8_t> w = dw ? plain_weights<int8_t>(L, [&](int64_t t, int64_t ch) { return L.dw_q8.at(t, ch); })
                             : q4_per_call
-                                ? plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q4.at(o, k); })
-                                : plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w_q8.at(o, k); });
+                                ? plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w.q4.at(o, k); })
+                                : plain_weights<int8_t>(L, [&](int64_t o, int64_t k) { return L.w.q8.at(o, k); });
     reorder_in(w.data());
     if (q4_per_call && !keep_int4(*c, io)) return nullptr;
   } else if (L.prec == Precision::bf16) {
     std::vector<uint16_t> w =
         dw ? plain_weights<uint16_t>(L, [&](int64_t t, int64_t ch) { return f32_to_bf16(L.dw_f32.at(t, ch)); })
-           : plain_weights<uint16_t>(L, [&](int64_t o, int64_t k) { return L.w_bf16.at(o, k); });
+           : plain_weights<uint16_t>(L, [&](int64_t o, int64_t k) { return L.w.bf16.at(o, k); });
     reorder_in(w.data());
   } else {
     std::vector<float> w =
         dw ? plain_weights<float>(L, [&](int64_t t, int64_t ch) { return L.dw_f32.at(t, ch); })
-           : plain_weights<float>(L, [&](int64_t o, int64_t k) { return L.w_f32[size_t(k * L.cout + o)]; });
+           : plain_weights<float>(L, [&](int64_t o, int64_t k) { return L.w.f32[size_t(k * L.cout + o)]; });
     reorder_in(w.data());
   }
   c->bind();

@@ -16,7 +16,7 @@ namespace mpq::native::cnn {
 //         for a u8 dst, plus the dst zero point), bias passed in the accumulator domain (oneDNN 2.x computes
 //         oscale * (acc + bias)) -> u8 or f32 dst;
 //   int4 (per channel): the same int8 primitive on the int4 codes. Depthwise and small layers hold them as
-//         s8 already (dw_q8, widened w_q8); a larger layer keeps the primitive's weight buffer in 4 bits (split
+//         s8 already (dw_q8, widened w.q8); a larger layer keeps the primitive's weight buffer in 4 bits (split
 //         nibbles) and widens it into io.dnn_w on every call, which costs one pass over its weights.
 // Post-ops: the residual as a binary add of the f32 [N, C, OH, OW] residual, then the ReLU / ReLU6 clip (in
 // the scaled domain for a u8 dst). Rounding: oneDNN scales and adds the bias in another order than our

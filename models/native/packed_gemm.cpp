@@ -1,0 +1,81 @@
+// Packing of one GEMM layer's weights for both native engines (see packed_gemm.h).
+#include "models/native/packed_gemm.h"
+
+#include "core/error.h"
+
+namespace mpq::native {
+
+namespace {
+// Two's-complement int4 values [N, K] -> q4 bytes [N, (K + 1) / 2] (element 2i in the low nibble; the layout
+// kernels::pack_q4w reads).
+std::vector<uint8_t> pack_nibbles(const int8_t* q, int64_t N, int64_t K) {
+  const int64_t kb = (K + 1) / 2;
+  std::vector<uint8_t> out(size_t(N * kb), 0);  // [N, kb]
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const uint8_t nib = uint8_t(q[n * K + k]) & 0xf;
+      out[size_t(n * kb + k / 2)] |= k % 2 == 0 ? nib : uint8_t(nib << 4);
+    }
+  return out;
+}
+}  // namespace
+
+PackedGemm pack_gemm_float(Precision p, const float* rows, int64_t N, int64_t K) {
+  PackedGemm g;
+  g.prec = p, g.N = N, g.K = K;
+  switch (p) {
+    case Precision::fp32:
+      g.f32.assign(size_t(K * N), 0.0f);  // [K, N]
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k) g.f32[size_t(k * N + n)] = rows[n * K + k];
+      break;
+    case Precision::fp16:
+      g.f16 = kernels::pack_f16w_from_f32(rows, N, K);
+      break;
+    case Precision::bf16:
+      g.bf16 = kernels::pack_bf16w_from_f32(rows, N, K);
+      break;
+    case Precision::int8:
+    case Precision::int4:
+      throw Error(fmt::format("pack_gemm_float: {} weights are packed from integer codes", precision_name(p)));
+  }
+  return g;
+}
+
+PackedGemm pack_gemm_codes(Precision p, const int8_t* codes, int64_t N, int64_t K, int64_t group, const float* scales,
+                           bool widen) {
+  PackedGemm g;
+  g.prec = p, g.N = N, g.K = K;
+  switch (p) {
+    case Precision::int8:
+      check(group == 0, "pack_gemm_codes: int8 weights take one scale per output channel, got group {}", group);
+      g.q8 = kernels::pack_q8w(codes, N, K, scales);
+      break;
+    case Precision::int4:
+      g.q4 = kernels::pack_q4w(pack_nibbles(codes, N, K).data(), N, K, group, scales);
+      if (widen && group == 0 && N * K <= kWidenedInt4MaxWeights)  // the same codes and scales as int8 operands
+        g.q8 = kernels::pack_q8w(codes, N, K, scales);
+      break;
+    default:
+      throw Error(fmt::format("pack_gemm_codes: {} weights are packed from floats", precision_name(p)));
+  }
+  return g;
+}
+
+size_t PackedGemm::bytes() const {
+  switch (prec) {
+    case Precision::fp32:
+      return f32.size() * sizeof(float);
+    case Precision::fp16:
+      return f16.w.bytes;
+    case Precision::bf16:
+      return bf16.w.bytes;
+    case Precision::int8:
+      return q8.weight_bytes() + (q8.scale.size() * sizeof(float) + q8.colsum.size() * sizeof(int32_t));
+    case Precision::int4:
+      return q4.weight_bytes() + (q4.scale.size() * sizeof(float) + q4.colsum.size() * sizeof(int32_t));
+  }
+  return 0;
+}
+
+}  // namespace mpq::native
