@@ -70,8 +70,7 @@ struct Linear {
   // non-reference entry `reps` times and keep the fastest).
   void choose_impl(const void* A, int64_t lda, int64_t M, const kernels::ActOut& out, const float* res, int64_t ldr,
                    bool autotune, int reps);
-  size_t bytes() const;                                    // packed weights + scales + column sums + bias
-  void add_bias_correction(const std::vector<float>& bc);  // [N] or empty
+  size_t bytes() const;  // packed weights + scales + column sums + bias
 };
 
 // ---- attention operands (packed per call into buffers allocated once) ----

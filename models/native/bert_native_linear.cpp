@@ -26,17 +26,6 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
                    const LayerQuant& lq) {
   name = layer, prec = lq.precision, N = n, K = k;
   bias.assign(b, b + N);
-  auto act_in = [&] {
-    auto it = lq.act.find(0);
-    check(it != lq.act.end(),
-          "native bert: layer '{}' is {} but its input has no calibrated scale / zero point (LayerQuant::act[0]); "
-          "calibrate it first",
-          layer, precision_name(prec));
-    const ActQuantParams& p = it->second;
-    check(p.scale > 0.0f && p.zero_point >= 0 && p.zero_point <= 255,
-          "native bert: layer '{}': bad input scale {} / zero point {}", layer, p.scale, p.zero_point);
-    return ActFormat{DType::u8, p.scale, p.zero_point};
-  };
   switch (prec) {
     case Precision::fp32:
       w = pack_gemm_float(prec, W, N, K);
@@ -48,34 +37,22 @@ void Linear::build(const std::string& layer, const float* W, const float* b, int
       in = {prec == Precision::fp16 ? DType::f16 : DType::bf16};
       break;
     case Precision::int8: {
-      in = act_in();
+      in = integer_input("bert", layer, lq);
       const WeightCodes c = weight_codes(layer, W, N, K, 8, 0, lq);  // codes [N, K], scales [N]
       w = pack_gemm_codes(prec, c.q.data(), N, K, 0, c.scales.data(), true);
-      add_bias_correction(c.bias_correction);
+      add_bias_correction("bert", layer, bias, c.bias_correction);
       break;
     }
     case Precision::int4: {
-      in = act_in();
-      // As quant::FakeQuantHook: a group that does not divide the row falls back to per output channel.
-      const int64_t group = K % std::max<int64_t>(lq.weight_group, 1) == 0 ? lq.weight_group : 0;
-      check(group == 0 || group == 32 || group == 64 || group == 128,
-            "native bert: layer '{}': int4 weight_group {} is not offered by the int4 kernel (0, 32, 64 or 128)", layer,
-            lq.weight_group);
+      in = integer_input("bert", layer, lq);
+      const int64_t group = effective_int4_group("bert", layer, lq.weight_group, K);
       const WeightCodes c = weight_codes(layer, W, N, K, 4, group, lq);  // codes [N, K], scales [N][K / G]
-      check(c.group == 0 || c.group == 32 || c.group == 64 || c.group == 128,
-            "native bert: layer '{}': rounded int4 weights with group {} (the kernel takes 0, 32, 64 or 128)", layer,
-            c.group);
+      effective_int4_group("bert", layer, c.group, K);  // a rounded record's group must be one the kernels take
       w = pack_gemm_codes(prec, c.q.data(), N, K, c.group, c.scales.data(), true);
-      add_bias_correction(c.bias_correction);
+      add_bias_correction("bert", layer, bias, c.bias_correction);
       break;
     }
   }
-}
-
-void Linear::add_bias_correction(const std::vector<float>& bc) {
-  check(bc.empty() || bc.size() == bias.size(), "native bert: layer '{}' has {} bias corrections for {} outputs", name,
-        bc.size(), bias.size());
-  for (size_t i = 0; i < bc.size(); ++i) bias[i] = bias[i] + bc[i];
 }
 
 bool Linear::can_write(DType f) const {

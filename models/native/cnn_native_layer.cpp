@@ -30,15 +30,6 @@ std::vector<T> to_hwc_rows(const T* src, int64_t O, int64_t C, int64_t k) {
   return dst;
 }
 
-int64_t effective_group(const std::string& name, int64_t group, int64_t row) {
-  // The fake-quant hook's rule: a row that the group does not divide falls back to per output channel.
-  if (group <= 0 || row % group != 0) return 0;
-  check(group == 32 || group == 64 || group == 128,
-        "native compile: layer '{}' has int4 weight group {}; the int4 kernels take 0 (per channel), 32, 64 or 128",
-        name, group);
-  return group;
-}
-
 void set_input(Layer& L, const LayerQuant& q) {
   switch (L.prec) {
     case Precision::fp32:
@@ -49,26 +40,10 @@ void set_input(Layer& L, const LayerQuant& q) {
       L.in = ActFormat{DType::f16};
       break;
     case Precision::int8:
-    case Precision::int4: {
-      auto it = q.act.find(0);
-      check(it != q.act.end(),
-            "native compile: layer '{}' is {} but has no calibrated input scale / zero point (operand 0): "
-            "calibrate first (quant::calibrate / make_assignment)",
-            L.name, precision_name(L.prec));
-      const ActQuantParams& a = it->second;
-      check(a.scale > 0 && std::isfinite(a.scale) && a.zero_point >= 0 && a.zero_point <= 255,
-            "native compile: layer '{}' input scale {} / zero point {} are invalid", L.name, a.scale, a.zero_point);
-      L.in = ActFormat{DType::u8, a.scale, a.zero_point};
+    case Precision::int4:
+      L.in = integer_input("cnn", L.name, q);
       break;
-    }
   }
-}
-
-// Adds a rounding's bias correction to the layer's f32 bias.
-void add_bias_correction(Layer& L, const std::vector<float>& bc) {
-  check(bc.empty() || bc.size() == L.bias.size(), "native compile: layer '{}' has {} bias corrections for {} outputs",
-        L.name, bc.size(), L.bias.size());
-  for (size_t i = 0; i < bc.size(); ++i) L.bias[i] = L.bias[i] + bc[i];
 }
 
 // Packs the GEMM weights of a conv / linear: w [O, K] in PyTorch row order (c, kh, kw). int8 / int4 codes come
@@ -87,18 +62,18 @@ void pack_gemm_weights(Layer& L, const float* w, const LayerQuant& lq, bool kxk)
     case Precision::int8: {
       const WeightCodes c = weight_codes(L.name, w, O, K, 8, 0, lq);  // [O, K] PyTorch order, scales [O]
       L.w = pack_gemm_codes(L.prec, hwc(c.q.data()).data(), O, K, 0, c.scales.data(), true);
-      add_bias_correction(L, c.bias_correction);
+      add_bias_correction("cnn", L.name, L.bias, c.bias_correction);
       break;
     }
     case Precision::int4: {
       const WeightCodes c = weight_codes(L.name, w, O, K, 4, L.group, lq);  // [O, K], scales [O][K / G]
-      L.group = effective_group(L.name, c.group, K);
+      L.group = effective_int4_group("cnn", L.name, c.group, K);
       // Per channel: any column order keeps the numerics (one scale per row). Grouped: groups are runs of
       // the PyTorch order, so a KxK layer keeps that order (torch_order im2col) instead of permuting.
       L.torch_order = L.group > 0 && kxk;
       const std::vector<int8_t> cols = L.torch_order ? c.q : hwc(c.q.data());
       L.w = pack_gemm_codes(L.prec, cols.data(), O, K, L.group, c.scales.data(), true);
-      add_bias_correction(L, c.bias_correction);
+      add_bias_correction("cnn", L.name, L.bias, c.bias_correction);
       break;
     }
   }
@@ -130,7 +105,7 @@ void pack_dw_weights(Layer& L, const float* w, const LayerQuant& lq) {
       check(c.group == 0, "native compile: depthwise layer '{}' takes one scale per channel, got group {}", L.name,
             c.group);
       L.dw_q8 = kernels::pack_dw_q8(c.q.data(), c.scales.data(), C, k, k);  // codes [C, k*k], scales [C]
-      add_bias_correction(L, c.bias_correction);
+      add_bias_correction("cnn", L.name, L.bias, c.bias_correction);
       break;
     }
   }
@@ -176,7 +151,7 @@ Layer make_conv_layer(const models::ConvUnit& u, const LayerQuant& q, models::Cn
   }
   L.kind = S.kernel == 1 && S.stride == 1 ? Kind::gemm : Kind::im2col_gemm;
   L.K = S.in * S.kernel * S.kernel;
-  if (L.prec == Precision::int4) L.group = effective_group(L.name, q.weight_group, L.K);
+  if (L.prec == Precision::int4) L.group = effective_int4_group("cnn", L.name, q.weight_group, L.K);
   pack_gemm_weights(L, w.data<float>(), q, S.kernel > 1);
   return L;
 }
@@ -190,7 +165,7 @@ Layer make_linear_layer(const models::LinearUnit& u, const LayerQuant& q) {
   L.cin = u.in, L.cout = u.out, L.K = u.in;
   set_clamp(L, models::CnnStep::Act::none);
   set_input(L, q);
-  if (L.prec == Precision::int4) L.group = effective_group(L.name, q.weight_group, L.K);
+  if (L.prec == Precision::int4) L.group = effective_int4_group("cnn", L.name, q.weight_group, L.K);
   const Tensor w = u.weight.contiguous(), b = u.bias.contiguous();  // [out, in], [out]
   L.bias.assign(b.data<float>(), b.data<float>() + u.out);
   pack_gemm_weights(L, w.data<float>(), q, false);

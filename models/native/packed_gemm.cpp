@@ -1,6 +1,8 @@
 // Packing of one GEMM layer's weights for both native engines (see packed_gemm.h).
 #include "models/native/packed_gemm.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace mpq::native {
@@ -76,6 +78,34 @@ size_t PackedGemm::bytes() const {
       return q4.weight_bytes() + (q4.scale.size() * sizeof(float) + q4.colsum.size() * sizeof(int32_t));
   }
   return 0;
+}
+
+kernels::ActFormat integer_input(const char* engine, const std::string& layer, const LayerQuant& lq) {
+  auto it = lq.act.find(0);
+  check(it != lq.act.end(),
+        "native {}: layer '{}' is {} but its input has no calibrated scale / zero point (LayerQuant::act[0]): "
+        "calibrate first (quant::calibrate / make_assignment)",
+        engine, layer, precision_name(lq.precision));
+  const ActQuantParams& a = it->second;
+  check(a.scale > 0 && std::isfinite(a.scale) && a.zero_point >= 0 && a.zero_point <= 255,
+        "native {}: layer '{}': input scale {} / zero point {} are invalid", engine, layer, a.scale, a.zero_point);
+  return kernels::ActFormat{DType::u8, a.scale, a.zero_point};
+}
+
+int64_t effective_int4_group(const char* engine, const std::string& layer, int64_t group, int64_t K) {
+  if (group <= 0 || K % group != 0) return 0;
+  check(group == 32 || group == 64 || group == 128,
+        "native {}: layer '{}': int4 weight_group {} is not offered by the int4 kernels (0 = per channel, 32, 64 or "
+        "128)",
+        engine, layer, group);
+  return group;
+}
+
+void add_bias_correction(const char* engine, const std::string& layer, std::vector<float>& bias,
+                         const std::vector<float>& bc) {
+  check(bc.empty() || bc.size() == bias.size(), "native {}: layer '{}' has {} bias corrections for {} outputs", engine,
+        layer, bc.size(), bias.size());
+  for (size_t i = 0; i < bc.size(); ++i) bias[i] = bias[i] + bc[i];
 }
 
 }  // namespace mpq::native

@@ -3,9 +3,11 @@
 // or from integer codes (weight_codes.h), one widening rule for small int4 layers, one stored-bytes count.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/precision.h"
+#include "ops/kernels/act_format.h"
 #include "ops/kernels/lowp.h"
 
 namespace mpq::native {
@@ -37,5 +39,16 @@ PackedGemm pack_gemm_float(Precision p, const float* rows, int64_t N, int64_t K)
 // takes group 0 only). widen: a per-channel int4 layer with N * K <= kWidenedInt4MaxWeights also packs q8.
 PackedGemm pack_gemm_codes(Precision p, const int8_t* codes, int64_t N, int64_t K, int64_t group, const float* scales,
                            bool widen);
+
+// ---- what both engines' layers share besides the weights; errors name the engine ("cnn", "bert") and layer ----
+
+// The format an int8 / int4 layer reads: u8 with its calibrated input scale / zero point (lq.act[0]).
+kernels::ActFormat integer_input(const char* engine, const std::string& layer, const LayerQuant& lq);
+// The int4 group the kernels run for rows of K: the fake-quant hook's rule (a group that does not divide the
+// row falls back to per output channel, 0), else 32, 64 or 128; any other group is an error.
+int64_t effective_int4_group(const char* engine, const std::string& layer, int64_t group, int64_t K);
+// bias [N] += a rounding's bias correction bc ([N] or empty).
+void add_bias_correction(const char* engine, const std::string& layer, std::vector<float>& bias,
+                         const std::vector<float>& bc);
 
 }  // namespace mpq::native
