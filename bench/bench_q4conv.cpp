@@ -12,7 +12,6 @@
 // Counter: GOP/s = 2 * OH*OW * N * K per call over real time.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <dnnl.hpp>
 #include <random>
@@ -155,14 +154,7 @@ void bm_onednn_q8(benchmark::State& st, ConvShape s, Widen widen) {
   st.SetLabel(std::string(widen == Widen::none ? "onednn " : "onednn, int4 widened per call, ") + pd.impl_info_str());
   loop(st, g, s.N, [&] {
     if (widen == Widen::one_thread) widen_s4_s8({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
-    if (widen == Widen::team) {
-      constexpr int64_t kBlock = int64_t(64) << 10;  // as OnednnConv
-      const int64_t blocks = (n + kBlock - 1) / kBlock;
-      int8_t* w = static_cast<int8_t*>(wts.get_data_handle());
-#pragma omp parallel for if (blocks > 1) schedule(static)
-      for (int64_t i = 0; i < blocks; ++i)
-        widen_s4_s8({w4.data() + i * kBlock / 2, std::min(kBlock, n - i * kBlock), w + i * kBlock});
-    }
+    if (widen == Widen::team) widen_s4_s8_team({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
     prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
     strm.wait();
   });

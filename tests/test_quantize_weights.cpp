@@ -111,6 +111,18 @@ TEST_CASE("split nibbles: pack then widen gives the values back in every impleme
       CHECK(ran >= 0);
     }
   }
+  // the team's split: blocks of kWidenTeamBlock values and a short last block give the reference's values
+  {
+    const int64_t n = 3 * kWidenTeamBlock + 17;
+    std::vector<int8_t> x(static_cast<size_t>(n));  // [n]
+    for (int64_t i = 0; i < n; ++i) x[size_t(i)] = int8_t(int(rng() % 16) - 8);
+    std::vector<uint8_t> packed(static_cast<size_t>(split_nibble_bytes(n)));
+    REQUIRE(pack_s4_split(x.data(), n, packed.data()));
+    std::vector<int8_t> got(size_t(n) + 8, int8_t(99));
+    widen_s4_s8_team({packed.data(), n, got.data()});
+    CHECK(std::equal(x.begin(), x.end(), got.begin()));
+    CHECK(got[size_t(n)] == 99);
+  }
   const int8_t out_of_range[3] = {1, 8, -2};
   uint8_t packed[32];
   CHECK_FALSE(pack_s4_split(out_of_range, 3, packed));

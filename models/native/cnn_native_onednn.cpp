@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -65,15 +64,10 @@ class DnnConv final : public OnednnConv {
   void widen_weights(const LayerIO& io) const {
     int8_t* w = reinterpret_cast<int8_t*>(io.dnn_w->data());  // [w4_n + extra.size()] the primitive's layout
     constexpr int64_t kWidenTeamMinValues = int64_t(1) << 20;
-    constexpr int64_t kBlock = int64_t(64) << 10;  // values per kernel call in the team's loop
-    if (w4_n < kWidenTeamMinValues) {
+    if (w4_n < kWidenTeamMinValues)
       kernels::widen_s4_s8({w4.data(), w4_n, w});
-    } else {
-      const int64_t blocks = (w4_n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < blocks; ++b)
-        kernels::widen_s4_s8({w4.data() + b * kBlock / 2, std::min(kBlock, w4_n - b * kBlock), w + b * kBlock});
-    }
+    else
+      kernels::widen_s4_s8_team({w4.data(), w4_n, w});
     if (!extra.empty()) std::memcpy(w + w4_n, extra.data(), extra.size());
     wts.set_data_handle(w);
   }

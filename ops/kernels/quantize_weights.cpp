@@ -1,5 +1,6 @@
 #include "ops/kernels/quantize_weights.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -60,6 +61,16 @@ const WidenS4List& widen_s4_s8_list() {
 void widen_s4_s8(const WidenS4Args& a) {
   check_widen_s4_args(a);
   widen_s4_s8_list().select(a).fn(a);
+}
+
+void widen_s4_s8_team(const WidenS4Args& a) {
+  check_widen_s4_args(a);
+  const auto fn = widen_s4_s8_list().select(a).fn;
+  const int64_t blocks = (a.n + kWidenTeamBlock - 1) / kWidenTeamBlock;
+#pragma omp parallel for if (blocks > 1) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b)
+    fn({a.packed + b * kWidenTeamBlock / 2, std::min(kWidenTeamBlock, a.n - b * kWidenTeamBlock),
+        a.y + b * kWidenTeamBlock});
 }
 
 }  // namespace mpq::kernels

@@ -49,6 +49,9 @@ struct WidenS4Args {
   int8_t* y = nullptr;              // [n] exactly n bytes written
 };
 void widen_s4_s8(const WidenS4Args& a);  // dispatch: first usable implementation, reference last
+// The same split over the OpenMP team in blocks of kWidenTeamBlock values (one dispatched call each).
+void widen_s4_s8_team(const WidenS4Args& a);
+inline constexpr int64_t kWidenTeamBlock = int64_t(64) << 10;  // a multiple of kSplitNibbleChunk
 void widen_s4_s8_ref(const WidenS4Args& a);
 void widen_s4_s8_c64__avx512(const WidenS4Args& a);
 using WidenS4Fn = void (*)(const WidenS4Args&);
