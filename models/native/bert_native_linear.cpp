@@ -205,17 +205,11 @@ void Linear::choose_impl(const void* A, int64_t lda, int64_t M, const ActOut& ou
         break;
       }
       const bool widened = prec == Precision::int4;
-      const auto& list = kernels::gemm_qu8_qc8w_list();
-      auto i = pick(list, c.q8, autotune, reps,
-                    [&](const auto& im) { return im.fn != &kernels::gemm_qu8_qc8w__onednn || onednn_capable(c.q8); });
-      // Widened int4 without autotuning: our int8 kernels, which give the int4 kernels' results bit for bit
-      // (oneDNN's matmul, the dispatcher's choice at K <= 64, rounds its epilogue differently)
-      if (widened && !autotune && i.fn == &kernels::gemm_qu8_qc8w__onednn)
-        for (const auto& im : list.impls())
-          if (im.fn != &kernels::gemm_qu8_qc8w__onednn && im.usable(c.q8)) {
-            i = im;
-            break;
-          }
+      const auto& i = widened && !autotune
+                          ? widened_int4_kernel(c.q8)
+                          : pick(kernels::gemm_qu8_qc8w_list(), c.q8, autotune, reps, [&](const auto& im) {
+                              return im.fn != &kernels::gemm_qu8_qc8w__onednn || onednn_capable(c.q8);
+                            });
       q8_fn = i.fn, impl = std::string(widened ? "q4_as_q8+" : "") + i.name;
       break;
     }

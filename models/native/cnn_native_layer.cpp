@@ -379,16 +379,18 @@ AnyGemmArgs first_gemm_args(const Layer& L, const Geom& g, const LayerIO& io) {
   return gemm_args(L, M, col ? io.col : io.x, col ? L.K : L.cin, io.y, make_ep(L, io, 0), io.acc);
 }
 
-// The dispatcher's choice for `args`, then (all) every other non-reference entry whose ISA is enabled.
+// The dispatcher's choice for `args` (or `first_entry` when given), then (all) every other non-reference entry
+// whose ISA is enabled.
 template <class List, class Args, class Set>
-std::vector<GemmFn> list_entries(const List& list, const Args& args, bool all, Set set) {
+std::vector<GemmFn> list_entries(const List& list, const Args& args, bool all, Set set,
+                                 const typename List::Impl* first_entry = nullptr) {
   auto entry = [&](const auto& impl) {
     GemmFn f;
     f.name = impl.name;
     set(f, impl.fn);
     return f;
   };
-  const auto& first = list.select(args);
+  const auto& first = first_entry ? *first_entry : list.select(args);
   std::vector<GemmFn> out = {entry(first)};
   if (!all) return out;
   for (const auto& impl : list.impls())
@@ -443,15 +445,9 @@ std::vector<GemmFn> gemm_candidates(const Layer& L, const Geom& g, const LayerIO
       return list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
     case Precision::int4: {
       if (L.w.widened()) {  // widened codes: the int8 kernels, as fast as int8
-        // Ours first: they give the int4 kernels' results bit for bit, so without autotuning (eval, the
-        // search's probes) a widened layer computes exactly what it computed on the int4 kernels. oneDNN's
-        // matmul, which the dispatcher prefers at K <= 64, rounds its epilogue differently: autotuning only.
-        std::vector<GemmFn> out =
-            list_entries(kernels::gemm_qu8_qc8w_list(), a.q8, true, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; });
-        std::stable_partition(out.begin(), out.end(),
-                              [](const GemmFn& f) { return f.q8 != &kernels::gemm_qu8_qc8w__onednn; });
-        if (!all) out.resize(1);
-        return out;
+        return list_entries(
+            kernels::gemm_qu8_qc8w_list(), a.q8, all, [](GemmFn& f, kernels::Q8GemmFn fn) { f.q8 = fn; },
+            &widened_int4_kernel(a.q8));
       }
       std::vector<GemmFn> out;
       if (L.kind == Kind::im2col_gemm && !L.torch_order) {  // the implicit-GEMM conv first, then im2col + GEMM

@@ -80,6 +80,12 @@ size_t PackedGemm::bytes() const {
   return 0;
 }
 
+const kernels::Q8GemmList::Impl& widened_int4_kernel(const kernels::Q8GemmArgs& a) {
+  for (const auto& im : kernels::gemm_qu8_qc8w_list().impls())
+    if (im.fn != &kernels::gemm_qu8_qc8w__onednn && im.usable(a)) return im;
+  throw Error("widened_int4_kernel: no usable int8 kernel of ours (the reference entry is always usable)");
+}
+
 kernels::ActFormat integer_input(const char* engine, const std::string& layer, const LayerQuant& lq) {
   auto it = lq.act.find(0);
   check(it != lq.act.end(),

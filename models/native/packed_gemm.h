@@ -40,6 +40,12 @@ PackedGemm pack_gemm_float(Precision p, const float* rows, int64_t N, int64_t K)
 PackedGemm pack_gemm_codes(Precision p, const int8_t* codes, int64_t N, int64_t K, int64_t group, const float* scales,
                            bool widen);
 
+// The int8 kernel a widened int4 layer runs without autotuning (eval, the search's native probes): the first
+// usable entry of gemm_qu8_qc8w_list() that is ours. Ours give the int4 kernels' results bit for bit, so the
+// layer computes exactly what it would on the int4 kernels; oneDNN's matmul, which the dispatcher prefers at
+// K <= 64, rounds its epilogue differently (an autotuning candidate only).
+const kernels::Q8GemmList::Impl& widened_int4_kernel(const kernels::Q8GemmArgs& a);
+
 // ---- what both engines' layers share besides the weights; errors name the engine ("cnn", "bert") and layer ----
 
 // The format an int8 / int4 layer reads: u8 with its calibrated input scale / zero point (lq.act[0]).
