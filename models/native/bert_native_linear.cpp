@@ -91,12 +91,13 @@ Call make_call(const Linear& l, const void* A, int64_t lda, int64_t M, const Act
                int64_t ldr) {
   Call c;
   switch (l.prec) {
-    case Precision::fp32:
+    case Precision::fp32: {
       check(out.dt == DType::f32 && res == nullptr, "native bert: layer '{}': fp32 GEMM writes raw f32 only", l.name);
       const float* wt = l.w.f32.data();  // W^T [K, N]
       c.f32 = {M,  l.N, l.K,   static_cast<const float*>(A), lda,    false,
                wt, l.N, false, static_cast<float*>(out.p),   out.ld, 0.0f};
       break;
+    }
     case Precision::fp16:
       c.f16.M = M, c.f16.A = A, c.f16.lda = lda, c.f16.a_f32 = false, c.f16.w = &l.w.f16;
       c.f16.C = out.p, c.f16.ldc = out.ld, c.f16.ep = epilogue(l, out, res, ldr);
