@@ -157,8 +157,10 @@ std::shared_ptr<const QuantizedWeight> record(const io::TensorMap& t, const mode
   return r;
 }
 
-// Fills the skeleton's float tensors from the file and returns the assignment with the integer records.
-Assignment fill(models::Model& m, const io::TensorMap& t, const quant::QuantConfig& cfg, const std::string& file) {
+// Fills the skeleton's float tensors from the file and returns the assignment with the integer records. Each
+// file tensor is released once copied or converted, so the file's tensors and their copies are never all held
+// at once (the names stay listed for the check that every tensor belongs to a layer).
+Assignment fill(models::Model& m, io::TensorMap& t, const quant::QuantConfig& cfg, const std::string& file) {
   std::map<std::string, Tensor*> named;
   for (auto& [name, p] : m.named_tensors()) named[name] = p;
   std::set<std::string> used, owned;
@@ -170,14 +172,17 @@ Assignment fill(models::Model& m, const io::TensorMap& t, const quant::QuantConf
       owned.insert(l.weight);
       if (precision_is_integer(lq.precision)) {
         lq.weights = record(t, l, lq, w->shape(), file, used);  // the f32 weight stays zero: not read
+        t.release(parts::scale_name(l.weight));
       } else {
         w->copy_from(
             need(t, l.weight, parts::weight_dtype(lq.precision), w->shape(), file, l.name, lq.precision, used));
       }
+      t.release(l.weight);
       if (parts::has_bias(l)) {
         const std::string b = parts::bias_name(l.weight);
         owned.insert(b);
         named.at(b)->copy_from(need(t, b, DType::f32, {w->size(0)}, file, l.name, lq.precision, used));
+        t.release(b);
       }
     }
     a[l.name] = std::move(lq);
@@ -191,6 +196,7 @@ Assignment fill(models::Model& m, const io::TensorMap& t, const quant::QuantConf
           shape_str(x->shape()), m.name(), shape_str(p->shape()));
     check_finite(*x, file, name);
     p->copy_from(*x);
+    t.release(name);
     used.insert(name);
   }
   for (const auto& [name, x] : t)
@@ -230,9 +236,12 @@ std::string ModelFileInfo::precision_summary() const {
   return s;
 }
 
-LoadedModel parse_model_file(std::span<const uint8_t> bytes, const std::string& file,
-                             const native::CompileOptions& opt) {
-  const io::SafetensorsFile f = io::parse_safetensors(bytes, file);
+namespace {
+
+// The model of a parsed file `file` of `file_bytes` bytes, `header_bytes` of them the length prefix and the
+// header.
+LoadedModel build(io::SafetensorsFile f, uint64_t file_bytes, uint64_t header_bytes, const std::string& file,
+                  const native::CompileOptions& opt) {
   const Meta& meta = f.metadata;
   const std::string& format = field(meta, "format", file);
   check(format == kModelFileFormat, "model file '{}': metadata field 'format' is '{}', expected '{}'", file, format,
@@ -245,9 +254,7 @@ LoadedModel parse_model_file(std::span<const uint8_t> bytes, const std::string& 
   ModelFileInfo& info = out.info;
   info.path = file;
   info.model = field(meta, "model", file);
-  uint64_t hlen = 0;
-  std::memcpy(&hlen, bytes.data(), 8);  // parse_safetensors checked the length against the file
-  info.file_bytes = bytes.size(), info.header_bytes = 8 + hlen;
+  info.file_bytes = file_bytes, info.header_bytes = header_bytes;
   autograd::NoGradGuard no_grad;
   std::unique_ptr<models::Model> m = skeleton(meta, file, info.file_bytes - info.header_bytes, info);
   read_text_metadata(meta, file, *m, info);
@@ -257,15 +264,34 @@ LoadedModel parse_model_file(std::span<const uint8_t> bytes, const std::string& 
   check(info.config.rounded_file.empty(),
         "model file '{}': metadata 'quant_config' names a rounded-weights file; the codes belong in the file itself",
         file);
-  const Assignment a = fill(*m, f.tensors, info.config, file);
+  Assignment a = fill(*m, f.tensors, info.config, file);
   info.classes = m->num_classes();
-  out.model = std::make_unique<native::CompiledModel>(*m, native::compile(*m, a, opt));
+  // moved in: compile lets go of each layer's codes once it is packed
+  out.model = std::make_unique<native::CompiledModel>(*m, native::compile(*m, std::move(a), opt));
   return out;
 }
 
+// Length prefix + header of a file parse_safetensors accepted (it checked the length against the bytes).
+uint64_t header_bytes_of(std::span<const uint8_t> bytes) {
+  uint64_t hlen = 0;
+  std::memcpy(&hlen, bytes.data(), 8);
+  return 8 + hlen;
+}
+
+}  // namespace
+
+LoadedModel parse_model_file(std::span<const uint8_t> bytes, const std::string& file,
+                             const native::CompileOptions& opt) {
+  io::SafetensorsFile f = io::parse_safetensors(bytes, file);
+  return build(std::move(f), bytes.size(), header_bytes_of(bytes), file, opt);
+}
+
 LoadedModel load_model_file(const std::string& path, const native::CompileOptions& opt) {
-  const std::vector<uint8_t> bytes = read_regular_file(path, kMaxWeightsFileBytes, "model file");
-  return parse_model_file(bytes, path, opt);
+  std::vector<uint8_t> bytes = read_regular_file(path, kMaxWeightsFileBytes, "model file");
+  io::SafetensorsFile f = io::parse_safetensors(bytes, path);
+  const uint64_t file_bytes = bytes.size(), header_bytes = header_bytes_of(bytes);
+  std::vector<uint8_t>().swap(bytes);  // the tensors are copies: the file's bytes are not held while compiling
+  return build(std::move(f), file_bytes, header_bytes, path, opt);
 }
 
 models::Batch latency_input(const ModelFileInfo& info, int64_t seq) {

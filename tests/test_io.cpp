@@ -71,6 +71,22 @@ const std::vector<Shape> kShapes = {{}, {1}, {7}, {3, 5}, {2, 3, 5}, {0}, {4, 0,
 
 }  // namespace
 
+TEST_CASE("io TensorMap::release drops a tensor's storage and keeps its name") {
+  TensorMap m;
+  m.insert("a", patterned({3, 5}, DType::f32));
+  m.insert("b", patterned({7}, DType::i8));
+  const Tensor keep = *m.find("a");  // a second reference: the storage outlives the release
+  CHECK(m.release("a"));
+  CHECK_FALSE(m.release("missing"));
+  REQUIRE(m.find("a") != nullptr);
+  CHECK_FALSE(m.find("a")->defined());
+  CHECK(keep.defined());
+  check_same(keep, patterned({3, 5}, DType::f32));
+  CHECK(m.size() == 2);
+  CHECK(m[0].first == "a");
+  CHECK(m.total_elements() == 7);  // the released tensor counts no elements
+}
+
 TEST_CASE("io safetensors round trip: all dtypes, 0-d and odd shapes, metadata") {
   TensorMap m;
   int k = 0;

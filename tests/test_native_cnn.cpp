@@ -22,8 +22,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "core/autograd/node.h"
@@ -753,6 +755,26 @@ TEST_CASE("native cnn: rounded weights (LayerQuant::weights) are packed as given
     ++checked;
   }
   CHECK(checked == int64_t(a.size()));
+  // An assignment moved into compile (the model-file loader's) lets go of every record once its layer is
+  // packed, and runs the same numbers; the copy above kept them (the checks above read them).
+  {
+    Assignment own = a;
+    std::vector<std::weak_ptr<const QuantizedWeight>> held;
+    for (auto& [name, lq] : own) {
+      lq.weights = std::make_shared<QuantizedWeight>(*lq.weights);  // this assignment's only reference
+      held.push_back(lq.weights);
+    }
+    auto moved = native::compile_cnn(*m, std::move(own), no_tune());
+    int64_t alive = 0;
+    for (const auto& w : held) alive += !w.expired();
+    CHECK(alive == 0);
+    models::Batch b;
+    b.images = x;
+    const Tensor y0 = nat->run(b), y1 = moved->run(b);  // [2, classes]
+    REQUIRE(y0.numel() == y1.numel());
+    CHECK(std::memcmp(y0.data<float>(), y1.data<float>(), size_t(y0.numel()) * 4) == 0);
+    for (const auto& [name, lq] : a) CHECK_MESSAGE(lq.weights != nullptr, name);
+  }
   // The simulation dequantizes the same record and adds the same correction (identical f32 additions).
   const Diff d = vs_simulation(*m, a, x, "mobilenetv2 torchvision, rounded int4 / int8 records");
   CHECK(d.l2_rel < 0.05);  // the int8 / int4 formula runs above measure 1e-2 or less

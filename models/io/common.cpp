@@ -20,9 +20,17 @@ const Tensor* TensorMap::find(std::string_view name) const {
   return it == index_.end() ? nullptr : &entries_[it->second].second;
 }
 
+bool TensorMap::release(std::string_view name) {
+  auto it = index_.find(std::string(name));
+  if (it == index_.end()) return false;
+  entries_[it->second].second = Tensor();
+  return true;
+}
+
 int64_t TensorMap::total_elements() const {
   int64_t n = 0;
-  for (const auto& e : entries_) n += e.second.numel();
+  for (const auto& e : entries_)
+    if (e.second.defined()) n += e.second.numel();
   return n;
 }
 

@@ -21,6 +21,9 @@ class TensorMap {
   using Entry = std::pair<std::string, Tensor>;
   void insert(std::string name, Tensor t);
   const Tensor* find(std::string_view name) const;
+  // Drops the storage of tensor `name` (it stays listed, undefined), so that a reader that has copied or
+  // converted it does not hold both copies at once; false when there is no such tensor.
+  bool release(std::string_view name);
   bool contains(std::string_view name) const { return find(name) != nullptr; }
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }

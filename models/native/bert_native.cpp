@@ -39,10 +39,10 @@
 
 namespace mpq::native {
 
-std::unique_ptr<NativeModel> compile_bert(models::Model& model, const Assignment& a, const CompileOptions& opt) {
+std::unique_ptr<NativeModel> compile_bert(models::Model& model, Assignment a, const CompileOptions& opt) {
   auto* bert = dynamic_cast<models::Bert*>(&model);
   check(bert != nullptr, "compile_bert: model '{}' is not BERT", model.name());
-  return std::make_unique<bert::BertNative>(*bert, a, opt);
+  return std::make_unique<bert::BertNative>(*bert, std::move(a), opt);
 }
 
 namespace bert {
@@ -79,7 +79,7 @@ void Prof::mark(const std::string& name, bool quant) {
   t0 = t;
 }
 
-BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {
+BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {
   D_ = cfg_.hidden, H_ = cfg_.heads, dh_ = cfg_.head_dim(), F_ = cfg_.ffn, C_ = cfg_.num_labels;
   std::set<std::string> known;
   for (const models::QuantLayer& l : m.quant_layers()) known.insert(l.name);
@@ -103,8 +103,10 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
   const std::string e = "bert.embeddings.";
   word_.build(models::kWordEmbeddings, W(std::string(models::kWordEmbeddings) + ".weight"), cfg_.vocab_size, D_,
               lq(models::kWordEmbeddings));
+  release_record(a, models::kWordEmbeddings);
   pos_.build(models::kPositionEmbeddings, W(std::string(models::kPositionEmbeddings) + ".weight"), cfg_.max_pos, D_,
              lq(models::kPositionEmbeddings));
+  release_record(a, models::kPositionEmbeddings);
   pt_.assign(size_t(cfg_.max_pos * D_), 0.0f);                 // [max_pos, D]
   const float* type0 = W(e + "token_type_embeddings.weight");  // row 0 of [T, D]
   for (int64_t p = 0; p < cfg_.max_pos; ++p) {
@@ -117,6 +119,7 @@ BertNative::BertNative(models::Bert& m, const Assignment& a, const CompileOption
 
   auto build = [&](Linear& l, const std::string& name, int64_t n, int64_t k) {
     l.build(name, W(name + ".weight"), W(name + ".bias"), n, k, lq(name));
+    release_record(a, name);
   };
   layers_.resize(size_t(cfg_.layers));
   for (size_t i = 0; i < layers_.size(); ++i) {

@@ -127,7 +127,7 @@ struct Prof {
 
 class BertNative : public NativeModel {
  public:
-  BertNative(models::Bert& m, const Assignment& a, const CompileOptions& opt);
+  BertNative(models::Bert& m, Assignment a, const CompileOptions& opt);  // a: as native::compile
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;

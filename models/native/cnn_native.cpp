@@ -71,7 +71,7 @@ void round_bf16(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(f32_to_bf16(x[i]));
 }
 
-CnnNative::CnnNative(models::CnnModel& m, const Assignment& a, const CompileOptions& opt) : opt_(opt) {
+CnnNative::CnnNative(models::CnnModel& m, Assignment a, const CompileOptions& opt) : opt_(opt) {
   model_name_ = m.name();
   classes_ = m.num_classes();
   std::set<std::string> known;
@@ -96,9 +96,11 @@ CnnNative::CnnNative(models::CnnModel& m, const Assignment& a, const CompileOpti
     switch (c.op) {
       case Op::conv:
         layers_.push_back(make_conv_layer(*c.conv, lookup(c.conv->spec.conv), c.act));
+        release_record(a, c.conv->spec.conv);
         break;
       case Op::linear:
         layers_.push_back(make_linear_layer(*c.linear, lookup(c.linear->name)));
+        release_record(a, c.linear->name);
         break;
       case Op::max_pool:
         s.name = "maxpool";
@@ -457,10 +459,10 @@ std::map<std::string, std::string> CnnNative::implementations() const {
 
 }  // namespace cnn
 
-std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const Assignment& a, const CompileOptions& opt) {
+std::unique_ptr<NativeModel> compile_cnn(models::Model& model, Assignment a, const CompileOptions& opt) {
   auto* cnn = dynamic_cast<models::CnnModel*>(&model);
   check(cnn != nullptr, "native compile_cnn: model '{}' is not a CNN", model.name());
-  return std::make_unique<cnn::CnnNative>(*cnn, a, opt);
+  return std::make_unique<cnn::CnnNative>(*cnn, std::move(a), opt);
 }
 
 }  // namespace mpq::native

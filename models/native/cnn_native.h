@@ -136,7 +136,7 @@ struct LayerIO {
 // inside each step). A new input size (N, H, W) builds and autotunes a new plan on first use.
 class CnnNative final : public NativeModel {
  public:
-  CnnNative(models::CnnModel& m, const Assignment& a, const CompileOptions& opt);
+  CnnNative(models::CnnModel& m, Assignment a, const CompileOptions& opt);  // a: as native::compile
   Tensor run(const models::Batch& batch) override;
   Tensor run_profiled(const models::Batch& batch, std::vector<StepTime>& steps) override;
   size_t weight_bytes() const override;

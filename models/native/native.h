@@ -82,8 +82,10 @@ class NativeModel {
 // Compiles `model` (ResNet50 / MobileNetV2 / BERT, any layout the loaders produce) for `assignment`
 // (every quantizable layer; missing layers run fp32). int8 / int4 layers need calibrated input parameters
 // (LayerQuant::act); errors name the layer. The model must outlive nothing: weights are copied / packed.
-std::unique_ptr<NativeModel> compile(models::Model& model, const Assignment& assignment,
-                                     const CompileOptions& opt = {});
+// Each layer's rounded-weight record (LayerQuant::weights) is let go once the layer is packed, so an
+// assignment moved in (the model-file loader's) never holds a model's codes and its packed weights at once;
+// a caller that keeps its own copy keeps the records (they are shared).
+std::unique_ptr<NativeModel> compile(models::Model& model, Assignment assignment, const CompileOptions& opt = {});
 
 // A compiled model seen through the models::Model interface, so that code written against Model (the task
 // evaluators: `mpq search --eval native`, `mpq eval --precision`) runs the native kernels. forward() is
@@ -108,7 +110,10 @@ class CompiledModel : public models::Model {
 };
 
 // Per model kind (called by compile()).
-std::unique_ptr<NativeModel> compile_cnn(models::Model& model, const Assignment& a, const CompileOptions& opt);
-std::unique_ptr<NativeModel> compile_bert(models::Model& model, const Assignment& a, const CompileOptions& opt);
+std::unique_ptr<NativeModel> compile_cnn(models::Model& model, Assignment a, const CompileOptions& opt);
+std::unique_ptr<NativeModel> compile_bert(models::Model& model, Assignment a, const CompileOptions& opt);
+
+// Lets go of `layer`'s rounded-weight record in `a` (compile's engines, once the layer is packed).
+void release_record(Assignment& a, const std::string& layer);
 
 }  // namespace mpq::native
