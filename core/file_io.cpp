@@ -125,6 +125,38 @@ std::vector<uint8_t> read_regular_file(const std::string& path, uint64_t max_byt
   return out;
 }
 
+RegularFileReader::RegularFileReader(const std::string& path, uint64_t max_bytes, std::string_view what)
+    : path_(path), what_(what) {
+  Fd fd = open_regular(path, max_bytes, what, size_);
+  fd_ = fd.release();
+}
+
+RegularFileReader::~RegularFileReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void RegularFileReader::read_at(uint64_t offset, uint8_t* dst, uint64_t n) const {
+  check(offset <= size_ && n <= size_ - offset, "{} '{}': {} bytes at offset {} run past its {} bytes", what_, path_, n,
+        offset, size_);
+  uint64_t got = 0;
+  while (got < n) {
+    const ssize_t r =
+        ::pread(fd_, dst + got, size_t(std::min<uint64_t>(n - got, uint64_t(1) << 30)), off_t(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail("{} '{}': read error at offset {}: {}", what_, path_, offset + got, errno_text());
+    if (r == 0)
+      fail("{} '{}': file shrank below {} bytes while being read ({} expected)", what_, path_, offset + got, size_);
+    got += uint64_t(r);
+  }
+}
+
+void RegularFileReader::check_unchanged() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) fail("{} '{}': cannot stat: {}", what_, path_, errno_text());
+  check(uint64_t(st.st_size) == size_, "{} '{}': file changed size from {} to {} bytes while being read", what_, path_,
+        size_, uint64_t(st.st_size));
+}
+
 std::string read_text_file(const std::string& path, uint64_t max_bytes, std::string_view what) {
   uint64_t size = 0;
   const Fd fd = open_regular(path, max_bytes, what, size);

@@ -40,6 +40,27 @@ uint64_t regular_file_size(const std::string& path, std::string_view what);
 // Whole regular file, at most max_bytes (else throws naming the size and the limit). `what` names the
 // kind of file in messages ("weights", "image", "vocab file", ...).
 std::vector<uint8_t> read_regular_file(const std::string& path, uint64_t max_bytes, std::string_view what);
+
+// A regular file read in parts, by the same rules (opened, refused and size-checked as read_regular_file
+// does), for formats whose header says where each part lies: a reader then never holds the whole file and
+// what it parses out of it at once. read_at() delivers exactly n bytes at `offset` (a file that ends early is
+// refused); check_unchanged() refuses a file whose size changed since it was opened.
+class RegularFileReader {
+ public:
+  RegularFileReader(const std::string& path, uint64_t max_bytes, std::string_view what);
+  ~RegularFileReader();
+  RegularFileReader(const RegularFileReader&) = delete;
+  RegularFileReader& operator=(const RegularFileReader&) = delete;
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  void read_at(uint64_t offset, uint8_t* dst, uint64_t n) const;
+  void check_unchanged() const;
+
+ private:
+  int fd_ = -1;
+  std::string path_, what_;
+  uint64_t size_ = 0;
+};
 std::string read_text_file(const std::string& path, uint64_t max_bytes, std::string_view what);
 
 // `rel`, a path declared inside a file that lives in folder `dir`, as a path under `dir`. Refused (mpq::Error

@@ -238,10 +238,8 @@ std::string ModelFileInfo::precision_summary() const {
 
 namespace {
 
-// The model of a parsed file `file` of `file_bytes` bytes, `header_bytes` of them the length prefix and the
-// header.
-LoadedModel build(io::SafetensorsFile f, uint64_t file_bytes, uint64_t header_bytes, const std::string& file,
-                  const native::CompileOptions& opt) {
+// The model of the parsed file `file`.
+LoadedModel build(io::SafetensorsFile f, const std::string& file, const native::CompileOptions& opt) {
   const Meta& meta = f.metadata;
   const std::string& format = field(meta, "format", file);
   check(format == kModelFileFormat, "model file '{}': metadata field 'format' is '{}', expected '{}'", file, format,
@@ -254,7 +252,7 @@ LoadedModel build(io::SafetensorsFile f, uint64_t file_bytes, uint64_t header_by
   ModelFileInfo& info = out.info;
   info.path = file;
   info.model = field(meta, "model", file);
-  info.file_bytes = file_bytes, info.header_bytes = header_bytes;
+  info.file_bytes = f.file_bytes, info.header_bytes = f.header_bytes;
   autograd::NoGradGuard no_grad;
   std::unique_ptr<models::Model> m = skeleton(meta, file, info.file_bytes - info.header_bytes, info);
   read_text_metadata(meta, file, *m, info);
@@ -271,27 +269,16 @@ LoadedModel build(io::SafetensorsFile f, uint64_t file_bytes, uint64_t header_by
   return out;
 }
 
-// Length prefix + header of a file parse_safetensors accepted (it checked the length against the bytes).
-uint64_t header_bytes_of(std::span<const uint8_t> bytes) {
-  uint64_t hlen = 0;
-  std::memcpy(&hlen, bytes.data(), 8);
-  return 8 + hlen;
-}
-
 }  // namespace
 
 LoadedModel parse_model_file(std::span<const uint8_t> bytes, const std::string& file,
                              const native::CompileOptions& opt) {
-  io::SafetensorsFile f = io::parse_safetensors(bytes, file);
-  return build(std::move(f), bytes.size(), header_bytes_of(bytes), file, opt);
+  return build(io::parse_safetensors(bytes, file), file, opt);
 }
 
 LoadedModel load_model_file(const std::string& path, const native::CompileOptions& opt) {
-  std::vector<uint8_t> bytes = read_regular_file(path, kMaxWeightsFileBytes, "model file");
-  io::SafetensorsFile f = io::parse_safetensors(bytes, path);
-  const uint64_t file_bytes = bytes.size(), header_bytes = header_bytes_of(bytes);
-  std::vector<uint8_t>().swap(bytes);  // the tensors are copies: the file's bytes are not held while compiling
-  return build(std::move(f), file_bytes, header_bytes, path, opt);
+  // header first, then each tensor straight from the file: its bytes are never held beside the tensors
+  return build(io::read_safetensors(path, kMaxWeightsFileBytes, "model file"), path, opt);
 }
 
 models::Batch latency_input(const ModelFileInfo& info, int64_t seq) {

@@ -212,6 +212,71 @@ TEST_CASE("io safetensors malformed: negative dims") {
       {"n.safetensors", "'w'", "'shape'", "negative"});
 }
 
+TEST_CASE("io read_safetensors (header first, tensors straight from the file) agrees with parse_safetensors") {
+  // The in-memory parser is the reference: on every file below, valid, malformed or cut short at any length,
+  // reading it from disk gives the same tensors, metadata and sizes, or the same error message.
+  TensorMap m;
+  int k = 0;
+  for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::i8, DType::u8, DType::i32})
+    for (const Shape& sh : kShapes) m.insert(fmt::format("t{}.{}", k++, dtype_name(dt)), patterned(sh, dt));
+  std::vector<std::vector<uint8_t>> cases = {serialize_safetensors(m, {{"format", "pt"}})};
+  {
+    std::vector<uint8_t> st = make_st(R"({"a":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},)"
+                                      R"("b":{"dtype":"I64","shape":[1],"data_offsets":[16,24]}})",
+                                      24);
+    const double d[2] = {1.5, -2.25};
+    const int64_t big = int64_t(1) << 40;
+    std::memcpy(st.data() + st.size() - 24, d, 16);
+    cases.push_back(st);
+    std::memcpy(st.data() + st.size() - 8, &big, 8);  // I64 out of i32 range
+    cases.push_back(st);
+  }
+  for (const char* h : {"{not json", "[1, 2]  ", R"({"w":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})",
+                        R"({"w":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
+                        R"({"a":{"dtype":"U8","shape":[6],"data_offsets":[0,6]},"b":{"dtype":"U8","shape":[4],)"
+                        R"("data_offsets":[4,8]}})"})
+    cases.push_back(make_st(h, 8));
+  cases.push_back(bytes_of("abc"));
+  const std::vector<uint8_t> full = cases[0];
+  for (size_t cut : {size_t(0), size_t(7), size_t(8), size_t(100), full.size() / 2, full.size() - 1})
+    cases.emplace_back(full.begin(), full.begin() + std::ptrdiff_t(cut));
+  const fs::path dir = temp_dir("st_stream");
+  int checked = 0, refused = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("case ", i, ", ", cases[i].size(), " bytes");
+    const std::string path = (dir / fmt::format("c{}.safetensors", i)).string();
+    write_file_bytes(path, cases[i]);
+    std::string want_error, got_error;
+    SafetensorsFile want, got;
+    try {
+      want = parse_safetensors(cases[i], path);
+    } catch (const Error& e) {
+      want_error = e.what();
+    }
+    try {
+      got = read_safetensors(path);
+    } catch (const Error& e) {
+      got_error = e.what();
+    }
+    CHECK(got_error == want_error);
+    if (!want_error.empty()) {
+      ++refused;
+      continue;
+    }
+    CHECK(got.metadata == want.metadata);
+    CHECK(got.header_bytes == want.header_bytes);
+    CHECK(got.file_bytes == cases[i].size());
+    REQUIRE(got.tensors.size() == want.tensors.size());
+    for (size_t t = 0; t < want.tensors.size(); ++t) {
+      CHECK(got.tensors[t].first == want.tensors[t].first);
+      check_same(got.tensors[t].second, want.tensors[t].second);
+    }
+    ++checked;
+  }
+  CHECK(checked == 2);                            // the round-trip file and the F64 / I64 one
+  CHECK(refused == int(cases.size()) - checked);  // every other case is refused by both
+}
+
 TEST_CASE("io safetensors require names the missing or mismatched tensor") {
   TensorMap m;
   m.insert("fc.weight", Tensor::zeros({10, 3}));

@@ -121,29 +121,38 @@ std::string_view st_name(DType t) {
   return {};
 }
 
-SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file) {
-  check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
-        bytes.size());
-  const uint64_t hlen = read_u64le(bytes.data());
+namespace {
+
+// The header's tensors, checked against a data buffer of `data_size` bytes and sorted by offset, and its
+// metadata. `header` is the JSON text after the length prefix.
+struct Header {
+  std::vector<Entry> entries;
+  std::map<std::string, std::string> metadata;
+};
+
+void check_header_length(uint64_t hlen, uint64_t file_bytes, std::string_view file) {
+  check(file_bytes >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
+        file_bytes);
   check(hlen <= kMaxHeader, "safetensors file '{}': header length {} is absurd (limit {} bytes)", file, hlen,
         kMaxHeader);
-  check(hlen <= bytes.size() - 8, "safetensors file '{}': header length {} runs past the end of the file ({} bytes)",
-        file, hlen, bytes.size());
-  const auto* hbegin = reinterpret_cast<const char*>(bytes.data() + 8);
-  const size_t depth = json_nesting_depth(std::string_view(hbegin, hlen));
+  check(hlen <= file_bytes - 8, "safetensors file '{}': header length {} runs past the end of the file ({} bytes)",
+        file, hlen, file_bytes);
+}
+
+Header parse_header(std::string_view header, uint64_t data_size, std::string_view file) {
+  const size_t depth = json_nesting_depth(header);
   check(depth <= kMaxJsonDepth, "safetensors file '{}': header JSON nests {} levels deep (limit {})", file, depth,
         kMaxJsonDepth);
-  json header;
+  json j;
   try {
-    header = json::parse(hbegin, hbegin + hlen);
+    j = json::parse(header.begin(), header.end());
   } catch (const json::exception& e) {
     fail("safetensors file '{}': header is not valid JSON: {}", file, e.what());
   }
-  check(header.is_object(), "safetensors file '{}': header is not a JSON object", file);
+  check(j.is_object(), "safetensors file '{}': header is not a JSON object", file);
 
-  SafetensorsFile out;
-  std::vector<Entry> entries;
-  for (auto it = header.begin(); it != header.end(); ++it) {
+  Header out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "__metadata__") {
       check(it->is_object(), "safetensors file '{}': field '__metadata__' is not an object", file);
       for (auto m = it->begin(); m != it->end(); ++m) {
@@ -152,12 +161,9 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
       }
       continue;
     }
-    entries.push_back(parse_entry(file, it.key(), *it));
+    out.entries.push_back(parse_entry(file, it.key(), *it));
   }
-
-  const uint64_t data_size = bytes.size() - 8 - hlen;
-  const uint8_t* data = bytes.data() + 8 + hlen;
-  for (const Entry& e : entries) {
+  for (const Entry& e : out.entries) {
     check(e.end <= data_size,
           "safetensors file '{}': tensor '{}': data_offsets [{}, {}] out of range of the {}-byte data buffer", file,
           e.name, e.begin, e.end, data_size);
@@ -169,34 +175,76 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
            e.name, e.begin, e.end, span, shape_str(e.shape), e.dtype->name,
            ok ? fmt::to_string(n * uint64_t(e.dtype->bytes)) : std::string("more than 2^60"));
   }
-  std::sort(entries.begin(), entries.end(),
+  std::sort(out.entries.begin(), out.entries.end(),
             [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
-  for (size_t i = 1; i < entries.size(); ++i) {
-    const Entry& a = entries[i - 1];
-    const Entry& b = entries[i];
+  for (size_t i = 1; i < out.entries.size(); ++i) {
+    const Entry& a = out.entries[i - 1];
+    const Entry& b = out.entries[i];
     check(a.end <= b.begin,
           "safetensors file '{}': tensor '{}' data_offsets [{}, {}] overlap tensor '{}' data_offsets [{}, {}]", file,
           b.name, b.begin, b.end, a.name, a.begin, a.end);
   }
+  return out;
+}
 
-  for (const Entry& e : entries) {
+// Every tensor of `h`, its bytes delivered by read(begin, dst, n) (offsets into the data buffer), in offset order.
+template <class Read>
+SafetensorsFile load_tensors(Header h, Read read, std::string_view file) {
+  SafetensorsFile out;
+  out.metadata = std::move(h.metadata);
+  std::vector<uint8_t> wide;  // [span] file bytes of one F64 / I64 tensor
+  for (const Entry& e : h.entries) {
     Tensor t = Tensor::zeros(e.shape, e.dtype->out);
-    const uint64_t n = uint64_t(t.numel());
-    const uint8_t* src = data + e.begin;
-    if (e.dtype->name == "F64")
-      convert_checked<double>(src, t.data<float>(), n, file, e.name);
-    else if (e.dtype->name == "I64")
-      convert_checked<int64_t>(src, t.data<int32_t>(), n, file, e.name);
-    else if (n)
-      std::memcpy(t.raw(), src, e.end - e.begin);
+    const uint64_t n = uint64_t(t.numel()), span = e.end - e.begin;
+    if (e.dtype->name == "F64" || e.dtype->name == "I64") {
+      wide.resize(size_t(span));
+      read(e.begin, wide.data(), span);
+      if (e.dtype->name == "F64")
+        convert_checked<double>(wide.data(), t.data<float>(), n, file, e.name);
+      else
+        convert_checked<int64_t>(wide.data(), t.data<int32_t>(), n, file, e.name);
+    } else if (n) {
+      read(e.begin, static_cast<uint8_t*>(t.raw()), span);
+    }
     out.tensors.insert(e.name, std::move(t));
   }
   return out;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  const auto bytes = read_file_bytes(path);
-  return parse_safetensors(bytes, path);
+}  // namespace
+
+SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file) {
+  check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
+        bytes.size());
+  const uint64_t hlen = read_u64le(bytes.data());
+  check_header_length(hlen, bytes.size(), file);
+  const uint8_t* data = bytes.data() + 8 + hlen;  // [data_size] bytes
+  Header h = parse_header(std::string_view(reinterpret_cast<const char*>(bytes.data() + 8), hlen),
+                          bytes.size() - 8 - hlen, file);
+  SafetensorsFile out = load_tensors(
+      std::move(h), [&](uint64_t begin, uint8_t* dst, uint64_t n) { std::memcpy(dst, data + begin, n); }, file);
+  out.header_bytes = 8 + hlen, out.file_bytes = bytes.size();
+  return out;
+}
+
+SafetensorsFile read_safetensors(const std::string& path, uint64_t max_bytes, std::string_view what) {
+  const RegularFileReader f(path, max_bytes, what);
+  uint8_t len[8];
+  check(f.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", path,
+        f.size());
+  f.read_at(0, len, 8);
+  const uint64_t hlen = read_u64le(len);
+  check_header_length(hlen, f.size(), path);
+  std::string header(size_t(hlen), '\0');  // [hlen] JSON text
+  f.read_at(8, reinterpret_cast<uint8_t*>(header.data()), hlen);
+  Header h = parse_header(header, f.size() - 8 - hlen, path);
+  std::string().swap(header);
+  // each tensor straight from the file into its storage: the file is never held whole beside its tensors
+  SafetensorsFile out = load_tensors(
+      std::move(h), [&](uint64_t begin, uint8_t* dst, uint64_t n) { f.read_at(8 + hlen + begin, dst, n); }, path);
+  f.check_unchanged();
+  out.header_bytes = 8 + hlen, out.file_bytes = f.size();
+  return out;
 }
 
 std::vector<uint8_t> serialize_safetensors(const TensorMap& tensors,
