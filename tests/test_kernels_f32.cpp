@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "ops/kernels/f32_impls.h"
+#include "ops/kernels/registry.h"
 #include "ops/kernels/onednn/onednn_context.h"
 
 using namespace mpq;
@@ -139,6 +140,47 @@ TEST_CASE("gemm_f32: dispatcher under each MPQ_ISA cap") {
     if (cap == Isa::avx512 && isa_detected(Isa::avx512)) CHECK(name == "gemm_f32_14x32__avx512");
     check_gemm(gc, &gemm_f32, name.c_str(), 11);
   }
+}
+
+namespace {
+// A list of four entries for KernelList::candidates: a preference predicate on the first, the reference last.
+struct ToyArgs {
+  int n;
+};
+using ToyFn = int (*)();
+int toy_a() { return 1; }
+int toy_b() { return 2; }
+int toy_c() { return 3; }
+int toy_ref() { return 4; }
+bool toy_large(const ToyArgs& a) { return a.n >= 100; }
+constexpr KernelImpl<ToyArgs, ToyFn> kToyImpls[] = {{"toy_large__avx512", Isa::avx512, toy_large, toy_a},
+                                                    {"toy__avx512", Isa::avx512, nullptr, toy_b},
+                                                    {"toy__avx2", Isa::avx2, nullptr, toy_c},
+                                                    {"toy_ref", Isa::ref, nullptr, toy_ref}};
+constexpr KernelList<ToyArgs, ToyFn> kToyList("toy", kToyImpls);
+std::vector<std::string> names(const std::vector<const KernelImpl<ToyArgs, ToyFn>*>& v) {
+  std::vector<std::string> out;
+  for (const auto* i : v) out.emplace_back(i->name);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("KernelList::candidates: the dispatcher's choice first, then every other enabled non-reference entry") {
+  using V = std::vector<std::string>;
+  ScopedIsaCap cap(Isa::avx512);
+  if (isa_detected(Isa::avx512)) {
+    CHECK(names(kToyList.candidates({10}, false)) == V{"toy__avx512"});
+    CHECK(names(kToyList.candidates({10}, true)) == V{"toy__avx512", "toy_large__avx512", "toy__avx2"});
+    CHECK(names(kToyList.candidates({500}, true)) == V{"toy_large__avx512", "toy__avx512", "toy__avx2"});
+    CHECK(names(kToyList.candidates({10}, true, &kToyImpls[2])) == V{"toy__avx2", "toy_large__avx512", "toy__avx512"});
+  }
+  {
+    ScopedIsaCap avx2(Isa::avx2);
+    if (isa_detected(Isa::avx2)) CHECK(names(kToyList.candidates({500}, true)) == V{"toy__avx2"});
+  }
+  ScopedIsaCap ref(Isa::ref);  // only the reference is enabled: it is the one candidate
+  CHECK(names(kToyList.candidates({500}, true)) == V{"toy_ref"});
+  CHECK(names(kToyList.candidates({500}, false)) == V{"toy_ref"});
 }
 
 TEST_CASE("gemm_f32: argument checks") {

@@ -253,19 +253,18 @@ kernels::GemmFn pick_attn_f32(const MakeArgs& make, int threads, bool autotune, 
     name = impl.name;
     return impl.fn;
   }
-  std::vector<kernels::KernelImpl<kernels::GemmArgs, kernels::GemmFn>> cands;
-  for (const auto& impl : list.impls())
-    if (isa_enabled(impl.isa) && impl.isa != Isa::ref) cands.push_back(impl);
+  const std::vector<const kernels::KernelImpl<kernels::GemmArgs, kernels::GemmFn>*> cands =
+      list.candidates(make(0), true);  // as every other autotuned layer of both engines
   const int best = fastest_candidate(
       cands.size(),
       [&](size_t i) {
 #pragma omp parallel num_threads(threads)
-        cands[size_t(i)].fn(make(omp_get_thread_num()));
+        cands[size_t(i)]->fn(make(omp_get_thread_num()));
       },
       reps);
   if (best >= 0) {
-    name = cands[size_t(best)].name;
-    return cands[size_t(best)].fn;
+    name = cands[size_t(best)]->name;
+    return cands[size_t(best)]->fn;
   }
   const auto& impl = list.select(make(0));
   name = impl.name;

@@ -128,14 +128,15 @@ bool onednn_capable(const kernels::BF16GemmArgs& g) {
   return !g.a_f32 && g.ep.residual == nullptr && g.ep.out == DType::f32;
 }
 
-// Chooses from `list` for args g: the first usable entry, or (autotune) the fastest usable non-reference
-// entry that `capable` accepts, timed by the autotuner of both engines (models/native/measure.h).
+// Chooses from `list` for args g: the first usable entry, or (autotune) the fastest of the list's autotune
+// candidates (KernelList::candidates, as the CNN engine's) that `capable` accepts, timed by the autotuner of
+// both engines (models/native/measure.h).
 template <class List, class Args, class Capable>
 typename List::Impl pick(const List& list, const Args& g, bool autotune, int reps, Capable capable) {
   if (!autotune) return list.select(g);
   std::vector<typename List::Impl> cands;
-  for (const auto& impl : list.impls())
-    if (isa_enabled(impl.isa) && impl.isa != Isa::ref && capable(impl)) cands.push_back(impl);
+  for (const auto* impl : list.candidates(g, true))
+    if (capable(*impl)) cands.push_back(*impl);
   if (cands.empty()) return list.select(g);
   if (cands.size() == 1) return cands[0];
   const int best = fastest_candidate(

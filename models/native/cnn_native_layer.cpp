@@ -379,22 +379,16 @@ AnyGemmArgs first_gemm_args(const Layer& L, const Geom& g, const LayerIO& io) {
   return gemm_args(L, M, col ? io.col : io.x, col ? L.K : L.cin, io.y, make_ep(L, io, 0), io.acc);
 }
 
-// The dispatcher's choice for `args` (or `first_entry` when given), then (all) every other non-reference entry
-// whose ISA is enabled.
+// The list's autotune candidates for `args` (KernelList::candidates) as GemmFn entries.
 template <class List, class Args, class Set>
 std::vector<GemmFn> list_entries(const List& list, const Args& args, bool all, Set set,
                                  const typename List::Impl* first_entry = nullptr) {
-  auto entry = [&](const auto& impl) {
-    GemmFn f;
-    f.name = impl.name;
-    set(f, impl.fn);
-    return f;
-  };
-  const auto& first = first_entry ? *first_entry : list.select(args);
-  std::vector<GemmFn> out = {entry(first)};
-  if (!all) return out;
-  for (const auto& impl : list.impls())
-    if (impl.isa != Isa::ref && isa_enabled(impl.isa) && impl.fn != first.fn) out.push_back(entry(impl));
+  std::vector<GemmFn> out;
+  for (const auto* impl : list.candidates(args, all, first_entry)) {
+    GemmFn& f = out.emplace_back();
+    f.name = impl->name;
+    set(f, impl->fn);
+  }
   return out;
 }
 

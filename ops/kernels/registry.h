@@ -11,6 +11,7 @@
 //   Fn   : the function-pointer type of the implementation
 #pragma once
 #include <span>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -39,6 +40,18 @@ class KernelList {
     fail("{}: no implementation accepts these arguments (the reference should be last)", op_);
   }
   std::span<const Impl> impls() const { return impls_; }
+  // What an autotuner times for `a` (both native engines): the dispatcher's choice (or `first` when given),
+  // then, when `all`, every other entry whose ISA is enabled, reference entries excluded. supports() is not
+  // consulted for those: it may hold a speed preference, which the timing then checks; every entry computes
+  // correct results for any valid arguments.
+  std::vector<const Impl*> candidates(const Args& a, bool all, const Impl* first = nullptr) const {
+    const Impl* chosen = first ? first : &select(a);
+    std::vector<const Impl*> out{chosen};
+    if (!all) return out;
+    for (const Impl& impl : impls_)
+      if (impl.isa != Isa::ref && isa_enabled(impl.isa) && impl.fn != chosen->fn) out.push_back(&impl);
+    return out;
+  }
   const char* op() const { return op_; }
 
  private:
