@@ -14,8 +14,8 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "ops/kernels/f32_impls.h"
-#include "ops/kernels/registry.h"
 #include "ops/kernels/onednn/onednn_context.h"
+#include "ops/kernels/registry.h"
 
 using namespace mpq;
 using namespace mpq::kernels;
