@@ -134,6 +134,26 @@ TEST_CASE("rounding records: a config carries them beside itself; a record that 
     if (e["name"] == l4) e["precision"] = "int8", e["weight_group"] = 0;
   write_file_atomic(dir + "/config.json", j.dump());
   CHECK_THROWS_WITH_AS(load_config(dir + "/config.json", "bert", layers), doctest::Contains(l4.c_str()), Error);
+  // another linear moved to int4 has no record in the file: refused (it would silently round to nearest), naming it
+  std::string other;
+  for (auto& e : j["layers"])
+    if (e["name"] == l4) e["precision"] = "int4", e["weight_group"] = 32;
+  for (const auto& l : layers)
+    if (l.kind == models::LayerKind::linear && l.name != l4 && l.name != l8 && other.empty()) other = l.name;
+  REQUIRE(!other.empty());
+  for (auto& e : j["layers"])
+    if (e["name"] == other) e["precision"] = "int4";
+  write_file_atomic(dir + "/config.json", j.dump());
+  CHECK_THROWS_WITH_AS(load_config(dir + "/config.json", "bert", layers),
+                       doctest::Contains(fmt::format("layer '{}' is int4", other).c_str()), Error);
+  // ... while an int4 embedding table (no input statistics: nearest by design) is accepted without one
+  for (auto& e : j["layers"])
+    if (e["name"] == other) e["precision"] = "fp16";
+  for (auto& e : j["layers"])
+    if (e["name"] == std::string(models::kWordEmbeddings)) e["precision"] = "int4";
+  write_file_atomic(dir + "/config.json", j.dump());
+  CHECK(load_config(dir + "/config.json", "bert", layers).layers.at(models::kWordEmbeddings).precision ==
+        Precision::int4);
   // the records file may not point outside the config's folder
   j["rounded_weights"]["file"] = "../elsewhere.safetensors";
   write_file_atomic(dir + "/config.json", j.dump());
