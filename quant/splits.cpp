@@ -38,8 +38,12 @@ Splits make_splits(int64_t total, int64_t n_calib, int64_t n_search, int64_t n_t
   s.search = cut(n_calib, n_search);
   s.test = cut(n_calib + n_search, n_test);
   const int64_t used = n_calib + n_search + n_test;
-  s.rounding = cut(used, std::clamp<int64_t>(n_rounding - n_calib, 0, total - used));
-  s.rounding.insert(s.rounding.end(), s.calib.begin(), s.calib.end());
+  // A layer whose inputs span few samples (a classifier: one row per image) fits its rounding to them: on
+  // those samples its int4 damage measured 2e-5 nats while it cost ResNet50 1.5 top-1 points elsewhere
+  // (README), so the rounding samples stay out of the calibration samples the analysis probes on.
+  s.rounding = cut(used, std::clamp<int64_t>(n_rounding, 0, total - used));
+  s.rounding_from_calib = std::clamp<int64_t>(n_rounding - int64_t(s.rounding.size()), 0, n_calib);
+  s.rounding.insert(s.rounding.end(), s.calib.begin(), s.calib.begin() + s.rounding_from_calib);
   std::sort(s.rounding.begin(), s.rounding.end());
   return s;
 }

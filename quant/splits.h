@@ -9,9 +9,12 @@ namespace mpq::quant {
 
 struct Splits {
   std::vector<int64_t> calib, search, test;  // disjoint; each sorted ascending
-  // the weight-rounding samples (quant/rounding.h): calib plus samples that are in no other split, up to
-  // n_rounding (fewer when the samples run out); sorted ascending
+  // the weight-rounding samples (quant/rounding.h), sorted ascending: n_rounding samples that are in no other
+  // split, so that the analysis (whose probes run on calibration samples) and the search judge the rounded
+  // weights on samples the rounding was not fitted to; only when fewer are left over do calibration samples
+  // fill up the count (rounding_from_calib says how many).
   std::vector<int64_t> rounding;
+  int64_t rounding_from_calib = 0;
 };
 
 // n_test < 0: every remaining sample goes to the test split. Throws when the sizes exceed `total`.

@@ -110,6 +110,12 @@ Tensor SentenceTaskEvaluator::outputs(models::Model& m, const std::vector<int64_
 
 namespace {
 int64_t size_or(int64_t v, int64_t def) { return v < 0 ? def : v; }
+// the split note's word on rounding samples taken from the calibration split (too few others were left)
+std::string rounding_overlap(const Splits& s) {
+  return s.rounding_from_calib == 0
+             ? std::string()
+             : fmt::format(", {} of them calibration samples (too few others left)", s.rounding_from_calib);
+}
 // content identity of a data file (size + head/tail hash; not its path or mtime)
 nlohmann::json file_identity(const std::string& path) {
   const WeightsId w = weights_identity(path);
@@ -143,9 +149,10 @@ Task make_task(models::Model& m, const std::string& weights, const std::string& 
     t.metric_label = "accuracy";
     t.data_identity = {{"train", file_identity(train_path)}, {"dev", file_identity(dev_path)}};
     t.split_note = fmt::format(
-        "calibration: {} sentences of train.tsv (seeded sample; weight rounding {}); search {} / test {}: disjoint "
-        "seeded pieces of dev.tsv ({} sentences)",
-        t.splits.calib.size(), t.splits.rounding.size(), t.splits.search.size(), t.splits.test.size(), n_dev);
+        "calibration: {} sentences of train.tsv (seeded sample; weight rounding {} other ones{}); search {} / test {}: "
+        "disjoint seeded pieces of dev.tsv ({} sentences)",
+        t.splits.calib.size(), t.splits.rounding.size(), rounding_overlap(c), t.splits.search.size(),
+        t.splits.test.size(), n_dev);
     return t;
   }
   auto* cnn = dynamic_cast<models::CnnModel*>(&m);
@@ -160,9 +167,10 @@ Task make_task(models::Model& m, const std::string& weights, const std::string& 
   t.metric_label = "top-1";
   t.data_identity = {{"labels", file_identity(data_dir + "/labels.txt")}};
   t.split_note = fmt::format(
-      "calibration {} (weight rounding {}: these and unused images) / search {} / test {}: disjoint seeded pieces "
-      "of the {} images",
-      t.splits.calib.size(), t.splits.rounding.size(), t.splits.search.size(), t.splits.test.size(), total);
+      "calibration {} / search {} / test {}: disjoint seeded pieces of the {} images; weight rounding {}: images in "
+      "none of them{}",
+      t.splits.calib.size(), t.splits.search.size(), t.splits.test.size(), total, t.splits.rounding.size(),
+      rounding_overlap(t.splits));
   return t;
 }
 

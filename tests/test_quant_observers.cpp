@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
@@ -211,5 +212,22 @@ TEST_CASE("splits: disjoint, sized, deterministic per seed") {
   CHECK(all.size() == 100);
   CHECK(*all.rbegin() == 99);
   CHECK(make_splits(100, 5, 5, 7, 1).test.size() == 7);
+  // Rounding samples: unused ones only while enough are left; calibration samples fill up the rest.
+  for (const auto& [n_round, want_spare, want_calib] : {std::tuple{0, 0, 0}, {40, 40, 0}, {83, 83, 0}, {90, 83, 5}}) {
+    INFO("n_rounding ", n_round);
+    const Splits r = make_splits(100, 5, 5, 7, 1, n_round);  // 83 samples in no split
+    CHECK(r.calib == make_splits(100, 5, 5, 7, 1).calib);    // the other splits do not depend on it
+    CHECK(int64_t(r.rounding.size()) == want_spare + want_calib);
+    CHECK(r.rounding_from_calib == want_calib);
+    CHECK(std::is_sorted(r.rounding.begin(), r.rounding.end()));
+    std::set<int64_t> others(r.search.begin(), r.search.end());
+    others.insert(r.test.begin(), r.test.end());
+    const std::set<int64_t> calib(r.calib.begin(), r.calib.end());
+    int64_t in_calib = 0, in_others = 0;
+    for (int64_t i : r.rounding) in_calib += calib.count(i), in_others += others.count(i);
+    CHECK(in_calib == want_calib);
+    CHECK(in_others == 0);
+    CHECK(std::set<int64_t>(r.rounding.begin(), r.rounding.end()).size() == r.rounding.size());
+  }
   CHECK_THROWS_WITH_AS(make_splits(10, 8, 5, -1, 0), doctest::Contains("exceed the 10 samples"), Error);
 }
