@@ -108,6 +108,8 @@ const Tensor& need(const io::TensorMap& t, const std::string& name, DType dt, co
   const Tensor* x = t.find(name);
   check(x != nullptr, "model file '{}': tensor '{}' is missing (layer '{}' is {} in metadata 'quant_config')", file,
         name, layer, precision_name(p));
+  // fill() releases each tensor once used: a second reader would find it empty
+  check(x->defined(), "model file '{}': tensor '{}' is read a second time (layer '{}')", file, name, layer);
   check(x->dtype() == dt,
         "model file '{}': tensor '{}' has dtype {}, but layer '{}' is {} in metadata 'quant_config' ({} expected)",
         file, name, io::st_name(x->dtype()), layer, precision_name(p), io::st_name(dt));
@@ -191,6 +193,7 @@ Assignment fill(models::Model& m, io::TensorMap& t, const quant::QuantConfig& cf
     if (owned.count(name)) continue;
     const Tensor* x = t.find(name);
     check(x != nullptr, "model file '{}': tensor '{}' of {} is missing", file, name, m.name());
+    check(x->defined(), "model file '{}': tensor '{}' of {} is read a second time", file, name, m.name());
     check(x->dtype() == DType::f32 && x->shape() == p->shape(),
           "model file '{}': tensor '{}' is {} {}, {} expects F32 {}", file, name, io::st_name(x->dtype()),
           shape_str(x->shape()), m.name(), shape_str(p->shape()));
