@@ -130,9 +130,12 @@ struct Header {
   std::map<std::string, std::string> metadata;
 };
 
-void check_header_length(uint64_t hlen, uint64_t file_bytes, std::string_view file) {
+void check_length_prefix(uint64_t file_bytes, std::string_view file) {
   check(file_bytes >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
         file_bytes);
+}
+
+void check_header_length(uint64_t hlen, uint64_t file_bytes, std::string_view file) {
   check(hlen <= kMaxHeader, "safetensors file '{}': header length {} is absurd (limit {} bytes)", file, hlen,
         kMaxHeader);
   check(hlen <= file_bytes - 8, "safetensors file '{}': header length {} runs past the end of the file ({} bytes)",
@@ -214,8 +217,7 @@ SafetensorsFile load_tensors(Header h, Read read, std::string_view file) {
 }  // namespace
 
 SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_view file) {
-  check(bytes.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", file,
-        bytes.size());
+  check_length_prefix(bytes.size(), file);
   const uint64_t hlen = read_u64le(bytes.data());
   check_header_length(hlen, bytes.size(), file);
   const uint8_t* data = bytes.data() + 8 + hlen;  // [data_size] bytes
@@ -229,9 +231,8 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, std::string_vi
 
 SafetensorsFile read_safetensors(const std::string& path, uint64_t max_bytes, std::string_view what) {
   const RegularFileReader f(path, max_bytes, what);
+  check_length_prefix(f.size(), path);
   uint8_t len[8];
-  check(f.size() >= 8, "safetensors file '{}': file is {} bytes, shorter than the 8-byte header length", path,
-        f.size());
   f.read_at(0, len, 8);
   const uint64_t hlen = read_u64le(len);
   check_header_length(hlen, f.size(), path);
