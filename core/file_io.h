@@ -52,7 +52,6 @@ class RegularFileReader {
   RegularFileReader(const RegularFileReader&) = delete;
   RegularFileReader& operator=(const RegularFileReader&) = delete;
   uint64_t size() const { return size_; }
-  const std::string& path() const { return path_; }
   void read_at(uint64_t offset, uint8_t* dst, uint64_t n) const;
   void check_unchanged() const;
 
