@@ -105,7 +105,7 @@ TEST_CASE("dtype: f32 -> f16 rounds to nearest even like F16C, at every midpoint
   CHECK(bad == 0);
 }
 
-TEST_CASE("dtype: all 65536 bf16 values decode exactly; f32 -> bf16 rounds to nearest even") {
+TEST_CASE("dtype: all 65536 bf16 values decode exactly, f32 -> bf16 rounds to nearest even") {
   int bad = 0;
   for (uint32_t b = 0; b < 65536; ++b) {
     const double ref = bf16_ref_decode(uint16_t(b));

@@ -57,7 +57,7 @@ size_t entries(const fs::path& dir) {
 
 }  // namespace
 
-TEST_CASE("file_io: a regular file is read whole; the size bound is checked before reading") {
+TEST_CASE("file_io: a regular file is read whole, the size bound is checked before reading") {
   const std::string real = slurp(kSst2Dev);
   REQUIRE(real.size() > 10000);
   CHECK(read_text_file(kSst2Dev, kMaxTextFileBytes, "SST-2 file") == real);

@@ -81,7 +81,7 @@ std::vector<double> normalised_hessian(const LayerStats& st) {
 
 }  // namespace
 
-TEST_CASE("gptq linalg: blocked f32 inverse Cholesky factor matches the f64 reference; U^T U H = I") {
+TEST_CASE("gptq linalg: blocked f32 inverse Cholesky factor matches the f64 reference, U^T U H = I") {
   for (int64_t n : {1, 7, 96, 97, 200, 333}) {
     const LayerStats st = random_stats(n, 3 * n + 10, uint64_t(n));
     const std::vector<double> h = normalised_hessian(st);
@@ -191,7 +191,7 @@ TEST_CASE("gptq: round-to-nearest through the record is quantizer.h's fake quant
   }
 }
 
-TEST_CASE("gptq: layer output error below round-to-nearest's on random layers; searches never worse per row") {
+TEST_CASE("gptq: layer output error below round-to-nearest's on random layers, searches never worse per row") {
   const int64_t O = 48, K = 256;
   const LayerStats st = random_stats(K, 1000, 3);
   const std::vector<float> w = random_weight(O, K, 4);
@@ -223,7 +223,7 @@ TEST_CASE("gptq: layer output error below round-to-nearest's on random layers; s
     }
 }
 
-TEST_CASE("gptq: all-zero input channels give finite codes; the dead columns are rounded to nearest") {
+TEST_CASE("gptq: all-zero input channels give finite codes, the dead columns are rounded to nearest") {
   const int64_t O = 16, K = 64;
   const std::vector<int64_t> dead = {0, 5, 6, 63};
   const LayerStats st = random_stats(K, 300, 8, nullptr, dead);
@@ -452,7 +452,7 @@ TEST_CASE("gptq on real MobileNetV2 layers (8 images): output error below round-
   }
 }
 
-TEST_CASE("gptq asymmetric target: exact cross statistics; lower reference-output error than the plain target") {
+TEST_CASE("gptq asymmetric target: exact cross statistics, lower reference-output error than the plain target") {
   const int64_t O = 24, K = 64, n = 600;
   std::vector<float> xr;  // [n, K] reference rows
   random_stats(K, n, 21, &xr);
@@ -504,7 +504,7 @@ TEST_CASE("gptq asymmetric target: exact cross statistics; lower reference-outpu
   }
 }
 
-TEST_CASE("gptq exhaustive rounding: the brute-force best floor / ceil pattern; never worse than gptq or nearest") {
+TEST_CASE("gptq exhaustive rounding: the brute-force best floor / ceil pattern, never worse than gptq or nearest") {
   for (int64_t K : {int64_t(1), int64_t(7), int64_t(9)}) {
     const int64_t O = 40;
     const LayerStats st = random_stats(K, 200, uint64_t(30 + K));

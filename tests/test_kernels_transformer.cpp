@@ -321,7 +321,7 @@ TEST_CASE("transformer kernels: layer norm (bias, residual, second output) vs re
   CHECK(cases > 0);
 }
 
-TEST_CASE("transformer kernels: threaded entry points equal one reference pass; bad arguments are named") {
+TEST_CASE("transformer kernels: threaded entry points equal one reference pass, bad arguments are named") {
   std::mt19937 rng(5);
   const int64_t rows = 128, cols = 300;                                        // rows * cols > the threading threshold
   const std::vector<float> x = rand_f(size_t(rows * cols), rng, -4.0f, 4.0f);  // [rows, cols]

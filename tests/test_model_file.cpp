@@ -172,7 +172,7 @@ TEST_CASE("model file: MobileNetV2 mix of int4 / int8 / fp16 / bf16 / fp32 with 
   round_trip(*m, a, images(*m, {0, 1}), "mobilenetv2_mixed_gptq");
 }
 
-TEST_CASE("model file: BERT mixes with gptq records and quantized embedding tables; the vocabulary travels") {
+TEST_CASE("model file: BERT mixes with gptq records and quantized embedding tables, the vocabulary travels") {
   auto m = models::load_bert_model(kBert + "/model.safetensors");
   const quant::Calibration cal = calibrate(*m, sentences(*m, 100, 16));
   quant::RoundingRequest rr;

@@ -70,7 +70,7 @@ std::string geom_str(const ConvGeom& g) {
 }
 
 // ------------------------------------------------------------------------------------------ im2col
-TEST_CASE("nhwc: im2col reference gives conv2d through a GEMM; implementations bit-exact") {
+TEST_CASE("nhwc: im2col reference gives conv2d through a GEMM, implementations bit-exact") {
   std::mt19937 rng(21);
   for (const GeomCase& c : geom_cases()) {
     const ConvGeom g = make_geom(c, c.C % 4);
@@ -126,7 +126,7 @@ TEST_CASE("nhwc: im2col reference gives conv2d through a GEMM; implementations b
 }
 
 // ------------------------------------------------------------------------------------------ pooling
-TEST_CASE("nhwc: max pool f32 / f16 / u8 vs max_pool2d; implementations bit-exact") {
+TEST_CASE("nhwc: max pool f32 / f16 / u8 vs max_pool2d, implementations bit-exact") {
   std::mt19937 rng(22);
   for (const GeomCase& c : geom_cases()) {
     if (c.pt >= c.K || c.pl >= c.K || c.pb >= c.K || c.pr >= c.K) continue;
@@ -180,7 +180,7 @@ TEST_CASE("nhwc: max pool f32 / f16 / u8 vs max_pool2d; implementations bit-exac
   CHECK_THROWS_WITH_AS(maxpool_nhwc({DType::f32, x, bad, y, 1}), doctest::Contains("padding"), Error);
 }
 
-TEST_CASE("nhwc: global average pool vs double mean; implementations bit-exact") {
+TEST_CASE("nhwc: global average pool vs double mean, implementations bit-exact") {
   std::mt19937 rng(23);
   for (int64_t HW : {1, 7, 49}) {
     for (int64_t C : {1, 3, 17, 64, 101}) {
@@ -230,7 +230,7 @@ std::vector<float> quant_probe(float s, int32_t zp, std::mt19937& rng, size_t n)
   return v;
 }
 
-TEST_CASE("nhwc: quantize / dequantize / requantize equal fake_quant_act; implementations bit-exact") {
+TEST_CASE("nhwc: quantize / dequantize / requantize equal fake_quant_act, implementations bit-exact") {
   std::mt19937 rng(24);
   for (const auto& [s, zp] : std::vector<std::pair<float, int32_t>>{{0.0235f, 0}, {0.1f, 128}, {3.0f / 255, 255}}) {
     const std::vector<float> x = quant_probe(s, zp, rng, 70000);  // > 2^16: threaded path
@@ -276,7 +276,7 @@ TEST_CASE("nhwc: quantize / dequantize / requantize equal fake_quant_act; implem
   CHECK_THROWS_WITH_AS(quantize_f32_u8(nullptr, 4, 1.0f, 0, qs), doctest::Contains("null"), Error);
 }
 
-TEST_CASE("nhwc: f32 <-> f16 conversions; implementations bit-exact") {
+TEST_CASE("nhwc: f32 <-> f16 conversions, implementations bit-exact") {
   std::mt19937 rng(25);
   std::vector<uint16_t> h(65536 + 7);
   for (size_t i = 0; i < h.size(); ++i) h[i] = uint16_t(i * 40503u);  // all 65536 bit patterns (odd multiplier)
@@ -299,7 +299,7 @@ TEST_CASE("nhwc: f32 <-> f16 conversions; implementations bit-exact") {
         fmt::format("f16->f32 n={}", len));
 }
 
-TEST_CASE("nhwc: NCHW -> NHWC transpose and residual add with clamp; implementations bit-exact") {
+TEST_CASE("nhwc: NCHW -> NHWC transpose and residual add with clamp, implementations bit-exact") {
   std::mt19937 rng(26);
   for (const auto& [C, H, W] : std::vector<std::array<int64_t, 3>>{{3, 5, 7}, {3, 17, 33}, {1, 2, 2}, {20, 9, 4}}) {
     const std::vector<float> x = rand_f(size_t(C * H * W), rng, -1.0f, 1.0f);

@@ -318,7 +318,7 @@ void check_list_shape(bool cols) {
 }
 }  // namespace
 
-TEST_CASE("pack_attn: the ISA cap selects the reference; uncapped AVX2 machines select __avx2") {
+TEST_CASE("pack_attn: the ISA cap selects the reference, uncapped AVX2 machines select __avx2") {
   for (bool cols : {false, true}) {
     check_list_shape<Q8>(cols);
     check_list_shape<F16>(cols);

@@ -20,7 +20,7 @@
 using namespace mpq;
 using namespace mpq::quant;
 
-TEST_CASE("mobilenetv2 real weights: uniform int8 within 3 top-1 points of fp32 on 32 images; int4 worse") {
+TEST_CASE("mobilenetv2 real weights: uniform int8 within 3 top-1 points of fp32 on 32 images, int4 worse") {
   const std::string shared = MPQ_SHARED_DATA;
   auto model = models::load_model("mobilenetv2", shared + "/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite");
   auto* cnn = dynamic_cast<models::CnnModel*>(model.get());

@@ -167,7 +167,7 @@ TEST_CASE("fake-quant hook on a tiny CNN equals manual quantize-dequantize (int8
   CHECK_THROWS_WITH_AS(m.forward(b, false), doctest::Contains("layer 'conv' is int8"), Error);
 }
 
-TEST_CASE("CNN hook wiring: no hook / identity hook give identical outputs; every quant layer is hooked") {
+TEST_CASE("CNN hook wiring: no hook / identity hook give identical outputs, every quant layer is hooked") {
   autograd::NoGradGuard ng;
   std::vector<std::unique_ptr<models::CnnModel>> ms;
   ms.push_back(models::make_mobilenetv2(models::MobileNetLayout::torchvision));

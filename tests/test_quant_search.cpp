@@ -126,7 +126,7 @@ TEST_CASE("dependency: single effects and pairwise interactions match the hand c
   CHECK(make_ordering(s, OrderKind::random, 5) == make_ordering(s, OrderKind::random, 5));
 }
 
-TEST_CASE("ordering: per_saving divides every score by the bytes saved; a layer saving nothing goes last") {
+TEST_CASE("ordering: per_saving divides every score by the bytes saved, a layer saving nothing goes last") {
   LayerScores s;
   s.layers = {"small", "large", "none", "gain"};
   s.omega = {1.0, 4.0, 0.5, 2.0};
@@ -192,7 +192,7 @@ TEST_CASE("search: bisection finds the exact k in ceil(log2(N))+2 evaluations on
   CHECK(!r2.memory_ok);  // 2850 bytes > 1000
 }
 
-TEST_CASE("search: a non-monotone metric is flagged; the sweep shows how far bisection is from the best k") {
+TEST_CASE("search: a non-monotone metric is flagged, the sweep shows how far bisection is from the best k") {
   // metric(k) = -k except a dip at k = 5; range: drop <= 8
   const ConfigMetric metric = [](const std::vector<Precision>& p) {
     const int k = int(std::count(p.begin(), p.end(), Precision::int8));

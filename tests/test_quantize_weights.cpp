@@ -15,7 +15,7 @@
 using namespace mpq;
 using namespace mpq::kernels;
 
-TEST_CASE("quantize rows: implementations bit-exact vs the reference; reference vs the definition") {
+TEST_CASE("quantize rows: implementations bit-exact vs the reference, reference vs the definition") {
   std::mt19937 rng(7);
   struct Case {
     int64_t rows, K, group;

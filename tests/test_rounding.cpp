@@ -87,7 +87,7 @@ TEST_CASE("rounding records: safetensors round trip, damaged files named") {
                        doctest::Contains("group '24'"), Error);
 }
 
-TEST_CASE("rounding records: a config carries them beside itself; a record that does not fit is named") {
+TEST_CASE("rounding records: a config carries them beside itself, a record that does not fit is named") {
   auto m = models::load_model("bert", kWeights);
   const std::vector<models::QuantLayer> layers = m->quant_layers();
   Calibration cal;
@@ -141,8 +141,11 @@ TEST_CASE("rounding records: a config carries them beside itself; a record that 
   for (const auto& l : layers)
     if (l.kind == models::LayerKind::linear && l.name != l4 && l.name != l8 && other.empty()) other = l.name;
   REQUIRE(!other.empty());
+  nlohmann::json inputs;  // l4's input statistics: `other` was fp16 and an int4 layer needs them
   for (auto& e : j["layers"])
-    if (e["name"] == other) e["precision"] = "int4";
+    if (e["name"] == l4) inputs = e.at("inputs");
+  for (auto& e : j["layers"])
+    if (e["name"] == other) e["precision"] = "int4", e["inputs"] = inputs;
   write_file_atomic(dir + "/config.json", j.dump());
   CHECK_THROWS_WITH_AS(load_config(dir + "/config.json", "bert", layers),
                        doctest::Contains(fmt::format("layer '{}' is int4", other).c_str()), Error);
