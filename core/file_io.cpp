@@ -68,19 +68,28 @@ Fd open_regular(const std::string& path, uint64_t max_bytes, std::string_view wh
   return Fd(fd.release());
 }
 
-// Reads exactly `size` bytes; refuses a file that is shorter or longer than its fstat size by now.
-void read_exact(int fd, uint8_t* dst, uint64_t size, const std::string& path, std::string_view what) {
+// Reads exactly n bytes at `offset` with pread (the descriptor's position is not used, so one open file can
+// be read in parts in any order); `file_bytes` is the size the file had when opened, named when it ends early.
+void pread_exact(int fd, uint64_t offset, uint8_t* dst, uint64_t n, uint64_t file_bytes, const std::string& path,
+                 std::string_view what) {
   uint64_t got = 0;
-  while (got < size) {
-    const ssize_t n = ::read(fd, dst + got, size_t(std::min<uint64_t>(size - got, uint64_t(1) << 30)));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("{} '{}': read error after {} bytes: {}", what, path, got, errno_text());
-    if (n == 0) fail("{} '{}': file shrank to {} bytes while being read ({} expected)", what, path, got, size);
-    got += uint64_t(n);
+  while (got < n) {
+    const ssize_t r =
+        ::pread(fd, dst + got, size_t(std::min<uint64_t>(n - got, uint64_t(1) << 30)), off_t(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail("{} '{}': read error at offset {}: {}", what, path, offset + got, errno_text());
+    if (r == 0)
+      fail("{} '{}': file shrank to {} bytes while being read ({} expected)", what, path, offset + got, file_bytes);
+    got += uint64_t(r);
   }
+}
+
+// The whole file: exactly `size` bytes, then refuses a file that grew past its fstat size by now.
+void read_exact(int fd, uint8_t* dst, uint64_t size, const std::string& path, std::string_view what) {
+  pread_exact(fd, 0, dst, size, size, path, what);
   uint8_t extra;
   ssize_t n;
-  while ((n = ::read(fd, &extra, 1)) < 0 && errno == EINTR) {
+  while ((n = ::pread(fd, &extra, 1, off_t(size))) < 0 && errno == EINTR) {
   }
   check(n == 0, "{} '{}': file grew past {} bytes while being read", what, path, size);
 }
@@ -138,16 +147,7 @@ RegularFileReader::~RegularFileReader() {
 void RegularFileReader::read_at(uint64_t offset, uint8_t* dst, uint64_t n) const {
   check(offset <= size_ && n <= size_ - offset, "{} '{}': {} bytes at offset {} run past its {} bytes", what_, path_, n,
         offset, size_);
-  uint64_t got = 0;
-  while (got < n) {
-    const ssize_t r =
-        ::pread(fd_, dst + got, size_t(std::min<uint64_t>(n - got, uint64_t(1) << 30)), off_t(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail("{} '{}': read error at offset {}: {}", what_, path_, offset + got, errno_text());
-    if (r == 0)
-      fail("{} '{}': file shrank below {} bytes while being read ({} expected)", what_, path_, offset + got, size_);
-    got += uint64_t(r);
-  }
+  pread_exact(fd_, offset, dst, n, size_, path_, what_);
 }
 
 void RegularFileReader::check_unchanged() const {
