@@ -32,7 +32,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
 
 #include "core/error.h"
 #include "models/native/measure.h"
@@ -42,6 +41,7 @@ namespace mpq::native {
 std::unique_ptr<NativeModel> compile_bert(models::Model& model, Assignment a, const CompileOptions& opt) {
   auto* bert = dynamic_cast<models::Bert*>(&model);
   check(bert != nullptr, "compile_bert: model '{}' is not BERT", model.name());
+  check_assignment_layers(model, a);
   return std::make_unique<bert::BertNative>(*bert, std::move(a), opt);
 }
 
@@ -81,10 +81,7 @@ void Prof::mark(const std::string& name, bool quant) {
 
 BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {
   D_ = cfg_.hidden, H_ = cfg_.heads, dh_ = cfg_.head_dim(), F_ = cfg_.ffn, C_ = cfg_.num_labels;
-  std::set<std::string> known;
-  for (const models::QuantLayer& l : m.quant_layers()) known.insert(l.name);
-  for (const auto& [name, q] : a)
-    check(known.count(name) > 0, "native bert: layer '{}' of the assignment is not a quantizable layer of bert", name);
+  // compile_*() has refused an assignment naming a layer the model does not have.
   std::map<std::string, Tensor*> t;
   for (auto& [name, p] : m.named_tensors()) t[name] = p;
   auto W = [&](const std::string& name) -> const float* {

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <set>
 
 #include "core/autograd/node.h"
 #include "core/error.h"
@@ -74,10 +73,7 @@ void round_bf16(const float* x, float* y, int64_t n) {
 CnnNative::CnnNative(models::CnnModel& m, Assignment a, const CompileOptions& opt) : opt_(opt) {
   model_name_ = m.name();
   classes_ = m.num_classes();
-  std::set<std::string> known;
-  for (const models::QuantLayer& l : m.quant_layers()) known.insert(l.name);
-  for (const auto& [name, q] : a)
-    check(known.count(name) > 0, "native compile: layer '{}' is not a quantizable layer of {}", name, model_name_);
+  // compile_*() has refused an assignment naming a layer the model does not have.
   check(opt.autotune_reps >= 1, "native compile: autotune_reps must be >= 1, got {}", opt.autotune_reps);
 
   autograd::NoGradGuard no_grad;
@@ -462,6 +458,7 @@ std::map<std::string, std::string> CnnNative::implementations() const {
 std::unique_ptr<NativeModel> compile_cnn(models::Model& model, Assignment a, const CompileOptions& opt) {
   auto* cnn = dynamic_cast<models::CnnModel*>(&model);
   check(cnn != nullptr, "native compile_cnn: model '{}' is not a CNN", model.name());
+  check_assignment_layers(model, a);
   return std::make_unique<cnn::CnnNative>(*cnn, std::move(a), opt);
 }
 

@@ -8,11 +8,14 @@
 
 namespace mpq::native {
 
-std::unique_ptr<NativeModel> compile(models::Model& model, Assignment assignment, const CompileOptions& opt) {
+void check_assignment_layers(const models::Model& model, const Assignment& assignment) {
   std::set<std::string> known;
   for (const models::QuantLayer& l : model.quant_layers()) known.insert(l.name);
   for (const auto& [name, q] : assignment)
     if (!known.count(name)) fail("native compile: layer '{}' is not a quantizable layer of {}", name, model.name());
+}
+
+std::unique_ptr<NativeModel> compile(models::Model& model, Assignment assignment, const CompileOptions& opt) {
   if (dynamic_cast<models::CnnModel*>(&model) != nullptr) return compile_cnn(model, std::move(assignment), opt);
   if (dynamic_cast<models::Bert*>(&model) != nullptr) return compile_bert(model, std::move(assignment), opt);
   fail("native compile: model '{}' has no native executor (resnet50, mobilenetv2 and bert have)", model.name());

@@ -109,9 +109,12 @@ class CompiledModel : public models::Model {
   std::unique_ptr<NativeModel> compiled_;
 };
 
-// Per model kind (called by compile()).
+// Per model kind (called by compile()); both refuse an assignment naming a layer the model does not have
+// (check_assignment_layers).
 std::unique_ptr<NativeModel> compile_cnn(models::Model& model, Assignment a, const CompileOptions& opt);
 std::unique_ptr<NativeModel> compile_bert(models::Model& model, Assignment a, const CompileOptions& opt);
+
+void check_assignment_layers(const models::Model& model, const Assignment& assignment);
 
 // Lets go of `layer`'s rounded-weight record in `a` (compile's engines, once the layer is packed).
 void release_record(Assignment& a, const std::string& layer);
