@@ -78,6 +78,7 @@ struct SearchRequest {
   // Off by default: with --objective bytes it measured worse on ResNet50 and MobileNetV2 (README, "Ordering
   // per byte").
   bool order_per_byte = false;
+  bool fill = false;      // SearchOptions::fill: greedy completion after the bisections (off: the paper's search)
   int pareto_points = 9;  // k values per sweep (0: every k)
   bool pareto = true;
   ProbeEngine engine = ProbeEngine::simulated;

@@ -82,6 +82,7 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
   so.latency = [&](const std::vector<Precision>& p) { return config_latency_ms(lat, c.names, p); };
   so.metric_name = c.task.metric_label + " %";
   so.start = r.start;
+  so.fill = r.fill;
   // What each stage orders by: the scores, or (order_per_byte) the scores per stored byte that lowering the
   // layer saves: start -> int8 for stage 1, int8 -> int4 for stage 2.
   std::map<Precision, LayerScores> ordered = scores;

@@ -104,24 +104,25 @@ bool better(const Cand& a, const Cand& b, const SearchOptions& opt) {
   return a.k8 + a.k4 > b.k8 + b.k4;
 }
 
-}  // namespace
+// A configuration's standing for `better` (k8: layers below the start precision, k4: int4 layers).
+Cand standing(const std::vector<Precision>& p, Precision start, const SearchOptions& opt) {
+  Cand c{0, 0, p};
+  for (Precision q : p) c.k8 += q != start, c.k4 += q == Precision::int4;
+  if (opt.bytes) c.bytes = opt.bytes(p);
+  if (opt.latency) c.ms = opt.latency(p);
+  return c;
+}
 
-SearchResult bisection_search(int n, const std::vector<int>& order8, const std::vector<int>& order4,
-                              const ConfigMetric& metric, const SearchOptions& opt) {
-  opt.range.validate();
-  check(n >= 0, "search: {} layers", n);
-  check_perm(order8, n, "order8");
-  if (opt.stage2) check_perm(order4, n, "order4");
-  check(!opt.max_bytes || bool(opt.bytes), "search: max_bytes needs the bytes of a configuration");
-  check(opt.objective != Objective::bytes || bool(opt.bytes),
-        "search: the bytes objective needs the bytes of a configuration");
+// One search's bookkeeping: memoised evaluations, the probe log, the bisection of a stage, the final check
+// and the fill.
+struct Searcher {
+  const ConfigMetric& metric;
+  const SearchOptions& opt;
+  int64_t max_total = 0;  // the most evaluations this search can take (for progress)
   SearchResult r;
-  // most evaluations: start + per stage (its end point + a bisection of [0, N)) + one final check of an unprobed
-  // candidate
-  const int64_t per_stage = 1 + ceil_log2(n);
-  const int64_t max_total = 1 + per_stage + (opt.stage2 ? per_stage : 0) + 1;
   std::map<std::vector<Precision>, double> memo;
-  auto eval = [&](const std::vector<Precision>& p) {
+
+  double eval(const std::vector<Precision>& p) {
     auto it = memo.find(p);
     if (it != memo.end()) return it->second;
     const double v = metric(p);
@@ -131,27 +132,17 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
           opt.metric_name, v);
     ++r.evaluations;
     return memo[p] = v;
-  };
-  auto record = [&](const Probe& p) {
+  }
+
+  void record(const Probe& p) {
     r.probes.push_back(p);
     if (opt.progress) opt.progress(p, r.evaluations, max_total);
-  };
-  const std::vector<Precision> base(size_t(n), opt.start);
-  r.baseline = eval(base);
-  r.reference = opt.reference.value_or(r.baseline);
-  const bool start_ok = opt.range.ok(r.baseline, r.reference);
-  check(start_ok,
-        "the accuracy range ({} >= {:.4g}: {} with reference {:.4g}) is missed by the starting configuration "
-        "itself (every layer {}: {} {:.4g} on the search split); no lowering can meet it, widen the range",
-        opt.metric_name, opt.range.threshold(r.reference), opt.range.describe(), r.reference, precision_name(opt.start),
-        opt.metric_name, r.baseline);
-  record({0, 0, r.baseline, true});
+  }
 
   // largest k in [0, kmax] inside the range, assuming k = 0 is inside (it is the previous stage's result).
   // The end point k = kmax is probed first: when it is inside, it is the answer (one evaluation), and a metric
   // that dips in the middle but recovers at the end cannot hide it; otherwise bisection on [0, kmax).
-  auto bisect = [&](int stage, const std::vector<Precision>& from, const std::vector<int>& order, int kmax,
-                    Precision to) {
+  int bisect(int stage, const std::vector<Precision>& from, const std::vector<int>& order, int kmax, Precision to) {
     if (kmax == 0) return 0;
     const double m_end = eval(lowered(from, order, kmax, to));
     const bool end_ok = opt.range.ok(m_end, r.reference);
@@ -167,15 +158,97 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
     }
     monotone_warnings(r.probes, stage, opt.monotone_tol, r.warnings);
     return lo;
-  };
+  }
 
-  r.k8_max = bisect(1, base, order8, n, Precision::int8);
+  void final_check(const Cand& c) {
+    r.precisions = c.p, r.k8 = c.k8, r.k4 = c.k4;
+    if (opt.recheck) {
+      r.final_metric = opt.recheck(c.p);
+      check(!std::isnan(r.final_metric), "search: re-check {} is not a number", opt.metric_name);
+      ++r.evaluations;
+      r.final_rechecked = true;
+    } else {
+      r.final_metric = eval(c.p);  // memoised when the configuration was a probe (or the start)
+    }
+    r.final_ok = opt.range.ok(r.final_metric, r.reference);
+    record({3, c.k8, r.final_metric, r.final_ok});
+  }
+
+  // SearchOptions::fill, after a final check that passed: each stage's order is walked once more from its
+  // first layer, and every layer still at the stage's source precision (start for stage 1, int8 for stage 2)
+  // is lowered alone on top of the configuration so far when that improves the objective (`better`) and
+  // keeps the metric inside the range. A layer the bisection already found outside (the one after its
+  // prefix) is memoised and costs nothing. Probes are stage 5 (to int8) / 6 (to int4), k = the layer's
+  // 1-based position in the order. The filled configuration gets its own final check; when that fails, the
+  // bisection's configuration stays.
+  void fill(const std::vector<int>& order8, const std::vector<int>& order4) {
+    const Cand verified{r.k8, r.k4, r.precisions};
+    std::vector<Precision> cur = r.precisions;
+    const auto pass = [&](int stage, const std::vector<int>& order, Precision from, Precision to) {
+      for (size_t pos = 0; pos < order.size(); ++pos) {
+        const int i = order[pos];
+        if (cur[size_t(i)] != from) continue;
+        std::vector<Precision> next = cur;
+        next[size_t(i)] = to;
+        if (!better(standing(next, opt.start, opt), standing(cur, opt.start, opt), opt)) continue;
+        const double m = eval(next);
+        const bool ok = opt.range.ok(m, r.reference);
+        record({stage, int(pos) + 1, m, ok});
+        if (!ok) continue;
+        cur = std::move(next);
+        r.filled.push_back(i);
+      }
+    };
+    pass(5, order8, opt.start, Precision::int8);
+    if (opt.stage2) pass(6, order4, Precision::int8, Precision::int4);
+    if (r.filled.empty()) return;
+    final_check(standing(cur, opt.start, opt));
+    if (r.final_ok) return;
+    r.warnings.push_back(
+        fmt::format("fill: the re-check of the filled configuration scored {:.6g}, outside the range; keeping the "
+                    "bisection's (k8 {}, k4 {})",
+                    r.final_metric, verified.k8, verified.k4));
+    r.filled.clear();
+    final_check(verified);
+  }
+};
+
+}  // namespace
+
+SearchResult bisection_search(int n, const std::vector<int>& order8, const std::vector<int>& order4,
+                              const ConfigMetric& metric, const SearchOptions& opt) {
+  opt.range.validate();
+  check(n >= 0, "search: {} layers", n);
+  check_perm(order8, n, "order8");
+  if (opt.stage2) check_perm(order4, n, "order4");
+  check(!opt.max_bytes || bool(opt.bytes), "search: max_bytes needs the bytes of a configuration");
+  check(opt.objective != Objective::bytes || bool(opt.bytes),
+        "search: the bytes objective needs the bytes of a configuration");
+  Searcher s{metric, opt};
+  SearchResult& r = s.r;
+  // most evaluations: start + per stage (its end point + a bisection of [0, N)) + one final check of an unprobed
+  // candidate (+ with the fill: one probe per layer and stage, and the filled configuration's final check)
+  const int64_t per_stage = 1 + ceil_log2(n);
+  const int64_t stages = opt.stage2 ? 2 : 1;
+  s.max_total = 1 + per_stage * stages + 1 + (opt.fill ? int64_t(n) * stages + 1 : 0);
+  const std::vector<Precision> base(size_t(n), opt.start);
+  r.baseline = s.eval(base);
+  r.reference = opt.reference.value_or(r.baseline);
+  const bool start_ok = opt.range.ok(r.baseline, r.reference);
+  check(start_ok,
+        "the accuracy range ({} >= {:.4g}: {} with reference {:.4g}) is missed by the starting configuration "
+        "itself (every layer {}: {} {:.4g} on the search split); no lowering can meet it, widen the range",
+        opt.metric_name, opt.range.threshold(r.reference), opt.range.describe(), r.reference, precision_name(opt.start),
+        opt.metric_name, r.baseline);
+  s.record({0, 0, r.baseline, true});
+
+  r.k8_max = s.bisect(1, base, order8, n, Precision::int8);
   const std::vector<Precision> s1 = lowered(base, order8, r.k8_max, Precision::int8);
   std::vector<int> int8_layers;  // order4 restricted to the int8 set
   if (opt.stage2 && r.k8_max > 0) {
     for (int i : order4)
       if (s1[size_t(i)] == Precision::int8) int8_layers.push_back(i);
-    r.k4_max = bisect(2, s1, int8_layers, r.k8_max, Precision::int4);
+    r.k4_max = s.bisect(2, s1, int8_layers, r.k8_max, Precision::int4);
   }
 
   const std::vector<Cand> cands = candidates(base, order8, r.k8_max, s1, int8_layers, r.k4_max, opt);
@@ -195,32 +268,20 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
                     "(k8 {}, k4 {}) needs {:.0f}",
                     *opt.max_bytes, chosen->k8, chosen->k4, chosen->bytes));
   }
-  auto final_check = [&](const Cand& c) {
-    r.precisions = c.p, r.k8 = c.k8, r.k4 = c.k4;
-    if (opt.recheck) {
-      r.final_metric = opt.recheck(c.p);
-      check(!std::isnan(r.final_metric), "search: re-check {} is not a number", opt.metric_name);
-      ++r.evaluations;
-      r.final_rechecked = true;
-    } else {
-      r.final_metric = eval(c.p);  // memoised when the configuration was a probe (or the start)
-    }
-    r.final_ok = opt.range.ok(r.final_metric, r.reference);
-    record({3, c.k8, r.final_metric, r.final_ok});
-  };
-  final_check(*chosen);
+  s.final_check(*chosen);
   if (!r.final_ok) {
     const Cand* fallback = pick([&](const Cand& c) {
-      auto it = memo.find(c.p);
-      return fits(c) && it != memo.end() && opt.range.ok(it->second, r.reference) && &c != chosen;
+      auto it = s.memo.find(c.p);
+      return fits(c) && it != s.memo.end() && opt.range.ok(it->second, r.reference) && &c != chosen;
     });
     r.warnings.push_back(fmt::format(
         "final check: (k8 {}, k4 {}) scored {:.6g}, outside the range ({} >= {:.6g}){}", r.k8, r.k4, r.final_metric,
         opt.metric_name, opt.range.threshold(r.reference),
         fallback ? fmt::format("; taking (k8 {}, k4 {}) instead, which a probe verified", fallback->k8, fallback->k4)
                  : ""));
-    if (fallback) final_check(*fallback);
+    if (fallback) s.final_check(*fallback);
   }
+  if (opt.fill && r.final_ok) s.fill(order8, order4);
   if (opt.bytes) r.weight_bytes = opt.bytes(r.precisions);
   if (opt.latency) r.latency_ms = opt.latency(r.precisions);
   return r;
@@ -246,7 +307,8 @@ json SearchResult::to_json() const {
           {"precisions", prec},
           {"weight_bytes", weight_bytes},
           {"latency_ms", latency_ms ? json(*latency_ms) : json(nullptr)},
-          {"memory_ok", memory_ok}};
+          {"memory_ok", memory_ok},
+          {"filled", filled}};
 }
 
 MemoMetric::MemoMetric(ConfigMetric f)

@@ -42,7 +42,7 @@ struct AccuracyRange {
 };
 
 struct Probe {
-  int stage = 0;  // 0 baseline, 1 int8, 2 int4, 3 final check, 4 sweep
+  int stage = 0;  // 0 baseline, 1 int8, 2 int4, 3 final check, 4 sweep, 5 / 6 fill to int8 / int4
   int k = 0;      // leading layers lowered in this stage
   double metric = 0;
   bool ok = false;
@@ -76,12 +76,19 @@ struct SearchOptions {
   // search throws naming both values (the request cannot be met by any lowering).
   std::optional<double> reference;
   Precision start = Precision::fp16;
-  bool stage2 = true;                  // int4 stage
-  double monotone_tol = 0;             // metric rise tolerated between probes before a warning
-  ConfigMetric recheck;                // optional independent re-evaluation of the final configuration
-  ConfigValue latency;                 // optional per-configuration latency (ms) for the final choice
-  std::optional<double> max_bytes;     // optional limit on the weight bytes (`bytes` below)
-  ConfigValue bytes;                   // stored bytes of a configuration; needed with max_bytes / objective bytes
+  bool stage2 = true;               // int4 stage
+  double monotone_tol = 0;          // metric rise tolerated between probes before a warning
+  ConfigMetric recheck;             // optional independent re-evaluation of the final configuration
+  ConfigValue latency;              // optional per-configuration latency (ms) for the final choice
+  std::optional<double> max_bytes;  // optional limit on the weight bytes (`bytes` below)
+  ConfigValue bytes;                // stored bytes of a configuration; needed with max_bytes / objective bytes
+  // Greedy completion after the bisections (off by default; the paper's search is the bisection alone): each
+  // stage's order is walked once more and every layer the bisection left at the stage's source precision is
+  // lowered alone on top of the result when that improves the objective and stays inside the range. The
+  // ordering still decides which layer is tried first; the result is no longer a prefix of it. One
+  // evaluation per layer tried, so the search split is consulted more often (a larger chance that noise
+  // admits a layer: the test split judges the result).
+  bool fill = false;
   std::string metric_name = "metric";  // used in messages
   // after every probe: the probe, evaluations so far, and the most evaluations this search can take
   std::function<void(const Probe&, int64_t done, int64_t max_total)> progress;
@@ -102,6 +109,7 @@ struct SearchResult {
   double weight_bytes = 0;            // of the final configuration (when `bytes` is given)
   std::optional<double> latency_ms;   // of the final configuration (when `latency` is given)
   bool memory_ok = true;
+  std::vector<int> filled;  // layers the fill lowered beyond the bisections' prefixes, in the order it did
   nlohmann::json to_json() const;
 };
 

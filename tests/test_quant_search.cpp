@@ -192,6 +192,58 @@ TEST_CASE("search: bisection finds the exact k in ceil(log2(N))+2 evaluations on
   CHECK(!r2.memory_ok);  // 2850 bytes > 1000
 }
 
+TEST_CASE("search: the fill lowers the layers past the bisection's prefix that stay inside the range") {
+  // 6 layers, int8 free; every int4 layer costs 1 point except layer 2 (10 points), which the ordering puts
+  // third: the int4 bisection stops at k4 = 2 (layers 0, 1), range: drop <= 3.5
+  const ConfigMetric metric = [](const std::vector<Precision>& p) {
+    double m = 0;
+    for (size_t i = 0; i < p.size(); ++i)
+      if (p[i] == Precision::int4) m -= i == 2 ? 10 : 1;
+    return m;
+  };
+  const std::vector<int> id = {0, 1, 2, 3, 4, 5};
+  SearchOptions opt;
+  opt.range.max_drop = 3.5;
+  opt.objective = Objective::bytes;
+  opt.bytes = [](const std::vector<Precision>& p) { return weight_bytes(std::vector<int64_t>(6, 100), p); };
+  const SearchResult plain = bisection_search(6, id, id, metric, opt);
+  CHECK(plain.k8 == 6);
+  CHECK(plain.k4 == 2);
+  CHECK(plain.filled.empty());
+  opt.fill = true;
+  const SearchResult f = bisection_search(6, id, id, metric, opt);
+  // layer 2 was probed by the bisection (k4 = 3, outside): memoised; layer 3 is inside (-3); 4 and 5 are not
+  CHECK(f.filled == std::vector<int>{3});
+  CHECK(f.k8 == 6);
+  CHECK(f.k4 == 3);
+  CHECK(f.final_ok);
+  CHECK(f.final_metric == -3.0);
+  CHECK(f.weight_bytes == 3 * 50 + 3 * 100);
+  for (size_t i = 0; i < 6; ++i) CHECK((f.precisions[i] == Precision::int4) == (i == 0 || i == 1 || i == 3));
+  CHECK(f.evaluations == plain.evaluations + 3);  // {0, 1, 3}, {0, 1, 3, 4}, {0, 1, 3, 5}
+  int fill_probes = 0;
+  for (const Probe& p : f.probes) fill_probes += p.stage == 6;
+  CHECK(fill_probes == 4);  // layers 2 (memoised), 3, 4, 5
+  // an independent re-check that rejects the filled configuration: the bisection's result is kept
+  opt.recheck = [&](const std::vector<Precision>& p) { return metric(p) - (p[3] == Precision::int4 ? 5 : 0); };
+  const SearchResult back = bisection_search(6, id, id, metric, opt);
+  CHECK(back.filled.empty());
+  CHECK(back.k4 == 2);
+  CHECK(back.final_ok);
+  REQUIRE(!back.warnings.empty());
+  CHECK(back.warnings.back().find("fill: the re-check") != std::string::npos);
+  // with the latency objective and int4 slower than int8, no int4 layer improves it: nothing is evaluated
+  opt.recheck = nullptr;
+  opt.objective = Objective::latency;
+  opt.latency = [](const std::vector<Precision>& p) {
+    return 10.0 + double(std::count(p.begin(), p.end(), Precision::int4));
+  };
+  const SearchResult lat = bisection_search(6, id, id, metric, opt);
+  CHECK(lat.k4 == 0);
+  CHECK(lat.filled.empty());
+  for (const Probe& p : lat.probes) CHECK(p.stage < 5);
+}
+
 TEST_CASE("search: a non-monotone metric is flagged, the sweep shows how far bisection is from the best k") {
   // metric(k) = -k except a dip at k = 5; range: drop <= 8
   const ConfigMetric metric = [](const std::vector<Precision>& p) {
