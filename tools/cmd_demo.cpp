@@ -18,7 +18,7 @@ namespace {
 
 int run_demo(const Args& args) {
   args.check_known({"data", "weights", "dir", "max-drop", "min-relative", "seed", "json", "calib", "search", "test",
-                    "draws", "objective", "rounding"});
+                    "draws", "objective", "rounding", "fill"});
   const std::string shared = MPQ_DEFAULT_DATA;
   const std::string dir = args.get("dir", "mpq-demo");
   quant::SearchRequest r;
@@ -40,14 +40,15 @@ int run_demo(const Args& args) {
   r.objective =
       parse_enum(quant::kObjectiveNames, args.get_choice("objective", "latency", {"latency", "bytes"}), "--objective");
   r.rounding = rounding_option(args);
+  r.fill = args.flag("fill");
   fmt::print(stderr,
              "mpq demo = mpq search --model mobilenetv2 --weights {} --data {} --calib {} --search {} --test {} {} "
-             "--objective {} --rounding {} --out {}/config.json --report {}/report\n",
+             "--objective {} --rounding {}{} --out {}/config.json --report {}/report\n",
              r.weights, r.data, r.splits.calib, r.splits.search, r.splits.test,
              r.range.max_drop ? fmt::format("--max-drop {}", *r.range.max_drop)
                               : fmt::format("--min-relative {}", *r.range.min_relative),
-             enum_name(quant::kObjectiveNames, r.objective), enum_name(quant::kWeightRoundingNames, r.rounding), dir,
-             dir);
+             enum_name(quant::kObjectiveNames, r.objective), enum_name(quant::kWeightRoundingNames, r.rounding),
+             r.fill ? " --fill" : "", dir, dir);
   return run_search_request("mobilenetv2", r, dir + "/config.json", dir + "/report", args.flag("json"));
 }
 
@@ -55,7 +56,7 @@ const Registrar reg({"demo",
                      "the whole method on MobileNetV2 + the real ImageNet images (mpq search with embedded defaults)",
                      "mpq demo [--dir mpq-demo] [--max-drop 0.5 | --min-relative R] [--data DIR] [--weights TFLITE] "
                      "[--calib 8] [--search 128] [--test 256] [--draws N] [--seed S] [--objective latency|bytes]\n"
-                     "         [--rounding gptq|nearest] [--threads N] [--json]\n"
+                     "         [--rounding gptq|nearest] [--fill] [--threads N] [--json]\n"
                      "  writes DIR/config.json and DIR/report/ (report.html, pareto.svg, pareto.csv, report.json)",
                      run_demo});
 
