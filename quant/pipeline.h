@@ -78,8 +78,9 @@ struct SearchRequest {
   // Off by default: with --objective bytes it measured worse on ResNet50 and MobileNetV2 (README, "Ordering
   // per byte").
   bool order_per_byte = false;
-  bool fill = false;      // SearchOptions::fill: greedy completion after the bisections (off: the paper's search)
-  int pareto_points = 9;  // k values per sweep (0: every k)
+  bool fill = false;  // SearchOptions::fill: greedy completion after the bisections (off: the paper's search)
+  double latency_tolerance = 0;  // SearchOptions::latency_tolerance (0: the fastest, the paper's choice)
+  int pareto_points = 9;         // k values per sweep (0: every k)
   bool pareto = true;
   ProbeEngine engine = ProbeEngine::simulated;
   std::string cache_dir;  // analysis cache folder (empty: no cache)

@@ -160,6 +160,7 @@ json summary_json(const SearchOutcome& o, const std::string& config_path, const 
             {"objective", enum_name(kObjectiveNames, r.objective)},
             {"order_score", r.order_per_byte ? "per_byte" : "sensitivity"},
             {"fill", r.fill},
+            {"latency_tolerance", r.latency_tolerance},
             {"weight_rounding", enum_name(kWeightRoundingNames, r.rounding)},
             {"int4_group", r.int4_group},
             {"weight_bytes", chosen.weight_bytes},

@@ -83,6 +83,7 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
   so.metric_name = c.task.metric_label + " %";
   so.start = r.start;
   so.fill = r.fill;
+  so.latency_tolerance = r.latency_tolerance;
   // What each stage orders by: the scores, or (order_per_byte) the scores per stored byte that lowering the
   // layer saves: start -> int8 for stage 1, int8 -> int4 for stage 2.
   std::map<Precision, LayerScores> ordered = scores;
@@ -228,6 +229,8 @@ void SearchRequest::validate() const {
   check(dep_samples > 0, "search: dependency samples {} must be positive", dep_samples);
   check(window >= 0, "search: window {} must be >= 0", window);
   check(latency_runs > 0, "search: latency runs {} must be positive", latency_runs);
+  check(std::isfinite(latency_tolerance) && latency_tolerance >= 0 && latency_tolerance < 1,
+        "search: latency tolerance {} must be in [0, 1) (a fraction of the fastest latency)", latency_tolerance);
   check(pareto_points == 0 || pareto_points >= 2, "search: pareto points {} must be 0 (every k) or >= 2",
         pareto_points);
   check(!orderings.empty(), "search: no ordering requested");

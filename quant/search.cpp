@@ -92,8 +92,17 @@ std::vector<Cand> candidates(const std::vector<Precision>& base, const std::vect
   return cands;
 }
 
-// a is preferred over b: the objective first, the other quantity second, then the more lowered.
-bool better(const Cand& a, const Cand& b, const SearchOptions& opt) {
+// a is preferred over b: the objective first, the other quantity second, then the more lowered. With the
+// latency objective and a latency_tolerance, every configuration within (1 + tolerance) of `fastest_ms` (the
+// fastest candidate's latency) counts as fast, a fast one beats a slow one, and among fast ones the fewer
+// bytes win (SearchOptions::latency_tolerance).
+bool better(const Cand& a, const Cand& b, const SearchOptions& opt, double fastest_ms) {
+  if (opt.objective == Objective::latency && opt.latency && opt.latency_tolerance > 0) {
+    const double limit = fastest_ms * (1 + opt.latency_tolerance);
+    const bool fa = a.ms <= limit, fb = b.ms <= limit;
+    if (fa != fb) return fa;
+    if (fa && a.bytes != b.bytes) return a.bytes < b.bytes;
+  }
   if (opt.objective == Objective::bytes) {
     if (a.bytes != b.bytes) return a.bytes < b.bytes;
     if (opt.latency && a.ms != b.ms) return a.ms < b.ms;
@@ -119,6 +128,7 @@ struct Searcher {
   const ConfigMetric& metric;
   const SearchOptions& opt;
   int64_t max_total = 0;  // the most evaluations this search can take (for progress)
+  double fastest_ms = 0;  // the fastest candidate within max_bytes (latency_tolerance's anchor)
   SearchResult r;
   std::map<std::vector<Precision>, double> memo;
 
@@ -190,7 +200,7 @@ struct Searcher {
         if (cur[size_t(i)] != from) continue;
         std::vector<Precision> next = cur;
         next[size_t(i)] = to;
-        if (!better(standing(next, opt.start, opt), standing(cur, opt.start, opt), opt)) continue;
+        if (!better(standing(next, opt.start, opt), standing(cur, opt.start, opt), opt, fastest_ms)) continue;
         const double m = eval(next);
         const bool ok = opt.range.ok(m, r.reference);
         record({stage, int(pos) + 1, m, ok});
@@ -253,10 +263,13 @@ SearchResult bisection_search(int n, const std::vector<int>& order8, const std::
 
   const std::vector<Cand> cands = candidates(base, order8, r.k8_max, s1, int8_layers, r.k4_max, opt);
   auto fits = [&](const Cand& c) { return !opt.max_bytes || c.bytes <= *opt.max_bytes; };
+  s.fastest_ms = std::numeric_limits<double>::infinity();
+  for (const Cand& c : cands)
+    if (fits(c)) s.fastest_ms = std::min(s.fastest_ms, c.ms);
   auto pick = [&](const std::function<bool(const Cand&)>& allowed) -> const Cand* {
     const Cand* best = nullptr;
     for (const Cand& c : cands)
-      if (allowed(c) && (!best || better(c, *best, opt))) best = &c;
+      if (allowed(c) && (!best || better(c, *best, opt, s.fastest_ms))) best = &c;
     return best;
   };
   const Cand* chosen = pick(fits);

@@ -485,6 +485,18 @@ TEST_CASE("search: range validation, reference check and the final choice by lat
   CHECK(s.memory_ok);
   CHECK(s.evaluations == 4);  // (4, 2) was not probed: the final check evaluates it
   o.max_bytes.reset();
+  // a latency tolerance: (4, k4) costs 16 + 2 k4 ms; within 12.5 % of the fastest 16 ms (<= 18 ms) is (4, 1),
+  // and the smallest of those is taken; 25 % admits (4, 2) at 20 ms
+  o.latency_tolerance = 0.125;
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k4 == 1);
+  CHECK(*s.latency_ms == 18);
+  CHECK(s.weight_bytes == 350);
+  o.latency_tolerance = 0.25;
+  s = bisection_search(4, id, id, metric, o);
+  CHECK(s.k4 == 2);
+  CHECK(*s.latency_ms == 20);
+  o.latency_tolerance = 0;
   // the bytes objective takes the smallest candidate, (4, 4) at 200 bytes, although int4 is slower
   o.objective = Objective::bytes;
   s = bisection_search(4, id, id, metric, o);

@@ -18,7 +18,7 @@ namespace {
 
 int run_demo(const Args& args) {
   args.check_known({"data", "weights", "dir", "max-drop", "min-relative", "seed", "json", "calib", "search", "test",
-                    "draws", "objective", "rounding", "fill"});
+                    "draws", "objective", "rounding", "fill", "latency-tolerance"});
   const std::string shared = MPQ_DEFAULT_DATA;
   const std::string dir = args.get("dir", "mpq-demo");
   quant::SearchRequest r;
@@ -41,14 +41,19 @@ int run_demo(const Args& args) {
       parse_enum(quant::kObjectiveNames, args.get_choice("objective", "latency", {"latency", "bytes"}), "--objective");
   r.rounding = rounding_option(args);
   r.fill = args.flag("fill");
+  // Configurations within 3 % of the fastest count as equally fast and the smallest of them is taken: the
+  // issue's own bound for "int4 at int8 speed" (W4A8 <= 1.03x int8), and on this CPU the per-layer table
+  // cannot tell int8 from int4 more finely (the demo ended on all-int8 in one run under load and on 38
+  // int4 layers at 0.96x int8's latency in another, README)
+  r.latency_tolerance = args.get_double("latency-tolerance", 0.03, 0, 0.999);
   fmt::print(stderr,
              "mpq demo = mpq search --model mobilenetv2 --weights {} --data {} --calib {} --search {} --test {} {} "
-             "--objective {} --rounding {}{} --out {}/config.json --report {}/report\n",
+             "--objective {} --latency-tolerance {} --rounding {}{} --out {}/config.json --report {}/report\n",
              r.weights, r.data, r.splits.calib, r.splits.search, r.splits.test,
              r.range.max_drop ? fmt::format("--max-drop {}", *r.range.max_drop)
                               : fmt::format("--min-relative {}", *r.range.min_relative),
-             enum_name(quant::kObjectiveNames, r.objective), enum_name(quant::kWeightRoundingNames, r.rounding),
-             r.fill ? " --fill" : "", dir, dir);
+             enum_name(quant::kObjectiveNames, r.objective), r.latency_tolerance,
+             enum_name(quant::kWeightRoundingNames, r.rounding), r.fill ? " --fill" : "", dir, dir);
   return run_search_request("mobilenetv2", r, dir + "/config.json", dir + "/report", args.flag("json"));
 }
 
@@ -56,7 +61,7 @@ const Registrar reg({"demo",
                      "the whole method on MobileNetV2 + the real ImageNet images (mpq search with embedded defaults)",
                      "mpq demo [--dir mpq-demo] [--max-drop 0.5 | --min-relative R] [--data DIR] [--weights TFLITE] "
                      "[--calib 8] [--search 128] [--test 256] [--draws N] [--seed S] [--objective latency|bytes]\n"
-                     "         [--rounding gptq|nearest] [--fill] [--threads N] [--json]\n"
+                     "         [--rounding gptq|nearest] [--fill] [--latency-tolerance 0.03] [--threads N] [--json]\n"
                      "  writes DIR/config.json and DIR/report/ (report.html, pareto.svg, pareto.csv, report.json)",
                      run_demo});
 

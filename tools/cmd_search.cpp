@@ -55,6 +55,7 @@ quant::SearchRequest search_request(const Args& args) {
   usage_check(r.pareto_points != 1, "--pareto-points 1: use 0 (every k) or >= 2");
   r.pareto = !args.flag("no-pareto");
   r.fill = args.flag("fill");
+  r.latency_tolerance = args.get_double("latency-tolerance", 0, 0, 0.999);
   r.order_per_byte = args.get_choice("order-score", "sensitivity", {"sensitivity", "per-byte"}) == "per-byte";
   r.splits.calib = args.get_int("calib", -1, -1, INT32_MAX);
   r.splits.search = args.get_int("search", -1, -1, INT32_MAX);
@@ -97,7 +98,7 @@ int run_search(const Args& args) {
                     "eval",          "confidence",
                     "start",         "objective",
                     "rounding",      "rounding-calib",
-                    "fill"});
+                    "fill",          "latency-tolerance"});
   const std::string model = args.require("model"), out = args.require("out"), report = args.require("report");
   quant::SearchRequest r = search_request(args);
   r.cache_dir = args.get("cache", report + "/cache");
@@ -119,7 +120,9 @@ const Registrar reg(
      "            smallest; ties broken by latency); --max-bytes B limits the stored bytes for either (weights,\n"
      "            scales, biases, activation parameters, tables: what `mpq export` writes); --fill: after the\n"
      "            bisections, walk each ordering once more and lower every further layer that improves the\n"
-     "            objective and stays inside the range on the search split (one probe per layer tried)\n"
+     "            objective and stays inside the range on the search split (one probe per layer tried);\n"
+     "            --latency-tolerance F (default 0): with the latency objective, configurations within (1 + F)\n"
+     "            of the fastest count as fast, and the smallest of them is taken\n"
      "  latency:  per-layer table measured with the native executor at fp32/fp16/bf16/int8/int4 (cached;\n"
      "            --latency-runs 10), or --latency latency.json from `mpq profile`, or --estimate-latency (a\n"
      "            MAC-based ESTIMATE); the chosen configuration and the uniform points are then measured end to end\n"
