@@ -246,6 +246,31 @@ TEST_CASE(
   CHECK(n3.rounded.empty());
   CHECK(n3.evaluations_fresh > 0);
   for (const auto& [name, q] : n3.chosen) CHECK(!q.weights);
+  // the bytes objective without and with the fill, from the same cache: the fill starts from the bisection's
+  // configuration and only lowers layers further, each one verified inside the range (on this small model the
+  // bisection already reaches every layer at int4, so the fill's own choices are tested in test_quant_search)
+  SearchRequest bytes = req;
+  bytes.objective = Objective::bytes;
+  Recorder rec5, rec6;
+  const SearchOutcome plain = run_search(*model, bytes, rec5);
+  bytes.fill = true;
+  const SearchOutcome filled = run_search(*model, bytes, rec6);
+  write_search_outputs(filled, dir + "/config.json", dir + "/report");
+  const nlohmann::json fj = nlohmann::json::parse(std::ifstream(dir + "/report/report.json"));
+  CHECK(fj["fill"].get<bool>());
+  CHECK(fj["searches"][0]["filled"].size() == filled.runs[0].bisection.filled.size());
+  const SearchResult &pb = plain.runs[0].bisection, &fb = filled.runs[0].bisection;
+  CHECK(pb.filled.empty());
+  CHECK(fb.final_ok);
+  CHECK(fb.weight_bytes <= pb.weight_bytes);
+  CHECK(fb.k4 == pb.k4 + int(std::count_if(fb.filled.begin(), fb.filled.end(),
+                                           [&](int i) { return fb.precisions[size_t(i)] == Precision::int4; })));
+  for (size_t i = 0; i < n; ++i) {
+    const bool was_filled = std::find(fb.filled.begin(), fb.filled.end(), int(i)) != fb.filled.end();
+    CHECK((fb.precisions[i] == pb.precisions[i]) == !was_filled);
+  }
+  for (const Probe& p : fb.probes)
+    if (p.stage == 5 || p.stage == 6) CHECK(p.ok == req.range.ok(p.metric, fb.reference));
   std::filesystem::remove_all(dir);
 }
 
@@ -258,6 +283,9 @@ TEST_CASE("pipeline: a request outside its domain is refused before any work, na
   r = tiny_request("");
   r.int4_group = 48;
   CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("int4 group 48"), Error);
+  r = tiny_request("");
+  r.latency_tolerance = 1.5;
+  CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("latency tolerance 1.5"), Error);
   r = tiny_request("");
   r.start = Precision::int8;
   CHECK_THROWS_WITH_AS(run_search(*model, r, rec), doctest::Contains("start 'int8'"), Error);
