@@ -110,9 +110,10 @@ std::vector<OrderingRun> bisection_stage(Context& c, const std::map<Precision, L
     run.bisection = bisection_search(c.n(), run.order8, run.order4, bounded, so);
     const SearchResult& b = run.bisection;
     c.log(fmt::format(
-        "bisection ({}): k8 {} k4 {}  search {} {:.2f} %{} (reference {} {:.2f} %, {} {:.2f} %)  {} evaluations  {} "
-        "warnings",
-        order_name(k), b.k8, b.k4, c.task.metric_label, b.final_metric,
+        "bisection ({}): k8 {} k4 {}{}  search {} {:.2f} %{} (reference {} {:.2f} %, {} {:.2f} %)  {} evaluations  "
+        "{} warnings",
+        order_name(k), b.k8, b.k4, b.filled.empty() ? "" : fmt::format(" ({} by the fill)", b.filled.size()),
+        c.task.metric_label, b.final_metric,
         z == 0
             ? std::string()
             : fmt::format(" ({:g} % lower bound; estimate {:.2f} %)", 100 * r.confidence, probes.search(b.precisions)),
