@@ -43,7 +43,7 @@ struct AccuracyRange {
 
 struct Probe {
   int stage = 0;  // 0 baseline, 1 int8, 2 int4, 3 final check, 4 sweep, 5 / 6 fill to int8 / int4
-  int k = 0;      // leading layers lowered in this stage
+  int k = 0;      // leading layers lowered in this stage (fill stages: the tried layer's 1-based position)
   double metric = 0;
   bool ok = false;
 };

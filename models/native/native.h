@@ -114,6 +114,7 @@ class CompiledModel : public models::Model {
 std::unique_ptr<NativeModel> compile_cnn(models::Model& model, Assignment a, const CompileOptions& opt);
 std::unique_ptr<NativeModel> compile_bert(models::Model& model, Assignment a, const CompileOptions& opt);
 
+// Throws naming the first layer of `assignment` that is not a quantizable layer of `model`.
 void check_assignment_layers(const models::Model& model, const Assignment& assignment);
 
 // Lets go of `layer`'s rounded-weight record in `a` (compile's engines, once the layer is packed).
