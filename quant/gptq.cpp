@@ -264,28 +264,56 @@ void rescale_rows(const float* w, const int8_t* q, float* s, int64_t O, int64_t 
   }
 }
 
-// Rounds one Hessian block's rows with every scale candidate, keeping per row the best (output search) or the
-// only candidate.
+// The column order of one gptq pass and what depends on it: perm[j] is the original column rounded j-th, U the
+// damped inverse Cholesky factor of H permuted that way, cdiag the weighted search's c_k (original order), and
+// col_group the static group of permuted column j (act order).
+struct ColumnOrder {
+  bool act = false;
+  std::vector<int64_t> perm;       // [K]
+  std::vector<float> U;            // [K, K] f32 (gptq)
+  std::vector<float> cdiag;        // [K] (weighted search)
+  std::vector<int64_t> col_group;  // [K]
+};
+
+ColumnOrder column_order(const BlockJob& b, const RoundingOptions& opt, bool act, const std::string& layer) {
+  const int64_t K = b.K;
+  ColumnOrder c;
+  c.act = act;
+  c.perm.resize(size_t(K));
+  std::iota(c.perm.begin(), c.perm.end(), int64_t(0));
+  if (act)
+    std::stable_sort(c.perm.begin(), c.perm.end(),
+                     [&](int64_t x, int64_t y) { return (*b.H)[size_t(x * K + x)] > (*b.H)[size_t(y * K + y)]; });
+  if (opt.rounding == Rounding::gptq) c.U = damped_inverse_cholesky(*b.H, K, c.perm, opt.percdamp, layer);
+  if (opt.search == ScaleSearch::weighted) {
+    c.cdiag.resize(size_t(K));
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t k = c.perm[size_t(j)];
+      c.cdiag[size_t(k)] = opt.rounding == Rounding::gptq ? 1.0f / (c.U[size_t(j * K + j)] * c.U[size_t(j * K + j)])
+                                                          : float((*b.H)[size_t(k * K + k)]);
+    }
+  }
+  c.col_group.resize(size_t(K));
+  for (int64_t j = 0; j < K; ++j) c.col_group[size_t(j)] = c.perm[size_t(j)] / b.G;
+  return c;
+}
+
+// Rounds one Hessian block's rows with every scale candidate in every column order tried (gptq with
+// order_search: natural and act order; else the one order act_order names), keeping per row the candidate of
+// least output error (rows are independent, so the choice per row is exact), or the only candidate.
 void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, float* s_out, const std::string& layer) {
   const int64_t O = b.O, K = b.K, G = b.G, ng = K / G;
   const float qmax = float((1 << (opt.bits - 1)) - 1);
   const int ncand = opt.search == ScaleSearch::output ? opt.search_grid + 1 : 1;
-  std::vector<float> hf;  // [K, K] f32 the undamped error form M (output search, rescale)
-  if (opt.search == ScaleSearch::output || opt.rescale) hf.assign(b.M->begin(), b.M->end());
-  std::vector<int64_t> perm(static_cast<size_t>(K));  // column order (act_order: by descending H_kk)
-  std::iota(perm.begin(), perm.end(), int64_t(0));
-  if (opt.rounding == Rounding::gptq && opt.act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t x, int64_t y) { return (*b.H)[size_t(x * K + x)] > (*b.H)[size_t(y * K + y)]; });
-  std::vector<float> U;  // [K, K] f32 (gptq)
-  if (opt.rounding == Rounding::gptq) U = damped_inverse_cholesky(*b.H, K, perm, opt.percdamp, layer);
-  std::vector<float> cdiag(static_cast<size_t>(K));  // [K] weighted search's c_k in original column order
-  if (opt.search == ScaleSearch::weighted)
-    for (int64_t j = 0; j < K; ++j) {
-      const int64_t k = perm[size_t(j)];
-      cdiag[size_t(k)] = opt.rounding == Rounding::gptq ? 1.0f / (U[size_t(j * K + j)] * U[size_t(j * K + j)])
-                                                        : float((*b.H)[size_t(k * K + k)]);
-    }
+  const bool gptq = opt.rounding == Rounding::gptq;
+  std::vector<bool> orders;  // act order or not, per pass
+  if (gptq && opt.order_search)
+    orders = {false, true};
+  else
+    orders = {gptq && opt.act_order};
+  const bool compare = ncand > 1 || orders.size() > 1;
+  std::vector<float> hf;  // [K, K] f32 the undamped error form M (compared candidates, rescale)
+  if (compare || opt.rescale) hf.assign(b.M->begin(), b.M->end());
   std::vector<double> hd;  // [K, K] f64 damped H (exhaustive)
   if (opt.rounding == Rounding::exhaustive) {
     check(G == K && K <= kExhaustiveMaxK,
@@ -296,56 +324,58 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
     for (int64_t k = 0; k < K; ++k) tr += hd[size_t(k * K + k)];
     for (int64_t k = 0; k < K; ++k) hd[size_t(k * K + k)] += opt.percdamp * tr / double(K);
   }
-  std::vector<int64_t> col_group(static_cast<size_t>(K));  // [K] static group of permuted column j
-  for (int64_t j = 0; j < K; ++j) col_group[size_t(j)] = perm[size_t(j)] / G;
-  const bool static_groups = opt.rounding == Rounding::gptq && opt.act_order;
 
   std::vector<double> best(size_t(O), std::numeric_limits<double>::infinity());  // [O]
   std::vector<int8_t> q(size_t(O * K)), qp(size_t(O * K));                       // [O, K] each
   std::vector<float> s(size_t(O * ng)), wp(size_t(O * K));                       // [O, ng], [O, K]
-  for (int c = 0; c < ncand; ++c) {
-    const float shrink = shrink_at(c, opt.search_grid, opt.search_min);
-    const bool fixed = opt.rounding != Rounding::gptq || static_groups;
-    if (fixed)
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t g = 0; g < ng; ++g) {
-          const float* wg = b.w + o * K + g * G;
-          s[size_t(o * ng + g)] =
-              opt.search == ScaleSearch::weighted
-                  ? weighted_scale(wg, G, cdiag.data() + g * G, 1, qmax, opt.search_grid, opt.search_min)
-                  : amax_scale(wg, G, qmax, shrink);
-        }
-    if (opt.rounding == Rounding::exhaustive) {
-      exhaustive_rows(b.w, O, K, s.data(), hd, qmax, q.data());
-    } else if (opt.rounding == Rounding::nearest) {
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t k = 0; k < K; ++k) q[size_t(o * K + k)] = code_of(b.w[o * K + k], s[size_t(o * ng + k / G)], qmax);
-    } else {
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t j = 0; j < K; ++j) wp[size_t(o * K + j)] = b.w[o * K + perm[size_t(j)]];
-      GptqRowArgs a;
-      a.O = O, a.K = K, a.G = G, a.bits = opt.bits, a.U = U.data(), a.block = opt.block;
-      a.scales_fixed = fixed;
-      a.col_group = static_groups ? col_group.data() : nullptr;
-      a.search = fixed ? ScaleSearch::none : (opt.search == ScaleSearch::weighted ? opt.search : ScaleSearch::none);
-      a.search_grid = opt.search_grid, a.search_min = opt.search_min, a.shrink = shrink;
-      gptq_rows(a, wp.data(), qp.data(), s.data());
-      for (int64_t o = 0; o < O; ++o)
-        for (int64_t j = 0; j < K; ++j) q[size_t(o * K + perm[size_t(j)])] = qp[size_t(o * K + j)];
-    }
-    if (opt.rescale) rescale_rows(b.w, q.data(), s.data(), O, K, G, hf.data());
-    if (ncand == 1) {
-      std::copy(q.begin(), q.end(), q_out);
-      std::copy(s.begin(), s.end(), s_out);
-      return;
-    }
-    const std::vector<double> err = row_output_errors(b.w, q.data(), s.data(), O, K, G, hf.data());
-    for (int64_t o = 0; o < O; ++o)
-      if (err[size_t(o)] < best[size_t(o)]) {
-        best[size_t(o)] = err[size_t(o)];
-        std::copy(q.begin() + o * K, q.begin() + (o + 1) * K, q_out + o * K);
-        std::copy(s.begin() + o * ng, s.begin() + (o + 1) * ng, s_out + o * ng);
+  for (const bool act : orders) {
+    const ColumnOrder ord = column_order(b, opt, act, layer);
+    const bool static_groups = gptq && act;
+    for (int c = 0; c < ncand; ++c) {
+      const float shrink = shrink_at(c, opt.search_grid, opt.search_min);
+      const bool fixed = !gptq || static_groups;
+      if (fixed)
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t g = 0; g < ng; ++g) {
+            const float* wg = b.w + o * K + g * G;
+            s[size_t(o * ng + g)] =
+                opt.search == ScaleSearch::weighted
+                    ? weighted_scale(wg, G, ord.cdiag.data() + g * G, 1, qmax, opt.search_grid, opt.search_min)
+                    : amax_scale(wg, G, qmax, shrink);
+          }
+      if (opt.rounding == Rounding::exhaustive) {
+        exhaustive_rows(b.w, O, K, s.data(), hd, qmax, q.data());
+      } else if (opt.rounding == Rounding::nearest) {
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t k = 0; k < K; ++k)
+            q[size_t(o * K + k)] = code_of(b.w[o * K + k], s[size_t(o * ng + k / G)], qmax);
+      } else {
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t j = 0; j < K; ++j) wp[size_t(o * K + j)] = b.w[o * K + ord.perm[size_t(j)]];
+        GptqRowArgs a;
+        a.O = O, a.K = K, a.G = G, a.bits = opt.bits, a.U = ord.U.data(), a.block = opt.block;
+        a.scales_fixed = fixed;
+        a.col_group = static_groups ? ord.col_group.data() : nullptr;
+        a.search = fixed ? ScaleSearch::none : (opt.search == ScaleSearch::weighted ? opt.search : ScaleSearch::none);
+        a.search_grid = opt.search_grid, a.search_min = opt.search_min, a.shrink = shrink;
+        gptq_rows(a, wp.data(), qp.data(), s.data());
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t j = 0; j < K; ++j) q[size_t(o * K + ord.perm[size_t(j)])] = qp[size_t(o * K + j)];
       }
+      if (opt.rescale) rescale_rows(b.w, q.data(), s.data(), O, K, G, hf.data());
+      if (!compare) {
+        std::copy(q.begin(), q.end(), q_out);
+        std::copy(s.begin(), s.end(), s_out);
+        return;
+      }
+      const std::vector<double> err = row_output_errors(b.w, q.data(), s.data(), O, K, G, hf.data());
+      for (int64_t o = 0; o < O; ++o)
+        if (err[size_t(o)] < best[size_t(o)]) {
+          best[size_t(o)] = err[size_t(o)];
+          std::copy(q.begin() + o * K, q.begin() + (o + 1) * K, q_out + o * K);
+          std::copy(s.begin() + o * ng, s.begin() + (o + 1) * ng, s_out + o * ng);
+        }
+    }
   }
 }
 

@@ -82,6 +82,9 @@ struct RoundingOptions {
   double percdamp = 0.01;
   int64_t block = 128;  // gptq lazy-update block, rounded up to a multiple of the group
   bool act_order = false;
+  // gptq: round every row in both column orders (natural, and act order with static groups) and keep per row
+  // the one of least output error (e^T M e, M as the output search); act_order is then ignored.
+  bool order_search = false;
   ScaleSearch search = ScaleSearch::none;
   int search_grid = 10;     // shrink factors after 1.0
   double search_min = 0.5;  // smallest shrink factor

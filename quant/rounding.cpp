@@ -19,16 +19,19 @@ namespace {
 // The recipe behind WeightRounding::gptq, for one bit width. Chosen by measurement (docs/method.md, the
 // `mpq gptq-exp` table): GPTQ with bias correction, the per-channel least-squares rescale and the output-error
 // scale search; depthwise rows rounded exhaustively; at 4 bits with per-channel scales, act order (columns by
-// descending H_kk): there the scales do not depend on the column order, while with groups act order needs
-// static group scales, which measured worse (MobileNetV2 g128: -10 of 1172 images; README). Bump
-// kRecipeVersion when it changes (cache key).
-constexpr int kRecipeVersion = 2;
+// descending H_kk): there the scales do not depend on the column order. With groups act order needs static
+// group scales, which measured worse on the whole network (MobileNetV2 g128: -10 of 1172 images) but wins
+// some rows of every layer, so grouped int4 rounds each row in both orders and keeps the one of least output
+// error (order_search; ResNet50 g128 79.27 % -> 80.80 %, README). Bump kRecipeVersion when it changes (cache
+// key): version 3 added the order search.
+constexpr int kRecipeVersion = 3;
 ModelRoundingOptions gptq_recipe(const RoundingRequest& req, int bits) {
   ModelRoundingOptions o;
   o.layer.bits = bits;
   o.layer.group = bits == 4 ? req.int4_group : 0;
   o.layer.rounding = Rounding::gptq;
   o.layer.act_order = bits == 4 && o.layer.group == 0;
+  o.layer.order_search = bits == 4 && o.layer.group > 0;
   o.layer.bias_correction = true;
   o.layer.rescale = true;
   o.layer.search = ScaleSearch::output;

@@ -7,11 +7,12 @@
 //             quantize_weights.h), s = max|w| / qmax per output channel or group.
 //   gptq    : second-order rounding from the layer's input statistics (quant/gptq.h): the proxy Hessian
 //             H = X X^T / n of the layer's inputs on the calibration samples (inputs uint8-quantized as the
-//             layer receives them), GPTQ column by column with error feedback, an output-error scale search,
-//             the least-squares rescale of each channel, bias correction, and exhaustive floor / ceil rounding
-//             of depthwise rows (K = 9). One capture serves both bit widths; the statistics of every layer
-//             come from the network with float weights, so a record does not depend on the precisions of the
-//             other layers (the search can mix them freely).
+//             layer receives them), GPTQ column by column with error feedback (at 4 bits in act order per
+//             channel; with group scales each row in both orders, the one of least output error kept), an
+//             output-error scale search, the least-squares rescale of each channel, bias correction, and
+//             exhaustive floor / ceil rounding of depthwise rows (K = 9). One capture serves both bit widths;
+//             the statistics of every layer come from the network with float weights, so a record does not
+//             depend on the precisions of the other layers (the search can mix them freely).
 // Embedding tables have no input statistics: they keep round-to-nearest in both methods.
 #pragma once
 #include <array>

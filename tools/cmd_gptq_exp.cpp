@@ -10,6 +10,7 @@
 // Recipe: comma-separated tokens, applied to the default (gptq, per channel, int4):
 //   nearest | gptq | exhaustive   rounding              g0 | g32 | g64 | g128   scale group along K (g0: per channel)
 //   act                     act order (static groups)  search=weighted|output, grid=N, min=F   scale search
+//   order                   both column orders (natural, act), per row the one of least output error
 //   bc                      bias correction        damp=F   percdamp       block=N   gptq block
 //   rescale                 least-squares rescale of each channel's scales after rounding
 //   asym                    asymmetric target (fp32 network's inputs as reference, quant/gptq.h)
@@ -71,6 +72,8 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       l.group = std::stoll(key.substr(1));
     else if (key == "act")
       l.act_order = true;
+    else if (key == "order")
+      l.order_search = true;
     else if (key == "search")
       l.search = quant::parse_scale_search(val);
     else if (key == "grid")
@@ -230,7 +233,7 @@ const Registrar reg({"gptq-exp", "developer: weight-rounding experiments (unifor
                      "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
                      "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
                      "[--skip-fp32] [--rtn-check]\n"
-                     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act search=weighted|output "
+                     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act order search=weighted|output "
                      "grid=N min=F bc rescale asym damp=F block=N fl8 dw8 dwx only=S seq waves=N aq0 pos=N w8 (see "
                      "tools/cmd_gptq_exp.cpp)",
                      run_gptq_exp});
