@@ -80,6 +80,10 @@ struct RoundingOptions {
   int64_t group = 0;  // 0: per output channel; else G with K % G == 0
   Rounding rounding = Rounding::gptq;
   double percdamp = 0.01;
+  // A layer that saw fewer calibration rows than it has inputs (rows < K: ResNet50's classifier, 128 rows for
+  // 2048 inputs) has a singular H; the dampening is then max(percdamp, low_rank_damp), so that GPTQ's updates
+  // in the directions no calibration row spans stay small. 0: percdamp everywhere.
+  double low_rank_damp = 0;
   int64_t block = 128;  // gptq lazy-update block, rounded up to a multiple of the group
   bool act_order = false;
   // gptq: round every row in both column orders (natural, and act order with static groups) and keep per row

@@ -270,6 +270,29 @@ TEST_CASE("gptq: the order search keeps per row the natural or the act-order rou
   CHECK(rows_nat > 0);
 }
 
+TEST_CASE("gptq: low-rank dampening applies exactly to layers with fewer calibration rows than inputs") {
+  const int64_t O = 24, K = 96;
+  const std::vector<float> w = random_weight(O, K, 31);
+  auto same = [](const QuantizedWeight& a, const QuantizedWeight& b) { return a.q == b.q && a.scale == b.scale; };
+  RoundingOptions plain, low_rank, strong;
+  low_rank.low_rank_damp = 0.5;
+  strong.percdamp = 0.5;
+  for (bool act : {false, true}) {
+    plain.act_order = low_rank.act_order = strong.act_order = act;
+    const LayerStats few = random_stats(K, 40, 32);  // 40 rows < 96 inputs: H has rank <= 40
+    const QuantizedWeight a = round_weight(w.data(), O, K, &few, low_rank, "few rows");
+    CHECK(same(a, round_weight(w.data(), O, K, &few, strong, "few rows")));
+    CHECK_FALSE(same(a, round_weight(w.data(), O, K, &few, plain, "few rows")));  // the dampening mattered
+    const LayerStats many = random_stats(K, 400, 33);                             // 400 rows >= 96: untouched
+    CHECK(same(round_weight(w.data(), O, K, &many, low_rank, "many rows"),
+               round_weight(w.data(), O, K, &many, plain, "many rows")));
+  }
+  low_rank.low_rank_damp = -1;
+  const LayerStats st = random_stats(K, 40, 34);
+  CHECK_THROWS_WITH_AS(round_weight(w.data(), O, K, &st, low_rank, "lr"), doctest::Contains("low-rank dampening -1"),
+                       Error);
+}
+
 TEST_CASE("gptq: all-zero input channels give finite codes, the dead columns are rounded to nearest") {
   const int64_t O = 16, K = 64;
   const std::vector<int64_t> dead = {0, 5, 6, 63};

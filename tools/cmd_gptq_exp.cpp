@@ -12,11 +12,13 @@
 //   act                     act order (static groups)  search=weighted|output, grid=N, min=F   scale search
 //   order                   both column orders (natural, act), per row the one of least output error
 //   bc                      bias correction        damp=F   percdamp       block=N   gptq block
+//   lrdamp=F                percdamp of layers with fewer calibration rows than inputs (rows < K)
 //   rescale                 least-squares rescale of each channel's scales after rounding
 //   asym                    asymmetric target (fp32 network's inputs as reference, quant/gptq.h)
 //   fl8                     first conv and classifier at int8 (per channel, same rounding)
 //   dw8                     depthwise convs at int8 (an ablation: what the depthwise layers cost)
 //   only=S                  round only the layers whose name contains S (the others keep fp32 weights)
+//   layer=S                 round only the layer named S (the others keep fp32 weights)
 //   dwx                     depthwise convs rounded exhaustively (floor / ceil patterns, quant/gptq.h)
 //   seq                     sequential capture     waves=N  waves per capture pass (seq)
 //   aq0                     capture fp32 inputs (default: the uint8-quantized inputs the layer receives)
@@ -84,6 +86,8 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       l.bias_correction = true;
     else if (key == "damp")
       l.percdamp = std::stod(val);
+    else if (key == "lrdamp")
+      l.low_rank_damp = std::stod(val);
     else if (key == "block")
       l.block = std::stoll(val);
     else if (key == "rescale")
@@ -96,6 +100,8 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       r.depthwise_int8 = true;
     else if (key == "only")
       r.opt.only = [val](const models::QuantLayer& l) { return l.name.find(val) != std::string::npos; };
+    else if (key == "layer")
+      r.opt.only = [val](const models::QuantLayer& l) { return l.name == val; };
     else if (key == "dwx")
       r.opt.depthwise_exhaustive = true;
     else if (key == "seq")
@@ -229,14 +235,15 @@ int run_gptq_exp(const Args& args) {
   return 0;
 }
 
-const Registrar reg({"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
-                     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
-                     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
-                     "[--skip-fp32] [--rtn-check]\n"
-                     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act order search=weighted|output "
-                     "grid=N min=F bc rescale asym damp=F block=N fl8 dw8 dwx only=S seq waves=N aq0 pos=N w8 (see "
-                     "tools/cmd_gptq_exp.cpp)",
-                     run_gptq_exp});
+const Registrar reg(
+    {"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
+     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
+     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
+     "[--skip-fp32] [--rtn-check]\n"
+     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act order search=weighted|output "
+     "grid=N min=F bc rescale asym damp=F lrdamp=F block=N fl8 dw8 dwx only=S layer=S seq waves=N aq0 pos=N w8 (see "
+     "tools/cmd_gptq_exp.cpp)",
+     run_gptq_exp});
 
 }  // namespace
 }  // namespace mpq::cli
