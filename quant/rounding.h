@@ -7,7 +7,8 @@
 //             quantize_weights.h), s = max|w| / qmax per output channel or group.
 //   gptq    : second-order rounding from the layer's input statistics (quant/gptq.h): the proxy Hessian
 //             H = X X^T / n of the layer's inputs on the calibration samples (inputs uint8-quantized as the
-//             layer receives them), GPTQ column by column with error feedback (at 4 bits in act order per
+//             layer receives them; dampened 1 %, or 100 % at 4 bits for a layer with fewer calibration rows
+//             than inputs), GPTQ column by column with error feedback (at 4 bits in act order per
 //             channel; with group scales each row in both orders, the one of least output error kept), an
 //             output-error scale search, the least-squares rescale of each channel, bias correction, and
 //             exhaustive floor / ceil rounding of depthwise rows (K = 9). One capture serves both bit widths;
