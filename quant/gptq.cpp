@@ -268,7 +268,6 @@ void rescale_rows(const float* w, const int8_t* q, float* s, int64_t O, int64_t 
 // damped inverse Cholesky factor of H permuted that way, cdiag the weighted search's c_k (original order), and
 // col_group the static group of permuted column j (act order).
 struct ColumnOrder {
-  bool act = false;
   std::vector<int64_t> perm;       // [K]
   std::vector<float> U;            // [K, K] f32 (gptq)
   std::vector<float> cdiag;        // [K] (weighted search)
@@ -278,7 +277,6 @@ struct ColumnOrder {
 ColumnOrder column_order(const BlockJob& b, const RoundingOptions& opt, bool act, const std::string& layer) {
   const int64_t K = b.K;
   ColumnOrder c;
-  c.act = act;
   c.perm.resize(size_t(K));
   std::iota(c.perm.begin(), c.perm.end(), int64_t(0));
   if (act)
