@@ -418,15 +418,15 @@ void check_stats(const LayerStats& st, int64_t O, int64_t K, const std::string& 
 
 QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerStats* st, const RoundingOptions& opt_in,
                              const std::string& layer) {
-  RoundingOptions opt = opt_in;
+  check(opt_in.low_rank_damp >= 0 && std::isfinite(opt_in.low_rank_damp),
+        "layer '{}': bad low-rank dampening {} (expected >= 0)", layer, opt_in.low_rank_damp);
+  RoundingOptions opt = opt_in;  // a layer with fewer calibration rows than inputs: the low-rank dampening
   if (st && st->rows < K) opt.percdamp = std::max(opt.percdamp, opt.low_rank_damp);
   check(opt.bits >= 2 && opt.bits <= 8, "layer '{}': {} weight bits not supported (2..8)", layer, opt.bits);
   check(O > 0 && K > 0, "layer '{}': empty weight {} x {}", layer, O, K);
   const int64_t G = opt.group > 0 ? opt.group : K;
   check(G <= K, "layer '{}': weight group {} is larger than its {} inputs per output channel", layer, G, K);
   check(K % G == 0, "layer '{}': weight group {} does not divide its {} inputs per output channel", layer, G, K);
-  check(opt_in.low_rank_damp >= 0 && std::isfinite(opt_in.low_rank_damp),
-        "layer '{}': bad low-rank dampening {} (expected >= 0)", layer, opt_in.low_rank_damp);
   check(opt.percdamp > 0 && opt.search_grid > 0 && opt.search_min > 0 && opt.search_min <= 1,
         "layer '{}': bad rounding options (percdamp {}, search grid {}, search min {})", layer, opt.percdamp,
         opt.search_grid, opt.search_min);
