@@ -264,6 +264,46 @@ void rescale_rows(const float* w, const int8_t* q, float* s, int64_t O, int64_t 
   }
 }
 
+// Coordinate descent on each row's codes (RoundingOptions::refine_passes), scales fixed. M [K, K] f64 is the
+// undamped error form, Mf its f32 copy (the GEMM that starts H e); lambda the dampening added to its diagonal.
+// A step changes e_k by d = -(+-1) s_k and f = e^T (M + lambda I) e by 2 d g_k + d^2 (M_kk + lambda), g = (M +
+// lambda I) e kept up to date in f64 (O(K) per step taken). A step is taken only when it gains more than
+// kMinGain of its own quadratic term, so rounding noise in g cannot make two steps undo each other forever.
+constexpr double kMinGain = 1e-6;
+void refine_rows(const float* w, int8_t* q, const float* s, int64_t O, int64_t K, int64_t G,
+                 const std::vector<double>& M, const float* Mf, double lambda, float qmax, int passes) {
+  const int64_t ng = K / G;
+  std::vector<float> e(size_t(O * K)), g(size_t(O * K));  // [O, K] f32 each: w - q s, (w - q s) M
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t k = 0; k < K; ++k) e[size_t(o * K + k)] = w[o * K + k] - float(q[o * K + k]) * s[o * ng + k / G];
+  kernels::gemm_f32({O, K, K, e.data(), K, false, Mf, K, false, g.data(), K, 0.0f});
+#pragma omp parallel for if (O * K > (1 << 14)) schedule(dynamic, 4)
+  for (int64_t o = 0; o < O; ++o) {
+    std::vector<double> gr(static_cast<size_t>(K));  // [K] f64: (M + lambda I) e of this row
+    for (int64_t k = 0; k < K; ++k) gr[size_t(k)] = double(g[size_t(o * K + k)]) + lambda * e[size_t(o * K + k)];
+    int8_t* qr = q + o * K;
+    for (int pass = 0; pass < passes; ++pass) {
+      bool changed = false;
+      for (int64_t k = 0; k < K; ++k) {
+        const double sk = s[o * ng + k / G], mkk = M[size_t(k * K + k)] + lambda;
+        for (const int dir : {1, -1}) {
+          const int nq = int(qr[k]) + dir;
+          if (std::abs(nq) > int(qmax)) continue;
+          const double d = -double(dir) * sk, quad = d * d * mkk;
+          if (!(2 * d * gr[size_t(k)] + quad < -kMinGain * quad)) continue;
+          qr[k] = int8_t(nq);
+          const double* mk = M.data() + k * K;  // row k = column k (M symmetric)
+          for (int64_t i = 0; i < K; ++i) gr[size_t(i)] += d * mk[i];
+          gr[size_t(k)] += d * lambda;
+          changed = true;
+          break;
+        }
+      }
+      if (!changed) break;
+    }
+  }
+}
+
 // The column order of one gptq pass and what depends on it: perm[j] is the original column rounded j-th, U the
 // damped inverse Cholesky factor of H permuted that way, cdiag the weighted search's c_k (original order), and
 // col_group the static group of permuted column j (act order).
@@ -311,7 +351,13 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
     orders = {gptq && opt.act_order};
   const bool compare = ncand > 1 || orders.size() > 1;
   std::vector<float> hf;  // [K, K] f32 the undamped error form M (compared candidates, rescale)
-  if (compare || opt.rescale) hf.assign(b.M->begin(), b.M->end());
+  const bool refine = gptq && opt.refine_passes > 0;
+  if (compare || opt.rescale || refine) hf.assign(b.M->begin(), b.M->end());
+  double lambda = 0;  // the refinement's dampening: percdamp * mean diag H, as the Cholesky factor's
+  if (refine) {
+    for (int64_t k = 0; k < K; ++k) lambda += (*b.H)[size_t(k * K + k)];
+    lambda *= opt.percdamp / double(K);
+  }
   std::vector<double> hd;  // [K, K] f64 damped H (exhaustive)
   if (opt.rounding == Rounding::exhaustive) {
     check(G == K && K <= kExhaustiveMaxK,
@@ -361,6 +407,7 @@ void round_block(const BlockJob& b, const RoundingOptions& opt, int8_t* q_out, f
           for (int64_t j = 0; j < K; ++j) q[size_t(o * K + ord.perm[size_t(j)])] = qp[size_t(o * K + j)];
       }
       if (opt.rescale) rescale_rows(b.w, q.data(), s.data(), O, K, G, hf.data());
+      if (refine) refine_rows(b.w, q.data(), s.data(), O, K, G, *b.M, hf.data(), lambda, qmax, opt.refine_passes);
       if (!compare) {
         std::copy(q.begin(), q.end(), q_out);
         std::copy(s.begin(), s.end(), s_out);
@@ -427,6 +474,7 @@ QuantizedWeight round_weight(const float* w, int64_t O, int64_t K, const LayerSt
   const int64_t G = opt.group > 0 ? opt.group : K;
   check(G <= K, "layer '{}': weight group {} is larger than its {} inputs per output channel", layer, G, K);
   check(K % G == 0, "layer '{}': weight group {} does not divide its {} inputs per output channel", layer, G, K);
+  check(opt.refine_passes >= 0, "layer '{}': refine passes {} is negative", layer, opt.refine_passes);
   check(opt.percdamp > 0 && opt.search_grid > 0 && opt.search_min > 0 && opt.search_min <= 1,
         "layer '{}': bad rounding options (percdamp {}, search grid {}, search min {})", layer, opt.percdamp,
         opt.search_grid, opt.search_min);

@@ -103,6 +103,13 @@ struct RoundingOptions {
   // X X^T / n, centred when bias_correction): the least-squares factor for the chosen codes. The output search
   // then compares candidates after this step, and measures the error with the same (centred) M.
   bool rescale = false;
+  // Coordinate descent after rounding (and rescale), scales fixed: per row, sweeps over the columns take any
+  // code step q_k +- 1 (within +-qmax) that lowers e^T (M + lambda I) e (e = w - q s, M the error form above,
+  // lambda = percdamp * mean diag H: the dampening keeps steps in directions no calibration row spans costly),
+  // until a sweep changes nothing or `refine_passes` sweeps are done. GPTQ rounds each column once, greedily;
+  // the descent ends at a point no single step improves (QuantEase, Behdin et al. 2023, does this from scratch).
+  // 0: off. gptq rounding only (exhaustive rows are already optimal over their floor / ceil patterns).
+  int refine_passes = 0;
 };
 
 // Rounds the weight w [O, K] (f32, PyTorch row order) of layer `layer` (named in errors). `stats` is needed by

@@ -270,6 +270,65 @@ TEST_CASE("gptq: the order search keeps per row the natural or the act-order rou
   CHECK(rows_nat > 0);
 }
 
+TEST_CASE("gptq: coordinate descent ends where no single code step lowers the damped error, below plain gptq") {
+  const int64_t O = 24, K = 96;
+  const LayerStats st = random_stats(K, 400, 41);
+  const std::vector<float> w = random_weight(O, K, 42);
+  for (const bool bc : {false, true})
+    for (const int64_t group : {int64_t(0), int64_t(32)}) {
+      CAPTURE(bc);
+      CAPTURE(group);
+      // the damped error form in f64 from the raw sums: X X^T / n (centred with bias correction) + lambda I
+      std::vector<double> m(static_cast<size_t>(K * K));  // [K, K]
+      double tr = 0;
+      for (int64_t a = 0; a < K; ++a) tr += st.xtx[size_t(a * K + a)] / double(st.rows);
+      RoundingOptions opt;
+      opt.group = group, opt.bias_correction = bc;
+      const double lambda = opt.percdamp * tr / double(K);
+      for (int64_t a = 0; a < K; ++a)
+        for (int64_t b = 0; b < K; ++b)
+          m[size_t(a * K + b)] = st.xtx[size_t(a * K + b)] / double(st.rows) -
+                                 (bc ? st.xsum[size_t(a)] * st.xsum[size_t(b)] / double(st.rows * st.rows) : 0.0) +
+                                 (a == b ? lambda : 0.0);
+      auto row_f = [&](const std::vector<int8_t>& q, const std::vector<float>& s, int64_t o) {
+        const int64_t G = group > 0 ? group : K, ng = K / G;
+        std::vector<double> e(static_cast<size_t>(K));  // [K]
+        for (int64_t k = 0; k < K; ++k)
+          e[size_t(k)] = double(w[size_t(o * K + k)]) - double(float(q[size_t(o * K + k)]) * s[size_t(o * ng + k / G)]);
+        double f = 0;
+        for (int64_t a = 0; a < K; ++a)
+          for (int64_t b = 0; b < K; ++b) f += e[size_t(a)] * m[size_t(a * K + b)] * e[size_t(b)];
+        return f;
+      };
+      const QuantizedWeight plain = round_weight(w.data(), O, K, &st, opt, "plain");
+      opt.refine_passes = 100;
+      const QuantizedWeight cd = round_weight(w.data(), O, K, &st, opt, "cd");
+      REQUIRE(cd.scale == plain.scale);  // the descent moves codes only
+      int rows_changed = 0;
+      for (int64_t o = 0; o < O; ++o) {
+        const double f = row_f(cd.q, cd.scale, o), f0 = row_f(plain.q, plain.scale, o);
+        CHECK(f <= f0 * (1 + 1e-9));
+        rows_changed += f < f0 * (1 - 1e-6);
+        std::vector<int8_t> q = cd.q;
+        for (int64_t k = 0; k < K; ++k)
+          for (const int dir : {1, -1}) {
+            const int nq = int(cd.q[size_t(o * K + k)]) + dir;
+            if (std::abs(nq) > 7) continue;
+            q[size_t(o * K + k)] = int8_t(nq);
+            CHECK(row_f(q, cd.scale, o) >= f * (1 - 1e-5));
+            q[size_t(o * K + k)] = cd.q[size_t(o * K + k)];
+          }
+      }
+      CHECK(rows_changed > O / 2);  // greedy GPTQ leaves gains on most rows, so the check sees real steps
+      MESSAGE(fmt::format("bc {} group {}: {} of {} rows improved; output error gptq {:.4g}, + descent {:.4g}", bc,
+                          group, rows_changed, O, layer_output_error(w.data(), plain, st),
+                          layer_output_error(w.data(), cd, st)));
+    }
+  RoundingOptions bad;
+  bad.refine_passes = -1;
+  CHECK_THROWS_WITH_AS(round_weight(w.data(), O, K, &st, bad, "cd"), doctest::Contains("refine passes -1"), Error);
+}
+
 TEST_CASE("gptq: low-rank dampening applies exactly to layers with fewer calibration rows than inputs") {
   const int64_t O = 24, K = 96;
   const std::vector<float> w = random_weight(O, K, 31);

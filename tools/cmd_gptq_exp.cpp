@@ -14,6 +14,7 @@
 //   bc                      bias correction        damp=F   percdamp       block=N   gptq block
 //   lrdamp=F                percdamp of layers with fewer calibration rows than inputs (rows < K)
 //   rescale                 least-squares rescale of each channel's scales after rounding
+//   refine=N                coordinate descent on the codes after rounding, at most N sweeps (quant/gptq.h)
 //   asym                    asymmetric target (fp32 network's inputs as reference, quant/gptq.h)
 //   fl8                     first conv and classifier at int8 (per channel, same rounding)
 //   dw8                     depthwise convs at int8 (an ablation: what the depthwise layers cost)
@@ -90,6 +91,8 @@ Recipe parse_recipe(const std::string& text, int64_t max_positions) {
       l.low_rank_damp = std::stod(val);
     else if (key == "block")
       l.block = std::stoll(val);
+    else if (key == "refine")
+      l.refine_passes = std::stoi(val);
     else if (key == "rescale")
       l.rescale = true;
     else if (key == "asym")
@@ -235,15 +238,15 @@ int run_gptq_exp(const Args& args) {
   return 0;
 }
 
-const Registrar reg(
-    {"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
-     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
-     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
-     "[--skip-fp32] [--rtn-check]\n"
-     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act order search=weighted|output "
-     "grid=N min=F bc rescale asym damp=F lrdamp=F block=N fl8 dw8 dwx only=S layer=S seq waves=N aq0 pos=N w8 (see "
-     "tools/cmd_gptq_exp.cpp)",
-     run_gptq_exp});
+const Registrar reg({"gptq-exp", "developer: weight-rounding experiments (uniform W4A8, recipes vs fp32)",
+                     "mpq gptq-exp --model M --weights PATH --data DIR --recipes 'R1;R2;...' [--calib 128] "
+                     "[--act-calib 16] [--test N] [--seed 0] [--max-positions P] [--batch 16] [--json FILE] "
+                     "[--skip-fp32] [--rtn-check]\n"
+                     "  recipe tokens (comma-separated): nearest|gptq g0|g32|g64|g128 act order search=weighted|output "
+                     "grid=N min=F bc rescale refine=N asym damp=F lrdamp=F block=N fl8 dw8 dwx only=S layer=S seq "
+                     "waves=N aq0 pos=N w8 (see "
+                     "tools/cmd_gptq_exp.cpp)",
+                     run_gptq_exp});
 
 }  // namespace
 }  // namespace mpq::cli
