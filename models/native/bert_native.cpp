@@ -8,7 +8,8 @@
 //   X f32 [L, D] (layer input, also the residual) + copies of X in fmt(query), fmt(key), fmt(value): the
 //     first non-f32 one is written by the layer norm that produced X (its second output), any other
 //     distinct one by a conversion pass counted in the reading layer; identical formats share one copy
-//     (e.g. int8 Q/K/V with identical input parameters: quantized once).
+//     (e.g. int8 Q/K/V with identical input parameters: quantized once). X and H are planned by
+//     models/native/format_plan.h, the rule the CNN engine's values follow too.
 //   query / key / value GEMMs -> Q, K, V in the format the attention matmuls read:
 //     qk fp32: Q, K f32 | fp16: Q f16, K f32 (rounded to f16 while packed) | bf16: Q f32 (rounded to bf16
 //     by the GEMM's A packing), K f32 (rounded while packed) | int8 / int4: Q u8 (qk input 0), K u8 (qk
@@ -32,8 +33,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <iterator>
 
 #include "core/error.h"
+#include "models/native/format_plan.h"
 #include "models/native/measure.h"
 
 namespace mpq::native {
@@ -170,19 +174,25 @@ BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt)
       default:
         break;
     }
-    const ActFormat in[3] = {L.q.in, L.k.in, L.v.in};
-    for (int c = 0; c < 3; ++c) {
-      if (in[c].dt == DType::f32) continue;
-      int slot = -1;
-      for (size_t s = 0; s < L.slot_fmt.size(); ++s)
-        if (L.slot_fmt[s] == in[c]) slot = int(s);
-      if (slot < 0) {
-        slot = int(L.slot_fmt.size());
-        L.slot_fmt.push_back(in[c]);
-        L.convert[c] = slot > 0;
-      }
-      L.in_slot[c] = slot;
-    }
+    // X and H are f32 (each is a residual: of attention.output.dense / output.dense) plus one copy per
+    // distinct other format their readers ask for, the first written by the layer norm that produces the
+    // value as its second output (format_plan.h). X is read by query / key / value, H by intermediate.dense.
+    auto residual_value = [](std::initializer_list<const Linear*> readers, size_t max_copies, const char* what) {
+      FormatValue v;
+      v.can_write = [](DType) { return true; };  // kernels::layer_norm_rows writes every activation format
+      v.copies = true, v.direct_copies = 1;
+      for (const Linear* l : readers) v.reads.push_back(FormatRead{l->in});
+      v.reads.push_back(FormatRead{ActFormat{}});  // the residual add
+      ValueFormats f = plan_formats({v})[0];
+      check(f.stored.dt == DType::f32 && f.copies.size() <= max_copies,
+            "native bert: internal error: {} planned as {} with {} copies", what, dtype_name(f.stored.dt),
+            f.copies.size());
+      return f;
+    };
+    const ValueFormats x = residual_value({&L.q, &L.k, &L.v}, std::size(XC_), "X");
+    L.slot_fmt = x.copies;
+    for (size_t c = 0; c < 3; ++c) L.in_slot[c] = x.reads[c].buffer - 1, L.convert[c] = x.reads[c].converts;
+    L.h_copy = residual_value({&L.fi}, 1, "H").copies;
   }
   build(pooler_, "bert.pooler.dense", D_, D_);
   build(cls_, "classifier", C_, D_);

@@ -144,10 +144,13 @@ class BertNative : public NativeModel {
     ActQuantParams qk_a, qk_b, pv_a, pv_b;  // int attention operands (Q, K; P, V)
     ActFormat qf, kf, vf, pf;               // formats of the Q, K, V buffers and of the softmax output (pv's A operand)
     // The layer input X is f32; q / k / v read X itself (slot -1) or a converted copy XC[slot]. Slot 0 is
-    // written by the layer norm that produces X; the others by a conversion pass before the first reader.
-    std::vector<ActFormat> slot_fmt;  // distinct non-f32 input formats of q, k, v
+    // written by the layer norm that produces X; the others by a conversion pass before the first reader
+    // (convert[c]: reader c runs it). Planned by format_plan.h.
+    std::vector<ActFormat> slot_fmt;  // distinct non-f32 input formats of q, k, v, in first-reader order
     int in_slot[3] = {-1, -1, -1};
     bool convert[3] = {false, false, false};
+    // H (f32) is read by intermediate.dense itself (empty) or as HC_ in h_copy[0], written by layer norm 1.
+    std::vector<ActFormat> h_copy;
     // Attention GEMM implementations (per head, on the calling thread).
     kernels::GemmFn qk_f32 = nullptr, pv_f32 = nullptr;
     kernels::F16GemmFn qk_f16 = nullptr, pv_f16 = nullptr;

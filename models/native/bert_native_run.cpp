@@ -140,8 +140,8 @@ void BertNative::layer(size_t i, Prof& prof) {
     prof.mark(name, false);
   };
 
-  const bool fi_f32 = p.fi.in.dt == DType::f32;
-  linear_ln(p.ao, CTX_.data(), D, X, p.ln1_g, p.ln1_b, Hb, fi_f32 ? nullptr : &p.fi.in, HC_.data(), p.ln1_name);
+  const bool fi_f32 = p.h_copy.empty();  // intermediate.dense reads H itself, else HC_ in h_copy[0]
+  linear_ln(p.ao, CTX_.data(), D, X, p.ln1_g, p.ln1_b, Hb, fi_f32 ? nullptr : &p.h_copy[0], HC_.data(), p.ln1_name);
 
   // intermediate.dense -> f32 [L, F] -> gelu (+ bias after an fp32 GEMM) -> MID in output.dense's format
   const bool epi = p.fi.has_epilogue();

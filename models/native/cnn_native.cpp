@@ -11,7 +11,7 @@
 //     tensor equals rounding the pooled one).
 // A value takes the format every reader asks for when they all agree and its producer can write it (the input
 // image: f32 only; integer and bf16 GEMMs: f32 / u8), else f32; a reader that needs another format converts
-// the f32 value itself (counted in its step).
+// the f32 value itself (counted in its step). The rule is models/native/format_plan.h's, shared with BERT.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "models/native/cnn_native.h"
 #include "models/native/cnn_native_onednn.h"
+#include "models/native/format_plan.h"
 #include "models/native/measure.h"
 
 namespace mpq::native {
@@ -142,36 +143,37 @@ bool CnnNative::step_can_write(int step, DType d) const {
 }
 
 void CnnNative::plan_formats() {
+  // One FormatValue per value, its reads in step order (format_plan.h decides; no copies: a reader that
+  // wants another format converts the stored f32 value itself, see converts_input).
   const int nv = int(steps_.size()) + 1;
-  fmt_.assign(size_t(nv), ActFormat{});
-  for (int v = nv - 1; v >= 0; --v) {  // readers come after writers: decide the last values first
-    std::vector<ActFormat> want;
-    bool residual = false;  // read by a residual add (the epilogue reads f32 or u8 there, not f16)
-    for (const Step& s : steps_) {
-      if (s.res == v) {
-        residual = true;
-        if (opt_.exact_residuals) want.push_back(ActFormat{});
-      }
-      if (s.in != v) continue;
-      switch (s.op) {
-        case Op::conv:
-        case Op::linear:
-          want.push_back(layers_[size_t(s.layer)].in);
-          break;
-        case Op::max_pool:
-          want.push_back(fmt_[size_t(s.out)]);
-          break;
-        case Op::global_avg_pool:
-          want.push_back(ActFormat{});
-          break;
-      }
+  std::vector<FormatValue> values(static_cast<size_t>(nv));  // per value
+  for (int v = 0; v < nv; ++v)
+    values[size_t(v)].can_write = [this, p = producer_[size_t(v)]](DType d) { return step_can_write(p, d); };
+  for (const Step& s : steps_) {
+    if (s.res >= 0) {  // the residual epilogue reads f32 or u8, not f16
+      FormatRead r;
+      r.no_f16 = true;
+      if (opt_.exact_residuals) r.want = ActFormat{};
+      values[size_t(s.res)].reads.push_back(r);
     }
-    const bool agree =
-        !want.empty() && std::all_of(want.begin(), want.end(), [&](const ActFormat& f) { return f == want[0]; });
-    const bool ok =
-        agree && step_can_write(producer_[size_t(v)], want[0].dt) && !(residual && want[0].dt == DType::f16);
-    fmt_[size_t(v)] = ok ? want[0] : ActFormat{};
+    FormatRead r;
+    switch (s.op) {
+      case Op::conv:
+      case Op::linear:
+        r.want = layers_[size_t(s.layer)].in;
+        break;
+      case Op::max_pool:
+        r.same_as = s.out;  // pools in its output's format
+        break;
+      case Op::global_avg_pool:
+        r.want = ActFormat{};
+        break;
+    }
+    values[size_t(s.in)].reads.push_back(r);
   }
+  const std::vector<ValueFormats> plan = native::plan_formats(values);
+  fmt_.resize(size_t(nv));
+  for (int v = 0; v < nv; ++v) fmt_[size_t(v)] = plan[size_t(v)].stored;
 }
 
 Plan& CnnNative::plan_for(int64_t N, int64_t H, int64_t W) {
