@@ -33,6 +33,22 @@ Stats time_runs(const std::function<void()>& run, int warmup, int runs) {
   return stats_of(std::move(ms));
 }
 
+std::vector<Stats> time_runs_interleaved(const std::vector<std::function<void()>>& fns, int warmup, int runs) {
+  check(runs > 0 && warmup >= 0, "timing: runs ({}) must be positive and warmup ({}) non-negative", runs, warmup);
+  for (const auto& f : fns)
+    for (int i = 0; i < warmup; ++i) f();
+  std::vector<std::vector<double>> ms(fns.size());  // [fns][runs]
+  for (int r = 0; r < runs; ++r)
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fns[i]();
+      ms[i].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<Stats> out;  // [fns]
+  for (auto& v : ms) out.push_back(stats_of(std::move(v)));
+  return out;
+}
+
 int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps) {
   check(reps >= 1, "autotune: reps must be >= 1, got {}", reps);
   std::vector<bool> usable(n, true);  // [n]
@@ -62,6 +78,17 @@ int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps
 Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup, int runs) {
   const auto nm = compile(m, a);
   return time_runs([&] { nm->run(input); }, warmup, runs);
+}
+
+std::vector<Stats> measure_assignments(models::Model& m, const std::vector<Assignment>& as, const models::Batch& input,
+                                       int warmup, int runs) {
+  std::vector<std::unique_ptr<NativeModel>> nms;  // [as]
+  std::vector<std::function<void()>> fns;         // [as]
+  for (const Assignment& a : as) {
+    nms.push_back(compile(m, a));
+    fns.push_back([&input, nm = nms.back().get()] { nm->run(input); });
+  }
+  return time_runs_interleaved(fns, warmup, runs);
 }
 
 nlohmann::json measure_latency_table(models::Model& m, const std::vector<Precision>& precisions,

@@ -20,6 +20,11 @@ Stats stats_of(std::vector<double> v);  // throws on an empty list
 // Median / min / max wall time (ms) of `runs` calls of `run` after `warmup` untimed calls.
 Stats time_runs(const std::function<void()>& run, int warmup, int runs);
 
+// Median / min / max wall time (ms) of each of several runs, timed side by side: each runs `warmup` untimed
+// calls first, then `runs` rounds call every one once in turn (A B C A B C ...), so that load on a shared
+// machine, frequency changes and cache state hit them alike and their ratios hold within one measurement.
+std::vector<Stats> time_runs_interleaved(const std::vector<std::function<void()>>& fns, int warmup, int runs);
+
 // The autotuner's choice among n candidates (both native engines, every layer and attention product):
 // run(i) executes candidate i once on the buffers it will really use. Each candidate runs once untimed (a
 // warm-up: oneDNN builds its primitive there; a candidate whose warm-up throws mpq::Error -- it rejects
@@ -31,6 +36,10 @@ int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps
 // Compiles `a` (autotuned) and times batch-1 runs of `input`: the end-to-end latency of a configuration.
 Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup = 3,
                          int runs = 20);
+// The same for several configurations, compiled together and timed interleaved (time_runs_interleaved): the
+// end-to-end latencies whose ratios a report quotes (the chosen configuration against all-int8 / all-int4).
+std::vector<Stats> measure_assignments(models::Model& m, const std::vector<Assignment>& as, const models::Batch& input,
+                                       int warmup = 3, int runs = 20);
 
 // The measured per-layer latency table: for each precision the network compiled with every layer at it
 // (`assignment_for(p)`), `runs` profiled batch-1 runs after `warmup`, per quantizable layer the median step
