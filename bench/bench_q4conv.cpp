@@ -4,7 +4,7 @@
 // NHWC activations, weights reordered once to the primitive's layout), in the same run, shape by shape; and
 // that oneDNN convolution on int4 codes whose weights are kept in 4 bits (split nibbles) and widened on every
 // call, by one thread (q4/onednn_widen1) or by the team (q4/onednn_widen_team), as the CNN executor's
-// OnednnConv does for a per-channel int4 layer.
+// OnednnConv does for a per-channel int4 layer; and that widening alone (q4/widen_team_alone).
 //
 //   build/bench_q4conv --benchmark_min_time=0.2 --benchmark_repetitions=5 --benchmark_report_aggregates_only
 //   MPQ_BENCH_THREADS=1 build/bench_q4conv ...     (one core)
@@ -105,7 +105,7 @@ void bm_q4(benchmark::State& st, ConvShape s, std::string variant) {
 }
 
 // How an int4 layer's weights reach the oneDNN int8 convolution.
-enum class Widen { none, one_thread, team };
+enum class Widen { none, one_thread, team, team_alone };  // team_alone: the widening without the conv
 
 // oneDNN u8 x s8 -> u8 convolution with per-channel output scales, source zero point, bias and ReLU: the
 // primitive the CNN executor's autotuner picks for most of these layers in uniform int8. Weights are codes
@@ -154,7 +154,9 @@ void bm_onednn_q8(benchmark::State& st, ConvShape s, Widen widen) {
   st.SetLabel(std::string(widen == Widen::none ? "onednn " : "onednn, int4 widened per call, ") + pd.impl_info_str());
   loop(st, g, s.N, [&] {
     if (widen == Widen::one_thread) widen_s4_s8({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
-    if (widen == Widen::team) widen_s4_s8_team({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
+    if (widen == Widen::team || widen == Widen::team_alone)
+      widen_s4_s8_team({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
+    if (widen == Widen::team_alone) return;
     prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, dst}});
     strm.wait();
   });
@@ -170,6 +172,8 @@ int main(int argc, char** argv) {
                             [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::one_thread); });
     mpq::bench::register_us(n + "/q4/onednn_widen_team",
                             [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::team); });
+    mpq::bench::register_us(n + "/q4/widen_team_alone",
+                            [s](benchmark::State& st) { bm_onednn_q8(st, s, Widen::team_alone); });
     for (const auto& i : conv_qu8_qc4w_list().impls())
       if (i.isa != mpq::Isa::ref)
         mpq::bench::register_us(n + "/q4/" + i.name,
