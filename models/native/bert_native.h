@@ -151,6 +151,7 @@ class BertNative : public NativeModel {
     bool convert[3] = {false, false, false};
     // H (f32) is read by intermediate.dense itself (empty) or as HC_ in h_copy[0], written by layer norm 1.
     std::vector<ActFormat> h_copy;
+    ActFormat ctx_fmt, mid_fmt;  // CTX_ (attention.output.dense reads it) and MID_ (output.dense), planned
     // Attention GEMM implementations (per head, on the calling thread).
     kernels::GemmFn qk_f32 = nullptr, pv_f32 = nullptr;
     kernels::F16GemmFn qk_f16 = nullptr, pv_f16 = nullptr;
