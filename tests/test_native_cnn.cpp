@@ -539,6 +539,11 @@ TEST_CASE("native cnn: the oneDNN conv alternative agrees with our kernels, laye
       CHECK(dmax <= 1e-5 * bmax);
     }
   }
+}
+
+TEST_CASE("native cnn: no oneDNN conv alternative where oneDNN has no such conv (fp16, grouped int4)") {
+  using namespace native::cnn;
+  using Act = models::CnnStep::Act;
   // combinations oneDNN does not offer give no alternative (ours runs): fp16, and int4 with group scales
   // (one scale per 32 inputs is not an int8 layer, widened or not)
   models::ConvUnit u(models::ConvSpec{"t.conv", "", 64, 8, 1, 1, 1, true, models::PadMode::symmetric, 1e-5f});

@@ -83,6 +83,68 @@ void Prof::mark(const std::string& name, bool quant) {
   t0 = t;
 }
 
+// The formats of one encoder layer's activations: what the attention matmuls read (Q, K, V, P) from their
+// precisions and operand parameters, and X / H / ctx / MID from format_plan.h.
+void BertNative::plan_layer_formats(Layer& L) const {
+  switch (L.qk) {
+    case Precision::fp16:
+      L.qf = {DType::f16};
+      break;
+    case Precision::int8:
+    case Precision::int4:
+      L.qf = u8_fmt(L.qk_a), L.kf = u8_fmt(L.qk_b);
+      break;
+    default:  // fp32: f32; bf16: f32 rounded to bf16 by the GEMM's A packing
+      break;
+  }
+  switch (L.pv) {
+    case Precision::fp16:
+      L.pf = {DType::f16};
+      break;
+    case Precision::bf16:
+      L.pf = {DType::bf16};
+      break;
+    case Precision::int8:
+    case Precision::int4:
+      L.pf = u8_fmt(L.pv_a), L.vf = u8_fmt(L.pv_b);
+      break;
+    default:
+      break;
+  }
+  // X and H are f32 (each is a residual: of attention.output.dense / output.dense) plus one copy per
+  // distinct other format their readers ask for, the first written by the layer norm that produces the
+  // value as its second output (format_plan.h). X is read by query / key / value, H by intermediate.dense.
+  auto residual_value = [](std::initializer_list<const Linear*> readers, size_t max_copies, const char* what) {
+    FormatValue v;
+    v.can_write = [](DType) { return true; };  // kernels::layer_norm_rows writes every activation format
+    v.copies = true, v.direct_copies = 1;
+    for (const Linear* l : readers) v.reads.push_back(FormatRead{l->in});
+    v.reads.push_back(FormatRead{ActFormat{}});  // the residual add
+    ValueFormats f = plan_formats({v})[0];
+    check(f.stored.dt == DType::f32 && f.copies.size() <= max_copies,
+          "native bert: internal error: {} planned as {} with {} copies", what, dtype_name(f.stored.dt),
+          f.copies.size());
+    return f;
+  };
+  const ValueFormats x = residual_value({&L.q, &L.k, &L.v}, std::size(XC_), "X");
+  L.slot_fmt = x.copies;
+  for (size_t c = 0; c < 3; ++c) L.in_slot[c] = x.reads[c].buffer - 1, L.convert[c] = x.reads[c].converts;
+  L.h_copy = residual_value({&L.fi}, 1, "H").copies;
+  // The attention context and the gelu output have one reader each, and their producers (the P V product's
+  // epilogue or conversion, the gelu row pass) write every format: stored as the reader computes.
+  auto single_reader_value = [](const Linear& reader, const char* what) {
+    FormatValue v;
+    v.can_write = [](DType) { return true; };
+    v.reads.push_back(FormatRead{reader.in});
+    const ActFormat f = plan_formats({v})[0].stored;
+    check(f == reader.in, "native bert: internal error: {} planned as {}, its reader computes on {}", what,
+          dtype_name(f.dt), dtype_name(reader.in.dt));
+    return f;
+  };
+  L.ctx_fmt = single_reader_value(L.ao, "the attention context");
+  L.mid_fmt = single_reader_value(L.fo, "the gelu output");
+}
+
 BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {
   D_ = cfg_.hidden, H_ = cfg_.heads, dh_ = cfg_.head_dim(), F_ = cfg_.ffn, C_ = cfg_.num_labels;
   // compile_*() has refused an assignment naming a layer the model does not have.
@@ -149,63 +211,7 @@ BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt)
             dh_, kAttnQ8MaxK);
     }
     if (precision_is_integer(L.pv)) L.pv_a = operand(pv, L.pv_name, 0), L.pv_b = operand(pv, L.pv_name, 1);
-    switch (L.qk) {
-      case Precision::fp16:
-        L.qf = {DType::f16};
-        break;
-      case Precision::int8:
-      case Precision::int4:
-        L.qf = u8_fmt(L.qk_a), L.kf = u8_fmt(L.qk_b);
-        break;
-      default:  // fp32: f32; bf16: f32 rounded to bf16 by the GEMM's A packing
-        break;
-    }
-    switch (L.pv) {
-      case Precision::fp16:
-        L.pf = {DType::f16};
-        break;
-      case Precision::bf16:
-        L.pf = {DType::bf16};
-        break;
-      case Precision::int8:
-      case Precision::int4:
-        L.pf = u8_fmt(L.pv_a), L.vf = u8_fmt(L.pv_b);
-        break;
-      default:
-        break;
-    }
-    // X and H are f32 (each is a residual: of attention.output.dense / output.dense) plus one copy per
-    // distinct other format their readers ask for, the first written by the layer norm that produces the
-    // value as its second output (format_plan.h). X is read by query / key / value, H by intermediate.dense.
-    auto residual_value = [](std::initializer_list<const Linear*> readers, size_t max_copies, const char* what) {
-      FormatValue v;
-      v.can_write = [](DType) { return true; };  // kernels::layer_norm_rows writes every activation format
-      v.copies = true, v.direct_copies = 1;
-      for (const Linear* l : readers) v.reads.push_back(FormatRead{l->in});
-      v.reads.push_back(FormatRead{ActFormat{}});  // the residual add
-      ValueFormats f = plan_formats({v})[0];
-      check(f.stored.dt == DType::f32 && f.copies.size() <= max_copies,
-            "native bert: internal error: {} planned as {} with {} copies", what, dtype_name(f.stored.dt),
-            f.copies.size());
-      return f;
-    };
-    const ValueFormats x = residual_value({&L.q, &L.k, &L.v}, std::size(XC_), "X");
-    L.slot_fmt = x.copies;
-    for (size_t c = 0; c < 3; ++c) L.in_slot[c] = x.reads[c].buffer - 1, L.convert[c] = x.reads[c].converts;
-    L.h_copy = residual_value({&L.fi}, 1, "H").copies;
-    // The attention context and the gelu output have one reader each, and their producers (the P V product's
-    // epilogue or conversion, the gelu row pass) write every format: stored as the reader computes.
-    auto single_reader_value = [](const Linear& reader, const char* what) {
-      FormatValue v;
-      v.can_write = [](DType) { return true; };
-      v.reads.push_back(FormatRead{reader.in});
-      const ActFormat f = plan_formats({v})[0].stored;
-      check(f == reader.in, "native bert: internal error: {} planned as {}, its reader computes on {}", what,
-            dtype_name(f.dt), dtype_name(reader.in.dt));
-      return f;
-    };
-    L.ctx_fmt = single_reader_value(L.ao, "the attention context");
-    L.mid_fmt = single_reader_value(L.fo, "the gelu output");
+    plan_layer_formats(L);
   }
   build(pooler_, "bert.pooler.dense", D_, D_);
   build(cls_, "classifier", C_, D_);

@@ -177,6 +177,7 @@ class BertNative : public NativeModel {
   void attention(Layer& p, Prof& prof);
   void head(const Layer& p, int64_t h, HeadScratch& hs, bool timed);
   void choose_attention(Layer& p);
+  void plan_layer_formats(Layer& L) const;  // attention operand formats, X / H copies, ctx / MID formats
   // y = A W^T + b (+ gelu) in dst's format; uses S for raw / f32 intermediates.
   void linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const ActFormat& dst, void* out, int64_t ld,
                   bool gelu);
