@@ -21,18 +21,6 @@ Stats stats_of(std::vector<double> v) {
   return {v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]), v.front(), v.back()};
 }
 
-Stats time_runs(const std::function<void()>& run, int warmup, int runs) {
-  check(runs > 0 && warmup >= 0, "timing: runs ({}) must be positive and warmup ({}) non-negative", runs, warmup);
-  for (int i = 0; i < warmup; ++i) run();
-  std::vector<double> ms;  // [runs]
-  for (int i = 0; i < runs; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return stats_of(std::move(ms));
-}
-
 std::vector<Stats> time_runs_interleaved(const std::vector<std::function<void()>>& fns, int warmup, int runs) {
   check(runs > 0 && warmup >= 0, "timing: runs ({}) must be positive and warmup ({}) non-negative", runs, warmup);
   for (const auto& f : fns)
@@ -49,35 +37,26 @@ std::vector<Stats> time_runs_interleaved(const std::vector<std::function<void()>
   return out;
 }
 
-int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps) {
-  check(reps >= 1, "autotune: reps must be >= 1, got {}", reps);
-  std::vector<bool> usable(n, true);  // [n]
-  for (size_t c = 0; c < n; ++c) try {
-      run(c);
-    } catch (const Error&) {
-      usable[c] = false;
-    }
-  std::vector<std::vector<double>> ms(n);  // [n][reps]
-  for (int r = 0; r < reps; ++r)
-    for (size_t c = 0; c < n; ++c) {
-      if (!usable[c]) continue;
-      const auto t0 = std::chrono::steady_clock::now();
-      run(c);
-      ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-  int best = -1;
-  double best_ms = 0;
-  for (size_t c = 0; c < n; ++c)
-    if (usable[c]) {
-      const double m = stats_of(ms[c]).median;
-      if (best < 0 || m < best_ms) best = int(c), best_ms = m;
-    }
-  return best;
+Stats time_runs(const std::function<void()>& run, int warmup, int runs) {
+  return time_runs_interleaved({run}, warmup, runs)[0];
 }
 
-Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup, int runs) {
-  const auto nm = compile(m, a);
-  return time_runs([&] { nm->run(input); }, warmup, runs);
+int fastest_candidate(size_t n, const std::function<void(size_t)>& run, int reps) {
+  check(reps >= 1, "autotune: reps must be >= 1, got {}", reps);
+  std::vector<size_t> usable;              // candidates whose warm-up ran
+  std::vector<std::function<void()>> fns;  // [usable]
+  for (size_t c = 0; c < n; ++c) try {
+      run(c);
+      usable.push_back(c);
+      fns.push_back([&run, c] { run(c); });
+    } catch (const Error&) {
+    }
+  if (usable.empty()) return -1;
+  const std::vector<Stats> st = time_runs_interleaved(fns, 0, reps);  // the warm-ups above were the first calls
+  size_t best = 0;
+  for (size_t i = 1; i < st.size(); ++i)
+    if (st[i].median < st[best].median) best = i;
+  return int(usable[best]);
 }
 
 std::vector<Stats> measure_assignments(models::Model& m, const std::vector<Assignment>& as, const models::Batch& input,
@@ -89,6 +68,10 @@ std::vector<Stats> measure_assignments(models::Model& m, const std::vector<Assig
     fns.push_back([&input, nm = nms.back().get()] { nm->run(input); });
   }
   return time_runs_interleaved(fns, warmup, runs);
+}
+
+Stats measure_assignment(models::Model& m, const Assignment& a, const models::Batch& input, int warmup, int runs) {
+  return measure_assignments(m, {a}, input, warmup, runs)[0];
 }
 
 nlohmann::json measure_latency_table(models::Model& m, const std::vector<Precision>& precisions,
