@@ -30,10 +30,7 @@
 namespace {
 
 using namespace mpq::kernels;
-int threads() {
-  const char* e = std::getenv("MPQ_BENCH_THREADS");
-  return e ? std::atoi(e) : 2;
-}
+using mpq::bench::threads;  // MPQ_BENCH_THREADS, else 2
 
 struct DwShape {
   const char* name;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/bench_main.h"
+#include "bench/bench_util.h"
 #include "core/cpu_features.h"
 #include "core/threading.h"
 #include "ops/kernels/nhwc.h"
@@ -29,10 +30,7 @@ namespace {
 
 using namespace mpq::kernels;
 
-int threads() {
-  const char* e = std::getenv("MPQ_BENCH_THREADS");
-  return e ? std::atoi(e) : 2;
-}
+using mpq::bench::threads;  // MPQ_BENCH_THREADS, else 2
 
 struct ConvShape {
   const char* name;
@@ -52,11 +50,7 @@ ConvGeom geom(const ConvShape& s) {
 }
 
 std::vector<uint8_t> rand_bytes(size_t n, unsigned seed, int lo, int hi) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(lo, hi);
-  std::vector<uint8_t> v(n);
-  for (auto& x : v) x = uint8_t(d(rng));
-  return v;
+  return mpq::bench::rand_vec<uint8_t>(n, seed, lo, hi);
 }
 
 template <class Fn>
@@ -151,7 +145,10 @@ void bm_onednn_q8(benchmark::State& st, ConvShape s, Widen widen) {
   const int8_t* w8 = static_cast<const int8_t*>(wts.get_data_handle());
   if (widen != Widen::none && !pack_s4_split(w8, n, w4.data()))
     return st.SkipWithError("the primitive's weight buffer holds values outside [-8, 7]");
-  st.SetLabel(std::string(widen == Widen::none ? "onednn " : "onednn, int4 widened per call, ") + pd.impl_info_str());
+  st.SetLabel(widen == Widen::team_alone
+                  ? std::string("the widening alone (GOP/s counts the conv it feeds)")
+                  : std::string(widen == Widen::none ? "onednn " : "onednn, int4 widened per call, ") +
+                        pd.impl_info_str());
   loop(st, g, s.N, [&] {
     if (widen == Widen::one_thread) widen_s4_s8({w4.data(), n, static_cast<int8_t*>(wts.get_data_handle())});
     if (widen == Widen::team || widen == Widen::team_alone)
