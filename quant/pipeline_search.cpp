@@ -191,21 +191,22 @@ void latency_comparison_stage(Context& c, const LatencyTable& lat, SearchOutcome
   auto e2e = [&](const Assignment& a) {
     return native::measure_assignment(c.model, a, c.latency_input, 3, c.req.latency_runs).median;
   };
+  auto uniform = [&](Precision p) {
+    return make_assignment(c.layers, c.uniform(p), cal, c.req.int4_group, &c.rounded);
+  };
   out.end_to_end_available = true;
   // the chosen configuration and the two it is held against (all-int8: --objective bytes' latency bound;
   // all-int4), timed interleaved so that their ratios come from one measurement
-  const std::vector<native::Stats> side = native::measure_assignments(
-      c.model,
-      {out.chosen, make_assignment(c.layers, c.uniform(Precision::int8), cal, c.req.int4_group, &c.rounded),
-       make_assignment(c.layers, c.uniform(Precision::int4), cal, c.req.int4_group, &c.rounded)},
-      c.latency_input, 3, c.req.latency_runs);
+  const std::vector<native::Stats> side =
+      native::measure_assignments(c.model, {out.chosen, uniform(Precision::int8), uniform(Precision::int4)},
+                                  c.latency_input, 3, c.req.latency_runs);
   out.end_to_end.chosen = side[0].median, out.end_to_end.int8 = side[1].median, out.end_to_end.int4 = side[2].median;
   ph.progress(1, 4, "chosen, int8, int4");
-  out.end_to_end.fp16 = e2e(make_assignment(c.layers, c.uniform(Precision::fp16), cal, c.req.int4_group, &c.rounded));
+  out.end_to_end.fp16 = e2e(uniform(Precision::fp16));
   ph.progress(2, 4, "fp16");
-  out.end_to_end.bf16 = e2e(make_assignment(c.layers, c.uniform(Precision::bf16), cal, c.req.int4_group, &c.rounded));
+  out.end_to_end.bf16 = e2e(uniform(Precision::bf16));
   ph.progress(3, 4, "bf16");
-  out.end_to_end.fp32 = e2e(make_assignment(c.layers, c.uniform(Precision::fp32), cal, c.req.int4_group, &c.rounded));
+  out.end_to_end.fp32 = e2e(uniform(Precision::fp32));
   ph.progress(4, 4, "fp32");
   out.table = {table_ms(c, lat, out.chosen_precisions),      table_ms(c, lat, c.uniform(Precision::fp16)),
                table_ms(c, lat, c.uniform(Precision::bf16)), table_ms(c, lat, c.uniform(Precision::fp32)),

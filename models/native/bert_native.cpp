@@ -8,7 +8,7 @@
 //   X f32 [L, D] (layer input, also the residual) + copies of X in fmt(query), fmt(key), fmt(value): the
 //     first non-f32 one is written by the layer norm that produced X (its second output), any other
 //     distinct one by a conversion pass counted in the reading layer; identical formats share one copy
-//     (e.g. int8 Q/K/V with identical input parameters: quantized once). X, H, ctx and MID are planned by
+//     (e.g. int8 Q/K/V with identical input parameters: quantized once). X and H are planned by
 //     models/native/format_plan.h, the rule the CNN engine's values follow too.
 //   query / key / value GEMMs -> Q, K, V in the format the attention matmuls read:
 //     qk fp32: Q, K f32 | fp16: Q f16, K f32 (rounded to f16 while packed) | bf16: Q f32 (rounded to bf16
@@ -84,7 +84,9 @@ void Prof::mark(const std::string& name, bool quant) {
 }
 
 // The formats of one encoder layer's activations: what the attention matmuls read (Q, K, V, P) from their
-// precisions and operand parameters, and X / H / ctx / MID from format_plan.h.
+// precisions and operand parameters, and X / H from format_plan.h. (The attention context and the gelu output
+// have one reader each and producers that write every format: by the same rule they are stored as that reader
+// computes, attention.output.dense's and output.dense's `in`, used directly.)
 void BertNative::plan_layer_formats(Layer& L) const {
   switch (L.qk) {
     case Precision::fp16:
@@ -130,19 +132,6 @@ void BertNative::plan_layer_formats(Layer& L) const {
   L.slot_fmt = x.copies;
   for (size_t c = 0; c < 3; ++c) L.in_slot[c] = x.reads[c].buffer - 1, L.convert[c] = x.reads[c].converts;
   L.h_copy = residual_value({&L.fi}, 1, "H").copies;
-  // The attention context and the gelu output have one reader each, and their producers (the P V product's
-  // epilogue or conversion, the gelu row pass) write every format: stored as the reader computes.
-  auto single_reader_value = [](const Linear& reader, const char* what) {
-    FormatValue v;
-    v.can_write = [](DType) { return true; };
-    v.reads.push_back(FormatRead{reader.in});
-    const ActFormat f = plan_formats({v})[0].stored;
-    check(f == reader.in, "native bert: internal error: {} planned as {}, its reader computes on {}", what,
-          dtype_name(f.dt), dtype_name(reader.in.dt));
-    return f;
-  };
-  L.ctx_fmt = single_reader_value(L.ao, "the attention context");
-  L.mid_fmt = single_reader_value(L.fo, "the gelu output");
 }
 
 BertNative::BertNative(models::Bert& m, Assignment a, const CompileOptions& opt) : cfg_(m.config()), opt_(opt) {

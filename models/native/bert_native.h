@@ -151,7 +151,6 @@ class BertNative : public NativeModel {
     bool convert[3] = {false, false, false};
     // H (f32) is read by intermediate.dense itself (empty) or as HC_ in h_copy[0], written by layer norm 1.
     std::vector<ActFormat> h_copy;
-    ActFormat ctx_fmt, mid_fmt;  // CTX_ (attention.output.dense reads it) and MID_ (output.dense), planned
     // Attention GEMM implementations (per head, on the calling thread).
     kernels::GemmFn qk_f32 = nullptr, pv_f32 = nullptr;
     kernels::F16GemmFn qk_f16 = nullptr, pv_f16 = nullptr;
@@ -177,7 +176,7 @@ class BertNative : public NativeModel {
   void attention(Layer& p, Prof& prof);
   void head(const Layer& p, int64_t h, HeadScratch& hs, bool timed);
   void choose_attention(Layer& p);
-  void plan_layer_formats(Layer& L) const;  // attention operand formats, X / H copies, ctx / MID formats
+  void plan_layer_formats(Layer& L) const;  // attention operand formats, X / H copies
   // y = A W^T + b (+ gelu) in dst's format; uses S for raw / f32 intermediates.
   void linear_out(Linear& l, const void* A, int64_t lda, int64_t M, const ActFormat& dst, void* out, int64_t ld,
                   bool gelu);

@@ -149,7 +149,7 @@ void BertNative::layer(size_t i, Prof& prof) {
   prof.mark(p.fi.name, true);
   kernels::RowMapArgs g;
   g.rows = L, g.cols = F, g.x = S, g.ldx = F, g.bias = epi ? nullptr : p.fi.bias.data(), g.gelu = true;
-  g.out = p.mid_fmt.out(MID_.data(), F);
+  g.out = p.fo.in.out(MID_.data(), F);
   kernels::rows_map(g);
   prof.mark(p.gelu_name, false);
 
@@ -221,7 +221,7 @@ void BertNative::head(const Layer& p, int64_t h, HeadScratch& hs, bool timed) {
   kernels::softmax_rows(sm);
   const Clock::time_point t2 = timed ? Clock::now() : Clock::time_point{};
 
-  const ActFormat& cf = p.ctx_fmt;  // ctx is written in attention.output.dense's input format (planned)
+  const ActFormat& cf = p.ao.in;  // ctx is written in attention.output.dense's input format
   const ActOut cto = cf.out(CTX_.data() + c0 * kernels::act_bytes(cf.dt), D);
   float* O = ptr(hs.O);  // [L, dh]
   bool direct = false;
